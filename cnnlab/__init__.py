@@ -1,0 +1,29 @@
+"""cnnlab: hyperparameter experiments on convolutional networks for MNIST.
+
+The arithmetic (``cnnlab.shapes``, ``cnnlab.spec``, ``cnnlab.conv``) imports no framework;
+the rest uses Keras 3, Optuna and MLflow and is imported where it is needed.
+"""
+
+from cnnlab.conv import conv2d
+from cnnlab.data import MnistSplits, Split, load_mnist, load_test_split
+from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
+from cnnlab.shapes import LayerRow, LayerTable
+from cnnlab.spec import NOTEBOOK_CNN, Architecture, ConvLayer
+
+__all__ = [
+    "NOTEBOOK_CNN",
+    "Architecture",
+    "ArchitectureError",
+    "CnnlabError",
+    "ConfigError",
+    "ConvLayer",
+    "DataError",
+    "LayerRow",
+    "LayerTable",
+    "MnistSplits",
+    "Split",
+    "conv2d",
+    "load_mnist",
+    "load_test_split",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,196 @@
+"""The ``cnnlab`` command: ``shapes``, ``train`` and ``ui``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from cnnlab.data import DATA_DIR_ENV
+from cnnlab.errors import ArchitectureError, CnnlabError, DataError
+from cnnlab.spec import NOTEBOOK_CNN, Architecture
+
+
+def _add_architecture_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "architecture", "default: the notebook's CNN (32:3:1:same 32:3:2:valid 64:3:1:same "
+        "64:3:2:valid, dense 128)")
+    group.add_argument("--conv", action="append", metavar="F:K[:S[:P]]",
+                       help="a Conv2D layer: filters, kernel size, strides (default 1), padding "
+                            "(valid|same, default valid); repeat for each layer, e.g. "
+                            "--conv 32:3:1:same --conv 32:3:2:valid; kernel and strides may be "
+                            "rectangular, e.g. 3x5")
+    group.add_argument("--dense", action="append", metavar="UNITS",
+                       help="hidden Dense units, repeated or comma-separated (default 128; "
+                            "give 0 layers with --dense '')")
+    group.add_argument("--arch-file", type=Path, metavar="FILE",
+                       help="a TOML file with [[conv]] tables and dense = [...]")
+
+
+def _architecture(args: argparse.Namespace) -> Architecture:
+    if args.arch_file is not None:
+        if args.conv or args.dense:
+            raise ArchitectureError("give the architecture either with --arch-file or with "
+                                    "--conv/--dense, not both.")
+        return Architecture.from_file(args.arch_file)
+    if args.conv is None and args.dense is None:
+        return NOTEBOOK_CNN
+    return Architecture.from_strings(args.conv or [], args.dense)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _input_shape(text: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be HEIGHT,WIDTH,CHANNELS, e.g. 28,28,1")
+    return shape  # type: ignore[return-value]
+
+
+def cmd_shapes(args: argparse.Namespace) -> int:
+    arch = _architecture(args)
+    if args.input is not None:
+        arch = Architecture(conv=arch.conv, dense=arch.dense, input_shape=args.input)
+    print(f"architecture {arch.describe()}")
+    print(arch.layer_table().format())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab import tracking
+    from cnnlab.run import run_training
+    from cnnlab.training import TrainConfig
+
+    arch = _architecture(args)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    table = arch.layer_table()
+    print(f"architecture {arch.describe()}: {table.total_params:,} parameters")
+    outcome = run_training(
+        arch, config, data_dir=args.data_dir, train_size=args.train_size,
+        val_size=args.val_size, experiment=args.experiment, run_name=args.run_name,
+        tracking_uri=args.tracking_uri, verbose=2)
+    history = outcome.result.history
+    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    print(f"val_accuracy {history['val_accuracy'][-1]:.4f}  val_loss {history['val_loss'][-1]:.4f}"
+          f" after {outcome.result.epochs_run} epochs")
+    print(f"MLflow run {outcome.run_id} in experiment '{args.experiment}' "
+          f"({tracking.redact(uri)}); browse it with: cnnlab ui")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from cnnlab import tracking
+
+    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    command = [_mlflow_executable(), "server", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port), "--workers", "1"]
+    db = tracking.sqlite_path(uri)
+    if db is not None:
+        if not db.exists():
+            raise DataError(f"there is no MLflow store at {db} yet; run `cnnlab train` (or a "
+                            "study) first, or name a store with --tracking-uri.")
+        # New experiments made from the UI keep their artifacts beside the database too.
+        command += ["--default-artifact-root", db.parent.resolve().as_uri(),
+                    "--no-serve-artifacts"]
+    print(f"MLflow UI at http://{args.host}:{args.port} over {tracking.redact(uri)} "
+          "(Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _mlflow_executable() -> str:
+    beside = Path(sys.executable).with_name("mlflow")
+    return str(beside) if beside.exists() else (shutil.which("mlflow") or "mlflow")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Hyperparameter experiments on convolutional networks for MNIST, tracked "
+                    "in MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    shapes = sub.add_parser("shapes", help="per-layer output shapes, parameters and MACs",
+                            description="Print the per-layer table (output shape, parameters, "
+                                        "multiply-adds) of an architecture, as model.summary() "
+                                        "would, without building it.")
+    _add_architecture_args(shapes)
+    shapes.add_argument("--input", type=_input_shape, metavar="H,W,C",
+                        help="input shape (default 28,28,1)")
+    shapes.set_defaults(func=cmd_shapes)
+
+    train = sub.add_parser("train", help="train one architecture and record it in MLflow",
+                           description="Train one CNN on MNIST's training split (50,000 images), "
+                                       "validating on the first 10,000 training images every "
+                                       "epoch, and record the run in MLflow.")
+    _add_architecture_args(train)
+    train.add_argument("--epochs", type=_positive, default=10, help="default 10")
+    train.add_argument("--batch-size", type=_positive, default=256, help="default 256")
+    train.add_argument("--seed", type=_non_negative, default=0, help="default 0")
+    train.add_argument("--train-size", type=_positive, metavar="N",
+                       help="train on the first N training images only (quick runs)")
+    train.add_argument("--val-size", type=_positive, metavar="N",
+                       help="validate on the first N validation images only (quick runs)")
+    train.add_argument("--data-dir", metavar="DIR",
+                       help=f"MNIST folder (IDX files or mnist.npz); default ${DATA_DIR_ENV}, "
+                            "else Keras's download")
+    train.add_argument("--experiment", default="cnnlab-train",
+                       help="MLflow experiment name (default cnnlab-train)")
+    train.add_argument("--run-name", help="MLflow run name (default: the architecture)")
+    _add_tracking_arg(train)
+    train.set_defaults(func=cmd_train)
+
+    ui = sub.add_parser("ui", help="serve the MLflow UI over the local store",
+                        description="Serve the MLflow UI over cnnlab's tracking store.")
+    ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    ui.add_argument("--port", type=_positive, default=5000, help="default 5000")
+    _add_tracking_arg(ui)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def _add_tracking_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking store (default $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///mlruns/mlflow.db)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CnnlabError as err:
+        print(f"cnnlab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Build and compile an ``Architecture`` in Keras 3, as the notebook does."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TensorFlow's C++ start-up chatter out.
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from cnnlab.shapes import LayerTable  # noqa: E402
+from cnnlab.spec import Architecture  # noqa: E402
+
+OPTIMIZER = "rmsprop"
+LOSS = "categorical_crossentropy"
+
+
+def build_model(arch: Architecture, *, seed: int | None = None) -> keras.Model:
+    """The Keras model of ``arch``: Conv2D (ReLU) layers, Flatten, Dense (ReLU), Dense softmax.
+
+    The spec is checked with the shape arithmetic first, so an architecture whose feature map
+    would shrink below 1x1 raises ``ArchitectureError`` before any layer exists. ``seed`` makes
+    the initial weights reproducible.
+    """
+    arch.layer_table()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=arch.input_shape, name="image")
+    x = inputs
+    for i, conv in enumerate(arch.conv):
+        x = layers.Conv2D(filters=conv.filters, kernel_size=conv.kernel_size,
+                          strides=conv.strides, padding=conv.padding, activation="relu",
+                          name=arch.conv_name(i))(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(arch.dense):
+        x = layers.Dense(units=units, activation="relu", name=arch.dense_name(i))(x)
+    outputs = layers.Dense(units=arch.num_classes, activation="softmax", name="output")(x)
+    model = keras.Model(inputs=inputs, outputs=outputs, name="cnnlab_cnn")
+    model.compile(optimizer=OPTIMIZER, loss=LOSS, metrics=["accuracy"])
+    return model
+
+
+def keras_layer_table(model: keras.Model) -> list[tuple[str, tuple[int, ...], int]]:
+    """Keras's own answer per layer: (name, output shape without batch, count_params())."""
+    return [(layer.name, tuple(layer.output.shape[1:]), layer.count_params())
+            for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def check_layer_table(model: keras.Model, table: LayerTable) -> None:
+    """Raise if the shape arithmetic and Keras disagree on any layer's shape or parameters."""
+    ours = [(row.name, tuple(row.output_shape), row.params) for row in table.rows]
+    theirs = keras_layer_table(model)
+    if ours != theirs or table.total_params != model.count_params():
+        raise RuntimeError(f"shape arithmetic {ours} disagrees with Keras {theirs}; "
+                           "this is a bug in cnnlab.shapes.")

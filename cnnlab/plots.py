@@ -1,0 +1,31 @@
+"""The notebook's curves as matplotlib figures (object API, no pyplot state to leak)."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+
+def curve_figure(history: dict[str, list[float]], metric: str, title: str) -> Figure:
+    """Training vs validation ``metric`` per epoch, as the notebook plots them."""
+    fig = Figure(figsize=(6, 4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    train, val = history.get(metric, []), history.get(f"val_{metric}", [])
+    epochs = range(1, max(len(train), len(val)) + 1)
+    ax.plot(epochs[: len(train)], train, "o-", label=f"training {metric}")
+    ax.plot(epochs[: len(val)], val, "s--", label=f"validation {metric}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    if len(epochs) <= 20:
+        ax.set_xticks(list(epochs))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def curve_figures(history: dict[str, list[float]]) -> dict[str, Figure]:
+    """The two plots of the notebook, keyed by artifact file name."""
+    return {
+        "plots/loss.png": curve_figure(history, "loss", "Training and validation loss"),
+        "plots/accuracy.png": curve_figure(history, "accuracy", "Training and validation accuracy"),
+    }

@@ -1,0 +1,45 @@
+"""One tracked training run (``cnnlab train``): data, training and tracking put together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnnlab import tracking
+from cnnlab.data import load_mnist
+from cnnlab.spec import Architecture
+from cnnlab.training import TrainConfig, TrainResult, train
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    experiment_id: str
+    result: TrainResult
+
+
+def run_training(
+    arch: Architecture,
+    config: TrainConfig = TrainConfig(),
+    *,
+    data_dir: str | None = None,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    experiment: str = tracking.DEFAULT_EXPERIMENT,
+    run_name: str | None = None,
+    tracking_uri: str | None = None,
+    verbose: int | str = 0,
+) -> RunOutcome:
+    """Train ``arch`` on MNIST's training split and record the run in MLflow.
+
+    Bad input (architecture, data, sizes) raises before the store is touched.
+    """
+    table = arch.layer_table()
+    data = load_mnist(data_dir, train_size=train_size, val_size=val_size)
+    uri = tracking.use_tracking_store(tracking_uri)
+    tags = {"cnnlab.kind": "train", "cnnlab.command": tracking.command_line()}
+    with tracking.tracked_run(experiment, run_name or arch.describe(), tags, uri) as run:
+        tracking.log_run_inputs(arch, table, config, data)
+        result = train(arch, data, config, callbacks=[tracking.EpochMetricsCallback()],
+                       verbose=verbose)
+        tracking.log_run_outputs(result.model, result.history, data.validation.x)
+    return RunOutcome(run.info.run_id, run.info.experiment_id, result)

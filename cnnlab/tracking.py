@@ -1,0 +1,199 @@
+"""MLflow tracking: the stores, and what one training run records.
+
+The objective and ``cnnlab.training`` know nothing of MLflow. This module hands training a Keras
+callback for the per-epoch curves and logs everything else before and after it: parameters, the
+per-layer parameter table, the data used, the two curve plots and the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from cnnlab.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
+from cnnlab.plots import curve_figures
+from cnnlab.shapes import LayerTable
+from cnnlab.spec import Architecture
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+"""The local store: a SQLite backend in ``mlruns/``, with artifacts beside it."""
+DEFAULT_EXPERIMENT = "cnnlab-train"
+MODEL_NAME = "model"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The tracking store to use: ``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else local."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for any other kind of store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):]).expanduser()
+
+
+def use_tracking_store(uri: str | None = None) -> str:
+    """Point MLflow at the store (creating a local SQLite store's folder) and return its URI."""
+    uri = resolve_tracking_uri(uri)
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``, for printing and logging."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def get_or_create_experiment(name: str, uri: str | None = None) -> str:
+    """The id of experiment ``name``, created if needed.
+
+    For a SQLite store, artifacts go beside the database (``<db folder>/<experiment>``) rather
+    than into MLflow's default ``./mlruns`` of whatever the current directory is.
+    """
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    db = sqlite_path(resolve_tracking_uri(uri))
+    if db is not None:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        location = (db.parent.resolve() / f"{slug}-{digest}").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+class EpochMetricsCallback(mlflow.keras.MlflowCallback):
+    """MLflow's Keras 3 callback, logging ``loss``, ``accuracy``, ``val_loss`` and
+    ``val_accuracy`` once per epoch (step = epoch, from 0) and the optimizer's configuration.
+
+    Its ``on_test_end`` is switched off: during ``fit`` it would log the validation metrics a
+    second time, as ``validation_loss`` etc. at step 0, beside ``val_loss``.
+    """
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        return None
+
+
+def architecture_params(arch: Architecture, table: LayerTable) -> dict[str, Any]:
+    """Architecture parameters plus per-layer and total parameter counts."""
+    params = arch.to_params()
+    params.update({f"{row.name}_params": row.params for row in table.rows if row.params})
+    params["total_params"] = table.total_params
+    params["total_macs"] = table.total_macs
+    return params
+
+
+def data_params(data: MnistSplits) -> dict[str, Any]:
+    return {
+        "data_source": data.source,
+        "train_size": len(data.train),
+        "val_size": len(data.validation),
+        "train_sha256": data.train.sha256,
+        "val_sha256": data.validation.sha256,
+    }
+
+
+def log_run_inputs(arch: Architecture, table: LayerTable, config: Any, data: MnistSplits) -> None:
+    """Everything known before training: parameters, the layer table and the data used."""
+    params = architecture_params(arch, table)
+    params.update(asdict(config))
+    params.update(data_params(data))
+    mlflow.log_params(params)
+    mlflow.log_metrics({"n_params": table.total_params, "macs": table.total_macs})
+    mlflow.log_dict(arch.to_dict(), "architecture.json")
+    mlflow.log_text(table.format() + "\n", "layers.txt")
+    mlflow.log_table(
+        {
+            "layer": [r.name for r in table.rows],
+            "type": [r.kind for r in table.rows],
+            "output_shape": [json.dumps(list(r.output_shape)) for r in table.rows],
+            "params": [r.params for r in table.rows],
+            "macs": [r.macs for r in table.rows],
+        },
+        "layers.json",
+    )
+    source = dataset_source(data.source)
+    for context, split in (("training", data.train), ("validation", data.validation)):
+        dataset = mlflow.data.from_numpy(split.x, targets=split.y, source=source,
+                                         name=f"mnist-{context}", digest=split.sha256[:16])
+        mlflow.log_input(dataset, context=context)
+
+
+def dataset_source(source: str) -> Any:
+    """MLflow's dataset source for where the data came from (the Keras URL, or the folder)."""
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    if source == KERAS_SOURCE:
+        return HTTPDatasetSource(KERAS_MNIST_URL)
+    # A local path is claimed by two registered source types alike; MLflow warns and picks one.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+        return resolve_dataset_source(Path(source).as_uri())
+
+
+def model_pip_requirements() -> list[str]:
+    """The model's requirements, pinned from what is installed.
+
+    Given explicitly because MLflow's inference of them imports the model in a subprocess: it
+    took 8.7 s of a 8.75 s ``log_model`` here, against 0.05 s with the list given.
+    """
+    return [f"keras=={version('keras')}", f"tensorflow=={version('tensorflow')}"]
+
+
+def log_run_outputs(model: Any, history: dict[str, list[float]], sample_x: Any) -> None:
+    """The curve plots and the model (Keras flavour, with a signature)."""
+    log_curve_plots(history)
+    from mlflow.models import infer_signature
+
+    sample_x = sample_x[:2]
+    signature = infer_signature(sample_x, model.predict(sample_x, verbose=0))
+    mlflow.keras.log_model(model, name=MODEL_NAME, signature=signature,
+                           pip_requirements=model_pip_requirements())
+
+
+def log_curve_plots(history: dict[str, list[float]]) -> None:
+    for path, fig in curve_figures(history).items():
+        mlflow.log_figure(fig, path)
+
+
+def command_line() -> str:
+    """The command that produced this run, for the ``cnnlab.command`` tag."""
+    argv = [Path(sys.argv[0]).name if sys.argv else "python"] + sys.argv[1:]
+    return " ".join(argv)
+
+
+@contextmanager
+def tracked_run(experiment: str, run_name: str | None, tags: dict[str, str] | None = None,
+                uri: str | None = None, nested: bool = False) -> Iterator[Any]:
+    """An MLflow run that ends FINISHED, or FAILED if the body raises; async metrics flushed."""
+    experiment_id = get_or_create_experiment(experiment, uri)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags,
+                          nested=nested) as run:
+        try:
+            yield run
+        finally:
+            mlflow.flush_async_logging()

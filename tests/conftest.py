@@ -1,0 +1,42 @@
+"""Shared fixtures: the real MNIST folder and throwaway MLflow stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST IDX folder: $CNNLAB_MNIST_DIR, else ../shared/data/mnist."""
+    folder = Path(os.environ.get("CNNLAB_MNIST_DIR") or SHARED_MNIST)
+    if not (folder / "train-images-idx3-ubyte.gz").exists() and not (folder / "mnist.npz").exists():
+        pytest.fail(f"the tests need the real MNIST files; set CNNLAB_MNIST_DIR (looked in {folder}).")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _mnist_env(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNNLAB_MNIST_DIR", str(mnist_dir))
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite MLflow store in a temp dir, made the current one for this test."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # Runs' artifacts and anything relative land in the temp dir, never in the repository.
+    monkeypatch.chdir(tmp_path)
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)

@@ -1,0 +1,103 @@
+"""Shape, parameter and MAC arithmetic, checked against Keras's own answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab import shapes
+from cnnlab.errors import ArchitectureError
+from cnnlab.spec import NOTEBOOK_CNN, Architecture, ConvLayer
+
+
+# The notebook's exercises: 2 filters of 3x3, stride 1, valid padding, on a batch of 4.
+EXERCISES = [
+    ((4, 28, 28, 3), (4, 26, 26, 2)),
+    ((4, 30, 28, 3), (4, 28, 26, 2)),
+    ((4, 28, 30, 3), (4, 26, 28, 2)),
+    ((4, 28, 28, 1), (4, 26, 26, 2)),
+]
+
+
+@pytest.mark.parametrize(("input_shape", "expected"), EXERCISES)
+def test_notebook_shape_exercises(input_shape: tuple, expected: tuple) -> None:
+    import keras
+    import numpy as np
+
+    ours = (input_shape[0], *shapes.conv2d_output_shape(input_shape[1:], 2, 3, 1, "valid"))
+    assert ours == expected
+    layer = keras.layers.Conv2D(2, 3, strides=1, padding="valid")
+    out = layer(np.zeros(input_shape, np.float32))
+    assert tuple(out.shape) == expected
+    assert shapes.conv2d_params(input_shape[3], 2, 3) == layer.count_params()
+
+
+def test_notebook_cnn_table_equals_keras() -> None:
+    from cnnlab.model import build_model, keras_layer_table
+
+    table = NOTEBOOK_CNN.layer_table()
+    assert table.total_params == 361_322
+    model = build_model(NOTEBOOK_CNN, seed=0)
+    assert model.count_params() == 361_322
+    assert [(r.name, r.output_shape, r.params) for r in table.rows] == keras_layer_table(model)
+    assert [r.output_shape for r in table.rows] == [
+        (28, 28, 32), (13, 13, 32), (13, 13, 64), (6, 6, 64), (2304,), (128,), (10,)]
+
+
+VARIANTS = [
+    Architecture(conv=(ConvLayer(16, 5, 1, "valid"),), dense=(64,)),
+    Architecture(conv=(ConvLayer(8, 7, 3, "same"), ConvLayer(4, 2, 2, "valid")), dense=()),
+    Architecture(conv=(ConvLayer(6, (3, 5), (2, 1), "same"), ConvLayer(12, 4, 3, "same"),
+                       ConvLayer(10, 1, 1, "valid")), dense=(32, 16)),
+    Architecture(conv=(ConvLayer(3, 5, 2, "valid"), ConvLayer(3, 5, 2, "valid"),
+                       ConvLayer(3, 2, 1, "valid")), dense=(20,)),
+    Architecture(conv=(), dense=(10,)),
+]
+
+
+@pytest.mark.parametrize("arch", VARIANTS, ids=lambda a: a.describe())
+def test_variants_equal_keras(arch: Architecture) -> None:
+    from cnnlab.model import build_model, keras_layer_table
+
+    model = build_model(arch, seed=0)
+    table = arch.layer_table()
+    assert [(r.name, r.output_shape, r.params) for r in table.rows] == keras_layer_table(model)
+    assert table.total_params == model.count_params()
+
+
+def test_same_padding_rule() -> None:
+    # TensorFlow's rule: the odd zero goes after; the total makes ceil(n/s) outputs fit.
+    assert shapes.same_padding(28, 3, 1) == (1, 1)
+    assert shapes.same_padding(28, 4, 1) == (1, 2)
+    assert shapes.same_padding(28, 3, 2) == (0, 1)
+    assert shapes.same_padding(7, 1, 3) == (0, 0)
+    assert shapes.conv_output_length(28, 3, 2, "same") == 14
+    assert shapes.conv_output_length(28, 3, 2, "valid") == 13
+    assert shapes.conv_output_length(2, 3, 1, "valid") == 0
+
+
+def test_macs_by_hand() -> None:
+    rows = {r.name: r for r in NOTEBOOK_CNN.layer_table().rows}
+    assert rows["conv1"].macs == 28 * 28 * 32 * 3 * 3 * 1
+    assert rows["conv2"].macs == 13 * 13 * 32 * 3 * 3 * 32
+    assert rows["dense1"].macs == 2304 * 128
+    assert rows["flatten"].macs == 0
+
+
+def test_shrinking_below_one_pixel_names_layer_and_shapes() -> None:
+    arch = Architecture(conv=(ConvLayer(8, 5, 3), ConvLayer(8, 5, 3), ConvLayer(8, 5, 3)))
+    with pytest.raises(ArchitectureError, match=r"conv3 \(8k5s3valid\).*2x2x8 input to 0x0"):
+        arch.layer_table()
+
+
+def test_rejected_before_anything_is_built() -> None:
+    from cnnlab.model import build_model
+
+    arch = Architecture(conv=(ConvLayer(4, 29, 1),))
+    with pytest.raises(ArchitectureError, match="conv1"):
+        build_model(arch)
+
+
+def test_table_text_has_totals() -> None:
+    text = NOTEBOOK_CNN.layer_table().format()
+    assert "total params: 361,322" in text
+    assert "conv2    Conv2D   (None, 13, 13, 32)" in text
