@@ -148,13 +148,13 @@ def _read_folder(folder: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
     paths = [_find(folder, name) for name in names]
     if all(p is None for p in paths) and (folder / "mnist.npz").is_file():
         return _read_npz(folder / "mnist.npz", part)
-    missing = [name for name, p in zip(names, paths) if p is None]
+    missing = [name for name, p in zip(names, paths, strict=True) if p is None]
     if missing:
         raise DataError(f"MNIST folder {folder} has no {missing[0]} (nor {missing[0]}.gz) "
                         "and no mnist.npz.")
     sums = _read_sums(folder)
     arrays = []
-    for path, magic in zip(paths, (IMAGES_MAGIC, LABELS_MAGIC)):
+    for path, magic in zip(paths, (IMAGES_MAGIC, LABELS_MAGIC), strict=True):
         raw = path.read_bytes()
         if path.suffix == ".gz":
             _check_sum(sums, path, raw)
@@ -198,12 +198,13 @@ def _check_sum(sums: dict[str, str], path: Path, raw: bytes) -> None:
 def _read_npz(path: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in (f"x_{part}", f"y_{part}") if k not in npz.files]
+            if missing:
+                raise DataError(f"{path} has no array '{missing[0]}' (a Keras mnist.npz has "
+                                "x_train, y_train, x_test and y_test).")
             x, y = npz[f"x_{part}"], npz[f"y_{part}"]
     except FileNotFoundError:
         raise DataError(f"{path} does not exist.") from None
-    except KeyError as err:
-        raise DataError(f"{path} has no array {err} (a Keras mnist.npz has x_train, y_train, "
-                        "x_test and y_test).") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(f"{path} is not a readable .npz file ({err}).") from None
     _validate(x, y, part, str(path))

@@ -16,7 +16,8 @@ OPTIMIZER = "rmsprop"
 LOSS = "categorical_crossentropy"
 
 
-def build_model(arch: Architecture, *, seed: int | None = None) -> keras.Model:
+def build_model(arch: Architecture, *, seed: int | None = None,
+                optimizer: str = OPTIMIZER) -> keras.Model:
     """The Keras model of ``arch``: Conv2D (ReLU) layers, Flatten, Dense (ReLU), Dense softmax.
 
     The spec is checked with the shape arithmetic first, so an architecture whose feature map
@@ -37,7 +38,7 @@ def build_model(arch: Architecture, *, seed: int | None = None) -> keras.Model:
         x = layers.Dense(units=units, activation="relu", name=arch.dense_name(i))(x)
     outputs = layers.Dense(units=arch.num_classes, activation="softmax", name="output")(x)
     model = keras.Model(inputs=inputs, outputs=outputs, name="cnnlab_cnn")
-    model.compile(optimizer=OPTIMIZER, loss=LOSS, metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"])
     return model
 
 

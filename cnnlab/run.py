@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from cnnlab import tracking
 from cnnlab.data import load_mnist
@@ -19,7 +19,7 @@ class RunOutcome:
 
 def run_training(
     arch: Architecture,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     *,
     data_dir: str | None = None,
     train_size: int | None = None,
@@ -33,12 +33,13 @@ def run_training(
 
     Bad input (architecture, data, sizes) raises before the store is touched.
     """
+    config = config or TrainConfig()
     table = arch.layer_table()
     data = load_mnist(data_dir, train_size=train_size, val_size=val_size)
     uri = tracking.use_tracking_store(tracking_uri)
     tags = {"cnnlab.kind": "train", "cnnlab.command": tracking.command_line()}
     with tracking.tracked_run(experiment, run_name or arch.describe(), tags, uri) as run:
-        tracking.log_run_inputs(arch, table, config, data)
+        tracking.log_run_inputs(arch, table, asdict(config), data)
         result = train(arch, data, config, callbacks=[tracking.EpochMetricsCallback()],
                        verbose=verbose)
         tracking.log_run_outputs(result.model, result.history, data.validation.x)

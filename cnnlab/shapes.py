@@ -133,7 +133,8 @@ class LayerTable:
         align = ("<", "<", "<", ">", ">")
 
         def fmt(line: tuple[str, ...]) -> str:
-            return "  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(line, align, widths)).rstrip()
+            cells = zip(line, align, widths, strict=True)
+            return "  ".join(f"{cell:{a}{w}}" for cell, a, w in cells).rstrip()
 
         rule = "-" * len(fmt(lines[0]))
         body = [fmt(line) for line in lines[1:]]

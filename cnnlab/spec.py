@@ -7,6 +7,7 @@ the layer and the shapes) before any framework is imported; ``cnnlab.model`` bui
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -44,7 +45,8 @@ class ConvLayer:
 
     def describe(self) -> str:
         """Compact form used in run names and parameters, e.g. ``32k3s2valid``."""
-        return f"{self.filters}k{_fmt_pair(self.kernel_size)}s{_fmt_pair(self.strides)}{self.padding}"
+        kernel, strides = _fmt_pair(self.kernel_size), _fmt_pair(self.strides)
+        return f"{self.filters}k{kernel}s{strides}{self.padding}"
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,10 @@ class Architecture:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "architecture") -> Architecture:
-        """Read ``{"conv": [{"filters": 32, ...}, ...], "dense": [128]}``; unknown keys are errors."""
+        """Read ``{"conv": [{"filters": 32, ...}, ...], "dense": [128]}``.
+
+        Unknown keys are errors that name the key.
+        """
         if not isinstance(data, dict):
             raise ArchitectureError(f"{where} must be a table, not {type(data).__name__}.")
         unknown = set(data) - {"conv", "dense"}
@@ -163,14 +168,18 @@ class Architecture:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Architecture:
-        """Read an architecture from a TOML file (``[[conv]]`` tables and ``dense = [...]``)."""
+        """Read an architecture from TOML (``[[conv]]`` tables and ``dense = [...]``) or from the
+        ``architecture.json`` that every tracked run stores."""
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text())
+            text = path.read_text()
         except FileNotFoundError:
             raise ArchitectureError(f"architecture file {path} does not exist.") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ArchitectureError(f"architecture file {path} is not valid TOML: {err}.") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+            kind = "JSON" if path.suffix == ".json" else "TOML"
+            raise ArchitectureError(f"architecture file {path} is not valid {kind}: {err}.") from None
         return cls.from_dict(data, where=str(path))
 
     @classmethod

@@ -13,17 +13,18 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from cnnlab.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
+from cnnlab.model import LOSS
 from cnnlab.plots import curve_figures
 from cnnlab.shapes import LayerTable
 from cnnlab.spec import Architecture
@@ -115,10 +116,13 @@ def data_params(data: MnistSplits) -> dict[str, Any]:
     }
 
 
-def log_run_inputs(arch: Architecture, table: LayerTable, config: Any, data: MnistSplits) -> None:
-    """Everything known before training: parameters, the layer table and the data used."""
+def log_run_inputs(arch: Architecture, table: LayerTable, training: dict[str, Any],
+                   data: MnistSplits) -> None:
+    """Everything known before training: parameters (architecture, per-layer counts, training
+    settings), the layer table and the data used."""
     params = architecture_params(arch, table)
-    params.update(asdict(config))
+    params.update(training)
+    params["loss"] = LOSS
     params.update(data_params(data))
     mlflow.log_params(params)
     mlflow.log_metrics({"n_params": table.total_params, "macs": table.total_macs})
@@ -165,8 +169,13 @@ def model_pip_requirements() -> list[str]:
 
 
 def log_run_outputs(model: Any, history: dict[str, list[float]], sample_x: Any) -> None:
-    """The curve plots and the model (Keras flavour, with a signature)."""
+    """The curve plots and the model."""
     log_curve_plots(history)
+    log_model(model, sample_x)
+
+
+def log_model(model: Any, sample_x: Any) -> None:
+    """The model through MLflow's Keras 3 flavour, with a signature inferred from a sample."""
     from mlflow.models import infer_signature
 
     sample_x = sample_x[:2]

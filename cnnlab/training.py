@@ -6,8 +6,9 @@ same function serves ``cnnlab train`` and every trial of a study.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from cnnlab.data import MnistSplits
 from cnnlab.errors import ConfigError
@@ -25,6 +26,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
     seed: int = 0
+    optimizer: str = "rmsprop"
+    """A Keras optimizer name, with its default settings (the notebook's is rmsprop)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -51,13 +54,14 @@ class TrainResult:
 def train(
     arch: Architecture,
     data: MnistSplits,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     callbacks: Sequence[Any] = (),
     verbose: int | str = 0,
 ) -> TrainResult:
     """Build, compile and fit ``arch``; returns the model and the per-epoch history."""
+    config = config or TrainConfig()
     table = arch.layer_table()
-    model = build_model(arch, seed=config.seed)
+    model = build_model(arch, seed=config.seed, optimizer=config.optimizer)
     check_layer_table(model, table)
     history = model.fit(
         data.train.x, data.train.y_onehot,

@@ -8,7 +8,6 @@ from cnnlab import shapes
 from cnnlab.errors import ArchitectureError
 from cnnlab.spec import NOTEBOOK_CNN, Architecture, ConvLayer
 
-
 # The notebook's exercises: 2 filters of 3x3, stride 1, valid padding, on a batch of 4.
 EXERCISES = [
     ((4, 28, 28, 3), (4, 26, 26, 2)),

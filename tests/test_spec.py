@@ -71,3 +71,15 @@ def test_to_params_are_flat() -> None:
     assert params["conv2_strides"] == 2
     assert params["conv3_padding"] == "same"
     assert params["dense1_units"] == 128
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+@pytest.mark.parametrize("path", sorted((EXPERIMENTS / "architectures").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_every_architecture_file_loads_and_fits(path: Path) -> None:
+    arch = Architecture.from_file(path)
+    assert arch.layer_table().total_params > 0
+    if path.name == "notebook_cnn.toml":
+        assert arch == NOTEBOOK_CNN
