@@ -1,4 +1,4 @@
-"""The ``cnnlab`` command: ``shapes``, ``train`` and ``ui``."""
+"""The ``cnnlab`` command: ``shapes``, ``train``, ``study run`` and ``ui``."""
 
 from __future__ import annotations
 
@@ -102,6 +102,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study_run(args: argparse.Namespace) -> int:
+    from cnnlab.config import load_study_config
+    from cnnlab.study import run_study
+
+    config = load_study_config(args.file)
+    try:
+        run_study(config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
+                  tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                  out=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print("interrupted: the current trial and the study's run were closed.", file=sys.stderr)
+        return 130
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from cnnlab import tracking
 
@@ -166,6 +181,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_arg(train)
     train.set_defaults(func=cmd_train)
 
+    study = sub.add_parser("study", help="Optuna studies over the CNN's architecture",
+                           description="Optuna studies declared in study files "
+                                       "(experiments/*.toml).")
+    study_sub = study.add_subparsers(dest="study_command", required=True, metavar="COMMAND")
+    run = study_sub.add_parser(
+        "run", help="create or resume a study and run it to its total number of trials",
+        description="Create the study in the Optuna storage, or resume it, and run trials until "
+                    "the study's total is reached; every trial is an MLflow run nested under "
+                    "the study's run.")
+    run.add_argument("file", type=Path, help="the study file, e.g. experiments/quickstart.toml")
+    run.add_argument("--n-trials", type=_positive, metavar="N",
+                     help="a new total number of trials for the study (default: the file's)")
+    run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                     help="stop starting trials after this long (default: the file's)")
+    _add_storage_arg(run)
+    _add_tracking_arg(run)
+    run.add_argument("--data-dir", metavar="DIR",
+                     help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
+    run.set_defaults(func=cmd_study_run)
+
     ui = sub.add_parser("ui", help="serve the MLflow UI over the local store",
                         description="Serve the MLflow UI over cnnlab's tracking store.")
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
@@ -173,6 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_arg(ui)
     ui.set_defaults(func=cmd_ui)
     return parser
+
+
+def _add_storage_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", metavar="URL",
+                        help="Optuna storage (default $CNNLAB_STORAGE, else "
+                             "sqlite:///mlruns/optuna.db)")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
 
 
 def _add_tracking_arg(parser: argparse.ArgumentParser) -> None:
@@ -188,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CnnlabError as err:
-        print(f"cnnlab {args.command}: error: {err}", file=sys.stderr)
+        command = " ".join(filter(None, [args.command, getattr(args, "study_command", None)]))
+        print(f"cnnlab {command}: error: {err}", file=sys.stderr)
         return 2
 
 

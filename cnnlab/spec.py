@@ -179,7 +179,8 @@ class Architecture:
             data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
             kind = "JSON" if path.suffix == ".json" else "TOML"
-            raise ArchitectureError(f"architecture file {path} is not valid {kind}: {err}.") from None
+            raise ArchitectureError(
+                f"architecture file {path} is not valid {kind}: {err}.") from None
         return cls.from_dict(data, where=str(path))
 
     @classmethod

@@ -11,6 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+# Every test, module-scoped fixtures included, reads the real MNIST from this folder.
+os.environ.setdefault("CNNLAB_MNIST_DIR", str(SHARED_MNIST))
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +24,6 @@ def mnist_dir() -> Path:
         pytest.fail(f"the tests need the real MNIST files; set CNNLAB_MNIST_DIR "
                     f"(looked in {folder}).")
     return folder
-
-
-@pytest.fixture(autouse=True)
-def _mnist_env(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CNNLAB_MNIST_DIR", str(mnist_dir))
 
 
 @pytest.fixture

@@ -1,0 +1,298 @@
+"""Study files: a study declared as data (TOML), read and checked before any store is touched.
+
+```toml
+name = "quickstart"              # the Optuna study and the MLflow experiment
+description = "what this study asks"
+seed = 0                         # the sampler's seed; trial k trains with seed + k
+n_trials = 8                     # the study's total (resuming continues up to it)
+timeout = 600                    # optional: seconds per invocation
+metric = "val_accuracy"          # or "val_loss"
+direction = "maximize"           # follows from the metric if left out
+max_params = 400000              # optional: bigger architectures are refused untrained
+
+[sampler]                        # tpe | random | bruteforce | nsgaii, with Optuna's options
+name = "tpe"
+n_startup_trials = 4
+
+[pruner]                         # none | median | percentile | successive_halving |
+name = "median"                  # hyperband | threshold, with Optuna's options
+n_warmup_steps = 1
+
+[training]
+epochs = 3
+batch_size = 256
+optimizer = "rmsprop"
+train_size = 10000               # optional: the first N training images
+val_size = 10000                 # optional: the first N validation images
+
+[search]                         # see cnnlab.space
+n_conv = [2, 3]
+filters = [16, 32, 64]
+```
+
+Every unknown key, wrong type, empty list of choices or impossible range is a ``ConfigError``
+whose message names the key.
+"""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import ConfigError
+from cnnlab.space import SearchSpace, parse_space
+from cnnlab.training import TrainConfig
+
+METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
+
+SAMPLERS = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "bruteforce": "BruteForceSampler",
+    "nsgaii": "NSGAIISampler",
+}
+PRUNERS = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+    "threshold": "ThresholdPruner",
+}
+
+
+@dataclass(frozen=True)
+class Component:
+    """An Optuna sampler or pruner by cnnlab name, with keyword options for its class."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study: what to search, how to train and score each trial, how long to go on."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    n_trials: int | None = None
+    timeout: float | None = None
+    metric: str = "val_accuracy"
+    direction: str = "maximize"
+    max_params: int | None = None
+    sampler: Component = Component("tpe")
+    pruner: Component = Component("median")
+    training: TrainConfig = TrainConfig()
+    train_size: int | None = None
+    val_size: int | None = None
+    space: SearchSpace = SearchSpace()
+    path: Path | None = None
+    text: str = ""
+    """The file's text, logged as it was on the study's MLflow run."""
+
+    def make_sampler(self) -> Any:
+        import optuna
+
+        cls = getattr(optuna.samplers, SAMPLERS[self.sampler.name])
+        with _experimental_ok():
+            return cls(seed=self.seed, **self.sampler.options)
+
+    def make_pruner(self) -> Any:
+        import optuna
+
+        cls = getattr(optuna.pruners, PRUNERS[self.pruner.name])
+        with _experimental_ok():
+            return cls(**self.pruner.options)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs of a study the same study: all but the budget and the words."""
+        data = tomllib.loads(self.text) if self.text else {}
+        for key in ("n_trials", "timeout", "description"):
+            data.pop(key, None)
+        return data
+
+
+_TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
+        "max_params", "sampler", "pruner", "training", "search"}
+_TRAINING = {"epochs", "batch_size", "optimizer", "train_size", "val_size"}
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read and check a study file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"study file {path} does not exist.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"study file {path} is a directory, not a file.") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"study file {path} is not valid TOML: {err}.") from None
+    return parse_study(data, where=str(path), text=text, path=path)
+
+
+def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
+                path: Path | None = None) -> StudyConfig:
+    """Check a study given as a dict (the parsed TOML); errors name ``where`` and the key."""
+    unknown = sorted(set(data) - _TOP)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of "
+                          f"{', '.join(sorted(_TOP))}.")
+    if "name" not in data:
+        raise ConfigError(f"{where}: 'name' is required (the study's name).")
+    name = _typed(data, "name", str, where)
+    if not name.strip():
+        raise ConfigError(f"{where}: 'name' must not be empty.")
+    description = _typed(data, "description", str, where, "")
+    seed = _integer(data, "seed", where, 0, minimum=0)
+    n_trials = _integer(data, "n_trials", where, None, minimum=1)
+    timeout = data.get("timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigError(f"{where}: 'timeout' must be a positive number of seconds, "
+                              f"not {timeout!r}.")
+        timeout = float(timeout)
+    if n_trials is None and timeout is None:
+        raise ConfigError(f"{where}: give 'n_trials' or 'timeout' (or both), so that the study "
+                          "ends.")
+    metric = _typed(data, "metric", str, where, "val_accuracy")
+    if metric not in METRICS:
+        raise ConfigError(f"{where}: 'metric' must be one of {', '.join(METRICS)}, "
+                          f"not {metric!r}.")
+    direction = _typed(data, "direction", str, where, METRICS[metric])
+    if direction != METRICS[metric]:
+        raise ConfigError(f"{where}: 'direction' {direction!r} does not suit metric "
+                          f"{metric!r}; it should be {METRICS[metric]!r}.")
+    max_params = _integer(data, "max_params", where, None, minimum=1)
+    sampler = _component(data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS,
+                         "samplers")
+    pruner = _component(data.get("pruner", {"name": "median"}), f"{where}: pruner", PRUNERS,
+                        "pruners")
+
+    training_data = data.get("training", {})
+    if not isinstance(training_data, dict):
+        raise ConfigError(f"{where}: 'training' must be a table.")
+    bad = sorted(set(training_data) - _TRAINING)
+    if bad:
+        raise ConfigError(f"{where}: training has unknown key {bad[0]!r}; expected some of "
+                          f"{', '.join(sorted(_TRAINING))}.")
+    tw = f"{where}: training"
+    training = TrainConfig(
+        epochs=_integer(training_data, "epochs", tw, 10, minimum=1),
+        batch_size=_integer(training_data, "batch_size", tw, 256, minimum=1),
+        seed=seed,
+        optimizer=_typed(training_data, "optimizer", str, tw, "rmsprop"),
+    )
+    train_size = _integer(training_data, "train_size", tw, None, minimum=1, maximum=50_000)
+    val_size = _integer(training_data, "val_size", tw, None, minimum=1, maximum=10_000)
+    space = parse_space(data.get("search", {}), where=f"{where}: search")
+    config = StudyConfig(
+        name=name, description=description, seed=seed, n_trials=n_trials, timeout=timeout,
+        metric=metric, direction=direction, max_params=max_params, sampler=sampler,
+        pruner=pruner, training=training, train_size=train_size, val_size=val_size,
+        space=space, path=path, text=text)
+    _check_builds(config, where)
+    return config
+
+
+def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
+    """A copy with some fields replaced (used by tests and the command line)."""
+    values = {f.name: getattr(config, f.name) for f in fields(StudyConfig)}
+    values.update(overrides)
+    return StudyConfig(**values)
+
+
+def _typed(data: dict, key: str, kind: type, where: str, default: Any = ...) -> Any:
+    if key not in data:
+        if default is ...:
+            raise ConfigError(f"{where}: '{key}' is required.")
+        return default
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}, not {value!r}.")
+    return value
+
+
+def _integer(data: dict, key: str, where: str, default: Any, *, minimum: int,
+             maximum: int | None = None) -> Any:
+    if key not in data:
+        return default
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: '{key}' must be an integer, not {value!r}.")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(f"{where}: '{key}' must be {bound}, not {value}.")
+    return value
+
+
+def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Component:
+    import optuna
+
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, dict) or "name" not in data:
+        raise ConfigError(f"{where} must be a table with a 'name'.")
+    options = dict(data)
+    name = options.pop("name")
+    if name not in names:
+        raise ConfigError(f"{where}: name {name!r} is not one of {', '.join(names)}.")
+    cls = getattr(getattr(optuna, kind), names[name])
+    accepted = set(inspect.signature(cls).parameters) - {"self", "seed"}
+    for key in options:
+        if key == "seed":
+            raise ConfigError(f"{where}: give 'seed' at the top of the study file, not here.")
+        if key not in accepted:
+            raise ConfigError(f"{where}: {key!r} is not an option of optuna.{kind}."
+                              f"{names[name]} (it takes {', '.join(sorted(accepted)) or 'none'}).")
+    try:
+        with _experimental_ok():
+            cls(**options) if kind == "pruners" else cls(seed=0, **options)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: optuna.{kind}.{names[name]} refuses these options: "
+                          f"{err}") from None
+    return Component(name, options)
+
+
+@contextmanager
+def _experimental_ok() -> Iterator[None]:
+    """Samplers and options that Optuna marks experimental (BruteForceSampler, TPE's
+    ``group``) are chosen deliberately in a study file; their warning is noise here."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _check_builds(config: StudyConfig, where: str) -> None:
+    """Refuse a space in which no architecture could be built at all."""
+    from cnnlab.spec import Architecture, ConvLayer
+
+    space = config.space
+    n_min = space.n_conv.bounds[0]
+    # The gentlest choice for each layer: smallest kernel and stride, 'same' padding if offered.
+    layers = []
+    for i in range(n_min):
+        padding = space.layer_param(i, "padding")
+        layers.append(ConvLayer(
+            space.layer_param(i, "filters").bounds[0],
+            space.layer_param(i, "kernel_size").bounds[0],
+            space.layer_param(i, "strides").bounds[0],
+            "same" if "same" in padding.all_values() else "valid"))
+    units = space.dense_units.bounds[0]
+    arch = Architecture(conv=tuple(layers), dense=(units,) * space.n_dense.bounds[0])
+    try:
+        arch.layer_table()
+    except Exception as err:
+        raise ConfigError(f"{where}: search: no architecture in this space can be built; even "
+                          f"the gentlest one fails: {err}") from None

@@ -1,0 +1,201 @@
+"""Run a study: create or resume it in Optuna's storage, train trials up to its total, track it.
+
+The trial budget is the study's total, as KerasTuner's ``max_trials`` is: running the same
+command again after an interruption continues until the total is reached, a finished study says
+so and stops, and ``n_trials`` given here sets a new total.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnlab import tracking
+from cnnlab.config import StudyConfig
+from cnnlab.data import load_mnist
+from cnnlab.errors import ArchitectureError, ConfigError
+from cnnlab.objective import FAIL_REASON, Objective
+
+DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
+"""Optuna's local storage: a SQLite database beside MLflow's in ``mlruns/``."""
+STORAGE_ENV = "CNNLAB_STORAGE"
+CONFIG_ATTR = "cnnlab_config"
+COUNTED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+"""Trial states that count towards the study's total (a failed trial is a tried architecture)."""
+
+
+def resolve_storage(storage: str | None = None) -> str:
+    """Optuna storage URL: ``storage`` if given, else ``$CNNLAB_STORAGE``, else the local one."""
+    return storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage for ``url``; a local SQLite file gets its folder and a patient lock."""
+    import optuna
+
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.storages.RDBStorage(url)
+
+
+def counted(study: Any) -> int:
+    """Trials that count towards the total."""
+    return sum(t.state.name in COUNTED_STATES for t in study.get_trials(deepcopy=False))
+
+
+@dataclass
+class StudyOutcome:
+    study: Any
+    total: int | None
+    ran: int
+    parent_run_id: str | None
+
+
+def run_study(
+    config: StudyConfig,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    data_dir: str | None = None,
+    out: Callable[[str], None] = print,
+) -> StudyOutcome:
+    """Create or resume the study and run it up to its total number of trials.
+
+    Everything that can be checked is checked (configuration, data) before any store is
+    touched.
+    """
+    import optuna
+
+    if n_trials is not None and n_trials < 1:
+        raise ConfigError(f"--n-trials must be at least 1, not {n_trials}.")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout}.")
+    total = n_trials if n_trials is not None else config.n_trials
+    timeout = timeout if timeout is not None else config.timeout
+    data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
+
+    url = resolve_storage(storage)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Every trial builds new models; TensorFlow's warning that its functions are retraced
+    # is expected here and says nothing useful.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    study = optuna.create_study(
+        storage=open_storage(url), study_name=config.name, direction=config.direction,
+        sampler=config.make_sampler(), pruner=config.make_pruner(), load_if_exists=True)
+    _check_same_study(study, config)
+
+    done = counted(study)
+    out(f"study '{config.name}' in {tracking.redact(url)}: {done} trial(s) so far"
+        + (f", total {total}" if total is not None else "")
+        + (f", time budget {timeout:g} s" if timeout is not None else ""))
+    if total is not None and done >= total:
+        out(f"study '{config.name}' is finished: {done} of {total} trials; nothing to do "
+            "(give a larger --n-trials to run more).")
+        _print_best(study, config, out)
+        return StudyOutcome(study, total, 0, study.user_attrs.get("mlflow_parent_run_id"))
+
+    from cnnlab.study_tracking import StudyTracker
+
+    tracker = StudyTracker(study, config, data, tracking_uri)
+    objective = Objective(config, data, hooks=tracker)
+    callbacks: list[Any] = [tracker, ProgressPrinter(config, out)]
+    if total is not None:
+        callbacks.append(optuna.study.MaxTrialsCallback(
+            total, states=tuple(getattr(optuna.trial.TrialState, s) for s in COUNTED_STATES)))
+    before = len(study.trials)
+    tracker.start()
+    status = "FAILED"
+    quiet = _QuietKnownFailures()
+    logging.getLogger("optuna").addFilter(quiet)
+    try:
+        study.optimize(objective, n_trials=None if total is None else total - done,
+                       timeout=timeout, callbacks=callbacks, catch=(ArchitectureError,),
+                       gc_after_trial=True)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        logging.getLogger("optuna").removeFilter(quiet)
+        tracker.finish(status)
+    ran = len(study.trials) - before
+    out(f"ran {ran} trial(s); study '{config.name}' has {counted(study)}"
+        + (f" of {total}" if total is not None else "") + " trials")
+    _print_best(study, config, out)
+    out(f"MLflow: experiment '{config.name}', study run {tracker.parent_run_id} "
+        f"({tracking.redact(tracker.uri)}); browse with: cnnlab ui")
+    return StudyOutcome(study, total, ran, tracker.parent_run_id)
+
+
+def _check_same_study(study: Any, config: StudyConfig) -> None:
+    """A study name stands for one configuration: resuming with another is refused."""
+    identity = config.identity()
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, identity)
+        study.set_user_attr("description", config.description)
+        return
+    if stored != identity:
+        keys = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
+        raise ConfigError(
+            f"study '{config.name}' already exists with a different configuration "
+            f"(differs in: {', '.join(keys)}); give the study a new name, or restore the file.")
+
+
+def _print_best(study: Any, config: StudyConfig, out: Callable[[str], None]) -> None:
+    from cnnlab.study_tracking import _best_trial
+
+    best = _best_trial(study)
+    if best is None:
+        out("no trial has completed yet.")
+        return
+    out(f"best: trial {best.number}, {config.metric} {best.value:.4f}, "
+        f"{best.user_attrs.get('n_params', 0):,} parameters, "
+        f"{best.user_attrs.get('architecture', '')}")
+
+
+class ProgressPrinter:
+    """One line per finished trial: state, score, size, time, and the best so far."""
+
+    def __init__(self, config: StudyConfig, out: Callable[[str], None]) -> None:
+        self.config = config
+        self.out = out
+        self.started = time.monotonic()
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from cnnlab.study_tracking import _best_trial
+
+        state = trial.state.name
+        seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
+        size = trial.user_attrs.get("n_params")
+        size_text = f"{size:>10,} params" if size is not None else " " * 17
+        if state == "COMPLETE":
+            detail = f"{self.config.metric} {trial.value:.4f}"
+        elif state == "PRUNED":
+            step = max(trial.intermediate_values, default=None)
+            detail = (f"pruned after epoch {step}" if step is not None else "pruned")
+        else:
+            detail = trial.user_attrs.get(FAIL_REASON, "failed")
+        best = _best_trial(study)
+        best_text = f"best: #{best.number} {best.value:.4f}" if best is not None else ""
+        self.out(f"trial {trial.number:>3}  {state:<8}  {detail:<28} {size_text}  "
+                 f"{seconds:6.1f} s   {best_text}")
+
+
+class _QuietKnownFailures(logging.Filter):
+    """Optuna logs a warning for every caught ``ArchitectureError``; the progress line already
+    says why the trial failed, so that record is dropped (other failures are kept)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ArchitectureError):
+            return False
+        return "because of the following error: ArchitectureError(" not in record.getMessage()

@@ -1,0 +1,237 @@
+"""MLflow for a study: one parent run per study, one nested child run per trial.
+
+``StudyTracker`` is the objective's ``TrialHooks`` (a child run opens when a trial's architecture
+is known; per-epoch curves come from Keras callbacks) and an Optuna callback (when the trial has
+ended: its state, why it failed or was pruned, the plots, the model; then the study's summary
+on the parent run). The objective never calls MLflow itself.
+
+Links: the Optuna trial has the user attribute ``mlflow_run_id``; the MLflow run has the tags
+``cnnlab.study`` and ``cnnlab.trial_number``; the study has ``mlflow_parent_run_id``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, replace
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from cnnlab import tracking
+from cnnlab.config import StudyConfig
+from cnnlab.data import MnistSplits
+from cnnlab.objective import FAIL_REASON
+from cnnlab.spec import Architecture
+
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+RUN_ID_ATTR = "mlflow_run_id"
+
+
+class HistoryRecorder:
+    """A Keras callback that keeps each epoch's logs and the model, for the end of the trial
+    (a pruned trial's ``fit`` ends in an exception, so Keras's own History is lost)."""
+
+    def __new__(cls) -> Any:
+        import keras
+
+        class _Recorder(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.history: dict[str, list[float]] = {}
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                for key, value in (logs or {}).items():
+                    self.history.setdefault(key, []).append(float(value))
+
+        return _Recorder()
+
+
+class StudyTracker:
+    """Records a study in MLflow; see the module's docstring."""
+
+    def __init__(self, study: Any, config: StudyConfig, data: MnistSplits,
+                 tracking_uri: str | None = None) -> None:
+        self.study = study
+        self.config = config
+        self.data = data
+        self.uri = tracking.use_tracking_store(tracking_uri)
+        self.client = MlflowClient(self.uri)
+        self.experiment_id = tracking.get_or_create_experiment(config.name, self.uri)
+        self.parent_run_id = self._parent_run()
+        self._recorder: Any = None
+        self._trial_run: str | None = None
+        self._trial_number: int | None = None
+
+    # -- the parent run --------------------------------------------------------------------
+
+    def _parent_run(self) -> str:
+        """The study's run: the same one on every resume, created on the first."""
+        run_id = self.study.user_attrs.get(PARENT_RUN_ATTR)
+        if run_id is not None:
+            try:
+                self.client.get_run(run_id)
+                return run_id
+            except mlflow.exceptions.MlflowException:
+                pass  # The study was tracked elsewhere before; start a parent run here.
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`cnnlab.study` = '{_quote(self.config.name)}' and "
+                          "tags.`cnnlab.kind` = 'study'",
+            max_results=1)
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=self.config.name, tags={
+                "cnnlab.kind": "study", "cnnlab.study": self.config.name,
+                "mlflow.note.content": self.config.description,
+                "optuna.study_name": self.study.study_name})
+            run_id = run.info.run_id
+            self._log_study_config(run_id)
+        self.study.set_user_attr(PARENT_RUN_ATTR, run_id)
+        return run_id
+
+    def _log_study_config(self, run_id: str) -> None:
+        c = self.config
+        params = {
+            "study_name": c.name, "seed": c.seed, "metric": c.metric, "direction": c.direction,
+            "sampler": c.sampler.name, "pruner": c.pruner.name, "max_params": c.max_params,
+            "epochs": c.training.epochs, "batch_size": c.training.batch_size,
+            "optimizer": c.training.optimizer, "train_size": len(self.data.train),
+            "val_size": len(self.data.validation), **tracking.data_params(self.data),
+        }
+        params.update({f"sampler_{k}": v for k, v in c.sampler.options.items()})
+        params.update({f"pruner_{k}": v for k, v in c.pruner.options.items()})
+        for key, value in params.items():
+            self.client.log_param(run_id, key, value)
+        name = c.path.name if c.path is not None else "study.toml"
+        self.client.log_text(run_id, c.text, f"config/{name}")
+
+    def start(self) -> None:
+        """Make the parent run the active one (again, on resume); trials nest under it."""
+        mlflow.set_tracking_uri(self.uri)
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.start_run(run_id=self.parent_run_id)
+        mlflow.set_tag("cnnlab.command", tracking.command_line())
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """End any trial run still open as KILLED or FAILED, then the parent run."""
+        if self._trial_run is not None:
+            mlflow.set_tag("cnnlab.state", "FAIL")
+            mlflow.end_run("KILLED" if status == "KILLED" else "FAILED")
+            self._trial_run = None
+        self._recorder = None
+        mlflow.flush_async_logging()
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status)
+
+    # -- TrialHooks ----------------------------------------------------------------------
+
+    def trial_started(self, trial: Any, arch: Architecture) -> None:
+        run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial-{trial.number}",
+                               nested=True, tags={
+            "cnnlab.kind": "trial", "cnnlab.study": self.config.name,
+            "cnnlab.trial_number": str(trial.number),
+            "optuna.study_name": self.study.study_name})
+        self._trial_run = run.info.run_id
+        self._trial_number = trial.number
+        trial.set_user_attr(RUN_ID_ATTR, run.info.run_id)
+        params: dict[str, Any] = {"trial_number": trial.number}
+        try:
+            table = arch.layer_table()
+        except Exception:
+            params.update(arch.to_params())
+            mlflow.log_params(params)
+            mlflow.log_dict(arch.to_dict(), "architecture.json")
+            return
+        training = asdict(replace(self.config.training, seed=self.config.seed + trial.number))
+        tracking.log_run_inputs(arch, table, {**training, **params}, self.data)
+
+    def keras_callbacks(self, trial: Any) -> list[Any]:
+        self._recorder = HistoryRecorder()
+        return [tracking.EpochMetricsCallback(), self._recorder]
+
+    # -- Optuna callback -----------------------------------------------------------------
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        """After each trial: close its run with what happened, then refresh the study's run."""
+        if self._trial_run is not None and self._trial_number == trial.number:
+            self._close_trial_run(trial)
+        self.refresh_parent(study)
+
+    def _close_trial_run(self, trial: Any) -> None:
+        state = trial.state.name
+        mlflow.flush_async_logging()
+        tags = {"cnnlab.state": state}
+        recorder, self._recorder = self._recorder, None
+        history = recorder.history if recorder is not None else {}
+        if state == "PRUNED":
+            steps = sorted(trial.intermediate_values)
+            last = steps[-1] if steps else None
+            tags["cnnlab.pruned_at_epoch"] = str(last)
+            tags["cnnlab.reason"] = (
+                f"pruned by {self.config.pruner.name} after epoch {last} "
+                f"({self.config.metric} {trial.intermediate_values.get(last, float('nan')):.4f})")
+        elif state == "FAIL":
+            tags["cnnlab.reason"] = trial.user_attrs.get(FAIL_REASON, "the trial raised an error")
+        mlflow.set_tags(tags)
+        if trial.value is not None and math.isfinite(trial.value):
+            mlflow.log_metric("objective", trial.value)
+        if history:
+            tracking.log_curve_plots(history)
+        model = getattr(recorder, "model", None) if recorder is not None else None
+        if model is not None and state in ("COMPLETE", "PRUNED"):
+            tracking.log_model(model, self.data.validation.x)
+        mlflow.end_run("FAILED" if state == "FAIL" else "FINISHED")
+        self._trial_run = None
+        del recorder, model
+
+    def refresh_parent(self, study: Any) -> None:
+        """The study's summary on its run: counts, best trial, Optuna's plots."""
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        counts = {state: sum(t.state == state for t in trials) for state in
+                  (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        metrics = {"n_trials_complete": counts[TrialState.COMPLETE],
+                   "n_trials_pruned": counts[TrialState.PRUNED],
+                   "n_trials_failed": counts[TrialState.FAIL]}
+        best = _best_trial(study)
+        if best is not None:
+            metrics["best_value"] = best.value
+            metrics["best_n_params"] = best.user_attrs.get("n_params", float("nan"))
+            summary = {
+                "number": best.number, "value": best.value, "metric": self.config.metric,
+                "params": best.params, "architecture": best.user_attrs.get("architecture"),
+                "n_params": best.user_attrs.get("n_params"),
+                "run_id": best.user_attrs.get(RUN_ID_ATTR),
+            }
+            self.client.set_tag(self.parent_run_id, "cnnlab.best_trial", str(best.number))
+            self.client.set_tag(self.parent_run_id, "cnnlab.best_run_id", summary["run_id"])
+            self.client.log_dict(self.parent_run_id, summary, "best_trial.json")
+        step = max((t.number for t in trials), default=0)
+        for key, value in metrics.items():
+            self.client.log_metric(self.parent_run_id, key, value, step=step)
+        self._log_study_plots(study)
+
+    def _log_study_plots(self, study: Any) -> None:
+        from cnnlab import study_plots
+
+        for path, fig in study_plots.study_figures(study, self.config.metric).items():
+            self.client.log_figure(self.parent_run_id, fig, path)
+            study_plots.close(fig)
+
+
+def _best_trial(study: Any) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return study.best_trial
+    except ValueError:
+        return None
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "\\'")

@@ -1,0 +1,357 @@
+"""Studies end to end on tiny MNIST slices: real Optuna storage, real MLflow store, real Keras.
+
+Everything is checked by reading the stores back (`optuna.load_study`, `MlflowClient`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnlab import cli
+
+pytestmark = pytest.mark.slow
+
+TINY = """
+name = "tiny"
+description = "a tiny study for the tests"
+seed = 5
+n_trials = 3
+
+[sampler]
+name = "random"
+
+[pruner]
+name = "none"
+
+[training]
+epochs = 2
+train_size = 512
+val_size = 256
+
+[search]
+n_conv = [1, 2]
+filters = [4, 8]
+kernel_size = [3, 5]
+strides = [1, 2]
+padding = ["valid", "same"]
+dense_units = [16, 32]
+"""
+
+
+class Stores:
+    """A temp folder with a study file, an Optuna SQLite storage and an MLflow SQLite store."""
+
+    def __init__(self, root: Path, text: str, name: str = "study.toml") -> None:
+        self.root = root
+        self.file = root / name
+        self.file.write_text(text)
+        self.storage = f"sqlite:///{root / 'optuna.db'}"
+        self.tracking = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+
+    def run(self, *extra: str) -> int:
+        return cli.main(["study", "run", str(self.file), "--storage", self.storage,
+                         "--tracking-uri", self.tracking, *extra])
+
+    def study(self, name: str) -> object:
+        import optuna
+
+        return optuna.load_study(study_name=name, storage=self.storage)
+
+    def runs(self, name: str) -> tuple[object, dict[int, object]]:
+        """The study's parent run and its child runs by trial number."""
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(self.tracking)
+        experiment = client.get_experiment_by_name(name)
+        runs = client.search_runs([experiment.experiment_id], max_results=1000)
+        parents = [r for r in runs if r.data.tags.get("cnnlab.kind") == "study"]
+        assert len(parents) == 1, "one parent run per study"
+        children = {int(r.data.tags["cnnlab.trial_number"]): r for r in runs
+                    if r.data.tags.get("cnnlab.kind") == "trial"}
+        assert len(parents) + len(children) == len(runs)
+        return parents[0], children
+
+    @property
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.tracking)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    stores = Stores(tmp_path_factory.mktemp("tiny"), TINY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(stores.root)
+        assert stores.run() == 0
+    return stores
+
+
+def test_one_child_run_per_trial_linked_both_ways(tiny: Stores) -> None:
+    study = tiny.study("tiny")
+    parent, children = tiny.runs("tiny")
+    assert len(study.trials) == 3
+    assert sorted(children) == [0, 1, 2]
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["cnnlab.study"] == "tiny"
+    for trial in study.trials:
+        run = children[trial.number]
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["cnnlab.study"] == "tiny"
+        assert run.data.tags["cnnlab.state"] == trial.state.name == "COMPLETE"
+        assert run.info.run_name == f"trial-{trial.number}"
+        assert run.info.status == "FINISHED"
+
+
+def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
+    from cnnlab.model import build_model
+    from cnnlab.spec import Architecture
+
+    study = tiny.study("tiny")
+    _, children = tiny.runs("tiny")
+    client = tiny.client
+    for trial in study.trials:
+        run = children[trial.number]
+        params = run.data.params
+        # Every sampled parameter is on the run, under the same name.
+        for key, value in trial.params.items():
+            assert params[key] == str(value)
+        arch = Architecture.from_dict(json.loads(
+            Path(client.download_artifacts(run.info.run_id, "architecture.json")).read_text()))
+        assert arch.describe() == trial.user_attrs["architecture"] == params["architecture"]
+        model = build_model(arch)
+        assert int(params["total_params"]) == model.count_params() == trial.user_attrs["n_params"]
+        for layer in model.layers:
+            if layer.count_params():
+                assert int(params[f"{layer.name}_params"]) == layer.count_params()
+        assert params["seed"] == str(5 + trial.number)
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1]
+        last = client.get_metric_history(run.info.run_id, "val_accuracy")[-1].value
+        assert last == pytest.approx(trial.value)
+        plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert plots == {"plots/loss.png", "plots/accuracy.png"}
+        assert len(run.outputs.model_outputs) == 1
+
+
+def test_trial_model_loads_and_scores_as_recorded(tiny: Stores, mnist_dir: Path) -> None:
+    import mlflow
+    import numpy as np
+
+    from cnnlab.data import load_mnist
+
+    study = tiny.study("tiny")
+    _, children = tiny.runs("tiny")
+    trial = study.best_trial
+    mlflow.set_tracking_uri(tiny.tracking)
+    model = mlflow.keras.load_model(f"runs:/{children[trial.number].info.run_id}/model")
+    val = load_mnist(mnist_dir, train_size=512, val_size=256).validation
+    accuracy = float((model.predict(val.x, verbose=0).argmax(axis=1) == val.y).mean())
+    assert accuracy == pytest.approx(trial.value, abs=1e-6)
+    assert np.isfinite(accuracy)
+
+
+def test_parent_run_summarises_the_study(tiny: Stores) -> None:
+    study = tiny.study("tiny")
+    parent, _ = tiny.runs("tiny")
+    client = tiny.client
+    run_id = parent.info.run_id
+    assert client.download_artifacts(run_id, "config/study.toml")
+    text = Path(client.download_artifacts(run_id, "config/study.toml")).read_text()
+    assert text == tiny.file.read_text()
+    best = json.loads(Path(client.download_artifacts(run_id, "best_trial.json")).read_text())
+    assert best["number"] == study.best_trial.number
+    assert best["value"] == pytest.approx(study.best_value)
+    assert best["params"] == study.best_trial.params
+    assert best["n_params"] == study.best_trial.user_attrs["n_params"]
+    assert best["run_id"] == study.best_trial.user_attrs["mlflow_run_id"]
+    assert parent.data.tags["cnnlab.best_run_id"] == best["run_id"]
+    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert parent.data.metrics["n_trials_complete"] == 3
+    assert parent.data.params["seed"] == "5" and parent.data.params["sampler"] == "random"
+    history = client.get_metric_history(run_id, "best_value")
+    assert [m.step for m in history] == [0, 1, 2]  # Refreshed after every trial.
+    plots = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert plots == {"plots/optimization_history.png", "plots/parallel_coordinate.png",
+                     "plots/param_importances.png", "plots/score_vs_params.png"}
+
+
+def test_resume_to_a_larger_total_then_nothing_more(tiny: Stores, capsys) -> None:
+    parent_before, _ = tiny.runs("tiny")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tiny.root)
+        assert tiny.run("--n-trials", "5") == 0
+        assert len(tiny.study("tiny").trials) == 5
+        capsys.readouterr()
+        assert tiny.run("--n-trials", "5") == 0
+    out = capsys.readouterr().out
+    assert "study 'tiny' is finished: 5 of 5 trials; nothing to do" in out
+    assert len(tiny.study("tiny").trials) == 5
+    parent, children = tiny.runs("tiny")
+    assert parent.info.run_id == parent_before.info.run_id
+    assert sorted(children) == [0, 1, 2, 3, 4]
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id
+               for c in children.values())
+    assert tiny.client.get_metric_history(parent.info.run_id, "n_trials_complete")[-1].value == 5
+
+
+def test_a_changed_study_file_is_refused(tiny: Stores, tmp_path: Path, capsys) -> None:
+    changed = Stores(tmp_path, TINY.replace("filters = [4, 8]", "filters = [4, 16]"))
+    changed.storage, changed.tracking = tiny.storage, tiny.tracking
+    before = len(tiny.study("tiny").trials)
+    assert changed.run() == 2
+    err = capsys.readouterr().err
+    assert "study 'tiny' already exists with a different configuration (differs in: search)" \
+        in err
+    assert len(tiny.study("tiny").trials) == before
+
+
+PRUNED = TINY.replace('name = "tiny"', 'name = "pruned"').replace(
+    '[pruner]\nname = "none"', '[pruner]\nname = "threshold"\nlower = 0.999').replace(
+    "epochs = 2", "epochs = 3").replace("n_trials = 3", "n_trials = 2")
+
+
+def test_pruned_trial_keeps_its_partial_curve(tmp_path: Path, monkeypatch) -> None:
+    # ThresholdPruner(lower=0.999) prunes any trial below 99.9% after its first epoch.
+    monkeypatch.chdir(tmp_path)
+    stores = Stores(tmp_path, PRUNED)
+    assert stores.run() == 0
+    study = stores.study("pruned")
+    _, children = stores.runs("pruned")
+    assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
+    for trial in study.trials:
+        assert list(trial.intermediate_values) == [0]
+        run = children[trial.number]
+        history = stores.client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == [0]
+        assert history[0].value == pytest.approx(trial.intermediate_values[0])
+        assert run.data.tags["cnnlab.state"] == "PRUNED"
+        assert run.data.tags["cnnlab.pruned_at_epoch"] == "0"
+        assert run.data.tags["cnnlab.reason"].startswith("pruned by threshold after epoch 0")
+        assert {a.path for a in stores.client.list_artifacts(run.info.run_id, "plots")} == {
+            "plots/loss.png", "plots/accuracy.png"}
+
+
+INVALID = """
+name = "invalid"
+seed = 0
+n_trials = 4
+max_params = 50000
+
+[sampler]
+name = "bruteforce"
+
+[pruner]
+name = "none"
+
+[training]
+epochs = 1
+train_size = 256
+val_size = 128
+
+[search]
+n_conv = [1, 2]              # 28 -> 7 with one layer; a second 9x9 kernel cannot fit 7x7.
+filters = [4]
+kernel_size = [9]
+strides = [3]
+padding = ["valid"]
+dense_units = [8, 512]       # 196 x 512 weights are over max_params.
+"""
+
+
+def test_invalid_architectures_are_recorded_and_the_study_goes_on(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    stores = Stores(tmp_path, INVALID)
+    assert stores.run() == 0
+    study = stores.study("invalid")
+    _, children = stores.runs("invalid")
+    by_config = {(t.params["n_conv"], t.params["dense1_units"]): t for t in study.trials}
+    assert len(study.trials) == 4 and len(by_config) == 4
+    assert by_config[(1, 8)].state.name == "COMPLETE"
+    over = by_config[(1, 512)]
+    assert over.state.name == "FAIL"
+    assert "over the study's max_params of 50,000" in over.user_attrs["fail_reason"]
+    for n_dense_units in (8, 512):
+        shrunk = by_config[(2, n_dense_units)]
+        assert shrunk.state.name == "FAIL"
+        assert "layer conv2 (4k9s3valid) would shrink its 7x7x4 input to 0x0" in \
+            shrunk.user_attrs["fail_reason"]
+    for trial in study.trials:
+        run = children[trial.number]
+        if trial.state.name == "FAIL":
+            assert run.info.status == "FAILED"
+            assert run.data.tags["cnnlab.reason"] == trial.user_attrs["fail_reason"]
+            assert stores.client.get_metric_history(run.info.run_id, "loss") == []
+            assert run.data.params["n_conv"] == str(trial.params["n_conv"])
+
+
+def test_same_file_and_seed_give_the_same_architectures(tmp_path: Path, monkeypatch) -> None:
+    tpe = TINY.replace('[sampler]\nname = "random"',
+                       '[sampler]\nname = "tpe"\nn_startup_trials = 2').replace(
+        "n_trials = 3", "n_trials = 4").replace("epochs = 2", "epochs = 1")
+    sequences = []
+    for copy in ("a", "b"):
+        (tmp_path / copy).mkdir()
+        monkeypatch.chdir(tmp_path / copy)
+        stores = Stores(tmp_path / copy, tpe)
+        assert stores.run() == 0
+        sequences.append([t.params for t in stores.study("tiny").trials])
+    assert len(sequences[0]) == 4
+    assert sequences[0] == sequences[1]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("seed = 5", "seed = 5\ncolour = 1"), "unknown key 'colour'"),
+    (("n_trials = 3", 'n_trials = "3"'), "'n_trials' must be an integer"),
+    (("filters = [4, 8]", "filters = []"), "search.filters is an empty list of choices"),
+    (("n_conv = [1, 2]", "n_conv = { low = 3, high = 1 }"), "impossible range: low 3 > high 1"),
+    (('name = "random"', 'name = "random"\nwarmup = 3'), "'warmup' is not an option of "
+                                                         "optuna.samplers.RandomSampler"),
+    (('padding = ["valid", "same"]', 'padding = ["full"]'), "may only hold 'valid', 'same'"),
+    (("[search]", "[search]\nconv9 = { filters = [4] }"), "search.conv9 is beyond"),
+])
+def test_bad_study_files_touch_no_store(change: tuple[str, str], message: str,
+                                        tmp_path: Path, capsys) -> None:
+    stores = Stores(tmp_path, TINY.replace(*change))
+    assert stores.run() == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cnnlab study run: error: ") and message in err, err
+    assert "\n" not in err
+    assert not (tmp_path / "optuna.db").exists()
+    assert not (tmp_path / "mlruns").exists()
+
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+
+
+def test_experiments_include_the_required_studies() -> None:
+    names = {p.stem for p in EXPERIMENTS}
+    assert {"quickstart", "filters_kernels", "strides_padding", "full_space"} <= names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_every_experiment_file_runs_shrunk(path: Path, tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from cnnlab.config import load_study_config, with_overrides
+    from cnnlab.study import run_study
+
+    config = load_study_config(path)
+    small = with_overrides(config, train_size=256, val_size=128,
+                           training=replace(config.training, epochs=1))
+    monkeypatch.chdir(tmp_path)
+    outcome = run_study(small, n_trials=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+                        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", out=lambda _: None)
+    assert len(outcome.study.trials) == 2
+    assert outcome.study.study_name == config.name
+    stores = Stores.__new__(Stores)
+    stores.tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent, children = stores.runs(config.name)
+    assert parent.info.run_id == outcome.parent_run_id
+    assert sorted(children) == [0, 1]
