@@ -1,0 +1,103 @@
+"""Does memory grow trial after trial? Resident memory after each trial of one study.
+
+    python benchmarks/trial_memory.py [--trials 20] [--epochs 1] [--train-size 2000]
+
+Runs a study whose every trial builds, trains, tracks (MLflow run, plots, model) and drops a
+CNN, in temp stores, and prints the process's resident memory after each trial, then the growth
+from the end of the warm-up (the first quarter of trials) to the last trial, per trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from dataclasses import replace
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+STUDY = """
+name = "memory"
+seed = 0
+n_trials = 1
+[sampler]
+name = "random"
+[pruner]
+name = "none"
+[search]
+n_conv = [1, 2, 3]
+filters = [16, 32, 64]
+kernel_size = [3, 5]
+strides = [1, 2]
+padding = ["valid", "same"]
+dense_units = [64, 128]
+"""
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--train-size", type=int, default=2000)
+    parser.add_argument("--plain", action="store_true",
+                        help="the baseline: a bare Keras loop (build, fit, clear_session) of "
+                             "the same fixed architecture, with no Optuna or MLflow")
+    parser.add_argument("--fixed", action="store_true",
+                        help="the same architecture every trial (separates leaks from the "
+                             "allocator's response to different model sizes)")
+    args = parser.parse_args()
+
+    import tomllib
+
+    from cnnlab.config import parse_study, with_overrides
+    from cnnlab.study import run_study
+
+    text = STUDY
+    if args.fixed:
+        text = text.split("[search]")[0] + "[search]\nn_conv = [2]\nfilters = [32]\n" \
+            "kernel_size = [3]\nstrides = [1]\npadding = [\"valid\"]\ndense_units = [128]\n"
+    config = parse_study(tomllib.loads(text), text=text)
+    config = with_overrides(config, train_size=args.train_size, val_size=1000,
+                            training=replace(config.training, epochs=args.epochs))
+    samples: list[float] = []
+
+    def out(line: str) -> None:
+        if line.startswith("trial "):
+            samples.append(rss_mb())
+            print(f"{line[:60]}  rss {samples[-1]:7.1f} MB", flush=True)
+
+    if args.plain:
+        import gc
+
+        import keras
+
+        from cnnlab.data import load_mnist
+        from cnnlab.spec import Architecture
+        from cnnlab.training import TrainConfig, train
+
+        data = load_mnist(train_size=args.train_size, val_size=1000)
+        arch = Architecture.from_strings(["32:3", "32:3"], ["128"])
+        for i in range(args.trials):
+            keras.backend.clear_session(free_memory=True)
+            train(arch, data, TrainConfig(epochs=args.epochs, seed=i))
+            gc.collect()
+            out(f"trial {i:>3}  plain Keras")
+        args.trials = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        if args.trials:
+            run_study(config, n_trials=args.trials, storage=f"sqlite:///{tmp}/optuna.db",
+                      tracking_uri=f"sqlite:///{tmp}/mlflow.db", out=out)
+    warm = max(1, len(samples) // 4)
+    growth = (samples[-1] - samples[warm - 1]) / (len(samples) - warm)
+    print(f"resident memory after trial {warm - 1}: {samples[warm - 1]:.1f} MB; after trial "
+          f"{len(samples) - 1}: {samples[-1]:.1f} MB; growth {growth:+.2f} MB per trial")
+
+
+if __name__ == "__main__":
+    main()
