@@ -1,4 +1,4 @@
-"""The ``cnnlab`` command: ``shapes``, ``train``, ``study run`` and ``ui``."""
+"""The ``cnnlab`` command: shapes, train, study run, evaluate, compare and ui."""
 
 from __future__ import annotations
 
@@ -117,6 +117,37 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab.evaluate import evaluate_study
+
+    evaluate_study(args.study, trial=args.trial, max_params=args.max_params,
+                   complete=args.complete, storage=args.storage,
+                   tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                   out=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from cnnlab.compare import LEADERBOARD, leaderboard, trials_frame
+
+    frame = trials_frame(args.studies or None, storage=args.storage,
+                         tracking_uri=args.tracking_uri)
+    states = [s for text in args.state or [] for s in text.split(",") if s]
+    board = leaderboard(frame, sort=args.sort, ascending=True if args.ascending else None,
+                        top=args.top, states=states)
+    if args.csv is not None:
+        board.to_csv(args.csv, index=False)
+        print(f"wrote {len(board)} row(s) and {len(board.columns)} columns to {args.csv}")
+    columns = [c for c in (args.columns.split(",") if args.columns else LEADERBOARD)
+               if c in board.columns]
+    with pd.option_context("display.width", 200, "display.max_columns", 50,
+                           "display.max_colwidth", 48):
+        print(board[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from cnnlab import tracking
 
@@ -201,6 +232,45 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
     run.set_defaults(func=cmd_study_run)
 
+    evaluate = sub.add_parser(
+        "evaluate", help="evaluate a study's best model on the test set, once",
+        description="Evaluate the study's chosen model (its best trial by validation score) "
+                    "on the 10,000 MNIST test images, record the result in MLflow and register "
+                    "the model. Once per study: a second evaluation is refused.")
+    evaluate.add_argument("study", help="the study's name")
+    evaluate.add_argument("--trial", type=_non_negative, metavar="N",
+                          help="evaluate trial N instead of the best (needed for a "
+                               "multi-objective study, or --max-params)")
+    evaluate.add_argument("--max-params", type=_positive, metavar="N",
+                          help="evaluate the most accurate trial with at most N parameters")
+    evaluate.add_argument("--complete", action="store_true",
+                          help="finish an evaluation that crashed after its claim, on the "
+                               "claimed model")
+    _add_storage_arg(evaluate)
+    _add_tracking_arg(evaluate)
+    evaluate.add_argument("--data-dir", metavar="DIR",
+                          help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    compare = sub.add_parser(
+        "compare", help="a leaderboard of trials across studies",
+        description="One row per trial, joining Optuna's record with MLflow's; printed as a "
+                    "leaderboard, optionally written to CSV (all columns).")
+    compare.add_argument("studies", nargs="*", metavar="STUDY",
+                         help="study names (default: every study in the storage)")
+    compare.add_argument("--sort", metavar="COLUMN",
+                         help="sort by this column (default value, best first)")
+    compare.add_argument("--ascending", action="store_true", help="sort smallest first")
+    compare.add_argument("--top", type=_positive, metavar="N", help="keep the first N rows")
+    compare.add_argument("--state", action="append", metavar="STATES",
+                         help="keep these states, e.g. complete or complete,pruned")
+    compare.add_argument("--columns", metavar="A,B,...", help="columns to print")
+    compare.add_argument("--csv", type=Path, metavar="FILE",
+                         help="also write the rows, all columns, to FILE")
+    _add_storage_arg(compare)
+    _add_tracking_arg(compare)
+    compare.set_defaults(func=cmd_compare)
+
     ui = sub.add_parser("ui", help="serve the MLflow UI over the local store",
                         description="Serve the MLflow UI over cnnlab's tracking store.")
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
@@ -234,10 +304,16 @@ def _add_tracking_arg(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # MLflow draws a progress bar for every artifact it reads; one line per command is enough.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from cnnlab.errors import EvaluationRefusedError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except EvaluationRefusedError as err:
+        print(f"cnnlab {args.command}: refused: {err}", file=sys.stderr)
+        return 1
     except CnnlabError as err:
         command = " ".join(filter(None, [args.command, getattr(args, "study_command", None)]))
         print(f"cnnlab {command}: error: {err}", file=sys.stderr)

@@ -15,3 +15,7 @@ class DataError(CnnlabError):
 
 class ConfigError(CnnlabError):
     """A configuration value or file that is wrong; the message names the key."""
+
+
+class EvaluationRefusedError(CnnlabError):
+    """The study's test set has been looked at already (or is being looked at)."""

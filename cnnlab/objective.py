@@ -67,12 +67,13 @@ class Objective:
         trial.set_user_attr("architecture", arch.describe())
         self.hooks.trial_started(trial, arch)
         try:
-            table = check_architecture(arch, self.config.max_params)
+            table = arch.layer_table()
+            trial.set_user_attr("n_params", table.total_params)
+            trial.set_user_attr("macs", table.total_macs)
+            check_architecture(arch, self.config.max_params)
         except ArchitectureError as err:
             trial.set_user_attr(FAIL_REASON, str(err))
             raise
-        trial.set_user_attr("n_params", table.total_params)
-        trial.set_user_attr("macs", table.total_macs)
         # Each trial starts from a clean Keras state, so that memory does not grow trial
         # after trial, with its own explicit seed.
         keras.backend.clear_session(free_memory=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from matplotlib.figure import Figure
 
 
@@ -29,3 +31,24 @@ def curve_figures(history: dict[str, list[float]]) -> dict[str, Figure]:
         "plots/loss.png": curve_figure(history, "loss", "Training and validation loss"),
         "plots/accuracy.png": curve_figure(history, "accuracy", "Training and validation accuracy"),
     }
+
+
+def confusion_matrix_figure(matrix: Any, title: str) -> Figure:
+    """Counts of true (rows) against predicted (columns) digits, with per-class accuracy."""
+    fig = Figure(figsize=(7, 6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    n = matrix.shape[0]
+    threshold = matrix.max() / 2
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if matrix[i, j] > threshold else "black")
+    accuracy = matrix.diagonal() / matrix.sum(axis=1)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n), [f"{d} ({a:.1%})" for d, a in enumerate(accuracy)])
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit (accuracy)")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig

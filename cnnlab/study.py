@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,10 @@ def run_study(
         storage=open_storage(url), study_name=config.name, direction=config.direction,
         sampler=config.make_sampler(), pruner=config.make_pruner(), load_if_exists=True)
     _check_same_study(study, config)
+    if study.metric_names != [config.metric]:
+        with warnings.catch_warnings():  # Experimental in Optuna, and what dashboards read.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([config.metric])
 
     done = counted(study)
     out(f"study '{config.name}' in {tracking.redact(url)}: {done} trial(s) so far"

@@ -1,0 +1,179 @@
+"""Studies as pandas DataFrames: one row per trial, Optuna's view joined with MLflow's.
+
+``trials_frame()`` is the public entry point; ``cnnlab compare`` prints it as a leaderboard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from cnnlab import tracking
+from cnnlab.errors import ConfigError
+from cnnlab.objective import FAIL_REASON
+from cnnlab.study_tracking import RUN_ID_ATTR
+
+CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
+LEADERBOARD = ["study", "trial", "state", "value", "n_params", "architecture",
+               "best_val_accuracy", "epochs_run", "duration_s"]
+
+
+def study_names(storage: str | None = None) -> list[str]:
+    """Every study in the Optuna storage."""
+    from pathlib import Path
+
+    import optuna
+
+    from cnnlab.study import open_storage, resolve_storage
+
+    url = resolve_storage(storage)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).expanduser().exists():
+        raise ConfigError(f"there is no Optuna storage at {url} (no study has run there); "
+                          "run `cnnlab study run` first, or name the storage with --storage.")
+    return sorted(optuna.study.get_all_study_names(storage=open_storage(url)))
+
+
+def trials_frame(studies: str | list[str] | None = None, *, storage: str | None = None,
+                 tracking_uri: str | None = None, curves: bool = True) -> pd.DataFrame:
+    """One row per trial of ``studies`` (default: every study in the storage).
+
+    Columns, Optuna's: ``study``, ``trial``, ``state``, ``metric`` and ``value`` (the
+    objective: the last epoch's validation score; for a pruned trial the last one reported),
+    ``duration_s``, ``started``, ``pruned_at_epoch``, ``fail_reason``, the sampled and
+    derived architecture (``architecture``, ``n_params``, ``macs``, ``n_conv``,
+    ``conv1_filters`` ...); MLflow's: ``run_id``, ``epochs_run``, ``final_*`` and ``best_*``
+    of each curve (``val_accuracy``, ``val_loss``, ``accuracy``, ``loss``), ``test_accuracy``
+    where the study was evaluated, ``artifact_uri``. ``curves=False`` skips the per-epoch
+    histories (faster; no ``best_*``/``epochs_run``).
+    """
+    from cnnlab.evaluate import load_existing_study
+
+    if isinstance(studies, str):
+        studies = [studies]
+    names = list(studies) if studies else study_names(storage)
+    if not names:
+        raise ConfigError("there are no studies in the Optuna storage yet.")
+    tracking.use_tracking_store(tracking_uri)
+    frames = [_one_study(load_existing_study(name, storage), curves) for name in names]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _tidy(frame)
+
+
+def _one_study(study: Any, curves: bool) -> pd.DataFrame:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    runs = _trial_runs(client, study.study_name)
+    metric = (study.metric_names or ["value"])[0]
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        steps = sorted(trial.intermediate_values)
+        row: dict[str, Any] = {
+            "study": study.study_name,
+            "trial": trial.number,
+            "state": trial.state.name,
+            "metric": metric,
+            "value": trial.value if len(study.directions) == 1 else None,
+            "n_params": attrs.get("n_params"),
+            "macs": attrs.get("macs"),
+            "architecture": attrs.get("architecture"),
+            "duration_s": trial.duration.total_seconds() if trial.duration else None,
+            "started": trial.datetime_start,
+            "pruned_at_epoch": steps[-1] if trial.state.name == "PRUNED" and steps else None,
+            "fail_reason": attrs.get(FAIL_REASON),
+            "seed": attrs.get("seed"),
+            **trial.params,
+        }
+        run_id = attrs.get(RUN_ID_ATTR)
+        run = runs.get(run_id)
+        row["run_id"] = run_id
+        if run is not None:
+            row["artifact_uri"] = run.info.artifact_uri
+            row["mlflow_status"] = run.info.status
+            for key in CURVES:
+                row[f"final_{key}"] = run.data.metrics.get(key)
+            row["test_accuracy"] = run.data.metrics.get("test_accuracy")
+            if curves:
+                for key in CURVES[:2]:
+                    history = [m.value for m in client.get_metric_history(run_id, key)]
+                    if history:
+                        row[f"best_{key}"] = max(history) if "accuracy" in key else min(history)
+                    if key == "val_accuracy":
+                        row["epochs_run"] = len(history)
+            # Fixed (unsampled) choices are not Optuna params; MLflow has the whole spec.
+            for key, value in run.data.params.items():
+                if key.startswith(("conv", "dense", "n_conv", "n_dense")) and key not in row:
+                    row[key] = _number(value)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _trial_runs(client: Any, study_name: str) -> dict[str, Any]:
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None:
+        return {}
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string="tags.`cnnlab.kind` = 'trial'", max_results=50_000)
+    return {run.info.run_id: run for run in runs}
+
+
+def _number(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Readable column order and dtypes that suit the values (nullable integers, categories)."""
+    if frame.empty:
+        return frame
+    first = ["study", "trial", "state", "metric", "value", "n_params", "macs", "architecture"]
+    arch = sorted(c for c in frame.columns if c.startswith(("n_conv", "conv", "n_dense",
+                                                            "dense")))
+    rest = [c for c in frame.columns if c not in first and c not in arch]
+    frame = frame[[c for c in first if c in frame.columns] + arch + rest]
+    for column in ("trial", "n_params", "macs", "pruned_at_epoch", "epochs_run", "seed"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    for column in arch:
+        if frame[column].map(lambda v: isinstance(v, str)).any():
+            frame[column] = frame[column].astype("category")
+        else:
+            frame[column] = frame[column].astype("Int64")
+    for column in ("study", "state", "metric"):
+        frame[column] = frame[column].astype("category")
+    for column in ("architecture", "fail_reason", "run_id", "artifact_uri", "mlflow_status"):
+        if column in frame:
+            frame[column] = frame[column].astype("string")
+    for column in frame.columns:
+        if column.startswith(("final_", "best_")) or column in ("value", "duration_s",
+                                                                "test_accuracy"):
+            frame[column] = frame[column].astype("float64")
+    if "started" in frame:
+        frame["started"] = pd.to_datetime(frame["started"])
+    return frame
+
+
+def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool | None = None,
+                top: int | None = None, states: list[str] | None = None) -> pd.DataFrame:
+    """Filter by state, sort (default: by value, best first), keep the top N."""
+    if states:
+        wanted = {s.upper() for s in states}
+        unknown = wanted - {"COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"}
+        if unknown:
+            raise ConfigError(f"--state {sorted(unknown)[0]!r} is not a trial state (complete, "
+                              "pruned, fail, running, waiting).")
+        frame = frame[frame["state"].astype(str).isin(wanted)]
+    sort = sort or "value"
+    if sort not in frame.columns:
+        raise ConfigError(f"--sort {sort!r} is not a column; columns: "
+                          f"{', '.join(frame.columns)}.")
+    if ascending is None and sort == "value":
+        ascending = bool((frame["metric"].astype(str) == "val_loss").all()) and len(frame) > 0
+    if ascending is None:
+        ascending = sort in ("n_params", "macs", "duration_s", "trial") or "loss" in sort
+    frame = frame.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
+    return frame.head(top) if top else frame

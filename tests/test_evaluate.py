@@ -1,0 +1,172 @@
+"""The test set, once: `cnnlab evaluate`, and the proof that nothing else reads the test split."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from studies import TINY, Stores
+
+from cnnlab import cli, data
+
+pytestmark = pytest.mark.slow
+
+
+def _study(root: Path, name: str, n_trials: int = 2) -> Stores:
+    text = TINY.replace('name = "tiny"', f'name = "{name}"').replace(
+        "n_trials = 3", f"n_trials = {n_trials}").replace("epochs = 2", "epochs = 1")
+    stores = Stores(root, text, name=f"{name}.toml")
+    return stores
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    """One store with three small studies: evaluated once, raced, and crashed."""
+    root = tmp_path_factory.mktemp("evaluate")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for name in ("once", "race", "crash"):
+            stores = _study(root, name)
+            assert stores.run() == 0
+    return stores
+
+
+def _evaluate(stores: Stores, study: str, *extra: str) -> int:
+    return cli.main(["evaluate", study, "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking, *extra])
+
+
+def test_evaluate_once_records_everything(stores: Stores, mnist_dir: Path, capsys) -> None:
+    import mlflow
+
+    assert _evaluate(stores, "once") == 0
+    out = capsys.readouterr().out
+    study = stores.study("once")
+    best = study.best_trial
+    parent, children = stores.runs("once")
+    trial_run = children[best.number]
+    client = stores.client
+    test = data.load_test_split(mnist_dir)
+
+    # The registered model, its alias, and the recorded accuracy, recomputed from the registry.
+    name = "cnnlab-once"
+    version = client.get_model_version_by_alias(name, "evaluated")
+    assert version.run_id == trial_run.info.run_id
+    mlflow.set_tracking_uri(stores.tracking)
+    model = mlflow.keras.load_model(f"models:/{name}@evaluated")
+    predicted = model.predict(test.x, verbose=0).argmax(axis=1)
+    accuracy = float((predicted == test.y).mean())
+    for run_id in (trial_run.info.run_id, parent.info.run_id):
+        run = client.get_run(run_id)
+        assert run.data.metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-9)
+        assert 0 < run.data.metrics["test_loss"] < 3
+        for digit in range(10):
+            mask = test.y == digit
+            assert run.data.metrics[f"test_accuracy_class_{digit}"] == pytest.approx(
+                float((predicted[mask] == digit).mean()))
+        assert run.data.tags["cnnlab.evaluated_trial"] == str(best.number)
+        assert run.data.tags["cnnlab.evaluated_model"].startswith("models:/m-")
+        assert run.data.tags["cnnlab.evaluated_at"].startswith("20")
+        paths = {a.path for a in client.list_artifacts(run_id, "evaluation")}
+        assert paths == {"evaluation/confusion_matrix.png", "evaluation/result.json"}
+        result = json.loads(Path(client.download_artifacts(
+            run_id, "evaluation/result.json")).read_text())
+        matrix = np.array(result["confusion_matrix"])
+        assert matrix.sum() == 10_000 and np.trace(matrix) == round(accuracy * 10_000)
+    assert version.tags["cnnlab.trial"] == str(best.number)
+    assert float(version.tags["test_accuracy"]) == pytest.approx(accuracy, abs=1e-6)
+    assert study.user_attrs["cnnlab_evaluation"]["test_accuracy"] == pytest.approx(accuracy)
+    assert f"test accuracy {accuracy:.4f}" in out
+
+
+def test_a_second_evaluation_is_refused(stores: Stores, capsys) -> None:
+    if "cnnlab_evaluation" not in stores.study("once").user_attrs:
+        assert _evaluate(stores, "once") == 0
+    capsys.readouterr()
+    assert _evaluate(stores, "once") == 1
+    err = capsys.readouterr().err
+    assert "study 'once' was already evaluated on the test set at" in err
+    assert "the test set is looked at once per study" in err
+    assert len(stores.client.search_model_versions("name = 'cnnlab-once'")) == 1
+    parent, _ = stores.runs("once")
+    assert len(stores.client.get_metric_history(parent.info.run_id, "test_accuracy")) == 1
+
+
+def test_two_evaluations_at_once_yield_exactly_one(stores: Stores) -> None:
+    command = [sys.executable, "-m", "cnnlab.cli", "evaluate", "race", "--storage",
+               stores.storage, "--tracking-uri", stores.tracking]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen(command, cwd=stores.root, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    assert "refused" in refused and ("claimed" in refused or "already evaluated" in refused)
+    assert len(stores.client.search_model_versions("name = 'cnnlab-race'")) == 1
+    parent, _ = stores.runs("race")
+    assert len(stores.client.get_metric_history(parent.info.run_id, "test_accuracy")) == 1
+
+
+def _folder_with_broken_test_files(mnist_dir: Path, root: Path) -> Path:
+    """Real training files (linked), and test files that are not MNIST at all."""
+    folder = root / "mnist-no-test"
+    folder.mkdir()
+    for name in data.TRAIN_FILES:
+        (folder / f"{name}.gz").symlink_to(mnist_dir / f"{name}.gz")
+    for name in data.TEST_FILES:
+        (folder / f"{name}.gz").write_bytes(gzip.compress(b"not the test set"))
+    return folder
+
+
+def test_a_crashed_evaluation_completes_on_the_same_model_only(
+        stores: Stores, mnist_dir: Path, tmp_path: Path, capsys) -> None:
+    broken = _folder_with_broken_test_files(mnist_dir, tmp_path)
+    # The claim is made, then reading the test data fails: a crash after the claim.
+    assert _evaluate(stores, "crash", "--data-dir", str(broken)) == 2
+    assert "t10k-images-idx3-ubyte.gz is not an IDX file" in capsys.readouterr().err
+    assert _evaluate(stores, "crash") == 1
+    assert "has no result yet: it is running, or it crashed" in capsys.readouterr().err
+    study = stores.study("crash")
+    other = next(t.number for t in study.trials if t.number != study.best_trial.number)
+    assert _evaluate(stores, "crash", "--complete", "--trial", str(other)) == 1
+    assert "completed on the same model only" in capsys.readouterr().err
+    assert _evaluate(stores, "crash", "--complete") == 0
+    version = stores.client.get_model_version_by_alias("cnnlab-crash", "evaluated")
+    assert version.run_id == study.best_trial.user_attrs["mlflow_run_id"]
+    assert _evaluate(stores, "crash", "--complete") == 1  # Done is done.
+
+
+def test_unknown_study_is_named_and_nothing_is_written(stores: Stores, capsys) -> None:
+    assert _evaluate(stores, "nope") == 2
+    err = capsys.readouterr().err
+    assert "no study named 'nope'" in err and "studies there: crash, once, race" in err
+    assert stores.client.search_registered_models("name = 'cnnlab-nope'") == []
+
+
+def test_studies_and_training_never_read_the_test_split(
+        mnist_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A whole study and a tracked run succeed with test files that cannot be read and with
+    the test loader made to fail: only `cnnlab evaluate` touches the test split."""
+    import cnnlab.evaluate
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the test split was read outside cnnlab evaluate")
+
+    monkeypatch.setattr(data, "load_test_split", forbidden)
+    monkeypatch.setattr(cnnlab.evaluate, "load_test_split", forbidden)
+    broken = _folder_with_broken_test_files(mnist_dir, tmp_path)
+    monkeypatch.setenv("CNNLAB_MNIST_DIR", str(broken))
+    monkeypatch.chdir(tmp_path)
+    stores = _study(tmp_path, "blind", n_trials=2)
+    assert stores.run() == 0
+    assert [t.state.name for t in stores.study("blind").trials] == ["COMPLETE", "COMPLETE"]
+    assert cli.main(["train", "--conv", "4:3:2", "--dense", "8", "--epochs", "1",
+                     "--train-size", "256", "--val-size", "128",
+                     "--tracking-uri", stores.tracking]) == 0
