@@ -149,7 +149,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from cnnlab import tracking
+    from cnnlab import stores as tracking  # URIs only: serving the UI needs no Keras.
 
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
     command = [_mlflow_executable(), "server", "--backend-store-uri", uri,

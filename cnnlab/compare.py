@@ -25,7 +25,8 @@ def study_names(storage: str | None = None) -> list[str]:
 
     import optuna
 
-    from cnnlab.study import open_storage, resolve_storage
+    from cnnlab.stores import resolve_storage
+    from cnnlab.study import open_storage
 
     url = resolve_storage(storage)
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).expanduser().exists():

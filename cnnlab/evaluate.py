@@ -79,7 +79,8 @@ def load_existing_study(study_name: str, storage: str | None = None) -> Any:
     """An existing study, or a one-sentence error naming it and what the storage has."""
     import optuna
 
-    from cnnlab.study import open_storage, resolve_storage
+    from cnnlab.stores import resolve_storage
+    from cnnlab.study import open_storage
 
     url = resolve_storage(storage)
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).expanduser().exists():

@@ -8,7 +8,6 @@ so and stops, and ``n_trials`` given here sets a new total.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -21,18 +20,11 @@ from cnnlab.config import StudyConfig
 from cnnlab.data import load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
 from cnnlab.objective import FAIL_REASON, Objective
+from cnnlab.stores import resolve_storage
 
-DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
-"""Optuna's local storage: a SQLite database beside MLflow's in ``mlruns/``."""
-STORAGE_ENV = "CNNLAB_STORAGE"
 CONFIG_ATTR = "cnnlab_config"
 COUNTED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 """Trial states that count towards the study's total (a failed trial is a tried architecture)."""
-
-
-def resolve_storage(storage: str | None = None) -> str:
-    """Optuna storage URL: ``storage`` if given, else ``$CNNLAB_STORAGE``, else the local one."""
-    return storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
 
 
 def open_storage(url: str) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 import warnings
@@ -18,7 +17,6 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -28,23 +26,15 @@ from cnnlab.model import LOSS
 from cnnlab.plots import curve_figures
 from cnnlab.shapes import LayerTable
 from cnnlab.spec import Architecture
+from cnnlab.stores import (  # noqa: F401  (re-exported: tracking's view of the stores)
+    DEFAULT_TRACKING_URI,
+    redact,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
-"""The local store: a SQLite backend in ``mlruns/``, with artifacts beside it."""
 DEFAULT_EXPERIMENT = "cnnlab-train"
 MODEL_NAME = "model"
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The tracking store to use: ``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else local."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, or None for any other kind of store."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///"):]).expanduser()
 
 
 def use_tracking_store(uri: str | None = None) -> str:
@@ -55,15 +45,6 @@ def use_tracking_store(uri: str | None = None) -> str:
         db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     return uri
-
-
-def redact(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``, for printing and logging."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def get_or_create_experiment(name: str, uri: str | None = None) -> str:

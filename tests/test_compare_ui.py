@@ -1,0 +1,176 @@
+"""Comparing trials in pandas, the notebook example, and the MLflow UI's REST API over a study."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from studies import TINY, Stores
+
+from cnnlab import cli
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    root = tmp_path_factory.mktemp("compare")
+    # Four trials, one of them refused by a budget, so that states differ.
+    text = TINY.replace("n_trials = 3", "n_trials = 4\nmax_params = 60000")
+    stores = Stores(root, text)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        assert stores.run() == 0
+    return stores
+
+
+def test_frame_rows_and_columns_match_the_stores(stores: Stores) -> None:
+    from cnnlab.compare import trials_frame
+
+    frame = trials_frame("tiny", storage=stores.storage, tracking_uri=stores.tracking)
+    study = stores.study("tiny")
+    _, children = stores.runs("tiny")
+    assert len(frame) == len(study.trials) == 4
+    assert frame["trial"].tolist() == [t.number for t in study.trials]
+    for trial, (_, row) in zip(study.trials, frame.iterrows(), strict=True):
+        assert row["state"] == trial.state.name
+        assert row["run_id"] == trial.user_attrs["mlflow_run_id"]
+        assert row["architecture"] == trial.user_attrs["architecture"]
+        assert row["n_params"] == trial.user_attrs["n_params"]
+        for key, value in trial.params.items():
+            assert row[key] == value
+        run = children[trial.number]
+        if trial.state.name == "COMPLETE":
+            assert row["value"] == pytest.approx(trial.value)
+            assert row["final_val_accuracy"] == pytest.approx(run.data.metrics["val_accuracy"])
+            history = [m.value for m in stores.client.get_metric_history(
+                run.info.run_id, "val_accuracy")]
+            assert row["best_val_accuracy"] == pytest.approx(max(history))
+            assert row["epochs_run"] == len(history) == 2
+            assert row["artifact_uri"] == run.info.artifact_uri
+        else:
+            assert "max_params" in row["fail_reason"]
+            assert pd.isna(row["value"])
+    assert {"COMPLETE", "FAIL"} == set(frame["state"].astype(str))
+    assert frame["n_params"].dtype == "Int64" and frame["trial"].dtype == "Int64"
+    assert frame["state"].dtype == "category" and frame["study"].dtype == "category"
+    assert frame["value"].dtype == "float64" and frame["duration_s"].dtype == "float64"
+    assert frame["conv1_padding"].dtype == "category"
+    assert str(frame["started"].dtype).startswith("datetime64")
+
+
+def test_compare_command_sorts_filters_and_writes_csv(stores: Stores, tmp_path: Path,
+                                                      capsys) -> None:
+    csv = tmp_path / "board.csv"
+    assert cli.main(["compare", "--storage", stores.storage, "--tracking-uri", stores.tracking,
+                     "--state", "complete", "--top", "2", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    written = pd.read_csv(csv)
+    study = stores.study("tiny")
+    complete = sorted((t for t in study.trials if t.state.name == "COMPLETE"),
+                      key=lambda t: -t.value)
+    assert written["trial"].tolist() == [t.number for t in complete[:2]]
+    assert written["value"].tolist() == pytest.approx([t.value for t in complete[:2]])
+    assert "run_id" in written.columns and "best_val_accuracy" in written.columns
+    assert "wrote 2 row(s)" in out and "FAIL" not in out
+    assert cli.main(["compare", "tiny", "--sort", "n_params", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking, "--columns", "trial,n_params"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    sizes = [int(line.split()[1]) for line in lines[1:]]
+    assert sizes == sorted(sizes)
+    assert cli.main(["compare", "--sort", "colour", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking]) == 2
+    assert "--sort 'colour' is not a column" in capsys.readouterr().err
+
+
+def test_compare_unknown_study_and_missing_storage(stores: Stores, tmp_path: Path,
+                                                   capsys) -> None:
+    assert cli.main(["compare", "nope", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking]) == 2
+    assert "no study named 'nope'" in capsys.readouterr().err
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    assert cli.main(["compare", "--storage", missing]) == 2
+    assert "there is no Optuna storage at" in capsys.readouterr().err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_notebook_comparison_example(stores: Stores, tmp_path: Path, capsys) -> None:
+    sys.path.insert(0, str(REPO / "experiments"))
+    try:
+        import compare_notebook
+    finally:
+        sys.path.pop(0)
+    assert compare_notebook.main(["tiny", "--storage", stores.storage, "--tracking-uri",
+                                  stores.tracking, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Validation accuracy and size by each conv layer's kernel_size" in out
+    assert (tmp_path / "notebook_comparison.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _api(base: str, path: str, body: dict | None = None) -> dict:
+    if body is None:
+        request = urllib.request.Request(base + path)
+    else:
+        request = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_ui_shows_the_study_nested(stores: Stores) -> None:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port),
+                             "--tracking-uri", stores.tracking], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        first = proc.stdout.readline()
+        assert f"MLflow UI at http://127.0.0.1:{port}" in first
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=5).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("the UI did not start") from None
+                time.sleep(0.5)
+        name = urllib.parse.quote("tiny")
+        experiment = _api(base, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}")
+        experiment_id = experiment["experiment"]["experiment_id"]
+        runs = _api(base, "/api/2.0/mlflow/runs/search",
+                    {"experiment_ids": [experiment_id], "max_results": 100})["runs"]
+        tags = {r["info"]["run_id"]: {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+                for r in runs}
+        parents = [rid for rid, t in tags.items() if t.get("cnnlab.kind") == "study"]
+        assert len(parents) == 1
+        children = [rid for rid, t in tags.items() if t.get("mlflow.parentRunId") == parents[0]]
+        assert len(children) == len(stores.study("tiny").trials) == 4
+        complete = [rid for rid in children if tags[rid].get("cnnlab.state") == "COMPLETE"]
+        for rid in complete:
+            history = _api(base, f"/api/2.0/mlflow/metrics/get-history?run_id={rid}"
+                                 "&metric_key=val_accuracy")["metrics"]
+            assert [m["step"] for m in history] == [0, 1]
+        png = urllib.request.urlopen(
+            f"{base}/get-artifact?path=plots/score_vs_params.png&run_uuid={parents[0]}",
+            timeout=10).read()
+        assert png[:4] == b"\x89PNG"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
