@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -107,14 +108,35 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     from cnnlab.study import run_study
 
     config = load_study_config(args.file)
+    if args.workers > 1:
+        from cnnlab.workers import run_workers
+
+        return run_workers(args, config)
+    prefix = f"[worker {args.worker_name}] " if args.worker_name else ""
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         run_study(config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
-                  tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                  out=lambda line: print(line, flush=True))
+                  tracking_uri=args.tracking_uri, data_dir=args.data_dir, share=args.share,
+                  out=lambda line: print(prefix + line, flush=True))
+    except Terminated:
+        print(f"{prefix}terminated: the current trial and the study's run were closed.",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("interrupted: the current trial and the study's run were closed.", file=sys.stderr)
-        return 130
+        print(f"{prefix}interrupted: the current trial and the study's run were closed.",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that trials and runs are closed as for Ctrl-C."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -230,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_arg(run)
     run.add_argument("--data-dir", metavar="DIR",
                      help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
+    run.add_argument("--workers", type=_positive, default=1, metavar="N",
+                     help="run N worker processes on this study at once, sharing its budget "
+                          "(default 1)")
+    run.add_argument("--share", type=_non_negative, help=argparse.SUPPRESS)
+    run.add_argument("--worker-name", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_study_run)
 
     evaluate = sub.add_parser(

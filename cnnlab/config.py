@@ -121,7 +121,7 @@ class StudyConfig:
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
         "max_params", "sampler", "pruner", "training", "search"}
-_TRAINING = {"epochs", "batch_size", "optimizer", "train_size", "val_size"}
+_TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size"}
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
@@ -191,6 +191,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         batch_size=_integer(training_data, "batch_size", tw, 256, minimum=1),
         seed=seed,
         optimizer=_typed(training_data, "optimizer", str, tw, "rmsprop"),
+        learning_rate=_learning_rate(training_data, tw),
     )
     train_size = _integer(training_data, "train_size", tw, None, minimum=1, maximum=50_000)
     val_size = _integer(training_data, "val_size", tw, None, minimum=1, maximum=10_000)
@@ -233,6 +234,15 @@ def _integer(data: dict, key: str, where: str, default: Any, *, minimum: int,
         bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
         raise ConfigError(f"{where}: '{key}' must be {bound}, not {value}.")
     return value
+
+
+def _learning_rate(data: dict, where: str) -> float | None:
+    value = data.get("learning_rate")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{where}: 'learning_rate' must be a positive number, not {value!r}.")
+    return float(value)
 
 
 def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Component:

@@ -17,7 +17,7 @@ LOSS = "categorical_crossentropy"
 
 
 def build_model(arch: Architecture, *, seed: int | None = None,
-                optimizer: str = OPTIMIZER) -> keras.Model:
+                optimizer: str = OPTIMIZER, learning_rate: float | None = None) -> keras.Model:
     """The Keras model of ``arch``: Conv2D (ReLU) layers, Flatten, Dense (ReLU), Dense softmax.
 
     The spec is checked with the shape arithmetic first, so an architecture whose feature map
@@ -38,6 +38,9 @@ def build_model(arch: Architecture, *, seed: int | None = None,
         x = layers.Dense(units=units, activation="relu", name=arch.dense_name(i))(x)
     outputs = layers.Dense(units=arch.num_classes, activation="softmax", name="output")(x)
     model = keras.Model(inputs=inputs, outputs=outputs, name="cnnlab_cnn")
+    if learning_rate is not None:
+        optimizer = keras.optimizers.get(
+            {"class_name": optimizer, "config": {"learning_rate": learning_rate}})
     model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"])
     return model
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import socket
 from typing import Any, Protocol
 
 from cnnlab.config import StudyConfig
@@ -18,6 +20,8 @@ from cnnlab.spec import Architecture
 
 FAIL_REASON = "fail_reason"
 """The trial user attribute that says why a trial failed (an invalid architecture, say)."""
+WORKER_ATTR = "cnnlab_worker"
+"""The trial user attribute naming the worker process (host, pid) that runs it."""
 
 
 class TrialHooks(Protocol):
@@ -36,6 +40,10 @@ class NoHooks:
 
     def keras_callbacks(self, trial: Any) -> list[Any]:
         return []
+
+
+class DivergedError(ArithmeticError):
+    """A trial whose loss became NaN or infinite."""
 
 
 def check_architecture(arch: Architecture, max_params: int | None) -> LayerTable:
@@ -63,6 +71,7 @@ class Objective:
 
         from cnnlab.training import train
 
+        trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
         arch = self.config.space.suggest(trial)
         trial.set_user_attr("architecture", arch.describe())
         self.hooks.trial_started(trial, arch)
@@ -80,10 +89,15 @@ class Objective:
         seed = self.config.seed + trial.number
         trial.set_user_attr("seed", seed)
         training = dataclasses.replace(self.config.training, seed=seed)
-        callbacks = [*self.hooks.keras_callbacks(trial),
+        # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
+        callbacks = [*self.hooks.keras_callbacks(trial), keras.callbacks.TerminateOnNaN(),
                      KerasPruningCallback(trial, monitor=self.config.metric)]
         result = train(arch, self.data, training, callbacks=callbacks)
-        value = result.history[self.config.metric][-1]
-        if not math.isfinite(value):
-            trial.set_user_attr(FAIL_REASON, f"{self.config.metric} is {value}: training diverged.")
-        return value
+        losses = result.history.get("loss", [])
+        if result.epochs_run < training.epochs or not all(map(math.isfinite, losses)):
+            reason = (f"training diverged: the loss became "
+                      f"{losses[-1] if losses else float('nan')} in epoch "
+                      f"{max(len(losses) - 1, 0)} and training was stopped.")
+            trial.set_user_attr(FAIL_REASON, reason)
+            raise DivergedError(reason)
+        return result.history[self.config.metric][-1]

@@ -8,6 +8,8 @@ so and stops, and ``n_trials`` given here sets a new total.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -19,27 +21,96 @@ from cnnlab import tracking
 from cnnlab.config import StudyConfig
 from cnnlab.data import load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
-from cnnlab.objective import FAIL_REASON, Objective
-from cnnlab.stores import resolve_storage
+from cnnlab.objective import FAIL_REASON, WORKER_ATTR, DivergedError, Objective
+from cnnlab.stores import redact, resolve_storage
 
 CONFIG_ATTR = "cnnlab_config"
-COUNTED_STATES = ("COMPLETE", "PRUNED", "FAIL")
-"""Trial states that count towards the study's total (a failed trial is a tried architecture)."""
+
+
+HEARTBEAT_INTERVAL = 10
+"""Seconds between a running trial's heartbeats in the Optuna storage."""
+GRACE_PERIOD = 60
+"""A running trial without a heartbeat for this long belongs to a dead worker: it is failed."""
+
+
+KNOWN_FAILURES = (ArchitectureError, DivergedError)
+"""Failures that end one trial, with its reason, while the study goes on."""
 
 
 def open_storage(url: str) -> Any:
-    """An Optuna storage for ``url``; a local SQLite file gets its folder and a patient lock."""
+    """An Optuna storage for ``url``, with heartbeats so that a killed worker's trial is failed.
+
+    A local SQLite file gets its folder and a patient lock (several workers may share it). An
+    unreachable or malformed URL is a ``ConfigError`` that names it (password hidden).
+    """
     import optuna
 
+    kwargs: dict[str, Any] = {"heartbeat_interval": HEARTBEAT_INTERVAL,
+                              "grace_period": GRACE_PERIOD}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.storages.RDBStorage(url)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    elif url.startswith("postgresql"):
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10},
+                                   "pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, **kwargs)
+    except Exception as err:  # SQLAlchemy's and Optuna's errors alike: say which URL and why.
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot open the Optuna storage {redact(url)}: {reason}") from None
 
 
 def counted(study: Any) -> int:
-    """Trials that count towards the total."""
-    return sum(t.state.name in COUNTED_STATES for t in study.get_trials(deepcopy=False))
+    """Trials that count towards the total: complete, pruned, and failed for a reason of their
+    own (an invalid or diverging architecture). A trial that failed because its worker was
+    killed or interrupted does not count: its architecture was never judged."""
+    return sum(_counts(t) for t in study.get_trials(deepcopy=False))
+
+
+def _counts(trial: Any) -> bool:
+    state = trial.state.name
+    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and FAIL_REASON in trial.user_attrs)
+
+
+def fail_dead_trials(study: Any) -> list[int]:
+    """Fail the RUNNING trials of workers that are gone, now: those of a process on this host
+    that no longer exists, and (through Optuna's heartbeats) any whose heartbeat stopped more
+    than the grace period ago. Returns the trial numbers failed."""
+    import optuna
+    from optuna.trial import TrialState
+
+    failed = []
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get(WORKER_ATTR, {})
+        if worker.get("host") == host and not _alive(worker.get("pid", -1)):
+            try:
+                study.tell(trial.number, state=TrialState.FAIL)
+                failed.append(trial.number)
+            except (ValueError, RuntimeError):
+                pass  # Another worker got there first.
+    with warnings.catch_warnings():  # Experimental in Optuna since 2.9, and what it is for.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # Other hosts' workers, by heartbeat.
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A pid can be reused: only a cnnlab process counts as the worker.
+    try:
+        return b"cnnlab" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
 
 
 @dataclass
@@ -58,12 +129,14 @@ def run_study(
     storage: str | None = None,
     tracking_uri: str | None = None,
     data_dir: str | None = None,
+    share: int | None = None,
     out: Callable[[str], None] = print,
 ) -> StudyOutcome:
     """Create or resume the study and run it up to its total number of trials.
 
-    Everything that can be checked is checked (configuration, data) before any store is
-    touched.
+    Everything that can be checked is checked (configuration, data, that the stores can be
+    reached) before anything is written. ``share`` caps the trials this process runs (one of
+    several workers).
     """
     import optuna
 
@@ -76,6 +149,7 @@ def run_study(
     data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
 
     url = resolve_storage(storage)
+    tracking.check_reachable(tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Every trial builds new models; TensorFlow's warning that its functions are retraced
     # is expected here and says nothing useful.
@@ -89,8 +163,9 @@ def run_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([config.metric])
 
+    fail_dead_trials(study)
     done = counted(study)
-    out(f"study '{config.name}' in {tracking.redact(url)}: {done} trial(s) so far"
+    out(f"study '{config.name}' in {redact(url)}: {done} trial(s) so far"
         + (f", total {total}" if total is not None else "")
         + (f", time budget {timeout:g} s" if timeout is not None else ""))
     if total is not None and done >= total:
@@ -102,20 +177,22 @@ def run_study(
     from cnnlab.study_tracking import StudyTracker
 
     tracker = StudyTracker(study, config, data, tracking_uri)
+    tracker.close_orphan_runs(study)
     objective = Objective(config, data, hooks=tracker)
     callbacks: list[Any] = [tracker, ProgressPrinter(config, out)]
     if total is not None:
-        callbacks.append(optuna.study.MaxTrialsCallback(
-            total, states=tuple(getattr(optuna.trial.TrialState, s) for s in COUNTED_STATES)))
+        callbacks.append(_Budget(total))
+    n_trials = None if total is None else total - done
+    if share is not None:
+        n_trials = share if n_trials is None else min(n_trials, share)
     before = len(study.trials)
     tracker.start()
     status = "FAILED"
     quiet = _QuietKnownFailures()
     logging.getLogger("optuna").addFilter(quiet)
     try:
-        study.optimize(objective, n_trials=None if total is None else total - done,
-                       timeout=timeout, callbacks=callbacks, catch=(ArchitectureError,),
-                       gc_after_trial=True)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks,
+                       catch=KNOWN_FAILURES, gc_after_trial=True)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -128,7 +205,7 @@ def run_study(
         + (f" of {total}" if total is not None else "") + " trials")
     _print_best(study, config, out)
     out(f"MLflow: experiment '{config.name}', study run {tracker.parent_run_id} "
-        f"({tracking.redact(tracker.uri)}); browse with: cnnlab ui")
+        f"({redact(tracker.uri)}); browse with: cnnlab ui")
     return StudyOutcome(study, total, ran, tracker.parent_run_id)
 
 
@@ -157,6 +234,21 @@ def _print_best(study: Any, config: StudyConfig, out: Callable[[str], None]) -> 
     out(f"best: trial {best.number}, {config.metric} {best.value:.4f}, "
         f"{best.user_attrs.get('n_params', 0):,} parameters, "
         f"{best.user_attrs.get('architecture', '')}")
+
+
+class _Budget:
+    """Stop this worker once the study's counted trials, with those running elsewhere, reach
+    the total (several workers may share one study)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if counted(study) + running >= self.total:
+            study.stop()
 
 
 class ProgressPrinter:
@@ -188,11 +280,13 @@ class ProgressPrinter:
 
 
 class _QuietKnownFailures(logging.Filter):
-    """Optuna logs a warning for every caught ``ArchitectureError``; the progress line already
-    says why the trial failed, so that record is dropped (other failures are kept)."""
+    """Optuna logs a warning for every caught known failure; the progress line already says
+    why the trial failed, so that record is dropped (other failures are kept)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, ArchitectureError):
+        if isinstance(error, KNOWN_FAILURES):
             return False
-        return "because of the following error: ArchitectureError(" not in record.getMessage()
+        message = record.getMessage()
+        return not any(f"because of the following error: {cls.__name__}(" in message
+                       for cls in KNOWN_FAILURES)

@@ -75,11 +75,7 @@ class StudyTracker:
                 return run_id
             except mlflow.exceptions.MlflowException:
                 pass  # The study was tracked elsewhere before; start a parent run here.
-        found = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`cnnlab.study` = '{_quote(self.config.name)}' and "
-                          "tags.`cnnlab.kind` = 'study'",
-            max_results=1)
+        found = self._parent_runs()
         if found:
             run_id = found[0].info.run_id
         else:
@@ -88,9 +84,22 @@ class StudyTracker:
                 "mlflow.note.content": self.config.description,
                 "optuna.study_name": self.study.study_name})
             run_id = run.info.run_id
-            self._log_study_config(run_id)
+            # Workers started together may each have made one: all keep the earliest.
+            earliest = self._parent_runs()[0].info.run_id
+            if earliest != run_id:
+                self.client.delete_run(run_id)
+                run_id = earliest
+            else:
+                self._log_study_config(run_id)
         self.study.set_user_attr(PARENT_RUN_ATTR, run_id)
         return run_id
+
+    def _parent_runs(self) -> list[Any]:
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`cnnlab.study` = '{_quote(self.config.name)}' and "
+                          "tags.`cnnlab.kind` = 'study'",
+            order_by=["attributes.start_time ASC"], max_results=10)
 
     def _log_study_config(self, run_id: str) -> None:
         c = self.config
@@ -108,6 +117,24 @@ class StudyTracker:
         name = c.path.name if c.path is not None else "study.toml"
         self.client.log_text(run_id, c.text, f"config/{name}")
 
+    def close_orphan_runs(self, study: Any) -> None:
+        """End, as KILLED, the runs of trials whose worker died (they were left RUNNING)."""
+        from optuna.trial import TrialState
+
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            run_id = trial.user_attrs.get(RUN_ID_ATTR)
+            if run_id is None or run_id == self._trial_run:
+                continue
+            try:
+                run = self.client.get_run(run_id)
+            except mlflow.exceptions.MlflowException:
+                continue
+            if run.info.status == "RUNNING":
+                self.client.set_tag(run_id, "cnnlab.state", "FAIL")
+                self.client.set_tag(run_id, "cnnlab.reason", trial.user_attrs.get(
+                    FAIL_REASON, "its worker was killed or interrupted before the trial ended"))
+                self.client.set_terminated(run_id, "KILLED")
+
     def start(self) -> None:
         """Make the parent run the active one (again, on resume); trials nest under it."""
         mlflow.set_tracking_uri(self.uri)
@@ -120,6 +147,8 @@ class StudyTracker:
         """End any trial run still open as KILLED or FAILED, then the parent run."""
         if self._trial_run is not None:
             mlflow.set_tag("cnnlab.state", "FAIL")
+            mlflow.set_tag("cnnlab.reason", "interrupted" if status == "KILLED" else
+                           "the trial raised an error")
             mlflow.end_run("KILLED" if status == "KILLED" else "FAILED")
             self._trial_run = None
         self._recorder = None

@@ -171,9 +171,37 @@ def log_curve_plots(history: dict[str, list[float]]) -> None:
 
 
 def command_line() -> str:
-    """The command that produced this run, for the ``cnnlab.command`` tag."""
+    """The command that produced this run, for the ``cnnlab.command`` tag (passwords in URLs
+    hidden)."""
     argv = [Path(sys.argv[0]).name if sys.argv else "python"] + sys.argv[1:]
-    return " ".join(argv)
+    return " ".join(redact(arg) if "://" in arg else arg for arg in argv)
+
+
+def check_reachable(uri: str | None = None) -> None:
+    """Fail fast, in one sentence, if the tracking store cannot be reached (before anything is
+    written anywhere). A local SQLite store is always reachable; a server gets 10 seconds."""
+    from cnnlab.errors import ConfigError
+
+    uri = resolve_tracking_uri(uri)
+    if sqlite_path(uri) is not None:
+        return
+    try:
+        if uri.startswith(("http://", "https://")):
+            import requests
+
+            requests.get(uri.rstrip("/") + "/health", timeout=10).raise_for_status()
+        else:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(uri, connect_args={"connect_timeout": 10}
+                                   if uri.startswith("postgresql") else {})
+            with engine.connect() as connection:
+                connection.execute(text("select 1"))
+            engine.dispose()
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot reach the MLflow tracking store {redact(uri)}: "
+                          f"{redact(reason)}") from None
 
 
 @contextmanager

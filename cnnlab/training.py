@@ -27,13 +27,20 @@ class TrainConfig:
     batch_size: int = 256
     seed: int = 0
     optimizer: str = "rmsprop"
-    """A Keras optimizer name, with its default settings (the notebook's is rmsprop)."""
+    """A Keras optimizer name (the notebook's is rmsprop)."""
+    learning_rate: float | None = None
+    """The optimizer's learning rate; None keeps Keras's default for it."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}.")
+        if self.learning_rate is not None and (
+                isinstance(self.learning_rate, bool)
+                or not isinstance(self.learning_rate, (int, float)) or self.learning_rate <= 0):
+            raise ConfigError(f"learning_rate must be a positive number, not "
+                              f"{self.learning_rate!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}.")
 
@@ -61,7 +68,8 @@ def train(
     """Build, compile and fit ``arch``; returns the model and the per-epoch history."""
     config = config or TrainConfig()
     table = arch.layer_table()
-    model = build_model(arch, seed=config.seed, optimizer=config.optimizer)
+    model = build_model(arch, seed=config.seed, optimizer=config.optimizer,
+                        learning_rate=config.learning_rate)
     check_layer_table(model, table)
     history = model.fit(
         data.train.x, data.train.y_onehot,
