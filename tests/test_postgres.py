@@ -1,0 +1,93 @@
+"""More than one machine: Optuna on PostgreSQL, MLflow on a tracking server with a PostgreSQL
+backend store, and two worker processes of one study. Read back from both stores.
+
+Needs a PostgreSQL server: ``CNNLAB_TEST_POSTGRES`` (set by ``.ci/run`` through
+``scripts/postgres-for-tests.sh``) holds ``postgresql://user:password@host:port``, with the
+databases ``cnnlab_optuna`` and ``cnnlab_mlflow``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from studies import TINY, Stores
+
+pytestmark = pytest.mark.slow
+
+SERVER = os.environ.get("CNNLAB_TEST_POSTGRES")
+needs_postgres = pytest.mark.skipif(
+    not SERVER, reason="set CNNLAB_TEST_POSTGRES (bash scripts/postgres-for-tests.sh prints it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@needs_postgres
+def test_two_workers_on_postgres_and_a_tracking_server(tmp_path: Path) -> None:
+    name = f"pg-{uuid.uuid4().hex[:8]}"  # A new study each run, in long-lived databases.
+    stores = Stores(tmp_path, TINY.replace('name = "tiny"', f'name = "{name}"').replace(
+        "n_trials = 3", "n_trials = 4"))
+    stores.storage = f"{SERVER}/cnnlab_optuna"
+    password = SERVER.split(":")[2].split("@")[0]
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",
+                                                              "CNNLAB_STORAGE")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    # The tracking server, as README says to start it (cnnlab ui over a PostgreSQL store).
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port), "--tracking-uri",
+         f"{SERVER}/cnnlab_mlflow"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    stores.tracking = f"http://127.0.0.1:{port}"
+    try:
+        banner = server.stdout.readline()
+        assert password not in banner and "***" in banner
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(stores.tracking + "/health", timeout=5).read()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(1)
+        result = subprocess.run(
+            [sys.executable, "-m", "cnnlab.cli", "study", "run", str(stores.file), "--workers",
+             "2", "--storage", stores.storage, "--tracking-uri", stores.tracking],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr
+        assert password not in result.stdout + result.stderr
+
+        study = stores.study(name)
+        assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+        assert {t.state.name for t in study.trials} == {"COMPLETE"}
+        assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in study.trials}) == 2
+        parent, children = stores.runs(name)
+        assert sorted(children) == [0, 1, 2, 3]
+        assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == \
+            {parent.info.run_id}
+        client = stores.client
+        for trial in study.trials:
+            run = children[trial.number]
+            assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+            assert [m.step for m in client.get_metric_history(
+                run.info.run_id, "val_accuracy")] == [0, 1]
+            assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
+                "plots/loss.png", "plots/accuracy.png"}
+        # No credentials anywhere in what was recorded.
+        for run in [parent, *children.values()]:
+            recorded = " ".join([*run.data.params.values(), *run.data.tags.values()])
+            assert password not in recorded
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
