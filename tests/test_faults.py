@@ -18,8 +18,7 @@ from cnnlab import cli
 pytestmark = pytest.mark.slow
 
 # Long enough per trial (a few seconds) to be caught in the middle of one.
-SLOW = TINY.replace("n_trials = 3", "n_trials = 3").replace(
-    "epochs = 2", "epochs = 4").replace("train_size = 512", "train_size = 4096")
+SLOW = TINY.replace("epochs = 2", "epochs = 3").replace("train_size = 512", "train_size = 3072")
 
 
 def _command(stores: Stores, *extra: str) -> list[str]:
