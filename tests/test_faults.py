@@ -164,3 +164,21 @@ def test_workers_share_one_study_on_the_local_default(tmp_path: Path) -> None:
     assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == {parent.info.run_id}
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == \
         {c.info.run_id for c in children.values()}
+
+
+def test_corrupt_data_leaves_the_stores_as_they_were(mnist_dir: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    import gzip
+    import shutil
+
+    broken = tmp_path / "mnist"
+    broken.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        shutil.copy(mnist_dir / f"{name}.gz", broken / f"{name}.gz")
+    images = broken / "train-images-idx3-ubyte.gz"
+    images.write_bytes(gzip.compress(gzip.decompress(images.read_bytes())[:-1000]))
+    stores = Stores(tmp_path, TINY)
+    assert stores.run("--data-dir", str(broken)) == 2
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte.gz holds" in err and "truncated or corrupt" in err
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlruns").exists()
