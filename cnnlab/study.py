@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import time
 import warnings
@@ -189,7 +190,10 @@ def run_study(
     tracker.start()
     status = "FAILED"
     quiet = _QuietKnownFailures()
-    logging.getLogger("optuna").addFilter(quiet)
+    # Optuna logs from child loggers through handlers on its root logger: filter those.
+    handlers = logging.getLogger("optuna").handlers
+    for handler in handlers:
+        handler.addFilter(quiet)
     try:
         study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks,
                        catch=KNOWN_FAILURES, gc_after_trial=True)
@@ -198,7 +202,8 @@ def run_study(
         status = "KILLED"
         raise
     finally:
-        logging.getLogger("optuna").removeFilter(quiet)
+        for handler in handlers:
+            handler.removeFilter(quiet)
         tracker.finish(status)
     ran = len(study.trials) - before
     out(f"ran {ran} trial(s); study '{config.name}' has {counted(study)}"
@@ -280,13 +285,24 @@ class ProgressPrinter:
 
 
 class _QuietKnownFailures(logging.Filter):
-    """Optuna logs a warning for every caught known failure; the progress line already says
-    why the trial failed, so that record is dropped (other failures are kept)."""
+    """Optuna logs two warnings, one with a traceback, for every caught known failure; the
+    progress line already says why the trial failed, so those records are dropped (other
+    failures are kept)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trials: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, KNOWN_FAILURES):
-            return False
         message = record.getMessage()
-        return not any(f"because of the following error: {cls.__name__}(" in message
-                       for cls in KNOWN_FAILURES)
+        match = re.match(r"Trial (\d+) failed with ", message)
+        error = record.exc_info[1] if record.exc_info else None
+        known = isinstance(error, KNOWN_FAILURES) or any(
+            f"because of the following error: {cls.__name__}(" in message
+            for cls in KNOWN_FAILURES)
+        if known:
+            if match:
+                self.trials.add(match.group(1))
+            return False
+        return not (match and match.group(1) in self.trials
+                    and message.endswith("failed with value None."))
