@@ -185,10 +185,34 @@ def cmd_ui(args: argparse.Namespace) -> int:
                     "--no-serve-artifacts"]
     print(f"MLflow UI at http://{args.host}:{args.port} over {tracking.redact(uri)} "
           "(Ctrl-C stops it)", flush=True)
+    # The server runs in a process group of its own (MLflow starts uvicorn and job consumers
+    # under it); whatever ends this command ends the whole group, so nothing is left running.
+    server = subprocess.Popen(command, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 130
+        return server.wait()
+    except KeyboardInterrupt as interrupt:
+        return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop_group(server)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    for signum, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # The server is gone; its children may not be yet.
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
 
 
 def _mlflow_executable() -> str:
