@@ -181,7 +181,9 @@ def run_study(
     tracker.close_orphan_runs(study)
     objective = Objective(config, data, hooks=tracker)
     callbacks: list[Any] = [tracker, ProgressPrinter(config, out)]
-    if total is not None:
+    if total is not None and share is None:
+        # A worker of --workers N has its exact share of the trials; the shared check is for
+        # the same command started by hand several times.
         callbacks.append(_Budget(total))
     n_trials = None if total is None else total - done
     if share is not None:
