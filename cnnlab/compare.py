@@ -21,18 +21,12 @@ LEADERBOARD = ["study", "trial", "state", "value", "n_params", "architecture",
 
 def study_names(storage: str | None = None) -> list[str]:
     """Every study in the Optuna storage."""
-    from pathlib import Path
-
     import optuna
 
-    from cnnlab.stores import resolve_storage
-    from cnnlab.study import open_storage
+    from cnnlab.study import open_existing_storage
 
-    url = resolve_storage(storage)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).expanduser().exists():
-        raise ConfigError(f"there is no Optuna storage at {url} (no study has run there); "
-                          "run `cnnlab study run` first, or name the storage with --storage.")
-    return sorted(optuna.study.get_all_study_names(storage=open_storage(url)))
+    _, opened = open_existing_storage(storage)
+    return sorted(optuna.study.get_all_study_names(storage=opened))
 
 
 def trials_frame(studies: str | list[str] | None = None, *, storage: str | None = None,

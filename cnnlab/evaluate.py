@@ -24,7 +24,6 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,14 +78,9 @@ def load_existing_study(study_name: str, storage: str | None = None) -> Any:
     """An existing study, or a one-sentence error naming it and what the storage has."""
     import optuna
 
-    from cnnlab.stores import resolve_storage
-    from cnnlab.study import open_storage
+    from cnnlab.study import open_existing_storage
 
-    url = resolve_storage(storage)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).expanduser().exists():
-        raise ConfigError(f"there is no Optuna storage at {url} (no study has run there); "
-                          "run `cnnlab study run` first, or name the storage with --storage.")
-    storage_obj = open_storage(url)
+    url, storage_obj = open_existing_storage(storage)
     names = optuna.study.get_all_study_names(storage=storage_obj)
     if study_name not in names:
         known = ", ".join(sorted(names)) or "none"

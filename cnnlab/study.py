@@ -63,6 +63,16 @@ def open_storage(url: str) -> Any:
         raise ConfigError(f"cannot open the Optuna storage {redact(url)}: {reason}") from None
 
 
+def open_existing_storage(storage: str | None = None) -> tuple[str, Any]:
+    """(URL, storage) of a storage that studies have run in, for evaluate and compare: a local
+    SQLite file that does not exist yet is an error, not a new empty store."""
+    url = resolve_storage(storage)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).expanduser().exists():
+        raise ConfigError(f"there is no Optuna storage at {url} (no study has run there); "
+                          "run `cnnlab study run` first, or name the storage with --storage.")
+    return url, open_storage(url)
+
+
 def counted(study: Any) -> int:
     """Trials that count towards the total: complete, pruned, and failed for a reason of their
     own (an invalid or diverging architecture). A trial that failed because its worker was
