@@ -20,7 +20,7 @@ from typing import Any
 
 from cnnlab import tracking
 from cnnlab.config import StudyConfig
-from cnnlab.data import load_mnist
+from cnnlab.data import MnistSplits, load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
 from cnnlab.objective import FAIL_REASON, WORKER_ATTR, DivergedError, Objective
 from cnnlab.stores import redact, resolve_storage
@@ -141,13 +141,15 @@ def run_study(
     tracking_uri: str | None = None,
     data_dir: str | None = None,
     share: int | None = None,
+    data: MnistSplits | None = None,
     out: Callable[[str], None] = print,
 ) -> StudyOutcome:
     """Create or resume the study and run it up to its total number of trials.
 
     Everything that can be checked is checked (configuration, data, that the stores can be
     reached) before anything is written. ``share`` caps the trials this process runs (one of
-    several workers).
+    several workers). ``data`` gives the training and validation splits directly (from the
+    Python API) instead of reading MNIST through ``data_dir``.
     """
     import optuna
 
@@ -157,7 +159,8 @@ def run_study(
         raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout}.")
     total = n_trials if n_trials is not None else config.n_trials
     timeout = timeout if timeout is not None else config.timeout
-    data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
+    if data is None:
+        data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
 
     url = resolve_storage(storage)
     tracking.check_reachable(tracking_uri)

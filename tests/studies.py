@@ -1,7 +1,16 @@
-"""Helpers for tests that run studies: a tiny study file and its temp stores."""
+"""Helpers for tests that run studies: a tiny study file and its temp stores, and a
+`cnnlab ui` server on a free port."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from cnnlab import cli
@@ -71,3 +80,55 @@ class Stores:
         from mlflow.tracking import MlflowClient
 
         return MlflowClient(self.tracking)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def ui_server(tracking_uri: str, **popen) -> Iterator[tuple[str, str]]:
+    """`cnnlab ui` over ``tracking_uri`` on a free port, healthy; yields (base URL, the first
+    line it printed) and ends it afterwards.
+
+    A port is found free by binding it, then released for the server, so another process can
+    take it in between: a server that exits before it is healthy is started again on another
+    port (three tries), instead of the test depending on that race."""
+    for _ in range(3):
+        started = _start_ui(tracking_uri, popen)
+        if started is not None:
+            break
+    else:
+        raise AssertionError("cnnlab ui exited before it was healthy, three times")
+    proc, base, banner = started
+    try:
+        yield base, banner
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _start_ui(tracking_uri: str, popen: dict):
+    port = _free_port()
+    log = tempfile.TemporaryFile(mode="w+")  # Never an unread pipe that could fill up.
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port),
+                             "--tracking-uri", tracking_uri], stdout=subprocess.PIPE,
+                            stderr=log, text=True, **popen)
+    banner = proc.stdout.readline()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(base + "/health", timeout=5).read()
+            return proc, base, banner
+        except OSError:
+            if proc.poll() is not None:
+                return None  # It could not serve on that port.
+            if time.monotonic() > deadline:
+                proc.terminate()
+                proc.wait(timeout=30)
+                log.seek(0)
+                raise AssertionError(f"cnnlab ui was not healthy in 180 s: {log.read()}") from None
+            time.sleep(0.5)

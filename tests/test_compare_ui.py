@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from studies import TINY, Stores
+from studies import TINY, Stores, ui_server
 
 from cnnlab import cli
 
@@ -117,12 +114,6 @@ def test_notebook_comparison_example(stores: Stores, tmp_path: Path, capsys) -> 
     assert (tmp_path / "notebook_comparison.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _api(base: str, path: str, body: dict | None = None) -> dict:
     if body is None:
         request = urllib.request.Request(base + path)
@@ -134,23 +125,8 @@ def _api(base: str, path: str, body: dict | None = None) -> dict:
 
 
 def test_ui_shows_the_study_nested(stores: Stores) -> None:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port),
-                             "--tracking-uri", stores.tracking], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        first = proc.stdout.readline()
-        assert f"MLflow UI at http://127.0.0.1:{port}" in first
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(base + "/health", timeout=5).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the UI did not start") from None
-                time.sleep(0.5)
+    with ui_server(stores.tracking) as (base, banner):
+        assert f"MLflow UI at {base}" in banner
         name = urllib.parse.quote("tiny")
         experiment = _api(base, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}")
         experiment_id = experiment["experiment"]["experiment_id"]
@@ -171,6 +147,3 @@ def test_ui_shows_the_study_nested(stores: Stores) -> None:
             f"{base}/get-artifact?path=plots/score_vs_params.png&run_uuid={parents[0]}",
             timeout=10).read()
         assert png[:4] == b"\x89PNG"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

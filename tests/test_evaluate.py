@@ -60,7 +60,7 @@ def test_evaluate_once_records_everything(stores: Stores, mnist_dir: Path, capsy
     assert version.run_id == trial_run.info.run_id
     mlflow.set_tracking_uri(stores.tracking)
     model = mlflow.keras.load_model(f"models:/{name}@evaluated")
-    predicted = model.predict(test.x, verbose=0).argmax(axis=1)
+    predicted = model.predict(test.x, batch_size=1024, verbose=0).argmax(axis=1)  # As evaluate.
     accuracy = float((predicted == test.y).mean())
     for run_id in (trial_run.info.run_id, parent.info.run_id):
         run = client.get_run(run_id)

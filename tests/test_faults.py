@@ -3,6 +3,7 @@ unreachable stores, and several workers on one study. Each reads the stores back
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -10,15 +11,20 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from studies import TINY, Stores
 
 from cnnlab import cli
+from cnnlab.data import NUM_CLASSES, MnistSplits, Split, load_mnist
 
 pytestmark = pytest.mark.slow
 
-# Long enough per trial (a few seconds) to be caught in the middle of one.
-SLOW = TINY.replace("epochs = 2", "epochs = 3").replace("train_size = 512", "train_size = 3072")
+# Trials of many short epochs: a trial is inside fit for seven epochs of eight, a window that
+# _freeze_in_trial's checks (every few hundredths of a second) cannot miss on a fast machine.
+SLOW_EPOCHS = 8
+SLOW = TINY.replace("epochs = 2", f"epochs = {SLOW_EPOCHS}").replace("train_size = 512",
+                                                                     "train_size = 2048")
 
 
 def _command(stores: Stores, *extra: str) -> list[str]:
@@ -32,29 +38,47 @@ def _start(stores: Stores, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_running_trial(stores: Stores, proc: subprocess.Popen, number: int) -> None:
-    """Until trial ``number`` is RUNNING, has its MLflow run and has trained an epoch."""
-    import optuna
+def _freeze_in_trial(stores: Stores, proc: subprocess.Popen, first: int = 0) -> int:
+    """Stop the study process (SIGSTOP) at an instant when one of its trials, numbered ``first``
+    or later, is RUNNING, has its MLflow run, and has trained at least one epoch but not all
+    (so it is inside ``fit``); returns that trial's number, the process left stopped.
 
-    deadline = time.monotonic() + 240
+    The state is read while the process is frozen, so it cannot move on between the check and
+    the caller's signal (with a live process, a fast machine could finish the trial in that
+    gap). The caller signals the process, then sends SIGCONT."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = None
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGSTOP)
         try:
-            study = optuna.load_study(study_name="tiny", storage=stores.storage)
-            trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-            if trials and trials[0].state.name == "RUNNING" and \
-                    "mlflow_run_id" in trials[0].user_attrs and trials[0].intermediate_values:
-                return
-        except (KeyError, ValueError):
-            pass  # The study is not created yet.
-        time.sleep(0.3)
-    raise AssertionError(f"trial {number} never ran")
+            if storage is None:
+                # Read-only: never create or migrate tables the process may be creating; a
+                # frozen writer's lock makes a read fail fast rather than wait.
+                storage = optuna.storages.RDBStorage(
+                    stores.storage, engine_kwargs={"connect_args": {"timeout": 1}},
+                    skip_compatibility_check=True, skip_table_creation=True)
+            study_id = storage.get_study_id_from_name("tiny")
+            for trial in storage.get_all_trials(study_id, deepcopy=False,
+                                                states=(TrialState.RUNNING,)):
+                if trial.number >= first and "mlflow_run_id" in trial.user_attrs and \
+                        1 <= len(trial.intermediate_values) < SLOW_EPOCHS:
+                    return trial.number
+        except Exception:  # noqa: BLE001 - no study or tables yet, or the frozen writer's lock.
+            pass
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGCONT)
+    raise AssertionError("no trial was caught inside fit")
 
 
 def test_killed_mid_trial_then_resumed(tmp_path: Path) -> None:
     stores = Stores(tmp_path, SLOW)
     proc = _start(stores)
-    _wait_for_running_trial(stores, proc, 1)
+    killed = _freeze_in_trial(stores, proc, first=1)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     # The same command again: the killed trial is failed at once (its process is gone), its
@@ -64,16 +88,15 @@ def test_killed_mid_trial_then_resumed(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     study = stores.study("tiny")
     states = [t.state.name for t in study.trials]
-    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
-    killed = study.trials[1]
-    assert "fail_reason" not in killed.user_attrs
+    assert states == ["FAIL" if n == killed else "COMPLETE" for n in range(4)]
+    assert "fail_reason" not in study.trials[killed].user_attrs
     parent, children = stores.runs("tiny")
-    assert children[1].info.status == "KILLED"
-    assert children[1].data.tags["cnnlab.state"] == "FAIL"
-    assert "killed or interrupted" in children[1].data.tags["cnnlab.reason"]
+    assert children[killed].info.status == "KILLED"
+    assert children[killed].data.tags["cnnlab.state"] == "FAIL"
+    assert "killed or interrupted" in children[killed].data.tags["cnnlab.reason"]
     assert [m.step for m in stores.client.get_metric_history(
-        children[1].info.run_id, "val_accuracy")] != []  # Its partial curve is kept.
-    for number in (0, 2, 3):
+        children[killed].info.run_id, "val_accuracy")] != []  # Its partial curve is kept.
+    for number in set(range(4)) - {killed}:
         assert children[number].info.status == "FINISHED"
         assert children[number].data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert parent.info.status == "FINISHED"
@@ -84,35 +107,57 @@ def test_interrupted_closes_the_trial_and_the_study_run(tmp_path: Path, signum: 
                                                         code: int) -> None:
     stores = Stores(tmp_path, SLOW)
     proc = _start(stores)
-    _wait_for_running_trial(stores, proc, 0)
-    proc.send_signal(signum)
+    caught = _freeze_in_trial(stores, proc)
+    proc.send_signal(signum)  # Delivered as the process continues, inside fit.
+    os.kill(proc.pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert "the current trial and the study's run were closed" in err
     study = stores.study("tiny")
-    assert [t.state.name for t in study.trials] == ["FAIL"]
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * caught + ["FAIL"]
     parent, children = stores.runs("tiny")
-    assert children[0].info.status == "KILLED"
-    assert children[0].data.tags["cnnlab.state"] == "FAIL"
+    assert children[caught].info.status == "KILLED"
+    assert children[caught].data.tags["cnnlab.state"] == "FAIL"
     assert parent.info.status == "KILLED"
 
 
-def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path: Path,
-                                                                       monkeypatch) -> None:
+@dataclasses.dataclass(frozen=True)
+class _NanTargets(Split):
+    """Training examples whose one-hot targets are NaN. Categorical cross-entropy multiplies
+    the targets into the loss, and NaN times any number is NaN (IEEE 754), so the first batch's
+    loss is NaN on every CPU: divergence by construction, not by a learning rate's luck."""
+
+    @property
+    def y_onehot(self) -> np.ndarray:
+        return np.full((len(self.y), NUM_CLASSES), np.nan, dtype=np.float32)
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(
+        tmp_path: Path, mnist_dir: Path, monkeypatch) -> None:
+    from cnnlab.config import load_study_config
+    from cnnlab.study import run_study
+
     monkeypatch.chdir(tmp_path)
-    text = TINY.replace("epochs = 2", "epochs = 3\nlearning_rate = 1e30").replace(
-        "n_trials = 3", "n_trials = 2")
-    stores = Stores(tmp_path, text)
-    assert stores.run() == 0
+    stores = Stores(tmp_path, TINY.replace("epochs = 2", "epochs = 3").replace(
+        "n_trials = 3", "n_trials = 2"))
+    real = load_mnist(mnist_dir, train_size=512, val_size=256)
+    diverging = MnistSplits(train=_NanTargets(real.train.x, real.train.y, real.train.sha256),
+                            validation=real.validation, source=real.source)
+    outcome = run_study(load_study_config(stores.file), storage=stores.storage,
+                        tracking_uri=stores.tracking, data=diverging, out=lambda _: None)
+    assert outcome.ran == 2
     study = stores.study("tiny")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # Both ran: it went on.
-    _, children = stores.runs("tiny")
+    parent, children = stores.runs("tiny")
+    assert parent.info.status == "FINISHED"
     for trial in study.trials:
-        assert trial.user_attrs["fail_reason"].startswith("training diverged: the loss became")
+        # Stopped by TerminateOnNaN after its first batch, so in its first epoch of three.
+        assert trial.user_attrs["fail_reason"] == (
+            "training diverged: the loss became nan in epoch 0 and training was stopped.")
         run = children[trial.number]
         assert run.info.status == "FAILED"
+        assert run.data.tags["cnnlab.state"] == "FAIL"
         assert run.data.tags["cnnlab.reason"] == trial.user_attrs["fail_reason"]
-        assert run.data.params["learning_rate"] == "1e+30"
 
 
 def test_unreachable_stores_are_named_without_password_and_nothing_is_written(

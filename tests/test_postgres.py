@@ -9,28 +9,19 @@ databases ``cnnlab_optuna`` and ``cnnlab_mlflow``.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
+from studies import TINY, Stores, ui_server
 
 pytestmark = pytest.mark.slow
 
 SERVER = os.environ.get("CNNLAB_TEST_POSTGRES")
 needs_postgres = pytest.mark.skipif(
     not SERVER, reason="set CNNLAB_TEST_POSTGRES (bash scripts/postgres-for-tests.sh prints it)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @needs_postgres
@@ -40,27 +31,13 @@ def test_two_workers_on_postgres_and_a_tracking_server(tmp_path: Path) -> None:
         "n_trials = 3", "n_trials = 4"))
     stores.storage = f"{SERVER}/cnnlab_optuna"
     password = SERVER.split(":")[2].split("@")[0]
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",
                                                               "CNNLAB_STORAGE")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     # The tracking server, as README says to start it (cnnlab ui over a PostgreSQL store).
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port), "--tracking-uri",
-         f"{SERVER}/cnnlab_mlflow"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True)
-    stores.tracking = f"http://127.0.0.1:{port}"
-    try:
-        banner = server.stdout.readline()
+    with ui_server(f"{SERVER}/cnnlab_mlflow", cwd=tmp_path, env=env) as (base, banner):
+        stores.tracking = base
         assert password not in banner and "***" in banner
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(stores.tracking + "/health", timeout=5).read()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "no server"
-                time.sleep(1)
         result = subprocess.run(
             [sys.executable, "-m", "cnnlab.cli", "study", "run", str(stores.file), "--workers",
              "2", "--storage", stores.storage, "--tracking-uri", stores.tracking],
@@ -88,6 +65,3 @@ def test_two_workers_on_postgres_and_a_tracking_server(tmp_path: Path) -> None:
         for run in [parent, *children.values()]:
             recorded = " ".join([*run.data.params.values(), *run.data.tags.values()])
             assert password not in recorded
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

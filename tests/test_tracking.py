@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from studies import ui_server
 
 from cnnlab import cli, data
 from cnnlab.spec import Architecture
@@ -123,7 +120,8 @@ def test_model_loads_and_reproduces_logged_accuracy(store, mnist_dir: Path) -> N
     model = mlflow.keras.load_model(model_uri)
     assert model.count_params() == int(run.data.params["total_params"])
     val = data.load_mnist(mnist_dir, train_size=TRAIN, val_size=VAL).validation
-    probs = model.predict(val.x, verbose=0)
+    # In batches of fit's validation (the training batch size), so that the same kernels run.
+    probs = model.predict(val.x, batch_size=256, verbose=0)
     assert probs.shape == (VAL, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     accuracy = float((probs.argmax(axis=1) == val.y).mean())
@@ -153,12 +151,6 @@ def test_shapes_command(capsys) -> None:
     assert "(None, 28, 26, 2)" in capsys.readouterr().out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.read()
@@ -166,28 +158,11 @@ def _get(url: str) -> bytes:
 
 def test_ui_serves_the_store(store) -> None:
     uri, run = store
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port),
-                             "--tracking-uri", uri], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                _get(f"{base}/health")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the UI did not start: {proc.stdout.read()}") from None
-                time.sleep(0.5)
+    with ui_server(uri) as (base, _):
         got = json.loads(_get(f"{base}/api/2.0/mlflow/runs/get?run_id={run.info.run_id}"))
         assert got["run"]["info"]["run_name"] == run.info.run_name
         png = _get(f"{base}/get-artifact?path=plots/accuracy.png&run_uuid={run.info.run_id}")
         assert png[:4] == b"\x89PNG"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_run_architecture_json_trains_again(store, tmp_path: Path) -> None:
