@@ -123,6 +123,20 @@ def log_run_inputs(arch: Architecture, table: LayerTable, training: dict[str, An
     for context, split in (("training", data.train), ("validation", data.validation)):
         dataset = mlflow.data.from_numpy(split.x, targets=split.y, source=source,
                                          name=f"mnist-{context}", digest=split.sha256[:16])
+        _log_input(dataset, context)
+
+
+def _log_input(dataset: Any, context: str) -> None:
+    """``mlflow.log_input``, once more if a concurrent writer won a race: MLflow's SQL store
+    looks a dataset up, then inserts it, so two workers logging the same new dataset at once
+    can both miss it and one insert fails on the unique key (seen with PostgreSQL); the second
+    try finds the dataset the other worker inserted."""
+    try:
+        mlflow.log_input(dataset, context=context)
+    except mlflow.exceptions.MlflowException as err:
+        text = str(err)
+        if not any(s in text for s in ("UniqueViolation", "UNIQUE constraint", "duplicate key")):
+            raise
         mlflow.log_input(dataset, context=context)
 
 

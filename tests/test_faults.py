@@ -32,10 +32,17 @@ def _command(stores: Stores, *extra: str) -> list[str]:
             stores.storage, "--tracking-uri", stores.tracking, *extra]
 
 
+def _default_signals() -> None:
+    # A test runner started in the background by a shell without job control ignores SIGINT,
+    # and so would its children: the study process gets the default, as from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(stores: Stores, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen(_command(stores, *extra), cwd=stores.root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)
 
 
 def _freeze_in_trial(stores: Stores, proc: subprocess.Popen, first: int = 0) -> int:
