@@ -114,9 +114,10 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     prefix = f"[worker {args.worker_name}] " if args.worker_name else ""
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        run_study(config, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
-                  tracking_uri=args.tracking_uri, data_dir=args.data_dir, share=args.share,
-                  out=lambda line: print(prefix + line, flush=True))
+        outcome = run_study(config, n_trials=args.n_trials, timeout=args.timeout,
+                            storage=args.storage, tracking_uri=args.tracking_uri,
+                            data_dir=args.data_dir, share=args.share, from_study=args.from_study,
+                            out=lambda line: print(prefix + line, flush=True))
     except Terminated:
         print(f"{prefix}terminated: the current trial and the study's run were closed.",
               file=sys.stderr)
@@ -127,7 +128,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
         return 128 + signal.SIGINT
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return 0
+    return 1 if outcome.stopped is not None else 0
 
 
 class Terminated(KeyboardInterrupt):
@@ -278,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive, default=1, metavar="N",
                      help="run N worker processes on this study at once, sharing its budget "
                           "(default 1)")
+    run.add_argument("--from-study", metavar="NAME",
+                     help="start this new study from the finished trials of study NAME (same "
+                          "storage, same search): the honest way on from an evaluated study")
     run.add_argument("--share", type=_non_negative, help=argparse.SUPPRESS)
     run.add_argument("--worker-name", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_study_run)

@@ -10,9 +10,10 @@ from typing import Any
 import pandas as pd
 
 from cnnlab import tracking
+from cnnlab import trials as T
 from cnnlab.errors import ConfigError
-from cnnlab.objective import FAIL_REASON
 from cnnlab.study_tracking import RUN_ID_ATTR
+from cnnlab.trials import FAIL_REASON
 
 CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
 LEADERBOARD = ["study", "trial", "state", "value", "n_params", "architecture",
@@ -78,6 +79,9 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
             "started": trial.datetime_start,
             "pruned_at_epoch": steps[-1] if trial.state.name == "PRUNED" and steps else None,
             "fail_reason": attrs.get(FAIL_REASON),
+            "outcome": T.outcome(trial),
+            "reason": attrs.get(T.REASON, attrs.get(FAIL_REASON)),
+            "duplicate_of": attrs.get(T.DUPLICATE_OF),
             "seed": attrs.get("seed"),
             **trial.params,
         }
@@ -130,7 +134,8 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
                                                             "dense")))
     rest = [c for c in frame.columns if c not in first and c not in arch]
     frame = frame[[c for c in first if c in frame.columns] + arch + rest]
-    for column in ("trial", "n_params", "macs", "pruned_at_epoch", "epochs_run", "seed"):
+    for column in ("trial", "n_params", "macs", "pruned_at_epoch", "epochs_run", "seed",
+                   "duplicate_of"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     for column in arch:
@@ -138,9 +143,10 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = frame[column].astype("category")
         else:
             frame[column] = frame[column].astype("Int64")
-    for column in ("study", "state", "metric"):
+    for column in ("study", "state", "metric", "outcome"):
         frame[column] = frame[column].astype("category")
-    for column in ("architecture", "fail_reason", "run_id", "artifact_uri", "mlflow_status"):
+    for column in ("architecture", "fail_reason", "reason", "run_id", "artifact_uri",
+                   "mlflow_status"):
         if column in frame:
             frame[column] = frame[column].astype("string")
     for column in frame.columns:
@@ -154,7 +160,10 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool | None = None,
                 top: int | None = None, states: list[str] | None = None) -> pd.DataFrame:
-    """Filter by state, sort (default: by value, best first), keep the top N."""
+    """Filter by state, sort (default: by value, best first), keep the top N. Duplicates are
+    left out: the trial that judged their configuration is the configuration's row."""
+    if "outcome" in frame:
+        frame = frame[frame["outcome"].astype(str) != "duplicate"]
     if states:
         wanted = {s.upper() for s in states}
         unknown = wanted - {"COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"}

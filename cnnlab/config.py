@@ -9,6 +9,7 @@ timeout = 600                    # optional: seconds per invocation
 metric = "val_accuracy"          # or "val_loss"
 direction = "maximize"           # follows from the metric if left out
 max_params = 400000              # optional: bigger architectures are refused untrained
+allow_repeats = false            # optional: train a configuration again when it is redrawn
 
 [sampler]                        # tpe | random | bruteforce | nsgaii, with Optuna's options
 name = "tpe"
@@ -87,6 +88,8 @@ class StudyConfig:
     metric: str = "val_accuracy"
     direction: str = "maximize"
     max_params: int | None = None
+    allow_repeats: bool = False
+    """Train a configuration that an earlier trial judged again, instead of reusing its result."""
     sampler: Component = Component("tpe")
     pruner: Component = Component("median")
     training: TrainConfig = TrainConfig()
@@ -98,11 +101,19 @@ class StudyConfig:
     """The file's text, logged as it was on the study's MLflow run."""
 
     def make_sampler(self) -> Any:
+        """The study's sampler, seeded per trial from the study's seed and the trial's number
+        (``cnnlab.sampling``): a resume or another worker never restarts its sequence."""
         import optuna
 
+        from cnnlab.sampling import TrialSeededSampler
+
         cls = getattr(optuna.samplers, SAMPLERS[self.sampler.name])
-        with _experimental_ok():
-            return cls(seed=self.seed, **self.sampler.options)
+
+        def build(seed: int) -> Any:
+            with _experimental_ok():
+                return cls(seed=seed, **self.sampler.options)
+
+        return TrialSeededSampler(build, self.seed)
 
     def make_pruner(self) -> Any:
         import optuna
@@ -120,7 +131,7 @@ class StudyConfig:
 
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
-        "max_params", "sampler", "pruner", "training", "search"}
+        "max_params", "allow_repeats", "sampler", "pruner", "training", "search"}
 _TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size"}
 
 
@@ -173,6 +184,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         raise ConfigError(f"{where}: 'direction' {direction!r} does not suit metric "
                           f"{metric!r}; it should be {METRICS[metric]!r}.")
     max_params = _integer(data, "max_params", where, None, minimum=1)
+    allow_repeats = _typed(data, "allow_repeats", bool, where, False)
     sampler = _component(data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS,
                          "samplers")
     pruner = _component(data.get("pruner", {"name": "median"}), f"{where}: pruner", PRUNERS,
@@ -198,7 +210,8 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     space = parse_space(data.get("search", {}), where=f"{where}: search")
     config = StudyConfig(
         name=name, description=description, seed=seed, n_trials=n_trials, timeout=timeout,
-        metric=metric, direction=direction, max_params=max_params, sampler=sampler,
+        metric=metric, direction=direction, max_params=max_params,
+        allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
         space=space, path=path, text=text)
     _check_builds(config, where)

@@ -1,27 +1,36 @@
-"""The Optuna objective: sample an architecture, judge it, train it, return its validation score.
+"""The Optuna objective: sample a trial's configuration, judge it, train it, return its score.
 
 It computes and returns a number and nothing else: tracking reaches a trial through the hooks it
 is given (``TrialHooks``) and through Optuna callbacks, never from in here.
+
+Before anything is built, a trial is judged with the shape arithmetic alone: an architecture
+that cannot be built or is over ``max_params`` is *infeasible* (pruned at once, with Optuna
+constraint values so that constrained samplers learn from it), and a configuration that an
+earlier trial already judged is a *duplicate* (the earlier result is reused, not retrained,
+unless the study sets ``allow_repeats``). See ``cnnlab.trials`` for the outcomes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import socket
 from typing import Any, Protocol
 
+from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
 from cnnlab.errors import ArchitectureError
-from cnnlab.shapes import LayerTable
+from cnnlab.space import check_architecture, constraints
 from cnnlab.spec import Architecture
+from cnnlab.training import TrainConfig
 
-FAIL_REASON = "fail_reason"
-"""The trial user attribute that says why a trial failed (an invalid architecture, say)."""
-WORKER_ATTR = "cnnlab_worker"
-"""The trial user attribute naming the worker process (host, pid) that runs it."""
+# Kept here too for the modules and scripts that import them from the objective.
+FAIL_REASON = T.FAIL_REASON
+WORKER_ATTR = T.WORKER
 
 
 class TrialHooks(Protocol):
@@ -46,14 +55,17 @@ class DivergedError(ArithmeticError):
     """A trial whose loss became NaN or infinite."""
 
 
-def check_architecture(arch: Architecture, max_params: int | None) -> LayerTable:
-    """The layer table, or ``ArchitectureError`` if it cannot be built or is over budget."""
-    table = arch.layer_table()
-    if max_params is not None and table.total_params > max_params:
-        raise ArchitectureError(
-            f"{arch.describe()} has {table.total_params:,} parameters, over the study's "
-            f"max_params of {max_params:,}.")
-    return table
+class DuplicateRunningError(RuntimeError):
+    """The trial's configuration is being trained by another trial right now: this one is
+    failed at once (it does not count), and the study draws again."""
+
+
+def config_key(arch: Architecture, training: TrainConfig) -> str:
+    """A digest of a trial's whole configuration, architecture and training settings (all but
+    the seed, which differs per trial by design): equal keys mean the same trial."""
+    settings = {k: v for k, v in dataclasses.asdict(training).items() if k != "seed"}
+    text = json.dumps({"architecture": arch.to_dict(), "training": settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Objective:
@@ -67,13 +79,20 @@ class Objective:
 
     def __call__(self, trial: Any) -> float:
         import keras
+        import optuna
         from optuna_integration import KerasPruningCallback
 
+        from cnnlab.sampling import trial_seed
         from cnnlab.training import train
 
-        trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+        trial.set_user_attr(T.WORKER, {"host": socket.gethostname(), "pid": os.getpid()})
+        trial.set_user_attr(T.SAMPLER_SEED, trial_seed(self.config.seed, trial.number))
         arch = self.config.space.suggest(trial)
         trial.set_user_attr("architecture", arch.describe())
+        key = config_key(arch, self.config.training)
+        trial.set_user_attr(T.CONFIG_KEY, key)
+        for name, value in constraints(arch, self.config.max_params).items():
+            trial.set_constraint(name, value)
         self.hooks.trial_started(trial, arch)
         try:
             table = arch.layer_table()
@@ -81,13 +100,19 @@ class Objective:
             trial.set_user_attr("macs", table.total_macs)
             check_architecture(arch, self.config.max_params)
         except ArchitectureError as err:
-            trial.set_user_attr(FAIL_REASON, str(err))
-            raise
+            trial.set_user_attr(T.OUTCOME, "infeasible")
+            trial.set_user_attr(T.REASON, str(err))
+            raise optuna.TrialPruned(str(err)) from None
+        if not self.config.allow_repeats:
+            earlier = _judged(trial, key)
+            if earlier is not None:
+                return _reuse(trial, earlier)
         # Each trial starts from a clean Keras state, so that memory does not grow trial
         # after trial, with its own explicit seed.
         keras.backend.clear_session(free_memory=True)
         seed = self.config.seed + trial.number
         trial.set_user_attr("seed", seed)
+        trial.set_user_attr(T.OUTCOME, "trained")
         training = dataclasses.replace(self.config.training, seed=seed)
         # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
         callbacks = [*self.hooks.keras_callbacks(trial), keras.callbacks.TerminateOnNaN(),
@@ -98,6 +123,48 @@ class Objective:
             reason = (f"training diverged: the loss became "
                       f"{losses[-1] if losses else float('nan')} in epoch "
                       f"{max(len(losses) - 1, 0)} and training was stopped.")
-            trial.set_user_attr(FAIL_REASON, reason)
+            trial.set_user_attr(T.FAIL_REASON, reason)
             raise DivergedError(reason)
         return result.history[self.config.metric][-1]
+
+
+def _judged(trial: Any, key: str) -> Any:
+    """The earlier trial of the same configuration: one that ended (trained or copied) if any,
+    else one being trained now; None if the configuration is new."""
+    running = None
+    for other in trial.study.get_trials(deepcopy=False):
+        if other.number == trial.number or other.user_attrs.get(T.CONFIG_KEY) != key:
+            continue
+        if other.state.name == "RUNNING":
+            if other.user_attrs.get(T.OUTCOME) == "trained":  # In fit now.
+                running = running or other
+        elif T.counts(other) or T.outcome(other) == "copied":
+            return other
+    return running
+
+
+def _reuse(trial: Any, earlier: Any) -> float:
+    """End ``trial`` as ``earlier`` ended, without training: the same value, the same pruning
+    step, the same failure; a configuration still running elsewhere is drawn again."""
+    import optuna
+
+    trial.set_user_attr(T.OUTCOME, "duplicate")
+    trial.set_user_attr(T.DUPLICATE_OF, earlier.number)
+    state = earlier.state.name
+    if state == "RUNNING":
+        reason = (f"same configuration as trial {earlier.number}, which is being trained now; "
+                  "not trained twice")
+        trial.set_user_attr(T.REASON, reason)
+        trial.set_user_attr(T.FAIL_REASON, reason)
+        raise DuplicateRunningError(reason)
+    reason = f"same configuration as trial {earlier.number}: its result is reused, not retrained"
+    trial.set_user_attr(T.REASON, reason)
+    for step, value in sorted(earlier.intermediate_values.items()):
+        trial.report(value, step)  # Its curve, for the pruners that compare curves.
+    if state == "COMPLETE":
+        return earlier.value
+    if state == "PRUNED":
+        raise optuna.TrialPruned(reason)
+    failure = earlier.user_attrs.get(T.FAIL_REASON, "the earlier trial failed")
+    trial.set_user_attr(T.FAIL_REASON, failure)
+    raise DivergedError(failure)

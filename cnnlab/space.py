@@ -11,11 +11,13 @@ Parameter names are those of ``Architecture.to_params()`` (``n_conv``, ``conv1_f
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cnnlab.errors import ConfigError
-from cnnlab.shapes import PADDINGS
+from cnnlab.errors import ArchitectureError, ConfigError
+from cnnlab.shapes import PADDINGS, LayerTable
 from cnnlab.spec import Architecture, ConvLayer
 
 CONV_KEYS = ("filters", "kernel_size", "strides", "padding")
@@ -200,3 +202,89 @@ def parse_space(data: dict[str, Any], where: str = "search") -> SearchSpace:
         raise ConfigError(f"{where}.conv{beyond[0]} is beyond the largest number of conv "
                           f"layers ({max_conv}) that {where}.n_conv allows.")
     return space
+
+
+# -- feasibility: what can be trained, known before anything is built -----------------------
+
+FEASIBILITY_DRAWS = 2000
+"""Random architectures drawn to estimate how much of a space can be trained."""
+MIN_FEASIBLE = 0.01
+"""A study whose space is less feasible than this is refused before any store is touched."""
+
+
+def check_architecture(arch: Architecture, max_params: int | None) -> LayerTable:
+    """The layer table, or ``ArchitectureError`` if it cannot be built or is over budget."""
+    table = arch.layer_table()
+    if max_params is not None and table.total_params > max_params:
+        raise ArchitectureError(
+            f"{arch.describe()} has {table.total_params:,} parameters, over the study's "
+            f"max_params of {max_params:,}.")
+    return table
+
+
+def constraints(arch: Architecture, max_params: int | None) -> dict[str, float]:
+    """Optuna constraint values for ``arch`` (feasible when every value is <= 0).
+
+    ``buildable`` is 1 for an architecture whose feature maps would shrink below 1x1, and
+    ``max_params`` the relative excess over the budget (``params / max_params - 1``), so that a
+    constrained sampler (TPE, NSGA-II) ranks a near miss above a far one."""
+    try:
+        total = arch.layer_table().total_params
+    except ArchitectureError:
+        return {"buildable": 1.0, "max_params": 0.0}
+    excess = 0.0 if max_params is None else total / max_params - 1.0
+    return {"buildable": 0.0, "max_params": excess}
+
+
+class RandomSuggester:
+    """Draws as Optuna's ``RandomSampler`` does (uniform choices, uniform or log-uniform
+    integers), without a study: enough to sample a space for its feasibility."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self.rng.choice(list(choices))
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
+                    log: bool = False) -> int:
+        if log:
+            value = math.exp(self.rng.uniform(math.log(low - 0.5), math.log(high + 0.5)))
+            return min(max(round(value), low), high)
+        return self.rng.randrange(low, high + 1, step)
+
+
+@dataclass(frozen=True)
+class Feasibility:
+    """How much of a space can be trained, out of ``draws`` random architectures."""
+
+    draws: int
+    unbuildable: int
+    over_budget: int
+
+    @property
+    def feasible(self) -> int:
+        return self.draws - self.unbuildable - self.over_budget
+
+    @property
+    def fraction(self) -> float:
+        return self.feasible / self.draws
+
+    def describe(self) -> str:
+        return (f"{self.fraction:.0%} of {self.draws:,} random architectures can be trained "
+                f"({self.unbuildable:,} cannot be built, {self.over_budget:,} are over "
+                "max_params)")
+
+
+def feasibility(space: SearchSpace, max_params: int | None, draws: int = FEASIBILITY_DRAWS,
+                seed: int = 0) -> Feasibility:
+    """Estimate the trainable fraction of ``space`` with cnnlab's shape arithmetic alone."""
+    suggester = RandomSuggester(seed)
+    unbuildable = over = 0
+    for _ in range(draws):
+        values = constraints(space.suggest(suggester), max_params)
+        if values["buildable"] > 0:
+            unbuildable += 1
+        elif values["max_params"] > 0:
+            over += 1
+    return Feasibility(draws, unbuildable, over)

@@ -1,17 +1,26 @@
 """Run a study: create or resume it in Optuna's storage, train trials up to its total, track it.
 
-The trial budget is the study's total, as KerasTuner's ``max_trials`` is: running the same
-command again after an interruption continues until the total is reached, a finished study says
-so and stops, and ``n_trials`` given here sets a new total.
+The trial budget is the study's total of *trained* trials, as KerasTuner's ``max_trials`` is:
+running the same command again after an interruption continues until the total is reached, a
+finished study says so and stops, and ``n_trials`` given here sets a new total. Draws that were
+not trained (infeasible architectures, duplicates of judged configurations) do not count; a
+bound on such draws in a row ends a study whose space is exhausted, with a message.
+
+A study's identity is its file (all but the budget and the words), its data (the digests of the
+training and validation splits) and its storage (a random id kept in the study, which names its
+MLflow study run): resuming with another file or other data is refused. A study that was
+evaluated on the test set takes no more trials.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import socket
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,13 +28,22 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab import tracking
+from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits, load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
-from cnnlab.objective import FAIL_REASON, WORKER_ATTR, DivergedError, Objective
+from cnnlab.objective import DivergedError, DuplicateRunningError, Objective
+from cnnlab.space import MIN_FEASIBLE, feasibility
 from cnnlab.stores import redact, resolve_storage
 
 CONFIG_ATTR = "cnnlab_config"
+DATA_ATTR = "cnnlab_data"
+"""The digests of the splits the study runs on: resuming with other data is refused."""
+UID_ATTR = "cnnlab_study_uid"
+"""A random id made when the study is created: it names the study's MLflow run, so that a study
+of the same name in another storage never adopts this one's run."""
+EVALUATION_ATTR = "cnnlab_evaluation"
+"""Set by ``cnnlab evaluate``: the study's one look at the test set."""
 
 
 HEARTBEAT_INTERVAL = 10
@@ -34,7 +52,7 @@ GRACE_PERIOD = 60
 """A running trial without a heartbeat for this long belongs to a dead worker: it is failed."""
 
 
-KNOWN_FAILURES = (ArchitectureError, DivergedError)
+KNOWN_FAILURES = (ArchitectureError, DivergedError, DuplicateRunningError)
 """Failures that end one trial, with its reason, while the study goes on."""
 
 
@@ -74,15 +92,10 @@ def open_existing_storage(storage: str | None = None) -> tuple[str, Any]:
 
 
 def counted(study: Any) -> int:
-    """Trials that count towards the total: complete, pruned, and failed for a reason of their
-    own (an invalid or diverging architecture). A trial that failed because its worker was
-    killed or interrupted does not count: its architecture was never judged."""
-    return sum(_counts(t) for t in study.get_trials(deepcopy=False))
-
-
-def _counts(trial: Any) -> bool:
-    state = trial.state.name
-    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and FAIL_REASON in trial.user_attrs)
+    """Trials that count towards the total (``cnnlab.trials.counts``): trained, and ended for a
+    reason of their own. Infeasible draws, duplicates, copies and trials whose worker was
+    killed do not count."""
+    return sum(T.counts(t) for t in study.get_trials(deepcopy=False))
 
 
 def fail_dead_trials(study: Any) -> list[int]:
@@ -95,7 +108,7 @@ def fail_dead_trials(study: Any) -> list[int]:
     failed = []
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get(WORKER_ATTR, {})
+        worker = trial.user_attrs.get(T.WORKER, {})
         if worker.get("host") == host and not _alive(worker.get("pid", -1)):
             try:
                 study.tell(trial.number, state=TrialState.FAIL)
@@ -130,6 +143,9 @@ class StudyOutcome:
     total: int | None
     ran: int
     parent_run_id: str | None
+    stopped: str | None = None
+    """Why the study stopped short of its total, if it did (a space that gives nothing
+    trainable any more)."""
 
 
 def run_study(
@@ -142,14 +158,17 @@ def run_study(
     data_dir: str | None = None,
     share: int | None = None,
     data: MnistSplits | None = None,
+    from_study: str | None = None,
     out: Callable[[str], None] = print,
 ) -> StudyOutcome:
-    """Create or resume the study and run it up to its total number of trials.
+    """Create or resume the study and run it up to its total number of trained trials.
 
-    Everything that can be checked is checked (configuration, data, that the stores can be
-    reached) before anything is written. ``share`` caps the trials this process runs (one of
+    Everything that can be checked is checked (configuration, the space's feasible fraction,
+    data, that the stores can be reached, that the study is this one and was not evaluated)
+    before anything is written. ``share`` is the number of trials this process trains (one of
     several workers). ``data`` gives the training and validation splits directly (from the
-    Python API) instead of reading MNIST through ``data_dir``.
+    Python API) instead of reading MNIST through ``data_dir``. ``from_study`` starts a new
+    study from the finished trials of another one in the same storage.
     """
     import optuna
 
@@ -159,6 +178,12 @@ def run_study(
         raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout}.")
     total = n_trials if n_trials is not None else config.n_trials
     timeout = timeout if timeout is not None else config.timeout
+    feasible = feasibility(config.space, config.max_params, seed=config.seed)
+    if feasible.fraction < MIN_FEASIBLE:
+        raise ConfigError(
+            f"study '{config.name}': only {feasible.describe()}; allow larger networks "
+            f"(max_params) or narrow the search so that at least {MIN_FEASIBLE:.0%} can be "
+            "trained.")
     if data is None:
         data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
 
@@ -168,20 +193,31 @@ def run_study(
     # Every trial builds new models; TensorFlow's warning that its functions are retraced
     # is expected here and says nothing useful.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    storage_obj = open_storage(url)
+    source = _source_study(from_study, config, storage_obj, url)
     study = optuna.create_study(
-        storage=open_storage(url), study_name=config.name, direction=config.direction,
+        storage=storage_obj, study_name=config.name, direction=config.direction,
         sampler=config.make_sampler(), pruner=config.make_pruner(), load_if_exists=True)
-    _check_same_study(study, config)
+    _refuse_if_evaluated(study, config)
+    if source is not None and any(t.user_attrs.get(T.COPIED_FROM, {}).get("study") == from_study
+                                  for t in study.get_trials(deepcopy=False)):
+        source = None  # Started from it before: this is a resume.
+    _check_same_study(study, config, data, new=source is not None)
     if study.metric_names != [config.metric]:
         with warnings.catch_warnings():  # Experimental in Optuna, and what dashboards read.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([config.metric])
+    if source is not None:
+        copied = _copy_trials(source, study)
+        out(f"study '{config.name}' starts from {copied} finished trial(s) of study "
+            f"'{source.study_name}' (copies: they teach the sampler and do not count).")
 
     fail_dead_trials(study)
     done = counted(study)
     out(f"study '{config.name}' in {redact(url)}: {done} trial(s) so far"
         + (f", total {total}" if total is not None else "")
-        + (f", time budget {timeout:g} s" if timeout is not None else ""))
+        + (f", time budget {timeout:g} s" if timeout is not None else "")
+        + f"; {feasible.describe()}")
     if total is not None and done >= total:
         out(f"study '{config.name}' is finished: {done} of {total} trials; nothing to do "
             "(give a larger --n-trials to run more).")
@@ -193,15 +229,14 @@ def run_study(
     tracker = StudyTracker(study, config, data, tracking_uri)
     tracker.close_orphan_runs(study)
     objective = Objective(config, data, hooks=tracker)
-    callbacks: list[Any] = [tracker, ProgressPrinter(config, out)]
-    if total is not None and share is None:
-        # A worker of --workers N has its exact share of the trials; the shared check is for
-        # the same command started by hand several times.
-        callbacks.append(_Budget(total))
-    n_trials = None if total is None else total - done
+    to_train = None if total is None else total - done
     if share is not None:
-        n_trials = share if n_trials is None else min(n_trials, share)
+        to_train = share if to_train is None else min(to_train, share)
+    budget = _Budget(total, to_train, mine_only=share is not None,
+                     max_untrained=_untrained_limit(feasible.fraction))
+    callbacks: list[Any] = [tracker, ProgressPrinter(config, out), budget]
     before = len(study.trials)
+    started = time.monotonic()
     tracker.start()
     status = "FAILED"
     quiet = _QuietKnownFailures()
@@ -210,8 +245,10 @@ def run_study(
     for handler in handlers:
         handler.addFilter(quiet)
     try:
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks,
-                       catch=KNOWN_FAILURES, gc_after_trial=True)
+        if to_train is None or to_train > 0:
+            # No n_trials for Optuna: only trained trials count, and _Budget stops the loop.
+            study.optimize(objective, n_trials=None, timeout=timeout, callbacks=callbacks,
+                           catch=KNOWN_FAILURES, gc_after_trial=True)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -221,27 +258,130 @@ def run_study(
             handler.removeFilter(quiet)
         tracker.finish(status)
     ran = len(study.trials) - before
-    out(f"ran {ran} trial(s); study '{config.name}' has {counted(study)}"
+    if (budget.stopped is None and to_train is not None and budget.trained < to_train
+            and (share is not None or counted(study) < (total or 0))
+            and (timeout is None or time.monotonic() - started < timeout)):
+        # Optuna's loop ended by itself: the sampler stopped the study (brute force does once
+        # it has drawn every configuration).
+        budget.stopped = (
+            f"stopped: the sampler has nothing left to draw ({config.sampler.name} has judged "
+            "every configuration of the space); widen the search or lower n_trials.")
+    out(f"ran {ran} trial(s): {budget.trained} trained, {budget.duplicates} duplicate(s) "
+        f"reused, {budget.infeasible} infeasible; study '{config.name}' has {counted(study)}"
         + (f" of {total}" if total is not None else "") + " trials")
+    if budget.stopped is not None:
+        out(budget.stopped)
     _print_best(study, config, out)
     out(f"MLflow: experiment '{config.name}', study run {tracker.parent_run_id} "
         f"({redact(tracker.uri)}); browse with: cnnlab ui")
-    return StudyOutcome(study, total, ran, tracker.parent_run_id)
+    return StudyOutcome(study, total, ran, tracker.parent_run_id, budget.stopped)
 
 
-def _check_same_study(study: Any, config: StudyConfig) -> None:
-    """A study name stands for one configuration: resuming with another is refused."""
+def _untrained_limit(fraction: float) -> int:
+    """Draws in a row that may go untrained before a study is stopped: ten times the draws
+    that one trainable architecture takes at the space's feasible fraction, and at least 100
+    (duplicates count too: a small space can be exhausted)."""
+    return max(100, math.ceil(10 / max(fraction, MIN_FEASIBLE)))
+
+
+def data_identity(data: MnistSplits) -> dict[str, Any]:
+    """What names the data a study runs on (kept in the study; compared on resume)."""
+    return {"train_sha256": data.train.sha256, "val_sha256": data.validation.sha256,
+            "train_size": len(data.train), "val_size": len(data.validation)}
+
+
+def _refuse_if_evaluated(study: Any, config: StudyConfig) -> None:
+    """An evaluated study takes no more trials: its best model was tested, and going on would
+    let the test set steer the search."""
+    record = study.user_attrs.get(EVALUATION_ATTR)
+    if record is None:
+        return
+    raise ConfigError(
+        f"study '{config.name}' was evaluated on the test set at {record.get('evaluated_at')} "
+        f"(trial {record.get('trial')}, test accuracy {record.get('test_accuracy', 0):.4f}), so "
+        "it takes no more trials (the test set would steer the search); to go on, give the "
+        "study a new name in its file and run it with --from-study "
+        f"'{config.name}' to start from its trials.")
+
+
+def _check_same_study(study: Any, config: StudyConfig, data: MnistSplits,
+                      new: bool = False) -> None:
+    """A study name stands for one configuration and one data set: resuming with others is
+    refused. A new study gets its identity (config, data digests, a random id) here."""
     identity = config.identity()
-    stored = study.user_attrs.get(CONFIG_ATTR)
+    attrs = study.user_attrs
+    stored = attrs.get(CONFIG_ATTR)
+    if new and (stored is not None or study.trials):
+        raise ConfigError(f"study '{config.name}' already exists and did not start from that "
+                          "study; --from-study starts a new study: give it a new name in its "
+                          "file.")
     if stored is None:
         study.set_user_attr(CONFIG_ATTR, identity)
         study.set_user_attr("description", config.description)
-        return
-    if stored != identity:
+    elif stored != identity:
         keys = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
         raise ConfigError(
             f"study '{config.name}' already exists with a different configuration "
             f"(differs in: {', '.join(keys)}); give the study a new name, or restore the file.")
+    now = data_identity(data)
+    was = attrs.get(DATA_ATTR)
+    if was is None:
+        study.set_user_attr(DATA_ATTR, now)
+    elif (was["train_sha256"], was["val_sha256"]) != (now["train_sha256"], now["val_sha256"]):
+        raise ConfigError(
+            f"study '{config.name}' ran on other data (training {was['train_sha256'][:12]}, "
+            f"validation {was['val_sha256'][:12]}; given now: training "
+            f"{now['train_sha256'][:12]}, validation {now['val_sha256'][:12]}); point "
+            "--data-dir or CNNLAB_MNIST_DIR at the data it ran on, or give the study a new name.")
+    if UID_ATTR not in attrs:
+        study.set_user_attr(UID_ATTR, uuid.uuid4().hex)
+
+
+def _source_study(name: str | None, config: StudyConfig, storage: Any, url: str) -> Any:
+    """The study that --from-study names, checked: it exists, is another study, and searched
+    the same space with the same training (all but its name and budget)."""
+    import optuna
+
+    if name is None:
+        return None
+    if name == config.name:
+        raise ConfigError(f"--from-study names the study itself ('{name}'); give the new study "
+                          "a new name in its file.")
+    if name not in optuna.study.get_all_study_names(storage=storage):
+        raise ConfigError(f"--from-study: no study named {name!r} in {redact(url)}.")
+    source = optuna.load_study(study_name=name, storage=storage)
+    theirs = dict(source.user_attrs.get(CONFIG_ATTR, {}))
+    ours = config.identity()
+    theirs.pop("name", None)
+    ours.pop("name", None)
+    if theirs != ours:
+        keys = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise ConfigError(f"--from-study: study '{name}' was run with a different "
+                          f"configuration (differs in: {', '.join(keys)}); a study can start "
+                          "from trials of the same search only.")
+    return source
+
+
+def _copy_trials(source: Any, study: Any) -> int:
+    """Add the source study's finished, trained trials to the new study, marked as copies."""
+    import optuna
+
+    copies = []
+    for trial in source.get_trials(deepcopy=False):
+        if not T.counts(trial) or trial.state.name == "FAIL":
+            continue
+        attrs = {k: v for k, v in trial.user_attrs.items()
+                 if k not in (EVALUATION_ATTR, T.OUTCOME)}
+        attrs[T.OUTCOME] = "copied"
+        attrs[T.COPIED_FROM] = {"study": source.study_name, "trial": trial.number}
+        copies.append(optuna.trial.create_trial(
+            state=trial.state, value=trial.value if trial.state.name == "COMPLETE" else None,
+            params=trial.params, distributions=trial.distributions, user_attrs=attrs,
+            system_attrs={k: v for k, v in trial.system_attrs.items()
+                          if k.startswith("constraints")},
+            intermediate_values=trial.intermediate_values))
+    study.add_trials(copies)
+    return len(copies)
 
 
 def _print_best(study: Any, config: StudyConfig, out: Callable[[str], None]) -> None:
@@ -257,22 +397,50 @@ def _print_best(study: Any, config: StudyConfig, out: Callable[[str], None]) -> 
 
 
 class _Budget:
-    """Stop this worker once the study's counted trials, with those running elsewhere, reach
-    the total (several workers may share one study)."""
+    """Stops the optimization loop when enough trials were trained: ``to_train`` by this
+    process (a worker's share, ``mine_only``), or the study's ``total`` counting the trials
+    running elsewhere (the same command started by hand several times). Also stops, with a
+    message in ``stopped``, after ``max_untrained`` draws in a row that were not trained."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None, to_train: int | None, *, mine_only: bool,
+                 max_untrained: int) -> None:
         self.total = total
+        self.to_train = to_train
+        self.mine_only = mine_only
+        self.max_untrained = max_untrained
+        self.trained = self.duplicates = self.infeasible = 0
+        self.in_a_row = 0
+        self.stopped: str | None = None
 
     def __call__(self, study: Any, trial: Any) -> None:
         from optuna.trial import TrialState
 
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-        if counted(study) + running >= self.total:
+        kind = T.outcome(trial)
+        if T.counts(trial):
+            self.trained += 1
+            self.in_a_row = 0
+        elif kind in ("duplicate", "infeasible"):
+            self.duplicates += kind == "duplicate"
+            self.infeasible += kind == "infeasible"
+            self.in_a_row += 1
+        if self.in_a_row >= self.max_untrained:
+            self.stopped = (
+                f"stopped: the last {self.in_a_row} draws could not be trained (infeasible "
+                "architectures or configurations already judged); the space seems exhausted "
+                "for this sampler: widen the search or allow larger networks (max_params).")
             study.stop()
+        elif self.mine_only:
+            if self.to_train is not None and self.trained >= self.to_train:
+                study.stop()
+        elif self.total is not None:
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            if counted(study) + running >= self.total:
+                study.stop()
 
 
 class ProgressPrinter:
-    """One line per finished trial: state, score, size, time, and the best so far."""
+    """One line per finished trial: state, score or why it was not trained, size, time, and
+    the best so far."""
 
     def __init__(self, config: StudyConfig, out: Callable[[str], None]) -> None:
         self.config = config
@@ -283,19 +451,27 @@ class ProgressPrinter:
         from cnnlab.study_tracking import _best_trial
 
         state = trial.state.name
+        kind = T.outcome(trial)
         seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
         size = trial.user_attrs.get("n_params")
         size_text = f"{size:>10,} params" if size is not None else " " * 17
-        if state == "COMPLETE":
+        if kind == "infeasible":
+            state = "INFEASIBLE"
+            detail = "not trained: " + trial.user_attrs.get(T.REASON, "infeasible")
+        elif state == "COMPLETE":
             detail = f"{self.config.metric} {trial.value:.4f}"
         elif state == "PRUNED":
             step = max(trial.intermediate_values, default=None)
             detail = (f"pruned after epoch {step}" if step is not None else "pruned")
         else:
-            detail = trial.user_attrs.get(FAIL_REASON, "failed")
+            detail = trial.user_attrs.get(T.FAIL_REASON, "failed")
+        if kind == "duplicate":
+            earlier = trial.user_attrs.get(T.DUPLICATE_OF)
+            detail = (f"drawn again: #{earlier} is training it" if state == "FAIL" else
+                      f"{detail} (reused #{earlier}, not retrained)")
         best = _best_trial(study)
         best_text = f"best: #{best.number} {best.value:.4f}" if best is not None else ""
-        self.out(f"trial {trial.number:>3}  {state:<8}  {detail:<28} {size_text}  "
+        self.out(f"trial {trial.number:>3}  {state:<10}  {detail:<28} {size_text}  "
                  f"{seconds:6.1f} s   {best_text}")
 
 

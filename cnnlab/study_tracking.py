@@ -6,7 +6,10 @@ ended: its state, why it failed or was pruned, the plots, the model; then the st
 on the parent run). The objective never calls MLflow itself.
 
 Links: the Optuna trial has the user attribute ``mlflow_run_id``; the MLflow run has the tags
-``cnnlab.study`` and ``cnnlab.trial_number``; the study has ``mlflow_parent_run_id``.
+``cnnlab.study``, ``cnnlab.study_uid`` and ``cnnlab.trial_number``; the study has
+``mlflow_parent_run_id``. The study run is found by the study's random id (``cnnlab.study_uid``),
+never by its name alone: a study of the same name in another Optuna storage that logs to the
+same tracking store gets a study run of its own.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from cnnlab import tracking
+from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
-from cnnlab.objective import FAIL_REASON
 from cnnlab.spec import Architecture
+
+FAIL_REASON = T.FAIL_REASON
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 RUN_ID_ATTR = "mlflow_run_id"
@@ -58,6 +63,7 @@ class StudyTracker:
         self.data = data
         self.uri = tracking.use_tracking_store(tracking_uri)
         self.client = MlflowClient(self.uri)
+        self.uid = study.user_attrs.get("cnnlab_study_uid", "")
         self.experiment_id = tracking.get_or_create_experiment(config.name, self.uri)
         self.parent_run_id = self._parent_run()
         self._recorder: Any = None
@@ -71,8 +77,11 @@ class StudyTracker:
         run_id = self.study.user_attrs.get(PARENT_RUN_ATTR)
         if run_id is not None:
             try:
-                self.client.get_run(run_id)
-                return run_id
+                run = self.client.get_run(run_id)
+                if run.data.tags.get("cnnlab.study_uid", self.uid) == self.uid:
+                    if "cnnlab.study_uid" not in run.data.tags:  # Recorded before study ids.
+                        self.client.set_tag(run_id, "cnnlab.study_uid", self.uid)
+                    return run_id
             except mlflow.exceptions.MlflowException:
                 pass  # The study was tracked elsewhere before; start a parent run here.
         found = self._parent_runs()
@@ -81,6 +90,7 @@ class StudyTracker:
         else:
             run = self.client.create_run(self.experiment_id, run_name=self.config.name, tags={
                 "cnnlab.kind": "study", "cnnlab.study": self.config.name,
+                "cnnlab.study_uid": self.uid,
                 "mlflow.note.content": self.config.description,
                 "optuna.study_name": self.study.study_name})
             run_id = run.info.run_id
@@ -97,7 +107,7 @@ class StudyTracker:
     def _parent_runs(self) -> list[Any]:
         return self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`cnnlab.study` = '{_quote(self.config.name)}' and "
+            filter_string=f"tags.`cnnlab.study_uid` = '{_quote(self.uid)}' and "
                           "tags.`cnnlab.kind` = 'study'",
             order_by=["attributes.start_time ASC"], max_results=10)
 
@@ -162,7 +172,7 @@ class StudyTracker:
         run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial-{trial.number}",
                                nested=True, tags={
             "cnnlab.kind": "trial", "cnnlab.study": self.config.name,
-            "cnnlab.trial_number": str(trial.number),
+            "cnnlab.study_uid": self.uid, "cnnlab.trial_number": str(trial.number),
             "optuna.study_name": self.study.study_name})
         self._trial_run = run.info.run_id
         self._trial_number = trial.number
@@ -193,10 +203,15 @@ class StudyTracker:
     def _close_trial_run(self, trial: Any) -> None:
         state = trial.state.name
         mlflow.flush_async_logging()
-        tags = {"cnnlab.state": state}
+        kind = T.outcome(trial)
+        tags = {"cnnlab.state": state, "cnnlab.outcome": kind}
         recorder, self._recorder = self._recorder, None
         history = recorder.history if recorder is not None else {}
-        if state == "PRUNED":
+        if kind in ("infeasible", "duplicate"):
+            tags["cnnlab.reason"] = trial.user_attrs.get(T.REASON, kind)
+            if kind == "duplicate":
+                tags["cnnlab.duplicate_of"] = str(trial.user_attrs.get(T.DUPLICATE_OF))
+        elif state == "PRUNED":
             steps = sorted(trial.intermediate_values)
             last = steps[-1] if steps else None
             tags["cnnlab.pruned_at_epoch"] = str(last)
@@ -222,11 +237,15 @@ class StudyTracker:
         from optuna.trial import TrialState
 
         trials = study.get_trials(deepcopy=False)
-        counts = {state: sum(t.state == state for t in trials) for state in
+        trained = [t for t in trials if T.outcome(t) == "trained"]
+        counts = {state: sum(t.state == state for t in trained) for state in
                   (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         metrics = {"n_trials_complete": counts[TrialState.COMPLETE],
                    "n_trials_pruned": counts[TrialState.PRUNED],
-                   "n_trials_failed": counts[TrialState.FAIL]}
+                   "n_trials_failed": counts[TrialState.FAIL],
+                   "n_trials_counted": sum(T.counts(t) for t in trials),
+                   "n_draws_infeasible": sum(T.outcome(t) == "infeasible" for t in trials),
+                   "n_draws_duplicate": sum(T.outcome(t) == "duplicate" for t in trials)}
         best = _best_trial(study)
         if best is not None:
             metrics["best_value"] = best.value

@@ -26,7 +26,8 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
     # Create (or resume) the study and its study run once, before any worker starts.
     outcome = run_study(config, n_trials=args.n_trials, timeout=args.timeout,
                         storage=args.storage, tracking_uri=args.tracking_uri,
-                        data_dir=args.data_dir, share=0, out=lambda line: None)
+                        data_dir=args.data_dir, share=0, from_study=args.from_study,
+                        out=lambda line: None)
     total = outcome.total
     remaining = None if total is None else max(total - counted(outcome.study), 0)
     if remaining == 0:

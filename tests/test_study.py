@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from studies import TINY, Stores
 
+from cnnlab import trials as T
+
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
@@ -199,31 +201,56 @@ dense_units = [8, 512]       # 196 x 512 weights are over max_params.
 """
 
 
-def test_invalid_architectures_are_recorded_and_the_study_goes_on(tmp_path: Path,
-                                                                  monkeypatch) -> None:
+def test_infeasible_draws_teach_the_sampler_and_do_not_count(tmp_path: Path, monkeypatch,
+                                                              capsys) -> None:
+    """Architectures that cannot be built or are over max_params are judged by the shape
+    arithmetic, never built: PRUNED with Optuna constraint values (what TPE and NSGA-II learn
+    from), not counted toward n_trials; a space with nothing left ends with a message."""
     monkeypatch.chdir(tmp_path)
     stores = Stores(tmp_path, INVALID)
-    assert stores.run() == 0
+    assert stores.run() == 1  # One trainable configuration of four: the total of 4 is not met.
+    out = capsys.readouterr().out
+    assert "stopped: the sampler has nothing left to draw" in out
+    assert "ran 4 trial(s): 1 trained, 0 duplicate(s) reused, 3 infeasible" in out
     study = stores.study("invalid")
     _, children = stores.runs("invalid")
     by_config = {(t.params["n_conv"], t.params["dense1_units"]): t for t in study.trials}
     assert len(study.trials) == 4 and len(by_config) == 4
-    assert by_config[(1, 8)].state.name == "COMPLETE"
+    trained = by_config[(1, 8)]
+    assert trained.state.name == "COMPLETE" and trained.user_attrs["cnnlab_outcome"] == "trained"
+    assert trained.constraints == {"buildable": 0.0,
+                                   "max_params": trained.user_attrs["n_params"] / 50000 - 1}
     over = by_config[(1, 512)]
-    assert over.state.name == "FAIL"
-    assert "over the study's max_params of 50,000" in over.user_attrs["fail_reason"]
+    assert over.state.name == "PRUNED" and over.user_attrs["cnnlab_outcome"] == "infeasible"
+    assert "over the study's max_params of 50,000" in over.user_attrs["cnnlab_reason"]
+    assert over.constraints == {"buildable": 0.0, "max_params": 106322 / 50000 - 1}
     for n_dense_units in (8, 512):
         shrunk = by_config[(2, n_dense_units)]
-        assert shrunk.state.name == "FAIL"
+        assert shrunk.state.name == "PRUNED"
+        assert shrunk.constraints == {"buildable": 1.0, "max_params": 0.0}
         assert "layer conv2 (4k9s3valid) would shrink its 7x7x4 input to 0x0" in \
-            shrunk.user_attrs["fail_reason"]
+            shrunk.user_attrs["cnnlab_reason"]
+    assert study.best_trial.number == trained.number
     for trial in study.trials:
         run = children[trial.number]
-        if trial.state.name == "FAIL":
-            assert run.info.status == "FAILED"
-            assert run.data.tags["cnnlab.reason"] == trial.user_attrs["fail_reason"]
+        assert run.data.tags["cnnlab.outcome"] == trial.user_attrs["cnnlab_outcome"]
+        assert run.data.params["n_conv"] == str(trial.params["n_conv"])
+        if trial.number != trained.number:
+            assert run.info.status == "FINISHED"
+            assert run.data.tags["cnnlab.reason"] == trial.user_attrs["cnnlab_reason"]
             assert stores.client.get_metric_history(run.info.run_id, "loss") == []
-            assert run.data.params["n_conv"] == str(trial.params["n_conv"])
+            assert len(run.outputs.model_outputs) == 0
+    parent, _ = stores.runs("invalid")
+    assert parent.data.metrics["n_draws_infeasible"] == 3
+    assert parent.data.metrics["n_trials_counted"] == 1
+
+
+def test_an_impossible_space_is_refused_before_any_store(tmp_path: Path, capsys) -> None:
+    stores = Stores(tmp_path, TINY.replace("n_trials = 3", "n_trials = 3\nmax_params = 1"))
+    assert stores.run() == 2
+    err = capsys.readouterr().err.strip()
+    assert "only 0% of 2,000 random architectures can be trained" in err and "\n" not in err
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlruns").exists()
 
 
 def test_same_file_and_seed_give_the_same_architectures(tmp_path: Path, monkeypatch) -> None:
@@ -237,7 +264,7 @@ def test_same_file_and_seed_give_the_same_architectures(tmp_path: Path, monkeypa
         stores = Stores(tmp_path / copy, tpe)
         assert stores.run() == 0
         sequences.append([t.params for t in stores.study("tiny").trials])
-    assert len(sequences[0]) == 4
+    assert sum(T.counts(t) for t in stores.study("tiny").trials) == 4
     assert sequences[0] == sequences[1]
 
 

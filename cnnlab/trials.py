@@ -1,0 +1,63 @@
+"""A trial in the study's books: the names of the attributes cnnlab keeps on Optuna trials, what
+became of a trial (its outcome), and whether it counts toward the study's total.
+
+Pure bookkeeping on Optuna's ``FrozenTrial`` (read through ``state.name`` and ``user_attrs``):
+no framework import, so every module and the tests can share one definition.
+
+Outcomes:
+
+- ``trained``: the network was built and trained (it may still be pruned or diverge);
+- ``infeasible``: it could not be built, or is over ``max_params``; known from the shape
+  arithmetic before anything is built, told to Optuna as a PRUNED trial with constraint values,
+  so that constrained samplers (TPE, NSGA-II) learn to avoid such architectures;
+- ``duplicate``: the same configuration (architecture and training settings) was judged by an
+  earlier trial, whose result is reused instead of training it again;
+- ``copied``: a finished trial copied from another study (``--from-study``).
+
+Only trained trials that ended (complete, pruned, or failed for a reason of their own such as a
+diverging loss) count toward ``n_trials``; a trial whose worker was killed does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FAIL_REASON = "fail_reason"
+"""Why a trial failed (a diverging loss, say)."""
+REASON = "cnnlab_reason"
+"""Why a trial was not trained (infeasible, or a duplicate), in a sentence."""
+WORKER = "cnnlab_worker"
+"""The worker process (host, pid) that runs the trial."""
+OUTCOME = "cnnlab_outcome"
+"""One of ``OUTCOMES``."""
+CONFIG_KEY = "cnnlab_config_key"
+"""A digest of the trial's whole configuration: equal keys, equal trials."""
+DUPLICATE_OF = "cnnlab_duplicate_of"
+"""The number of the earlier trial whose result a duplicate reuses."""
+SAMPLER_SEED = "cnnlab_sampler_seed"
+"""The seed the study's sampler drew this trial with (``sampling.trial_seed``)."""
+COPIED_FROM = "cnnlab_copied_from"
+"""{study, trial} of a trial copied from another study."""
+
+OUTCOMES = ("trained", "infeasible", "duplicate", "copied")
+
+
+def outcome(trial: Any) -> str:
+    """What became of ``trial`` (see the module's docstring). Trials recorded before cnnlab kept
+    outcomes are read from their failure reason."""
+    found = trial.user_attrs.get(OUTCOME)
+    if found is not None:
+        return found
+    reason = trial.user_attrs.get(FAIL_REASON, "")
+    if "over the study's max_params" in reason or "would shrink" in reason:
+        return "infeasible"
+    return "trained"
+
+
+def counts(trial: Any) -> bool:
+    """Whether ``trial`` counts toward the study's total: trained, and ended for a reason of
+    its own (complete, pruned, or failed with a reason such as a diverging loss)."""
+    state = trial.state.name
+    if outcome(trial) != "trained":
+        return False
+    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and FAIL_REASON in trial.user_attrs)
