@@ -73,6 +73,13 @@ class MnistSplits:
     source: str
 
 
+def image_fingerprints(split: Split) -> set[bytes]:
+    """One digest per image (of its 8-bit pixels): two splits share an image exactly when
+    their fingerprint sets meet."""
+    pixels = np.rint(np.asarray(split.x) * 255.0).astype(np.uint8).reshape(len(split), -1)
+    return {hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in pixels}
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The folder to read: ``data_dir`` if given, else ``$CNNLAB_MNIST_DIR``, else None (Keras)."""
     chosen = data_dir if data_dir not in (None, "") else os.environ.get(DATA_DIR_ENV) or None

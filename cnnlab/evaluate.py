@@ -1,15 +1,23 @@
 """The one look at the test set: evaluate a study's chosen model on the 10,000 test images, once.
 
 This is the only code in cnnlab that reads the test split. The order of things is what makes
-"once" hold across processes and machines:
+"once" hold across processes, machines and the stock tools of Optuna and MLflow:
 
-1. choose the trial (the best one, or the one the user names or whose rule picks it) and check
-   that its model is in MLflow -- nothing is written yet;
-2. **claim** the evaluation by creating the study's registered model in the MLflow Model
-   Registry. Creation is atomic in the tracking store (a unique name), so of two evaluations
-   started at once exactly one gets the claim; the other is refused;
-3. only then read the test images, evaluate, and record the result on the study's run, the
-   trial's run and the registered model (a new version with the alias ``evaluated``).
+1. refuse if the study was evaluated, by any one of its redundant records: the study's own
+   attribute in Optuna, the result or claim on its registered model, the test metrics on its
+   study run or on any of its trial runs (deleted runs included). Deleting one record in the
+   MLflow UI leaves the others;
+2. choose the trial (the best one, or the one the user names or whose rule picks it) and check
+   every input: its run and the study's run exist and are not deleted, its model is in MLflow,
+   the test files can be read, the validation split is the study's own (its digest), and no
+   test image is also a validation image (the leak guard) -- nothing is written yet;
+3. **claim** the evaluation by creating the study's registered model in the MLflow Model
+   Registry (a name unique per study: the sanitized name and a hash of the exact name; tagged
+   with the study's id). Creation is atomic in the tracking store, so of two evaluations started
+   at once exactly one gets the claim; the other is refused;
+4. only then show the test images to the model, and record the result (with the test split's
+   source and digest) on the study's run, the trial's run, the registered model (a new version
+   with the alias ``evaluated``) and the Optuna study.
 
 A claim without a result means an evaluation is running or crashed. ``complete=True`` finishes a
 crashed one, on the claimed model only.
@@ -17,7 +25,9 @@ crashed one, on the claimed model only.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -29,14 +39,22 @@ from typing import Any
 import numpy as np
 
 from cnnlab import tracking
-from cnnlab.data import NUM_CLASSES, load_test_split
+from cnnlab import trials as T
+from cnnlab.data import (
+    KERAS_SOURCE,
+    NUM_CLASSES,
+    image_fingerprints,
+    load_mnist,
+    load_test_split,
+    resolve_data_dir,
+)
 from cnnlab.errors import ConfigError, EvaluationRefusedError
+from cnnlab.names import DATA_ATTR, EVALUATION_ATTR, UID_ATTR
 from cnnlab.study_tracking import PARENT_RUN_ATTR, RUN_ID_ATTR
 
 ALIAS = "evaluated"
 CLAIM_TAG = "cnnlab.claim"
 RESULT_TAG = "cnnlab.result"
-EVALUATION_ATTR = "cnnlab_evaluation"
 
 
 @dataclass(frozen=True)
@@ -67,10 +85,20 @@ class Evaluation:
     evaluated_at: str
     registered_model: str
     version: str
+    test_source: str = ""
+    test_sha256: str = ""
 
 
 def registered_model_name(study_name: str) -> str:
-    """The registry name of a study's evaluated model, e.g. ``cnnlab-quickstart``."""
+    """The registry name of a study's evaluated model: the name made safe, and a short hash of
+    the exact name, so that names differing only in punctuation get models of their own
+    (``"rev a"`` and ``"rev-a"``), e.g. ``cnnlab-quickstart-1c2d3e4f``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", study_name).strip("-")[:80]
+    return f"cnnlab-{safe}-{hashlib.sha256(study_name.encode()).hexdigest()[:8]}"
+
+
+def _legacy_model_name(study_name: str) -> str:
+    """The name used before names were unique per study (still checked for records)."""
     return "cnnlab-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", study_name).strip("-")
 
 
@@ -94,7 +122,8 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
     study's best (single objective only; a multi-objective study needs one of the others)."""
     from optuna.trial import TrialState
 
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if T.outcome(t) in ("trained", "copied")]
     if not complete:
         raise ConfigError(f"study {study.study_name!r} has no complete trial to evaluate.")
     if trial is not None and max_params is not None:
@@ -103,6 +132,10 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
         chosen = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
         if not chosen:
             raise ConfigError(f"study {study.study_name!r} has no trial {trial}.")
+        if T.outcome(chosen[0]) == "duplicate":
+            raise ConfigError(f"trial {trial} of study {study.study_name!r} reused the result of "
+                              f"trial {chosen[0].user_attrs.get(T.DUPLICATE_OF)} (the same "
+                              "configuration) and has no model of its own; evaluate that trial.")
         if chosen[0].state != TrialState.COMPLETE:
             raise ConfigError(f"trial {trial} of study {study.study_name!r} is "
                               f"{chosen[0].state.name}, not COMPLETE; only a complete trial "
@@ -130,56 +163,143 @@ def _accuracy_objective(study: Any) -> tuple[int, bool]:
     return index, study.directions[index].name == "MAXIMIZE"
 
 
-def plan(study_name: str, *, trial: int | None = None, max_params: int | None = None,
-         storage: str | None = None, tracking_uri: str | None = None) -> tuple[Choice, Any]:
-    """Choose the trial and check its model is there; writes nothing. Returns the choice and
-    the Optuna study."""
+def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
+         tracking_uri: str | None = None) -> Choice:
+    """Choose the trial and check its runs and model; writes nothing."""
     import mlflow
 
-    study = load_existing_study(study_name, storage)
+    study_name = study.study_name
     chosen = choose_trial(study, trial, max_params)
     run_id = chosen.user_attrs.get(RUN_ID_ATTR)
     if run_id is None:
         raise ConfigError(f"trial {chosen.number} of study {study_name!r} has no MLflow run "
                           "(it was not run by cnnlab); there is no model to evaluate.")
-    tracking.use_tracking_store(tracking_uri)
+    client = mlflow.tracking.MlflowClient()
+    parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    store = tracking.redact(tracking.resolve_tracking_uri(tracking_uri))
+    for what, rid in (("the MLflow run of trial " + str(chosen.number), run_id),
+                      (f"the MLflow run of study {study_name!r}", parent_run_id)):
+        if rid is None:
+            continue
+        try:
+            run = client.get_run(rid)
+        except mlflow.exceptions.MlflowException:
+            raise ConfigError(f"{what} ({rid}) is not in the tracking store {store}; point "
+                              "--tracking-uri at the study's store.") from None
+        if run.info.lifecycle_stage != "active":
+            raise ConfigError(f"{what} ({rid}) was deleted in MLflow; restore it (MLflow UI, "
+                              "or `mlflow runs restore --run-id ...`) before evaluating, so that "
+                              "the result can be recorded on it.")
     model_uri = f"runs:/{run_id}/{tracking.MODEL_NAME}"
     try:
         # MLflow 3 keeps a run's model as a logged model of its own: name it directly.
-        outputs = mlflow.tracking.MlflowClient().get_run(run_id).outputs
+        outputs = client.get_run(run_id).outputs
         if outputs is not None and outputs.model_outputs:
             model_uri = f"models:/{outputs.model_outputs[-1].model_id}"
         mlflow.models.get_model_info(model_uri)
     except Exception as err:
-        store = tracking.redact(tracking.resolve_tracking_uri(tracking_uri))
         raise ConfigError(f"the model of trial {chosen.number} ({model_uri}) is not in the "
                           f"tracking store {store} ({type(err).__name__}); point --tracking-uri "
                           "at the study's store.") from None
-    return Choice(study_name, chosen.number, run_id, study.user_attrs.get(PARENT_RUN_ATTR),
-                  model_uri, chosen.value if len(study.directions) == 1 else chosen.values,
-                  chosen.user_attrs.get("n_params")), study
+    return Choice(study_name, chosen.number, run_id, parent_run_id, model_uri,
+                  chosen.value if len(study.directions) == 1 else chosen.values,
+                  chosen.user_attrs.get("n_params"))
 
 
-def claim(choice: Choice, complete: bool = False) -> Any:
+def evaluation_records(study: Any) -> list[tuple[str, dict]]:
+    """Every record that the study was evaluated (or that its evaluation was claimed), as
+    (where, record) pairs: the study's attribute, its registered model (result or claim, under
+    today's name and the name used before), and the test metrics on any run of the study,
+    deleted runs included. Any one of them means the test set was looked at."""
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    name, uid = study.study_name, study.user_attrs.get(UID_ATTR)
+    found: list[tuple[str, dict]] = []
+    attr = study.user_attrs.get(EVALUATION_ATTR)
+    if attr:
+        found.append(("the study's attribute in Optuna", attr))
+    for model_name in dict.fromkeys((registered_model_name(name), _legacy_model_name(name))):
+        try:
+            tags = client.get_registered_model(model_name).tags
+        except MlflowException:
+            continue
+        if tags.get("cnnlab.study") != name or tags.get("cnnlab.study_uid", uid) != uid:
+            continue  # Another study's (a name that sanitizes alike, or another storage).
+        if RESULT_TAG in tags:
+            found.append((f"registered model '{model_name}'", json.loads(tags[RESULT_TAG])))
+        elif CLAIM_TAG in tags:
+            found.append((f"registered model '{model_name}' (claim)",
+                          {**json.loads(tags[CLAIM_TAG]), "claim": True}))
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        owner = (f"tags.`cnnlab.study_uid` = '{uid}'" if uid else
+                 f"tags.`cnnlab.study` = '{name.replace(chr(39), chr(92) + chr(39))}'")
+        for run in client.search_runs([experiment.experiment_id],
+                                      filter_string=f"{owner} and metrics.test_accuracy >= 0",
+                                      run_view_type=ViewType.ALL, max_results=10):
+            tags, metrics = run.data.tags, run.data.metrics
+            found.append((f"MLflow run {run.info.run_id}", {
+                "evaluated_at": tags.get("cnnlab.evaluated_at", "?"),
+                "trial": tags.get("cnnlab.evaluated_trial", "?"),
+                "model_uri": tags.get("cnnlab.evaluated_model", "?"),
+                "test_accuracy": metrics["test_accuracy"],
+                "test_loss": metrics.get("test_loss", float("nan"))}))
+    return found
+
+
+def _refuse_if_evaluated(study: Any, complete: bool) -> dict | None:
+    """Refuse if any record says the study was evaluated; returns the claim of a crashed
+    evaluation when ``complete`` (None if there is none)."""
+    records = evaluation_records(study)
+    results = [(where, r) for where, r in records if not r.get("claim")]
+    if results:
+        where, result = results[0]
+        raise EvaluationRefusedError(
+            f"study '{study.study_name}' was already evaluated on the test set at "
+            f"{result['evaluated_at']} (trial {result['trial']}, {result['model_uri']}): test "
+            f"accuracy {float(result['test_accuracy']):.4f}, test loss "
+            f"{float(result['test_loss']):.4f} (recorded in {where}); the test set is looked at "
+            "once per study.")
+    claims = [r for _, r in records if r.get("claim")]
+    if claims and not complete:
+        held = claims[0]
+        raise EvaluationRefusedError(
+            f"the evaluation of study '{study.study_name}' was claimed at {held['claimed_at']} "
+            f"by process {held['pid']} on {held['host']} (trial {held['trial']}) and has no "
+            "result yet: it is running, or it crashed; if it crashed, finish it with `cnnlab "
+            f"evaluate {study.study_name} --complete`.")
+    return claims[0] if claims else None
+
+
+def claim(choice: Choice, study: Any, complete: bool = False) -> Any:
     """Create the study's registered model as the claim, or refuse; returns the claim."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     name = registered_model_name(choice.study)
+    uid = study.user_attrs.get(UID_ATTR, "")
     record = {"trial": choice.trial, "run_id": choice.run_id, "model_uri": choice.model_uri,
               "claimed_at": _now(), "host": socket.gethostname(), "pid": os.getpid()}
     try:
         client.create_registered_model(
-            name, tags={"cnnlab.study": choice.study, CLAIM_TAG: json.dumps(record)},
+            name, tags={"cnnlab.study": choice.study, "cnnlab.study_uid": uid,
+                        CLAIM_TAG: json.dumps(record)},
             description=f"The model of study '{choice.study}' chosen on validation and "
                         "evaluated once on the MNIST test set by `cnnlab evaluate`.")
         return record
     except MlflowException as err:
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    existing = client.get_registered_model(name)
-    tags = existing.tags
+    tags = client.get_registered_model(name).tags
+    if tags.get("cnnlab.study") != choice.study or tags.get("cnnlab.study_uid", uid) != uid:
+        raise EvaluationRefusedError(
+            f"the registered model '{name}' belongs to another study (named "
+            f"{tags.get('cnnlab.study')!r}, id {tags.get('cnnlab.study_uid', '?')}), perhaps of "
+            "the same name in another Optuna storage; rename or delete that model first.")
     if RESULT_TAG in tags:
         result = json.loads(tags[RESULT_TAG])
         raise EvaluationRefusedError(
@@ -205,6 +325,29 @@ def claim(choice: Choice, complete: bool = False) -> Any:
     return held
 
 
+def check_test_data(study: Any, data_dir: str | None) -> tuple[Any, str]:
+    """The test split and where it came from, read and checked before anything is claimed:
+    the validation split read from the same source must be the study's own (its digest), and
+    no test image may also be a validation image (the leak guard: tuning on the test split
+    is the mistake this refuses)."""
+    folder = resolve_data_dir(data_dir)
+    source = KERAS_SOURCE if folder is None else str(folder)
+    test = load_test_split(data_dir)
+    recorded = study.user_attrs.get(DATA_ATTR) or {}
+    validation = load_mnist(data_dir, train_size=1, val_size=recorded.get("val_size")).validation
+    if recorded and validation.sha256 != recorded["val_sha256"]:
+        raise ConfigError(
+            f"the data at {source} are not the study's: its validation split has digest "
+            f"{validation.sha256[:12]}, the study's {recorded['val_sha256'][:12]}; point "
+            "--data-dir or CNNLAB_MNIST_DIR at the data the study ran on.")
+    shared = image_fingerprints(test) & image_fingerprints(validation)
+    if shared:
+        raise ConfigError(
+            f"{len(shared):,} of the {len(test):,} test images at {source} are also validation "
+            "images: that test split is not held out, so it cannot judge the study.")
+    return test, source
+
+
 def evaluate_study(
     study_name: str,
     *,
@@ -217,42 +360,31 @@ def evaluate_study(
     out: Callable[[str], None] = print,
 ) -> Evaluation:
     """Evaluate the study's chosen model on the test set, once; see the module's docstring."""
-    if complete:
+    study = load_existing_study(study_name, storage)
+    tracking.use_tracking_store(tracking_uri)
+    held = _refuse_if_evaluated(study, complete)
+    if complete and held is not None:
         # --complete finishes the claimed evaluation, whose trial is the claim's.
-        load_existing_study(study_name, storage)
-        tracking.use_tracking_store(tracking_uri)
-        held = _claim_record(study_name)
-        if held is not None:
-            if (trial is not None and trial != held["trial"]) or max_params is not None:
-                raise EvaluationRefusedError(
-                    f"the claimed evaluation of study '{study_name}' is of trial "
-                    f"{held['trial']}; a crashed evaluation can be completed on the same model "
-                    "only (drop --trial and --max-params).")
-            trial = held["trial"]
-    choice, study = plan(study_name, trial=trial, max_params=max_params, storage=storage,
-                         tracking_uri=tracking_uri)
-    claim(choice, complete=complete)
+        if (trial is not None and trial != held["trial"]) or max_params is not None:
+            raise EvaluationRefusedError(
+                f"the claimed evaluation of study '{study_name}' is of trial "
+                f"{held['trial']}; a crashed evaluation can be completed on the same model "
+                "only (drop --trial and --max-params).")
+        trial = held["trial"]
+    choice = plan(study, trial=trial, max_params=max_params, tracking_uri=tracking_uri)
+    test, source = check_test_data(study, data_dir)
+    claim(choice, study, complete=complete)
     out(f"claimed the test evaluation of study '{study_name}': trial {choice.trial}, "
         f"{choice.model_uri}")
-    test = load_test_split(data_dir)  # The first and only read of the test split.
-    evaluation = _record(choice, _evaluate(choice, test), study)
+    evaluation = _evaluate(choice, test)  # The model's first and only look at the test split.
+    evaluation = dataclasses.replace(evaluation, test_source=source, test_sha256=test.sha256)
+    evaluation = _record(choice, evaluation, study)
     out(f"test accuracy {evaluation.test_accuracy:.4f}, test loss {evaluation.test_loss:.4f} "
         f"(validation {_fmt(choice.value)}); registered as "
         f"models:/{evaluation.registered_model}@{ALIAS} (version {evaluation.version})")
     out("per-class accuracy: " + "  ".join(
         f"{d}:{a:.3f}" for d, a in enumerate(evaluation.per_class_accuracy)))
     return evaluation
-
-
-def _claim_record(study_name: str) -> dict | None:
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        tags = MlflowClient().get_registered_model(registered_model_name(study_name)).tags
-    except MlflowException:
-        return None
-    return json.loads(tags[CLAIM_TAG]) if CLAIM_TAG in tags else None
 
 
 def _evaluate(choice: Choice, test: Any) -> Evaluation:
@@ -275,8 +407,6 @@ def _evaluate(choice: Choice, test: Any) -> Evaluation:
 
 def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     """The result on the trial's run, the study's run, the registry and the Optuna study."""
-    import dataclasses
-
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -298,7 +428,9 @@ def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     tags = {"cnnlab.evaluated_at": evaluation.evaluated_at,
             "cnnlab.evaluated_model": choice.model_uri,
             "cnnlab.evaluated_trial": str(choice.trial),
-            "cnnlab.registered_model": f"models:/{name}/{version}"}
+            "cnnlab.registered_model": f"models:/{name}/{version}",
+            "cnnlab.test_source": evaluation.test_source,
+            "cnnlab.test_sha256": evaluation.test_sha256}
     fig = confusion_matrix_figure(np.array(evaluation.confusion_matrix),
                                   f"{choice.study}, trial {choice.trial}: test set")
     for run_id in filter(None, (choice.run_id, choice.parent_run_id)):
@@ -312,9 +444,11 @@ def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     client.set_model_version_tag(name, version, "test_accuracy",
                                  f"{evaluation.test_accuracy:.6f}")
     client.set_model_version_tag(name, version, "cnnlab.trial", str(choice.trial))
+    client.set_model_version_tag(name, version, "cnnlab.test_sha256", evaluation.test_sha256)
     client.set_registered_model_alias(name, ALIAS, version)
     summary = {k: result[k] for k in ("trial", "run_id", "model_uri", "test_loss",
-                                      "test_accuracy", "evaluated_at", "version")}
+                                      "test_accuracy", "evaluated_at", "version",
+                                      "test_source", "test_sha256")}
     study.set_user_attr(EVALUATION_ATTR, summary)
     # Last: the result on the registered model is what marks the evaluation as done.
     client.set_registered_model_tag(name, RESULT_TAG, json.dumps(summary))

@@ -32,19 +32,10 @@ from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits, load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
+from cnnlab.names import CONFIG_ATTR, DATA_ATTR, EVALUATION_ATTR, UID_ATTR
 from cnnlab.objective import DivergedError, DuplicateRunningError, Objective
 from cnnlab.space import MIN_FEASIBLE, feasibility
 from cnnlab.stores import redact, resolve_storage
-
-CONFIG_ATTR = "cnnlab_config"
-DATA_ATTR = "cnnlab_data"
-"""The digests of the splits the study runs on: resuming with other data is refused."""
-UID_ATTR = "cnnlab_study_uid"
-"""A random id made when the study is created: it names the study's MLflow run, so that a study
-of the same name in another storage never adopts this one's run."""
-EVALUATION_ATTR = "cnnlab_evaluation"
-"""Set by ``cnnlab evaluate``: the study's one look at the test set."""
-
 
 HEARTBEAT_INTERVAL = 10
 """Seconds between a running trial's heartbeats in the Optuna storage."""
@@ -198,7 +189,7 @@ def run_study(
     study = optuna.create_study(
         storage=storage_obj, study_name=config.name, direction=config.direction,
         sampler=config.make_sampler(), pruner=config.make_pruner(), load_if_exists=True)
-    _refuse_if_evaluated(study, config)
+    _refuse_if_evaluated(study, config, tracking_uri)
     if source is not None and any(t.user_attrs.get(T.COPIED_FROM, {}).get("study") == from_study
                                   for t in study.get_trials(deepcopy=False)):
         source = None  # Started from it before: this is a resume.
@@ -290,15 +281,25 @@ def data_identity(data: MnistSplits) -> dict[str, Any]:
             "train_size": len(data.train), "val_size": len(data.validation)}
 
 
-def _refuse_if_evaluated(study: Any, config: StudyConfig) -> None:
+def _refuse_if_evaluated(study: Any, config: StudyConfig, tracking_uri: str | None) -> None:
     """An evaluated study takes no more trials: its best model was tested, and going on would
-    let the test set steer the search."""
+    let the test set steer the search. Every record of an evaluation counts (see
+    ``cnnlab.evaluate.evaluation_records``), a claim of one in progress too."""
     record = study.user_attrs.get(EVALUATION_ATTR)
-    if record is None:
+    if record is None and study.get_trials(deepcopy=False):
+        from cnnlab.evaluate import evaluation_records
+
+        tracking.use_tracking_store(tracking_uri)
+        records = evaluation_records(study)
+        if records:
+            record = records[0][1]
+    if not record:
         return
     raise ConfigError(
-        f"study '{config.name}' was evaluated on the test set at {record.get('evaluated_at')} "
-        f"(trial {record.get('trial')}, test accuracy {record.get('test_accuracy', 0):.4f}), so "
+        f"study '{config.name}' was evaluated on the test set at "
+        f"{record.get('evaluated_at', record.get('claimed_at'))} (trial {record.get('trial')}"
+        + (f", test accuracy {float(record['test_accuracy']):.4f}"
+           if "test_accuracy" in record else "") + "), so "
         "it takes no more trials (the test set would steer the search); to go on, give the "
         "study a new name in its file and run it with --from-study "
         f"'{config.name}' to start from its trials.")

@@ -26,11 +26,10 @@ from cnnlab import tracking
 from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
+from cnnlab.names import PARENT_RUN_ATTR, UID_ATTR
 from cnnlab.spec import Architecture
 
 FAIL_REASON = T.FAIL_REASON
-
-PARENT_RUN_ATTR = "mlflow_parent_run_id"
 RUN_ID_ATTR = "mlflow_run_id"
 
 
@@ -63,7 +62,7 @@ class StudyTracker:
         self.data = data
         self.uri = tracking.use_tracking_store(tracking_uri)
         self.client = MlflowClient(self.uri)
-        self.uid = study.user_attrs.get("cnnlab_study_uid", "")
+        self.uid = study.user_attrs.get(UID_ATTR, "")
         self.experiment_id = tracking.get_or_create_experiment(config.name, self.uri)
         self.parent_run_id = self._parent_run()
         self._recorder: Any = None

@@ -125,3 +125,57 @@ def test_allow_repeats_trains_a_configuration_again(tmp_path: Path, monkeypatch)
     assert again.user_attrs["seed"] == first.user_attrs["seed"] + 1
     _, children = stores.runs("tiny")
     assert len(children[1].outputs.model_outputs) == 1
+
+
+def test_resuming_with_other_data_is_refused(tmp_path: Path, mnist_dir: Path, monkeypatch,
+                                             capsys) -> None:
+    import numpy as np
+
+    from cnnlab import data
+
+    monkeypatch.chdir(tmp_path)
+    stores = Stores(tmp_path, TINY.replace("n_trials = 3", "n_trials = 1").replace(
+        "epochs = 2", "epochs = 1"))
+    assert stores.run() == 0
+    before = stores.study("tiny").user_attrs["cnnlab_data"]
+    x = data.read_idx(mnist_dir / "train-images-idx3-ubyte.gz").copy()
+    y = data.read_idx(mnist_dir / "train-labels-idx1-ubyte.gz")
+    x[0] = 255 - x[0]  # One validation image differs.
+    other = tmp_path / "other"
+    other.mkdir()
+    np.savez(other / "mnist.npz", x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+    capsys.readouterr()
+    assert stores.run("--n-trials", "2", "--data-dir", str(other)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "study 'tiny' ran on other data" in err and "\n" not in err
+    assert f"validation {before['val_sha256'][:12]}" in err
+    assert len(stores.study("tiny").trials) == 1
+
+
+def test_a_same_named_study_in_another_storage_gets_its_own_study_run(
+        tmp_path: Path, monkeypatch) -> None:
+    """Two Optuna storages, one tracking store: each study keeps its own run and trials."""
+    monkeypatch.chdir(tmp_path)
+    text = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1")
+    first = Stores(tmp_path, text)
+    second = Stores(tmp_path, text.replace("seed = 5", "seed = 6"), name="second.toml")
+    second.storage = f"sqlite:///{tmp_path / 'other-optuna.db'}"
+    assert first.run() == 0 and second.run() == 0
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(first.tracking)
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags["cnnlab.kind"] == "study"]
+    assert len(parents) == 2
+    for stores in (first, second):
+        study = stores.study("tiny")
+        uid = study.user_attrs["cnnlab_study_uid"]
+        parent = next(r for r in parents if r.info.run_id == study.user_attrs[
+            "mlflow_parent_run_id"])
+        assert parent.data.tags["cnnlab.study_uid"] == uid
+        assert parent.data.params["seed"] == str(stores.study("tiny").user_attrs[
+            "cnnlab_config"]["seed"])
+        child = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["cnnlab.study_uid"] == uid
