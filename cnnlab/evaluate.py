@@ -257,21 +257,28 @@ def _refuse_if_evaluated(study: Any, complete: bool) -> dict | None:
     results = [(where, r) for where, r in records if not r.get("claim")]
     if results:
         where, result = results[0]
-        raise EvaluationRefusedError(
-            f"study '{study.study_name}' was already evaluated on the test set at "
-            f"{result['evaluated_at']} (trial {result['trial']}, {result['model_uri']}): test "
-            f"accuracy {float(result['test_accuracy']):.4f}, test loss "
-            f"{float(result['test_loss']):.4f} (recorded in {where}); the test set is looked at "
-            "once per study.")
+        raise _already_evaluated(study.study_name, result, where)
     claims = [r for _, r in records if r.get("claim")]
     if claims and not complete:
-        held = claims[0]
-        raise EvaluationRefusedError(
-            f"the evaluation of study '{study.study_name}' was claimed at {held['claimed_at']} "
-            f"by process {held['pid']} on {held['host']} (trial {held['trial']}) and has no "
-            "result yet: it is running, or it crashed; if it crashed, finish it with `cnnlab "
-            f"evaluate {study.study_name} --complete`.")
+        raise _claimed(study.study_name, claims[0])
     return claims[0] if claims else None
+
+
+def _already_evaluated(study_name: str, result: dict, where: str) -> EvaluationRefusedError:
+    return EvaluationRefusedError(
+        f"study '{study_name}' was already evaluated on the test set at "
+        f"{result['evaluated_at']} (trial {result['trial']}, {result['model_uri']}): test "
+        f"accuracy {float(result['test_accuracy']):.4f}, test loss "
+        f"{float(result['test_loss']):.4f} (recorded in {where}); the test set is looked at "
+        "once per study.")
+
+
+def _claimed(study_name: str, held: dict) -> EvaluationRefusedError:
+    return EvaluationRefusedError(
+        f"the evaluation of study '{study_name}' was claimed at {held['claimed_at']} by "
+        f"process {held['pid']} on {held['host']} (trial {held['trial']}) and has no result "
+        "yet: it is running, or it crashed; if it crashed, finish it with `cnnlab evaluate "
+        f"{study_name} --complete`.")
 
 
 def claim(choice: Choice, study: Any, complete: bool = False) -> Any:
@@ -301,22 +308,14 @@ def claim(choice: Choice, study: Any, complete: bool = False) -> Any:
             f"{tags.get('cnnlab.study')!r}, id {tags.get('cnnlab.study_uid', '?')}), perhaps of "
             "the same name in another Optuna storage; rename or delete that model first.")
     if RESULT_TAG in tags:
-        result = json.loads(tags[RESULT_TAG])
-        raise EvaluationRefusedError(
-            f"study '{choice.study}' was already evaluated on the test set at "
-            f"{result['evaluated_at']} (trial {result['trial']}, {result['model_uri']}): test "
-            f"accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}; the "
-            "test set is looked at once per study.")
+        raise _already_evaluated(choice.study, json.loads(tags[RESULT_TAG]),
+                                 f"registered model '{name}'")
     if CLAIM_TAG not in tags:
         raise EvaluationRefusedError(f"a registered model named '{name}' exists but was not "
                                      "made by cnnlab evaluate; rename or delete it first.")
     held = json.loads(tags[CLAIM_TAG])
     if not complete:
-        raise EvaluationRefusedError(
-            f"the evaluation of study '{choice.study}' was claimed at {held['claimed_at']} by "
-            f"process {held['pid']} on {held['host']} (trial {held['trial']}) and has no result "
-            f"yet: it is running, or it crashed; if it crashed, finish it with `cnnlab evaluate "
-            f"{choice.study} --complete`.")
+        raise _claimed(choice.study, held)
     if held["run_id"] != choice.run_id:
         raise EvaluationRefusedError(
             f"the claimed evaluation of study '{choice.study}' is of trial {held['trial']}; a "
