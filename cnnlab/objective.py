@@ -20,6 +20,7 @@ import os
 import socket
 from typing import Any, Protocol
 
+from cnnlab import faults
 from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
@@ -42,6 +43,10 @@ class TrialHooks(Protocol):
     def keras_callbacks(self, trial: Any) -> list[Any]:
         """Keras callbacks to train this trial with (per-epoch logging, say)."""
 
+    def trial_ended(self, trial: Any, state: str, value: float | None = None) -> None:
+        """The trial ended as ``state`` (COMPLETE, PRUNED or FAIL), before Optuna is told: a
+        trial that Optuna records as ended has been recorded everywhere else first."""
+
 
 class NoHooks:
     def trial_started(self, trial: Any, arch: Architecture) -> None:
@@ -49,6 +54,9 @@ class NoHooks:
 
     def keras_callbacks(self, trial: Any) -> list[Any]:
         return []
+
+    def trial_ended(self, trial: Any, state: str, value: float | None = None) -> None:
+        return None
 
 
 class DivergedError(ArithmeticError):
@@ -78,22 +86,45 @@ class Objective:
         self.hooks = hooks or NoHooks()
 
     def __call__(self, trial: Any) -> float:
-        import keras
         import optuna
-        from optuna_integration import KerasPruningCallback
 
         from cnnlab.sampling import trial_seed
-        from cnnlab.training import train
 
+        faults.current_trial = trial.number
         trial.set_user_attr(T.WORKER, {"host": socket.gethostname(), "pid": os.getpid()})
         trial.set_user_attr(T.SAMPLER_SEED, trial_seed(self.config.seed, trial.number))
         arch = self.config.space.suggest(trial)
+        faults.reach("sampling", trial.number)
         trial.set_user_attr("architecture", arch.describe())
         key = config_key(arch, self.config.training)
         trial.set_user_attr(T.CONFIG_KEY, key)
         for name, value in constraints(arch, self.config.max_params).items():
             trial.set_constraint(name, value)
         self.hooks.trial_started(trial, arch)
+        # The trial's records are complete before Optuna is told how it ended (the tell comes
+        # when this returns or raises), so that Optuna never counts a trial whose run or model
+        # is missing; an interrupt in between leaves a RUNNING trial, failed on the next start.
+        try:
+            value = self._judge_and_train(trial, arch, key)
+        except optuna.TrialPruned:
+            self.hooks.trial_ended(trial, "PRUNED")
+            faults.reach("tell", trial.number)
+            raise
+        except (DivergedError, DuplicateRunningError):
+            self.hooks.trial_ended(trial, "FAIL")
+            faults.reach("tell", trial.number)
+            raise
+        self.hooks.trial_ended(trial, "COMPLETE", value)
+        faults.reach("tell", trial.number)
+        return value
+
+    def _judge_and_train(self, trial: Any, arch: Architecture, key: str) -> float:
+        import keras
+        import optuna
+        from optuna_integration import KerasPruningCallback
+
+        from cnnlab.training import train
+
         try:
             table = arch.layer_table()
             trial.set_user_attr("n_params", table.total_params)
@@ -116,7 +147,8 @@ class Objective:
         training = dataclasses.replace(self.config.training, seed=seed)
         # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
         callbacks = [*self.hooks.keras_callbacks(trial), keras.callbacks.TerminateOnNaN(),
-                     KerasPruningCallback(trial, monitor=self.config.metric)]
+                     KerasPruningCallback(trial, monitor=self.config.metric),
+                     *faults.keras_callbacks(trial.number)]
         result = train(arch, self.data, training, callbacks=callbacks)
         losses = result.history.get("loss", [])
         if result.epochs_run < training.epochs or not all(map(math.isfinite, losses)):

@@ -209,13 +209,14 @@ def run_study(
         + (f", total {total}" if total is not None else "")
         + (f", time budget {timeout:g} s" if timeout is not None else "")
         + f"; {feasible.describe()}")
+    from cnnlab.study_tracking import StudyTracker
+
     if total is not None and done >= total:
         out(f"study '{config.name}' is finished: {done} of {total} trials; nothing to do "
             "(give a larger --n-trials to run more).")
+        _settle_finished(study, StudyTracker(study, config, data, tracking_uri))
         _print_best(study, config, out)
         return StudyOutcome(study, total, 0, study.user_attrs.get("mlflow_parent_run_id"))
-
-    from cnnlab.study_tracking import StudyTracker
 
     tracker = StudyTracker(study, config, data, tracking_uri)
     tracker.close_orphan_runs(study)
@@ -266,6 +267,20 @@ def run_study(
     out(f"MLflow: experiment '{config.name}', study run {tracker.parent_run_id} "
         f"({redact(tracker.uri)}); browse with: cnnlab ui")
     return StudyOutcome(study, total, ran, tracker.parent_run_id, budget.stopped)
+
+
+def _settle_finished(study: Any, tracker: Any) -> None:
+    """A finished study whose last process died after Optuna recorded the last trial: make its
+    runs agree with Optuna, and, when no trial is running anywhere, refresh the study run's
+    summary and end it."""
+    from optuna.trial import TrialState
+
+    tracker.close_orphan_runs(study)
+    if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        return  # Other workers are still at it; the last of them ends the study run.
+    if tracker.client.get_run(tracker.parent_run_id).info.status == "RUNNING":
+        tracker.refresh_parent(study)
+        tracker.client.set_terminated(tracker.parent_run_id, "FINISHED")
 
 
 def _untrained_limit(fraction: float) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from cnnlab import tracking
+from cnnlab import faults, tracking
 from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
@@ -126,23 +126,49 @@ class StudyTracker:
         name = c.path.name if c.path is not None else "study.toml"
         self.client.log_text(run_id, c.text, f"config/{name}")
 
-    def close_orphan_runs(self, study: Any) -> None:
-        """End, as KILLED, the runs of trials whose worker died (they were left RUNNING)."""
+    def close_orphan_runs(self, study: Any) -> list[int]:
+        """Make MLflow agree with Optuna on every trial that is not running (Optuna decides
+        what counts): a run left RUNNING by a worker that died is ended, and a run that was
+        closed just before its worker died, so that Optuna failed the trial, is marked as
+        failed too. Returns the trial numbers whose runs were changed."""
         from optuna.trial import TrialState
 
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            run_id = trial.user_attrs.get(RUN_ID_ATTR)
-            if run_id is None or run_id == self._trial_run:
+        runs = {r.info.run_id: r for r in self._trial_runs()}
+        changed = []
+        for trial in study.get_trials(deepcopy=False):
+            run = runs.get(trial.user_attrs.get(RUN_ID_ATTR))
+            if run is None or trial.state == TrialState.RUNNING or \
+                    run.info.run_id == self._trial_run:
                 continue
-            try:
-                run = self.client.get_run(run_id)
-            except mlflow.exceptions.MlflowException:
+            state = trial.state.name
+            killed = state == "FAIL" and FAIL_REASON not in trial.user_attrs
+            status = ("KILLED" if killed else "FAILED") if state == "FAIL" else "FINISHED"
+            if run.info.status == status and run.data.tags.get("cnnlab.state") == state:
                 continue
-            if run.info.status == "RUNNING":
-                self.client.set_tag(run_id, "cnnlab.state", "FAIL")
-                self.client.set_tag(run_id, "cnnlab.reason", trial.user_attrs.get(
-                    FAIL_REASON, "its worker was killed or interrupted before the trial ended"))
-                self.client.set_terminated(run_id, "KILLED")
+            self.client.set_tag(run.info.run_id, "cnnlab.state", state)
+            if killed:
+                self.client.set_tag(run.info.run_id, "cnnlab.reason",
+                                    "its worker was killed or interrupted before the trial "
+                                    "was recorded in Optuna")
+            self.client.set_terminated(run.info.run_id, status)
+            changed.append(trial.number)
+        return changed
+
+    def _trial_runs(self) -> list[Any]:
+        """The study's trial runs, every page of them: those tagged with the study's id, and
+        those recorded before studies had ids (a same-named study elsewhere has another id)."""
+        found, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`cnnlab.study` = '{_quote(self.config.name)}' and "
+                              "tags.`cnnlab.kind` = 'trial'",
+                max_results=1000, page_token=token)
+            found.extend(r for r in page
+                         if r.data.tags.get("cnnlab.study_uid", self.uid) == self.uid)
+            token = page.token
+            if not token:
+                return found
 
     def start(self) -> None:
         """Make the parent run the active one (again, on resume); trials nest under it."""
@@ -153,7 +179,9 @@ class StudyTracker:
         mlflow.set_tag("cnnlab.command", tracking.command_line())
 
     def finish(self, status: str = "FINISHED") -> None:
-        """End any trial run still open as KILLED or FAILED, then the parent run."""
+        """End any trial run still open as KILLED or FAILED, make MLflow agree with what
+        Optuna recorded (an interrupt may have come between a run's end and Optuna's tell),
+        then end the parent run."""
         if self._trial_run is not None:
             mlflow.set_tag("cnnlab.state", "FAIL")
             mlflow.set_tag("cnnlab.reason", "interrupted" if status == "KILLED" else
@@ -162,6 +190,8 @@ class StudyTracker:
             self._trial_run = None
         self._recorder = None
         mlflow.flush_async_logging()
+        if status != "FINISHED":
+            self.close_orphan_runs(self.study)
         if mlflow.active_run() is not None:
             mlflow.end_run(status)
 
@@ -191,45 +221,59 @@ class StudyTracker:
         self._recorder = HistoryRecorder()
         return [tracking.EpochMetricsCallback(), self._recorder]
 
-    # -- Optuna callback -----------------------------------------------------------------
-
-    def __call__(self, study: Any, trial: Any) -> None:
-        """After each trial: close its run with what happened, then refresh the study's run."""
-        if self._trial_run is not None and self._trial_number == trial.number:
-            self._close_trial_run(trial)
-        self.refresh_parent(study)
-
-    def _close_trial_run(self, trial: Any) -> None:
-        state = trial.state.name
+    def trial_ended(self, trial: Any, state: str, value: float | None = None) -> None:
+        """Record how the trial ended (tags, curves' plots, model) and close its run; called
+        by the objective before Optuna is told, so that Optuna never counts a trial whose run
+        is open or whose model is missing."""
+        if self._trial_run is None or self._trial_number != trial.number:
+            return
         mlflow.flush_async_logging()
+        attrs = trial.user_attrs
         kind = T.outcome(trial)
         tags = {"cnnlab.state": state, "cnnlab.outcome": kind}
         recorder, self._recorder = self._recorder, None
         history = recorder.history if recorder is not None else {}
         if kind in ("infeasible", "duplicate"):
-            tags["cnnlab.reason"] = trial.user_attrs.get(T.REASON, kind)
+            tags["cnnlab.reason"] = attrs.get(T.REASON, kind)
             if kind == "duplicate":
-                tags["cnnlab.duplicate_of"] = str(trial.user_attrs.get(T.DUPLICATE_OF))
+                tags["cnnlab.duplicate_of"] = str(attrs.get(T.DUPLICATE_OF))
         elif state == "PRUNED":
-            steps = sorted(trial.intermediate_values)
-            last = steps[-1] if steps else None
+            curve = history.get(self.config.metric, [])
+            last = len(curve) - 1 if curve else None
             tags["cnnlab.pruned_at_epoch"] = str(last)
             tags["cnnlab.reason"] = (
                 f"pruned by {self.config.pruner.name} after epoch {last} "
-                f"({self.config.metric} {trial.intermediate_values.get(last, float('nan')):.4f})")
+                f"({self.config.metric} {curve[-1] if curve else float('nan'):.4f})")
         elif state == "FAIL":
-            tags["cnnlab.reason"] = trial.user_attrs.get(FAIL_REASON, "the trial raised an error")
+            tags["cnnlab.reason"] = attrs.get(FAIL_REASON, "the trial raised an error")
         mlflow.set_tags(tags)
-        if trial.value is not None and math.isfinite(trial.value):
-            mlflow.log_metric("objective", trial.value)
+        if value is not None and math.isfinite(value):
+            mlflow.log_metric("objective", value)
         if history:
+            faults.reach("plots", trial.number)
             tracking.log_curve_plots(history)
         model = getattr(recorder, "model", None) if recorder is not None else None
         if model is not None and state in ("COMPLETE", "PRUNED"):
+            faults.reach("model_logging", trial.number)
             tracking.log_model(model, self.data.validation.x)
         mlflow.end_run("FAILED" if state == "FAIL" else "FINISHED")
         self._trial_run = None
         del recorder, model
+
+    # -- Optuna callback -----------------------------------------------------------------
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        """After Optuna recorded a trial: close its run if an unexpected error left it open
+        (the objective closes it otherwise), then refresh the study's run."""
+        if self._trial_run is not None and self._trial_number == trial.number:
+            mlflow.set_tags({"cnnlab.state": trial.state.name,
+                             "cnnlab.reason": trial.user_attrs.get(
+                                 FAIL_REASON, "the trial raised an error")})
+            mlflow.end_run("FAILED")
+            self._trial_run = None
+            self._recorder = None
+        faults.reach("refresh", trial.number)
+        self.refresh_parent(study)
 
     def refresh_parent(self, study: Any) -> None:
         """The study's summary on its run: counts, best trial, Optuna's plots."""

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnlab import faults
 from cnnlab.data import MnistSplits
 from cnnlab.errors import ConfigError
 from cnnlab.model import build_model, check_layer_table
@@ -71,6 +72,7 @@ def train(
     model = build_model(arch, seed=config.seed, optimizer=config.optimizer,
                         learning_rate=config.learning_rate)
     check_layer_table(model, table)
+    faults.reach("building")
     history = model.fit(
         data.train.x, data.train.y_onehot,
         batch_size=config.batch_size,

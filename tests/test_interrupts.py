@@ -1,0 +1,74 @@
+"""Interrupts at every point of a trial's life: SIGINT, SIGTERM, and SIGKILL then a resume, sent
+by the process to itself at a named point (``cnnlab.faults``). After each, the Optuna study and
+the MLflow runs agree, and running the same command again finishes the study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from studies import TINY, Stores
+
+from cnnlab import trials as T
+from cnnlab.faults import POINTS
+
+pytestmark = pytest.mark.slow
+
+STUDY = TINY.replace("n_trials = 3", "n_trials = 2").replace("train_size = 512",
+                                                              "train_size = 256")
+CODES = {"INT": 130, "TERM": 143, "KILL": -signal.SIGKILL}
+CASES = ([(p, "INT") for p in POINTS] + [(p, "TERM") for p in ("epoch", "model_logging", "tell")]
+         + [(p, "KILL") for p in POINTS])
+
+
+def _run(stores: Stores, fault: str | None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("CNNLAB_FAULT", None)
+    if fault:
+        env["CNNLAB_FAULT"] = fault
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab.cli", "study", "run", str(stores.file), "--storage",
+         stores.storage, "--tracking-uri", stores.tracking], cwd=stores.root, env=env,
+        capture_output=True, text=True, timeout=600,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _assert_agree(stores: Stores) -> None:
+    """Every ended trial's run says what Optuna says; a counted trial has its model."""
+    study = stores.study("tiny")
+    parent, children = stores.runs("tiny")
+    assert parent.info.status != "RUNNING"
+    for trial in study.trials:
+        state = trial.state.name
+        assert state != "RUNNING", f"trial {trial.number} left RUNNING"
+        run = children.get(trial.number)
+        if run is None:  # Interrupted before its run was opened: failed, not counted.
+            assert state == "FAIL" and not T.counts(trial)
+            continue
+        killed = state == "FAIL" and "fail_reason" not in trial.user_attrs
+        expected = ("KILLED" if killed else "FAILED") if state == "FAIL" else "FINISHED"
+        assert (run.info.status, run.data.tags.get("cnnlab.state")) == (expected, state), \
+            f"trial {trial.number}: Optuna {state}, MLflow {run.info.status}"
+        if T.counts(trial) and state == "COMPLETE":
+            assert len(run.outputs.model_outputs) == 1, f"trial {trial.number} has no model"
+
+
+@pytest.mark.parametrize(("point", "sig"), CASES, ids=[f"{p}-{s}" for p, s in CASES])
+def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str,
+                                                      sig: str) -> None:
+    stores = Stores(tmp_path, STUDY)
+    interrupted = _run(stores, f"{point}:{sig}:1")  # In trial 1: trial 0 has completed.
+    assert interrupted.returncode == CODES[sig], interrupted.stderr
+    if sig != "KILL":
+        assert "were closed" in interrupted.stderr
+        _assert_agree(stores)
+    resumed = _run(stores, None)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_agree(stores)
+    study = stores.study("tiny")
+    assert sum(T.counts(t) for t in study.trials) == 2
+    assert study.trials[0].state.name == "COMPLETE"
