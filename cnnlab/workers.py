@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from cnnlab.config import StudyConfig
+from cnnlab.stores import STORAGE_ENV
 
 
 def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
@@ -37,6 +38,12 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
     print(f"study '{config.name}': {args.workers} workers"
           + (f" for the {remaining} trial(s) still to run" if remaining is not None else ""),
           flush=True)
+    # The stores' URLs reach the workers through their environment, never their command
+    # lines, which every user of the machine can read (ps).
+    env = os.environ.copy()
+    for name, value in ((STORAGE_ENV, args.storage), ("MLFLOW_TRACKING_URI", args.tracking_uri)):
+        if value is not None:
+            env[name] = value
     procs = []
     for i, share in enumerate(shares):
         if share == 0:
@@ -44,18 +51,43 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
         command = [sys.executable, "-m", "cnnlab.cli", "study", "run", str(args.file),
                    "--worker-name", str(i)]
         for flag, value in (("--n-trials", args.n_trials), ("--timeout", args.timeout),
-                            ("--storage", args.storage), ("--tracking-uri", args.tracking_uri),
                             ("--data-dir", args.data_dir), ("--share", share)):
             if value is not None:
                 command += [flag, str(value)]
-        procs.append(subprocess.Popen(command, env=os.environ.copy()))
+        # In a process group of its own: a Ctrl-C at the terminal reaches the parent alone,
+        # which passes it on once (a second SIGINT would interrupt a worker's cleanup).
+        procs.append(subprocess.Popen(command, env=env, process_group=0))
+    # SIGTERM here, as Ctrl-C, is passed on to every worker, which closes its trial and runs.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
-        _signal_all(procs, signal.SIGINT)
-        [p.wait() for p in procs]
-        return 130
-    return max(codes, default=0)
+        for p in procs:
+            p.wait()
+    except KeyboardInterrupt as stop:
+        signum = signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT
+        _signal_all(procs, signum)
+        for p in procs:
+            p.wait()
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed = [(i, p) for i, p in enumerate(procs) if p.returncode != 0]
+    for i, p in failed:
+        how = (f"was killed by {signal.Signals(-p.returncode).name}" if p.returncode < 0
+               else f"exited with code {p.returncode}")
+        print(f"cnnlab study run: worker {i} (pid {p.pid}) {how}; run the same command again "
+              "to finish the study.", file=sys.stderr)
+    if not failed:
+        return 0
+    code = failed[0][1].returncode
+    return 128 - code if code < 0 else code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM to the parent of the workers."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
 
 
 def _split(remaining: int | None, workers: int) -> list[int | None]:

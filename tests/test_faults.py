@@ -234,3 +234,103 @@ def test_corrupt_data_leaves_the_stores_as_they_were(mnist_dir: Path, tmp_path: 
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte.gz holds" in err and "truncated or corrupt" in err
     assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _freeze_workers(stores: Stores, parent: subprocess.Popen) -> dict[int, int]:
+    """Stop (SIGSTOP) both workers of ``parent`` at an instant when each is inside ``fit`` of a
+    trial; returns {worker pid: trial number}, the workers left stopped."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert parent.poll() is None, parent.communicate()
+        workers = _children(parent.pid)
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            if storage is None:
+                storage = optuna.storages.RDBStorage(
+                    stores.storage, engine_kwargs={"connect_args": {"timeout": 1}},
+                    skip_compatibility_check=True, skip_table_creation=True)
+            running = {t.user_attrs["cnnlab_worker"]["pid"]: t.number
+                       for t in storage.get_all_trials(
+                           storage.get_study_id_from_name("tiny"), deepcopy=False,
+                           states=(TrialState.RUNNING,))
+                       if "mlflow_run_id" in t.user_attrs and "cnnlab_worker" in t.user_attrs
+                       and 1 <= len(t.intermediate_values) < SLOW_EPOCHS}
+            if len(workers) == 2 and set(running) == set(workers):
+                return running
+        except Exception:  # noqa: BLE001 - no study or tables yet, or a frozen writer's lock.
+            pass
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the workers were never both inside fit")
+
+
+def _pending(pid: int, signum: int) -> bool:
+    """Whether ``signum`` is pending for the stopped process ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) >> (signum - 1) & 1:
+            return True
+    return False
+
+
+def _start_workers(stores: Stores) -> subprocess.Popen:
+    return _start(stores, "--workers", "2")
+
+
+def test_sigterm_to_the_workers_parent_ends_every_worker(tmp_path: Path) -> None:
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 8"))
+    parent = _start_workers(stores)
+    workers = _freeze_workers(stores, parent)
+    parent.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while not all(_pending(pid, signal.SIGTERM) for pid in workers):  # Passed on to both.
+        assert time.monotonic() < deadline, "the parent did not pass SIGTERM on"
+        time.sleep(0.05)
+    for pid in workers:
+        os.kill(pid, signal.SIGCONT)
+    _, err = parent.communicate(timeout=120)
+    assert parent.returncode == 143, err
+    assert err.count("terminated: the current trial and the study's run were closed") == 2
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    study = stores.study("tiny")
+    for number in workers.values():
+        assert study.trials[number].state.name == "FAIL"
+    assert "RUNNING" not in {t.state.name for t in study.trials}
+
+
+def test_a_worker_killed_by_a_signal_makes_the_command_fail(tmp_path: Path) -> None:
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 4"))
+    parent = _start_workers(stores)
+    workers = _freeze_workers(stores, parent)
+    victim, survivor = sorted(workers)
+    os.kill(victim, signal.SIGKILL)
+    os.kill(survivor, signal.SIGCONT)
+    _, err = parent.communicate(timeout=300)
+    assert parent.returncode == 128 + signal.SIGKILL, err
+    assert f"(pid {victim}) was killed by SIGKILL" in err
+    # The same command again finishes the study.
+    again = subprocess.run(_command(stores), cwd=tmp_path, capture_output=True, text=True,
+                           timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert again.returncode == 0, again.stderr
+    from cnnlab import trials as T
+
+    assert sum(T.counts(t) for t in stores.study("tiny").trials) == 4
