@@ -16,11 +16,9 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import socket
 from typing import Any, Protocol
 
-from cnnlab import faults
+from cnnlab import faults, liveness
 from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
@@ -91,7 +89,7 @@ class Objective:
         from cnnlab.sampling import trial_seed
 
         faults.current_trial = trial.number
-        trial.set_user_attr(T.WORKER, {"host": socket.gethostname(), "pid": os.getpid()})
+        trial.set_user_attr(T.WORKER, liveness.identity())
         trial.set_user_attr(T.SAMPLER_SEED, trial_seed(self.config.seed, trial.number))
         arch = self.config.space.suggest(trial)
         faults.reach("sampling", trial.number)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import socket
 import time
 import uuid
 import warnings
@@ -27,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab import tracking
+from cnnlab import liveness, tracking
 from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits, load_mnist
@@ -90,17 +88,17 @@ def counted(study: Any) -> int:
 
 
 def fail_dead_trials(study: Any) -> list[int]:
-    """Fail the RUNNING trials of workers that are gone, now: those of a process on this host
-    that no longer exists, and (through Optuna's heartbeats) any whose heartbeat stopped more
-    than the grace period ago. Returns the trial numbers failed."""
+    """Fail the RUNNING trials of workers that are gone, now: those whose process is known to
+    be gone (this host and boot, no process with its pid and start time; see
+    ``cnnlab.liveness``), and (through Optuna's heartbeats) any whose heartbeat stopped more
+    than the grace period ago. A process that cannot be checked is left to the heartbeats.
+    Returns the trial numbers failed here."""
     import optuna
     from optuna.trial import TrialState
 
     failed = []
-    host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get(T.WORKER, {})
-        if worker.get("host") == host and not _alive(worker.get("pid", -1)):
+        if liveness.is_gone(trial.user_attrs.get(T.WORKER, {})):
             try:
                 study.tell(trial.number, state=TrialState.FAIL)
                 failed.append(trial.number)
@@ -110,22 +108,6 @@ def fail_dead_trials(study: Any) -> list[int]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # Other hosts' workers, by heartbeat.
     return failed
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A pid can be reused: only a cnnlab process counts as the worker.
-    try:
-        return b"cnnlab" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
 
 
 @dataclass
@@ -250,8 +232,8 @@ def run_study(
             handler.removeFilter(quiet)
         tracker.finish(status)
     ran = len(study.trials) - before
-    if (budget.stopped is None and to_train is not None and budget.trained < to_train
-            and (share is not None or counted(study) < (total or 0))
+    if (budget.stopped is None and not budget.reached and to_train is not None
+            and budget.trained < to_train
             and (timeout is None or time.monotonic() - started < timeout)):
         # Optuna's loop ended by itself: the sampler stopped the study (brute force does once
         # it has drawn every configuration).
@@ -427,6 +409,8 @@ class _Budget:
         self.trained = self.duplicates = self.infeasible = 0
         self.in_a_row = 0
         self.stopped: str | None = None
+        self.reached = False
+        """Whether the loop was stopped because the budget was reached."""
 
     def __call__(self, study: Any, trial: Any) -> None:
         from optuna.trial import TrialState
@@ -447,10 +431,12 @@ class _Budget:
             study.stop()
         elif self.mine_only:
             if self.to_train is not None and self.trained >= self.to_train:
+                self.reached = True
                 study.stop()
         elif self.total is not None:
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             if counted(study) + running >= self.total:
+                self.reached = True
                 study.stop()
 
 

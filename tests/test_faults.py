@@ -334,3 +334,45 @@ def test_a_worker_killed_by_a_signal_makes_the_command_fail(tmp_path: Path) -> N
     from cnnlab import trials as T
 
     assert sum(T.counts(t) for t in stores.study("tiny").trials) == 4
+
+
+DRIVER = """
+import sys
+from cnnlab.config import load_study_config
+from cnnlab.study import run_study
+
+outcome = run_study(load_study_config(sys.argv[1]), storage=sys.argv[2], tracking_uri=sys.argv[3],
+                    out=lambda line: None)
+sys.exit(0 if outcome.stopped is None else 1)
+"""
+
+
+def test_a_live_trial_of_another_program_is_never_failed(tmp_path: Path) -> None:
+    """A study driven through the Python API (its command line does not say cnnlab) is inside a
+    trial when `cnnlab study run` starts beside it: that trial is alive, and stays alive."""
+    import sqlite3
+
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 2"))
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    proc = subprocess.Popen([sys.executable, str(driver), str(stores.file), stores.storage,
+                             stores.tracking], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    while True:
+        number = _freeze_in_trial(stores, proc)
+        try:  # Frozen without a write lock on the storage, or the other run would wait on it.
+            with sqlite3.connect(stores.storage.removeprefix("sqlite:///"), timeout=1) as db:
+                db.execute("BEGIN IMMEDIATE")
+                db.rollback()
+            break
+        except sqlite3.OperationalError:
+            os.kill(proc.pid, signal.SIGCONT)
+    beside = subprocess.run(_command(stores), cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert beside.returncode == 0, beside.stderr
+    assert stores.study("tiny").trials[number].state.name == "RUNNING"
+    os.kill(proc.pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert stores.study("tiny").trials[number].state.name == "COMPLETE"
