@@ -174,8 +174,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from cnnlab import stores as tracking  # URIs only: serving the UI needs no Keras.
 
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
-    command = [_mlflow_executable(), "server", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port), "--workers", "1"]
+    command = [_mlflow_executable(), "server", "--host", args.host, "--port", str(args.port),
+               "--workers", "1"]
+    if args.allowed_hosts:
+        command += ["--allowed-hosts", args.allowed_hosts]
+    # The store's URL goes to the server through its environment: a command line is readable
+    # by every user of the machine (ps), and the URL may carry a password.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
     db = tracking.sqlite_path(uri)
     if db is not None:
         if not db.exists():
@@ -188,7 +193,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
           "(Ctrl-C stops it)", flush=True)
     # The server runs in a process group of its own (MLflow starts uvicorn and job consumers
     # under it); whatever ends this command ends the whole group, so nothing is left running.
-    server = subprocess.Popen(command, start_new_session=True)
+    server = subprocess.Popen(command, start_new_session=True, env=env)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return server.wait()
@@ -329,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Serve the MLflow UI over cnnlab's tracking store.")
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     ui.add_argument("--port", type=_positive, default=5000, help="default 5000")
+    ui.add_argument("--allowed-hosts", metavar="HOSTS",
+                    help="Host headers the server answers besides localhost and private IP "
+                         "addresses, comma-separated, '*' patterns allowed (MLflow's "
+                         "--allowed-hosts); e.g. 'trackinghost,trackinghost:*' for workers "
+                         "that reach it by that name")
     _add_tracking_arg(ui)
     ui.set_defaults(func=cmd_ui)
     return parser

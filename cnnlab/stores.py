@@ -8,8 +8,8 @@ Defaults are local, under ``mlruns/`` of the current directory: ``sqlite:///mlru
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
@@ -33,10 +33,15 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]).expanduser()
 
 
-def redact(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``, for printing and logging."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@\s/]*@")
+_SECRET_QUERY = re.compile(
+    r"(?i)(?P<key>[?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|"
+    r"sslpassword)=)[^&;\s#'\"]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with every password of a URL in it shown as ``***``: the user-info form
+    (``scheme://user:password@host``), wherever the URL stands in the text (``--opt=URL``
+    included), and query parameters that carry secrets (``?password=...``, ``&token=...``)."""
+    text = _USERINFO.sub(r"\g<scheme>\g<user>:***@", text)
+    return _SECRET_QUERY.sub(r"\g<key>***", text)

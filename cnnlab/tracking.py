@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import warnings
@@ -43,6 +44,9 @@ def use_tracking_store(uri: str | None = None) -> str:
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+    # MLflow prints "View run ... at: URL" after every run on a tracking server, with the URL
+    # as given, password and all; cnnlab says where runs are itself, with passwords hidden.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -188,7 +192,7 @@ def command_line() -> str:
     """The command that produced this run, for the ``cnnlab.command`` tag (passwords in URLs
     hidden)."""
     argv = [Path(sys.argv[0]).name if sys.argv else "python"] + sys.argv[1:]
-    return " ".join(redact(arg) if "://" in arg else arg for arg in argv)
+    return redact(" ".join(argv))
 
 
 def check_reachable(uri: str | None = None) -> None:

@@ -89,7 +89,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def ui_server(tracking_uri: str, **popen) -> Iterator[tuple[str, str]]:
+def ui_server(tracking_uri: str, *extra: str, **popen) -> Iterator[tuple[str, str]]:
     """`cnnlab ui` over ``tracking_uri`` on a free port, healthy; yields (base URL, the first
     line it printed) and ends it afterwards.
 
@@ -97,7 +97,7 @@ def ui_server(tracking_uri: str, **popen) -> Iterator[tuple[str, str]]:
     take it in between: a server that exits before it is healthy is started again on another
     port (three tries), instead of the test depending on that race."""
     for _ in range(3):
-        started = _start_ui(tracking_uri, popen)
+        started = _start_ui(tracking_uri, extra, popen)
         if started is not None:
             break
     else:
@@ -110,11 +110,11 @@ def ui_server(tracking_uri: str, **popen) -> Iterator[tuple[str, str]]:
         proc.wait(timeout=30)
 
 
-def _start_ui(tracking_uri: str, popen: dict):
+def _start_ui(tracking_uri: str, extra: tuple[str, ...], popen: dict):
     port = _free_port()
     log = tempfile.TemporaryFile(mode="w+")  # Never an unread pipe that could fill up.
     proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port),
-                             "--tracking-uri", tracking_uri], stdout=subprocess.PIPE,
+                             "--tracking-uri", tracking_uri, *extra], stdout=subprocess.PIPE,
                             stderr=log, text=True, **popen)
     banner = proc.stdout.readline()
     base = f"http://127.0.0.1:{port}"

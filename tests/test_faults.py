@@ -189,8 +189,13 @@ def test_command_tag_hides_passwords(monkeypatch) -> None:
     from cnnlab.tracking import command_line
 
     monkeypatch.setattr(sys, "argv", ["cnnlab", "study", "run", "f.toml", "--storage",
-                                      "postgresql://me:hunter2@db:5432/optuna"])
-    assert command_line() == "cnnlab study run f.toml --storage postgresql://me:***@db:5432/optuna"
+                                      "postgresql://me:hunter2@db:5432/optuna",
+                                      "--tracking-uri=http://me:hunter2@tracker:5000",
+                                      "--storage=postgresql://me@db/optuna?password=hunter2"])
+    assert command_line() == (
+        "cnnlab study run f.toml --storage postgresql://me:***@db:5432/optuna "
+        "--tracking-uri=http://me:***@tracker:5000 --storage=postgresql://me@db/optuna"
+        "?password=***")
 
 
 def test_workers_share_one_study_on_the_local_default(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ databases ``cnnlab_optuna`` and ``cnnlab_mlflow``.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,8 +30,10 @@ def test_two_workers_on_postgres_and_a_tracking_server(tmp_path: Path) -> None:
     name = f"pg-{uuid.uuid4().hex[:8]}"  # A new study each run, in long-lived databases.
     stores = Stores(tmp_path, TINY.replace('name = "tiny"', f'name = "{name}"').replace(
         "n_trials = 3", "n_trials = 4"))
-    stores.storage = f"{SERVER}/cnnlab_optuna"
-    password = SERVER.split(":")[2].split("@")[0]
+    user, password = SERVER.split("//")[1].split("@")[0].split(":")
+    host = SERVER.split("@")[1]
+    # The password as a query parameter, given in the --storage=URL form: both must be hidden.
+    stores.storage = f"postgresql://{user}@{host}/cnnlab_optuna?password={password}"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",
                                                               "CNNLAB_STORAGE")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -38,9 +41,14 @@ def test_two_workers_on_postgres_and_a_tracking_server(tmp_path: Path) -> None:
     with ui_server(f"{SERVER}/cnnlab_mlflow", cwd=tmp_path, env=env) as (base, banner):
         stores.tracking = base
         assert password not in banner and "***" in banner
+        # No process that cnnlab started shows a password on its command line (ps).
+        listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert password not in listing
+        assert not [line for line in listing.splitlines()
+                    if "mlflow" in line and "postgresql://" in line]
         result = subprocess.run(
             [sys.executable, "-m", "cnnlab.cli", "study", "run", str(stores.file), "--workers",
-             "2", "--storage", stores.storage, "--tracking-uri", stores.tracking],
+             "2", f"--storage={stores.storage}", "--tracking-uri", stores.tracking],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr
         assert password not in result.stdout + result.stderr
@@ -61,7 +69,14 @@ def test_two_workers_on_postgres_and_a_tracking_server(tmp_path: Path) -> None:
                 run.info.run_id, "val_accuracy")] == [0, 1]
             assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
                 "plots/loss.png", "plots/accuracy.png"}
-        # No credentials anywhere in what was recorded.
+        # No credentials anywhere in what was recorded: runs' params, tags and every artifact
+        # file, the Optuna study's and trials' attributes.
         for run in [parent, *children.values()]:
             recorded = " ".join([*run.data.params.values(), *run.data.tags.values()])
             assert password not in recorded
+            folder = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "a")))
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    assert password.encode() not in path.read_bytes(), path
+        attrs = [study.user_attrs, *[(t.user_attrs, t.system_attrs) for t in study.trials]]
+        assert password not in json.dumps(attrs, default=str)
