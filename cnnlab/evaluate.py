@@ -175,6 +175,7 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
         raise ConfigError(f"trial {chosen.number} of study {study_name!r} has no MLflow run "
                           "(it was not run by cnnlab); there is no model to evaluate.")
     client = mlflow.tracking.MlflowClient()
+    tracking.check_experiment_active(client.get_experiment_by_name(study_name))
     parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
     store = tracking.redact(tracking.resolve_tracking_uri(tracking_uri))
     for what, rid in (("the MLflow run of trial " + str(chosen.number), run_id),

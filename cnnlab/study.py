@@ -162,6 +162,7 @@ def run_study(
 
     url = resolve_storage(storage)
     tracking.check_reachable(tracking_uri)
+    tracking.check_experiment(config.name, tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Every trial builds new models; TensorFlow's warning that its functions are retraced
     # is expected here and says nothing useful.
@@ -201,6 +202,8 @@ def run_study(
         return StudyOutcome(study, total, 0, study.user_attrs.get("mlflow_parent_run_id"))
 
     tracker = StudyTracker(study, config, data, tracking_uri)
+    for note in tracker.notes:
+        out(f"note: {note}")
     tracker.close_orphan_runs(study)
     objective = Objective(config, data, hooks=tracker)
     to_train = None if total is None else total - done

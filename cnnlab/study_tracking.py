@@ -62,6 +62,8 @@ class StudyTracker:
         self.data = data
         self.uri = tracking.use_tracking_store(tracking_uri)
         self.client = MlflowClient(self.uri)
+        self.notes: list[str] = []
+        """What the tracker found and worked around (a deleted study run, say), to be said."""
         self.uid = study.user_attrs.get(UID_ATTR, "")
         self.experiment_id = tracking.get_or_create_experiment(config.name, self.uri)
         self.parent_run_id = self._parent_run()
@@ -77,7 +79,11 @@ class StudyTracker:
         if run_id is not None:
             try:
                 run = self.client.get_run(run_id)
-                if run.data.tags.get("cnnlab.study_uid", self.uid) == self.uid:
+                if run.info.lifecycle_stage != "active":
+                    self.notes.append(
+                        f"the study's MLflow run {run_id} was deleted (in the MLflow UI?); its "
+                        "trial runs stay under it, and a new study run takes the new ones.")
+                elif run.data.tags.get("cnnlab.study_uid", self.uid) == self.uid:
                     if "cnnlab.study_uid" not in run.data.tags:  # Recorded before study ids.
                         self.client.set_tag(run_id, "cnnlab.study_uid", self.uid)
                     return run_id
@@ -87,6 +93,14 @@ class StudyTracker:
         if found:
             run_id = found[0].info.run_id
         else:
+            others = self.client.search_runs(
+                [self.experiment_id], filter_string="tags.`cnnlab.kind` = 'study'",
+                max_results=1)
+            if others and run_id is None:
+                self.notes.append(
+                    f"MLflow experiment '{self.config.name}' holds the runs of an earlier study "
+                    "of this name (deleted from Optuna, or in another storage); this study gets "
+                    "a study run of its own.")
             run = self.client.create_run(self.experiment_id, run_name=self.config.name, tags={
                 "cnnlab.kind": "study", "cnnlab.study": self.config.name,
                 "cnnlab.study_uid": self.uid,

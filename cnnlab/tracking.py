@@ -60,6 +60,7 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        check_experiment_active(experiment)
         return experiment.experiment_id
     location = None
     db = sqlite_path(resolve_tracking_uri(uri))
@@ -68,6 +69,26 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         location = (db.parent.resolve() / f"{slug}-{digest}").as_uri()
     return client.create_experiment(name, artifact_location=location)
+
+
+def check_experiment_active(experiment: Any) -> None:
+    """A deleted experiment takes no runs, and MLflow keeps its name: say what to do."""
+    from cnnlab.errors import ConfigError
+
+    if experiment is not None and experiment.lifecycle_stage != "active":
+        raise ConfigError(
+            f"the MLflow experiment '{experiment.name}' was deleted (id "
+            f"{experiment.experiment_id}); restore it (`mlflow experiments restore "
+            f"--experiment-id {experiment.experiment_id}`) or remove it for good (`mlflow gc`), "
+            "then run again.")
+
+
+def check_experiment(name: str, uri: str | None = None) -> None:
+    """Refuse, before anything is written, a study whose MLflow experiment was deleted."""
+    db = sqlite_path(resolve_tracking_uri(uri))
+    if db is not None and not db.exists():
+        return  # A new local store: no experiment yet.
+    check_experiment_active(MlflowClient(resolve_tracking_uri(uri)).get_experiment_by_name(name))
 
 
 class EpochMetricsCallback(mlflow.keras.MlflowCallback):

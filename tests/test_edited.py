@@ -1,0 +1,86 @@
+"""The stores edited from outside, with Optuna's and MLflow's own tools, between two runs of a
+study: cnnlab says what happened in one sentence, and goes on where that is safe or refuses
+before anything is read or written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from studies import TINY, Stores
+
+from cnnlab import cli
+
+pytestmark = pytest.mark.slow
+
+ONE = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1").replace(
+    "train_size = 512", "train_size = 256")
+
+
+@pytest.fixture
+def stores(tmp_path: Path, monkeypatch) -> Stores:
+    monkeypatch.chdir(tmp_path)
+    stores = Stores(tmp_path, ONE)
+    assert stores.run() == 0
+    return stores
+
+
+def test_a_deleted_study_run_gets_a_new_one(stores: Stores, capsys) -> None:
+    old, _ = stores.runs("tiny")
+    stores.client.delete_run(old.info.run_id)
+    capsys.readouterr()
+    assert stores.run("--n-trials", "2") == 0
+    out = capsys.readouterr().out
+    assert f"note: the study's MLflow run {old.info.run_id} was deleted" in out
+    study = stores.study("tiny")
+    new_id = study.user_attrs["mlflow_parent_run_id"]
+    assert new_id != old.info.run_id
+    new = stores.client.get_run(new_id)
+    assert new.info.status == "FINISHED" and new.info.lifecycle_stage == "active"
+    child = stores.client.get_run(study.trials[1].user_attrs["mlflow_run_id"])
+    assert child.data.tags["mlflow.parentRunId"] == new_id
+    # evaluate refuses before claiming, naming the deleted run... of the old trial, which the
+    # new study run does not hold: evaluating trial 0 needs its run restored first.
+    stores.client.delete_run(child.info.run_id)
+    assert cli.main(["evaluate", "tiny", "--trial", "1", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking]) == 2
+    err = capsys.readouterr().err
+    assert f"the MLflow run of trial 1 ({child.info.run_id}) was deleted in MLflow" in err
+    assert stores.client.search_registered_models() == []
+
+
+def test_a_deleted_experiment_is_refused_before_anything_is_written(stores: Stores,
+                                                                    capsys) -> None:
+    experiment = stores.client.get_experiment_by_name("tiny")
+    stores.client.delete_experiment(experiment.experiment_id)
+    capsys.readouterr()
+    assert stores.run("--n-trials", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert f"the MLflow experiment 'tiny' was deleted (id {experiment.experiment_id})" in err
+    assert "\n" not in err
+    assert len(stores.study("tiny").trials) == 1
+    assert cli.main(["evaluate", "tiny", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking]) == 2
+    assert "was deleted" in capsys.readouterr().err
+    assert stores.client.search_registered_models() == []
+
+
+def test_a_study_deleted_from_optuna_starts_afresh_beside_its_old_runs(stores: Stores,
+                                                                       capsys) -> None:
+    import optuna
+
+    old, _ = stores.runs("tiny")
+    optuna.delete_study(study_name="tiny", storage=stores.storage)
+    capsys.readouterr()
+    assert stores.run() == 0
+    assert "holds the runs of an earlier study of this name" in capsys.readouterr().out
+    study = stores.study("tiny")
+    assert len(study.trials) == 1
+    new_id = study.user_attrs["mlflow_parent_run_id"]
+    assert new_id != old.info.run_id
+    new = stores.client.get_run(new_id)
+    assert new.data.tags["cnnlab.study_uid"] == study.user_attrs["cnnlab_study_uid"]
+    assert new.data.tags["cnnlab.study_uid"] != old.data.tags["cnnlab.study_uid"]
+    child = stores.client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert child.data.tags["mlflow.parentRunId"] == new_id
+    assert stores.client.get_run(old.info.run_id).info.status == "FINISHED"
