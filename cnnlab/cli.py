@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from cnnlab.data import DATA_DIR_ENV
-from cnnlab.errors import ArchitectureError, CnnlabError, DataError
+from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
 from cnnlab.spec import NOTEBOOK_CNN, Architecture
 
 
@@ -42,8 +42,8 @@ def _architecture(args: argparse.Namespace) -> Architecture:
     return Architecture.from_strings(args.conv or [], args.dense)
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: an integer of at least ``minimum``."""
+def _int_at_least(minimum: int, maximum: int | None = None):
+    """An argparse type: an integer of at least ``minimum`` (and at most ``maximum``)."""
 
     def parse(text: str) -> int:
         try:
@@ -52,6 +52,8 @@ def _int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at most {maximum}")
         return value
 
     return parse
@@ -59,6 +61,7 @@ def _int_at_least(minimum: int):
 
 _positive = _int_at_least(1)
 _non_negative = _int_at_least(0)
+_port = _int_at_least(1, 65535)
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
@@ -99,6 +102,25 @@ def cmd_train(args: argparse.Namespace) -> int:
           f" after {outcome.result.epochs_run} epochs")
     print(f"MLflow run {outcome.run_id} in experiment '{args.experiment}' "
           f"({tracking.redact(uri)}); browse it with: cnnlab ui")
+    return 0
+
+
+def cmd_study_check(args: argparse.Namespace) -> int:
+    from cnnlab.config import dry_run, load_study_config
+    from cnnlab.space import MIN_FEASIBLE, feasibility
+
+    config = load_study_config(args.file)
+    dry_run(config)
+    feasible = feasibility(config.space, config.max_params, seed=config.seed)
+    if feasible.fraction < MIN_FEASIBLE:
+        raise ConfigError(f"study '{config.name}': only {feasible.describe()}; allow larger "
+                          "networks (max_params) or narrow the search.")
+    budget = (f"{config.n_trials} trained trials" if config.n_trials is not None else
+              f"{config.timeout:g} s")
+    print(f"study '{config.name}': {budget} x {config.training.epochs} epochs, sampler "
+          f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
+    print(f"search space: {feasible.describe()}")
+    print("the file is valid; nothing was written.")
     return 0
 
 
@@ -170,6 +192,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, in one sentence, a port that another program holds (MLflow's server would exit
+    with a log line and leave `cnnlab ui` to report nothing useful)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise ConfigError(f"--host {host!r} is not an address of this machine ({err.strerror})."
+                          ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise ConfigError(f"cannot serve on {host}:{port}: {err.strerror} (another program "
+                              "holds the port? give another with --port).") from None
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from cnnlab import stores as tracking  # URIs only: serving the UI needs no Keras.
 
@@ -189,6 +231,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         # New experiments made from the UI keep their artifacts beside the database too.
         command += ["--default-artifact-root", db.parent.resolve().as_uri(),
                     "--no-serve-artifacts"]
+    _check_port_free(args.host, args.port)
     print(f"MLflow UI at http://{args.host}:{args.port} over {tracking.redact(uri)} "
           "(Ctrl-C stops it)", flush=True)
     # The server runs in a process group of its own (MLflow starts uvicorn and job consumers
@@ -196,7 +239,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     server = subprocess.Popen(command, start_new_session=True, env=env)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        return server.wait()
+        code = server.wait()
+        print(f"cnnlab ui: the MLflow server stopped by itself (exit code {code}).",
+              file=sys.stderr)
+        return code or 1
     except KeyboardInterrupt as interrupt:
         return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
     finally:
@@ -226,8 +272,16 @@ def _mlflow_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("mlflow") or "mlflow")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (as every other error of cnnlab's)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        message = message.replace("\n", "\\n")  # An argument may hold a newline.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnlab",
         description="Hyperparameter experiments on convolutional networks for MNIST, tracked "
                     "in MLflow.")
@@ -290,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--share", type=_non_negative, help=argparse.SUPPRESS)
     run.add_argument("--worker-name", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_study_run)
+    check = study_sub.add_parser(
+        "check", help="check a study file and estimate its space; writes nothing",
+        description="Read and check a study file as `study run` does (every key, the sampler "
+                    "and pruner run in memory, the trainable fraction of the space), and say "
+                    "what it would run. Touches no store and reads no data.")
+    check.add_argument("file", type=Path, help="the study file")
+    check.set_defaults(func=cmd_study_check)
 
     evaluate = sub.add_parser(
         "evaluate", help="evaluate a study's best model on the test set, once",
@@ -333,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="serve the MLflow UI over the local store",
                         description="Serve the MLflow UI over cnnlab's tracking store.")
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    ui.add_argument("--port", type=_positive, default=5000, help="default 5000")
+    ui.add_argument("--port", type=_port, default=5000, help="default 5000")
     ui.add_argument("--allowed-hosts", metavar="HOSTS",
                     help="Host headers the server answers besides localhost and private IP "
                          "addresses, comma-separated, '*' patterns allowed (MLflow's "
@@ -372,16 +433,28 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from cnnlab.errors import EvaluationRefusedError
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a bad argument already said in one line.
+        return done.code if isinstance(done.code, int) else 2
+    command = " ".join(filter(None, [args.command, getattr(args, "study_command", None)]))
     try:
         return args.func(args)
     except EvaluationRefusedError as err:
-        print(f"cnnlab {args.command}: refused: {err}", file=sys.stderr)
+        print(f"cnnlab {args.command}: refused: {_one_line(str(err))}", file=sys.stderr)
         return 1
     except CnnlabError as err:
-        command = " ".join(filter(None, [args.command, getattr(args, "study_command", None)]))
-        print(f"cnnlab {command}: error: {err}", file=sys.stderr)
+        print(f"cnnlab {command}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:  # A path given on the command line that cannot be used.
+        where = f" {err.filename}" if err.filename else ""
+        print(f"cnnlab {command}: error: {_one_line(f'{err.strerror or err}:{where}')}",
+              file=sys.stderr)
+        return 2
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     names = list(studies) if studies else study_names(storage)
     if not names:
         raise ConfigError("there are no studies in the Optuna storage yet.")
-    tracking.use_tracking_store(tracking_uri)
-    frames = [_one_study(load_existing_study(name, storage), curves) for name in names]
+    loaded = [load_existing_study(name, storage) for name in names]
+    tracking.use_tracking_store(tracking_uri, create=False)
+    frames = [_one_study(study, curves) for study in loaded]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return _tidy(frame)
 

@@ -38,6 +38,8 @@ whose message names the key.
 from __future__ import annotations
 
 import inspect
+import math
+import re
 import tomllib
 import warnings
 from collections.abc import Iterator
@@ -47,10 +49,14 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import ConfigError
-from cnnlab.space import SearchSpace, parse_space
+from cnnlab.space import HARD_MAX_PARAMS, SearchSpace, parse_space
 from cnnlab.training import TrainConfig
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
+MAX_EPOCHS = 10_000
+"""More epochs than any study here would run: a larger number is a typo."""
+MAX_NAME = 200
+"""The longest study name: it names an Optuna study, an MLflow experiment and folders."""
 
 SAMPLERS = {
     "tpe": "TPESampler",
@@ -139,11 +145,16 @@ def load_study_config(path: str | Path) -> StudyConfig:
     """Read and check a study file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"study file {path} does not exist.") from None
     except IsADirectoryError:
         raise ConfigError(f"study file {path} is a directory, not a file.") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"study file {path} is not UTF-8 text (byte {err.start}); TOML files "
+                          "are UTF-8.") from None
+    except OSError as err:
+        raise ConfigError(f"study file {path} cannot be read: {err.strerror}.") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -163,12 +174,19 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     name = _typed(data, "name", str, where)
     if not name.strip():
         raise ConfigError(f"{where}: 'name' must not be empty.")
+    if len(name) > MAX_NAME:
+        raise ConfigError(f"{where}: 'name' is {len(name)} characters long; at most {MAX_NAME} "
+                          "(it names the Optuna study, the MLflow experiment and folders).")
+    if any(not c.isprintable() for c in name):
+        raise ConfigError(f"{where}: 'name' must be printable text, without control "
+                          f"characters such as newlines, not {name!r}.")
     description = _typed(data, "description", str, where, "")
-    seed = _integer(data, "seed", where, 0, minimum=0)
+    seed = _integer(data, "seed", where, 0, minimum=0, maximum=2**32 - 1)  # NumPy's range.
     n_trials = _integer(data, "n_trials", where, None, minimum=1)
     timeout = data.get("timeout")
     if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+                not math.isfinite(timeout) or timeout <= 0:
             raise ConfigError(f"{where}: 'timeout' must be a positive number of seconds, "
                               f"not {timeout!r}.")
         timeout = float(timeout)
@@ -183,7 +201,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     if direction != METRICS[metric]:
         raise ConfigError(f"{where}: 'direction' {direction!r} does not suit metric "
                           f"{metric!r}; it should be {METRICS[metric]!r}.")
-    max_params = _integer(data, "max_params", where, None, minimum=1)
+    max_params = _integer(data, "max_params", where, None, minimum=1, maximum=HARD_MAX_PARAMS)
     allow_repeats = _typed(data, "allow_repeats", bool, where, False)
     sampler = _component(data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS,
                          "samplers")
@@ -199,7 +217,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
                           f"{', '.join(sorted(_TRAINING))}.")
     tw = f"{where}: training"
     training = TrainConfig(
-        epochs=_integer(training_data, "epochs", tw, 10, minimum=1),
+        epochs=_integer(training_data, "epochs", tw, 10, minimum=1, maximum=MAX_EPOCHS),
         batch_size=_integer(training_data, "batch_size", tw, 256, minimum=1),
         seed=seed,
         optimizer=_typed(training_data, "optimizer", str, tw, "rmsprop"),
@@ -216,6 +234,39 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         space=space, path=path, text=text)
     _check_builds(config, where)
     return config
+
+
+def dry_run(config: StudyConfig) -> None:
+    """Run the study's sampler and pruner for a few trials in memory, on its real search space,
+    with a stand-in score: an option that Optuna takes when the sampler is built but fails on
+    when it samples or prunes is a ``ConfigError`` here, before any store is touched, not an
+    error in the middle of a study."""
+    import optuna
+
+    def objective(trial: Any) -> float:
+        config.space.suggest(trial)
+        for step in range(2):
+            trial.report(0.5, step)
+            trial.should_prune()
+        return 0.5
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study = optuna.create_study(direction=config.direction,
+                                        sampler=config.make_sampler(),
+                                        pruner=config.make_pruner())
+            study.optimize(objective, n_trials=3)
+    except Exception as err:  # Whatever Optuna raises: say which component and why.
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(
+            f"{config.path or config.name}: the sampler ({config.sampler.name}) or pruner "
+            f"({config.pruner.name}) fails in Optuna with these options: "
+            f"{type(err).__name__}: {reason}") from None
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
@@ -253,7 +304,8 @@ def _learning_rate(data: dict, where: str) -> float | None:
     value = data.get("learning_rate")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{where}: 'learning_rate' must be a positive number, not {value!r}.")
     return float(value)
 
@@ -267,23 +319,47 @@ def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Compo
         raise ConfigError(f"{where} must be a table with a 'name'.")
     options = dict(data)
     name = options.pop("name")
-    if name not in names:
+    if not isinstance(name, str) or name not in names:
         raise ConfigError(f"{where}: name {name!r} is not one of {', '.join(names)}.")
     cls = getattr(getattr(optuna, kind), names[name])
-    accepted = set(inspect.signature(cls).parameters) - {"self", "seed"}
-    for key in options:
+    parameters = inspect.signature(cls).parameters
+    accepted = set(parameters) - {"self", "seed"}
+    for key, value in options.items():
         if key == "seed":
             raise ConfigError(f"{where}: give 'seed' at the top of the study file, not here.")
         if key not in accepted:
             raise ConfigError(f"{where}: {key!r} is not an option of optuna.{kind}."
                               f"{names[name]} (it takes {', '.join(sorted(accepted)) or 'none'}).")
+        annotation = str(parameters[key].annotation)
+        if not _fits(value, annotation):
+            raise ConfigError(f"{where}: {key!r} of optuna.{kind}.{names[name]} takes "
+                              f"{_plain(annotation)}, not {value!r}.")
     try:
         with _experimental_ok():
             cls(**options) if kind == "pruners" else cls(seed=0, **options)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise ConfigError(f"{where}: optuna.{kind}.{names[name]} refuses these options: "
                           f"{err}") from None
     return Component(name, options)
+
+
+_TOML_TYPES = {bool: ("bool",), int: ("int", "float"), float: ("float",), str: ("str",)}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a TOML value suits an Optuna option's annotation (``int``, ``float | None``,
+    ``str | int`` ...). Options that take objects or callables cannot come from a file."""
+    if annotation in ("<class 'inspect._empty'>", "inspect._empty"):
+        return True
+    names = _TOML_TYPES.get(type(value))
+    if names is None:
+        return False  # Lists, tables, dates: no option cnnlab offers takes them.
+    annotation = re.sub(r"Callable\[.*\]", "", annotation)  # A function's own types.
+    return any(re.search(rf"\b{n}\b", annotation) for n in names)
+
+
+def _plain(annotation: str) -> str:
+    return re.sub(r"<class '(\w+)'>", r"\1", annotation).replace(" | None", "")
 
 
 @contextmanager

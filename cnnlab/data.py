@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ def _parse_idx(raw: bytes, path: Path, expected_magic: int | None) -> np.ndarray
     if len(raw) < header:
         raise DataError(f"{path} is truncated inside its header.")
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims))
+    expected = math.prod(dims)  # Python integers: no overflow for a hostile header.
     if len(raw) - header != expected:
         raise DataError(f"{path} holds {len(raw) - header} data bytes but its header "
                         f"{dims} needs {expected}: the file is truncated or corrupt.")
@@ -225,6 +226,8 @@ def _validate(x: np.ndarray, y: np.ndarray, part: str, where: str) -> None:
                         f"not {x.dtype} {x.shape}.")
     if y.ndim != 1:
         raise DataError(f"{where}: {part} labels must be one-dimensional, not shape {y.shape}.")
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: {part} labels must be integers 0-9, not {y.dtype}.")
     if len(x) != expected or len(y) != expected:
         raise DataError(f"{where}: expected {expected} {part} images and labels, "
                         f"found {len(x)} images and {len(y)} labels.")

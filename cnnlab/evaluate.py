@@ -361,7 +361,7 @@ def evaluate_study(
 ) -> Evaluation:
     """Evaluate the study's chosen model on the test set, once; see the module's docstring."""
     study = load_existing_study(study_name, storage)
-    tracking.use_tracking_store(tracking_uri)
+    tracking.use_tracking_store(tracking_uri, create=False)
     held = _refuse_if_evaluated(study, complete)
     if complete and held is not None:
         # --complete finishes the claimed evaluation, whose trial is the claim's.

@@ -109,7 +109,7 @@ class SearchSpace:
 
 
 def parse_param(value: Any, where: str, *, kind: type, minimum: int | None = None,
-                allowed: tuple[Any, ...] | None = None) -> Param:
+                maximum: int | None = None, allowed: tuple[Any, ...] | None = None) -> Param:
     """Read a list of choices or an ``{low, high, step, log}`` table; errors name ``where``."""
     if isinstance(value, dict):
         if kind is not int:
@@ -129,6 +129,8 @@ def parse_param(value: Any, where: str, *, kind: type, minimum: int | None = Non
             raise ConfigError(f"{where}.log must be true or false, not {log!r}.")
         if minimum is not None and low < minimum:
             raise ConfigError(f"{where}.low must be at least {minimum}, not {low}.")
+        if maximum is not None and high > maximum:
+            raise ConfigError(f"{where}.high must be at most {maximum}, not {high}.")
         if low > high:
             raise ConfigError(f"{where} is an impossible range: low {low} > high {high}.")
         if step < 1:
@@ -146,6 +148,8 @@ def parse_param(value: Any, where: str, *, kind: type, minimum: int | None = Non
             raise ConfigError(f"{where} must hold strings, not {v!r}.")
         if minimum is not None and v < minimum:
             raise ConfigError(f"{where} must hold values of at least {minimum}, not {v!r}.")
+        if maximum is not None and v > maximum:
+            raise ConfigError(f"{where} must hold values of at most {maximum}, not {v!r}.")
         if allowed is not None and v not in allowed:
             raise ConfigError(f"{where} may only hold {', '.join(map(repr, allowed))}, "
                               f"not {v!r}.")
@@ -154,12 +158,16 @@ def parse_param(value: Any, where: str, *, kind: type, minimum: int | None = Non
     return Choices(tuple(values))
 
 
+# Bounds past anything trainable here, so that a typo cannot ask for a model that exhausts
+# memory while it is built (the parameter ceiling below catches the rest).
+MAX_LAYERS = {"n_conv": 20, "n_dense": 10}
 _CONV_RULES: dict[str, dict[str, Any]] = {
-    "filters": {"kind": int, "minimum": 1},
-    "kernel_size": {"kind": int, "minimum": 1},
-    "strides": {"kind": int, "minimum": 1},
+    "filters": {"kind": int, "minimum": 1, "maximum": 4096},
+    "kernel_size": {"kind": int, "minimum": 1, "maximum": 28},
+    "strides": {"kind": int, "minimum": 1, "maximum": 28},
     "padding": {"kind": str, "allowed": PADDINGS},
 }
+MAX_UNITS = 65536
 
 
 def parse_space(data: dict[str, Any], where: str = "search") -> SearchSpace:
@@ -176,9 +184,10 @@ def parse_space(data: dict[str, Any], where: str = "search") -> SearchSpace:
         if key in CONV_KEYS:
             conv[key] = parse_param(value, path, **_CONV_RULES[key])
         elif key in ("n_conv", "n_dense"):
-            values[key] = parse_param(value, path, kind=int, minimum=0 if key == "n_dense" else 1)
+            values[key] = parse_param(value, path, kind=int, minimum=0 if key == "n_dense" else 1,
+                                      maximum=MAX_LAYERS[key])
         elif key == "dense_units":
-            values[key] = parse_param(value, path, kind=int, minimum=1)
+            values[key] = parse_param(value, path, kind=int, minimum=1, maximum=MAX_UNITS)
         elif key.startswith("conv") and key[4:].isdigit() and int(key[4:]) >= 1:
             if not isinstance(value, dict):
                 raise ConfigError(f"{path} must be a table of per-layer choices.")
@@ -206,6 +215,9 @@ def parse_space(data: dict[str, Any], where: str = "search") -> SearchSpace:
 
 # -- feasibility: what can be trained, known before anything is built -----------------------
 
+HARD_MAX_PARAMS = 100_000_000
+"""No architecture over this many parameters is built (400 MB of float32 weights, before the
+optimizer's copies): more than a 2-core CPU can train, and a typo away from exhausting memory."""
 FEASIBILITY_DRAWS = 2000
 """Random architectures drawn to estimate how much of a space can be trained."""
 MIN_FEASIBLE = 0.01
@@ -219,6 +231,10 @@ def check_architecture(arch: Architecture, max_params: int | None) -> LayerTable
         raise ArchitectureError(
             f"{arch.describe()} has {table.total_params:,} parameters, over the study's "
             f"max_params of {max_params:,}.")
+    if table.total_params > HARD_MAX_PARAMS:
+        raise ArchitectureError(
+            f"{arch.describe()} has {table.total_params:,} parameters, over cnnlab's ceiling of "
+            f"{HARD_MAX_PARAMS:,} (more than this kind of machine can train).")
     return table
 
 
@@ -232,7 +248,8 @@ def constraints(arch: Architecture, max_params: int | None) -> dict[str, float]:
         total = arch.layer_table().total_params
     except ArchitectureError:
         return {"buildable": 1.0, "max_params": 0.0}
-    excess = 0.0 if max_params is None else total / max_params - 1.0
+    limit = HARD_MAX_PARAMS if max_params is None else min(max_params, HARD_MAX_PARAMS)
+    excess = total / limit - 1.0
     return {"buildable": 0.0, "max_params": excess}
 
 

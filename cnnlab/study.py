@@ -27,7 +27,7 @@ from typing import Any
 
 from cnnlab import liveness, tracking
 from cnnlab import trials as T
-from cnnlab.config import StudyConfig
+from cnnlab.config import StudyConfig, dry_run
 from cnnlab.data import MnistSplits, load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
 from cnnlab.names import CONFIG_ATTR, DATA_ATTR, EVALUATION_ATTR, UID_ATTR
@@ -151,6 +151,7 @@ def run_study(
         raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout}.")
     total = n_trials if n_trials is not None else config.n_trials
     timeout = timeout if timeout is not None else config.timeout
+    dry_run(config)
     feasible = feasibility(config.space, config.max_params, seed=config.seed)
     if feasible.fraction < MIN_FEASIBLE:
         raise ConfigError(

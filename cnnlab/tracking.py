@@ -38,10 +38,17 @@ DEFAULT_EXPERIMENT = "cnnlab-train"
 MODEL_NAME = "model"
 
 
-def use_tracking_store(uri: str | None = None) -> str:
-    """Point MLflow at the store (creating a local SQLite store's folder) and return its URI."""
+def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
+    """Point MLflow at the store (creating a local SQLite store's folder) and return its URI.
+    With ``create=False`` (commands that only read) a local store that does not exist is a
+    ``ConfigError``, and nothing is created."""
     uri = resolve_tracking_uri(uri)
     db = sqlite_path(uri)
+    if db is not None and not create and not db.exists():
+        from cnnlab.errors import ConfigError
+
+        raise ConfigError(f"there is no MLflow store at {db} (nothing was tracked there); run a "
+                          "study first, or name the store with --tracking-uri.")
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     # MLflow prints "View run ... at: URL" after every run on a tracking server, with the URL

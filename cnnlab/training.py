@@ -15,6 +15,7 @@ from cnnlab.data import MnistSplits
 from cnnlab.errors import ConfigError
 from cnnlab.model import build_model, check_layer_table
 from cnnlab.shapes import LayerTable
+from cnnlab.space import check_architecture
 from cnnlab.spec import Architecture
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -68,7 +69,7 @@ def train(
 ) -> TrainResult:
     """Build, compile and fit ``arch``; returns the model and the per-epoch history."""
     config = config or TrainConfig()
-    table = arch.layer_table()
+    table = check_architecture(arch, None)  # Buildable, and under cnnlab's ceiling.
     model = build_model(arch, seed=config.seed, optimizer=config.optimizer,
                         learning_rate=config.learning_rate)
     check_layer_table(model, table)
