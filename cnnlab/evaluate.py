@@ -207,6 +207,37 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
                   chosen.user_attrs.get("n_params"))
 
 
+def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
+                       tracking_uri: str | None, out: Callable[[str], None]) -> Choice:
+    """``plan``; when the trial was chosen by rule and its model is missing from MLflow (a run
+    interrupted while its model was logged, recorded by a cnnlab older than the rule that a
+    trial's run is closed before Optuna is told), the next trial by the same rule that has its
+    model, with a note."""
+    try:
+        return plan(study, trial=trial, max_params=max_params, tracking_uri=tracking_uri)
+    except ConfigError as err:
+        if trial is not None or "is not in the tracking store" not in str(err) or \
+                len(study.directions) > 1:
+            raise
+        missing = str(err)
+    from optuna.trial import TrialState
+
+    sign = -1 if study.direction.name == "MAXIMIZE" else 1
+    ranked = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                     if T.outcome(t) in ("trained", "copied") and (
+                         max_params is None or t.user_attrs.get("n_params", 0) <= max_params)),
+                    key=lambda t: (sign * t.value, t.number))
+    for candidate in ranked[1:]:
+        try:
+            choice = plan(study, trial=candidate.number, tracking_uri=tracking_uri)
+        except ConfigError:
+            continue
+        out(f"note: {missing[:-1] if missing.endswith('.') else missing}; evaluating trial "
+            f"{candidate.number}, the next by the same rule that has its model.")
+        return choice
+    raise ConfigError(missing)
+
+
 def evaluation_records(study: Any) -> list[tuple[str, dict]]:
     """Every record that the study was evaluated (or that its evaluation was claimed), as
     (where, record) pairs: the study's attribute, its registered model (result or claim, under
@@ -371,7 +402,7 @@ def evaluate_study(
                 f"{held['trial']}; a crashed evaluation can be completed on the same model "
                 "only (drop --trial and --max-params).")
         trial = held["trial"]
-    choice = plan(study, trial=trial, max_params=max_params, tracking_uri=tracking_uri)
+    choice = _plan_with_a_model(study, trial, max_params, tracking_uri, out)
     test, source = check_test_data(study, data_dir)
     claim(choice, study, complete=complete)
     out(f"claimed the test evaluation of study '{study_name}': trial {choice.trial}, "

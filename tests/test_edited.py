@@ -84,3 +84,25 @@ def test_a_study_deleted_from_optuna_starts_afresh_beside_its_old_runs(stores: S
     child = stores.client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
     assert child.data.tags["mlflow.parentRunId"] == new_id
     assert stores.client.get_run(old.info.run_id).info.status == "FINISHED"
+
+
+def test_a_best_trial_without_its_model_makes_evaluate_take_the_next(tmp_path: Path,
+                                                                     monkeypatch,
+                                                                     capsys) -> None:
+    """A complete trial whose model is gone from MLflow (deleted, or never logged by an older
+    cnnlab interrupted while logging it): evaluate takes the next trial by the same rule."""
+    monkeypatch.chdir(tmp_path)
+    stores = Stores(tmp_path, ONE.replace("n_trials = 1", "n_trials = 2"))
+    assert stores.run() == 0
+    study = stores.study("tiny")
+    ranked = sorted(study.trials, key=lambda t: (-t.value, t.number))
+    best, other = ranked
+    run = stores.client.get_run(best.user_attrs["mlflow_run_id"])
+    stores.client.delete_logged_model(run.outputs.model_outputs[0].model_id)
+    capsys.readouterr()
+    assert cli.main(["evaluate", "tiny", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking]) == 0
+    out = capsys.readouterr().out
+    assert f"note: the model of trial {best.number}" in out
+    assert f"evaluating trial {other.number}, the next by the same rule" in out
+    assert stores.study("tiny").user_attrs["cnnlab_evaluation"]["trial"] == other.number

@@ -236,10 +236,13 @@ def idx_files(draw) -> bytes:
 @st.composite
 def npz_files(draw) -> bytes:
     dtype = draw(st.sampled_from(["uint8", "int64", "float32", "float64", "bool", "<U1"]))
-    shape = draw(st.sampled_from([(60000, 28, 28), (10, 28, 28), (60000, 28), (0,), ()]))
+    # Full-size arrays in uint8 only (47 MB): a wrong dtype is refused before sizes are read.
+    shapes = [(10, 28, 28), (60000, 28), (0,), ()] + ([(60000, 28, 28)] if dtype == "uint8"
+                                                       else [])
+    shape = draw(st.sampled_from(shapes))
     labels = draw(st.sampled_from(["int", "float", "nan", "negative", "ten", "2d", "missing"]))
     size = int(np.prod(shape))
-    x = np.zeros(size, dtype=np.float64).astype(dtype).reshape(shape) if size < 10**8 else None
+    x = np.zeros(shape, dtype=dtype) if size < 10**8 else None
     n = shape[0] if shape else 1
     y = {"int": np.zeros(n, np.int64), "float": np.zeros(n, np.float32),
          "nan": np.full(n, np.nan), "negative": np.full(n, -1), "ten": np.full(n, 10),

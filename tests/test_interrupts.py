@@ -21,8 +21,7 @@ pytestmark = pytest.mark.slow
 STUDY = TINY.replace("n_trials = 3", "n_trials = 2").replace("train_size = 512",
                                                               "train_size = 256")
 CODES = {"INT": 130, "TERM": 143, "KILL": -signal.SIGKILL}
-CASES = ([(p, "INT") for p in POINTS] + [(p, "TERM") for p in ("epoch", "model_logging", "tell")]
-         + [(p, "KILL") for p in POINTS])
+CASES = [(p, s) for s in ("INT", "TERM", "KILL") for p in POINTS]
 
 
 def _run(stores: Stores, fault: str | None) -> subprocess.CompletedProcess:
