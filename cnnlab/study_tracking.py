@@ -159,11 +159,12 @@ class StudyTracker:
             status = ("KILLED" if killed else "FAILED") if state == "FAIL" else "FINISHED"
             if run.info.status == status and run.data.tags.get("cnnlab.state") == state:
                 continue
-            self.client.set_tag(run.info.run_id, "cnnlab.state", state)
+            race = tracking.once_more_on_a_race  # Workers starting together reconcile alike.
+            race(self.client.set_tag, run.info.run_id, "cnnlab.state", state)
             if killed:
-                self.client.set_tag(run.info.run_id, "cnnlab.reason",
-                                    "its worker was killed or interrupted before the trial "
-                                    "was recorded in Optuna")
+                race(self.client.set_tag, run.info.run_id, "cnnlab.reason",
+                     "its worker was killed or interrupted before the trial was recorded in "
+                     "Optuna")
             self.client.set_terminated(run.info.run_id, status)
             changed.append(trial.number)
         return changed
@@ -190,7 +191,8 @@ class StudyTracker:
         while mlflow.active_run() is not None:
             mlflow.end_run()
         mlflow.start_run(run_id=self.parent_run_id)
-        mlflow.set_tag("cnnlab.command", tracking.command_line())
+        # Every worker tags the shared study run as it starts: the writes may race.
+        tracking.once_more_on_a_race(mlflow.set_tag, "cnnlab.command", tracking.command_line())
 
     def finish(self, status: str = "FINISHED") -> None:
         """End any trial run still open as KILLED or FAILED, make MLflow agree with what
@@ -313,12 +315,15 @@ class StudyTracker:
                 "n_params": best.user_attrs.get("n_params"),
                 "run_id": best.user_attrs.get(RUN_ID_ATTR),
             }
-            self.client.set_tag(self.parent_run_id, "cnnlab.best_trial", str(best.number))
-            self.client.set_tag(self.parent_run_id, "cnnlab.best_run_id", summary["run_id"])
+            # Workers refresh the one study run side by side: their writes may race.
+            race = tracking.once_more_on_a_race
+            race(self.client.set_tag, self.parent_run_id, "cnnlab.best_trial", str(best.number))
+            race(self.client.set_tag, self.parent_run_id, "cnnlab.best_run_id", summary["run_id"])
             self.client.log_dict(self.parent_run_id, summary, "best_trial.json")
         step = max((t.number for t in trials), default=0)
         for key, value in metrics.items():
-            self.client.log_metric(self.parent_run_id, key, value, step=step)
+            tracking.once_more_on_a_race(self.client.log_metric, self.parent_run_id, key, value,
+                                         step=step)
         self._log_study_plots(study)
 
     def _log_study_plots(self, study: Any) -> None:

@@ -159,17 +159,22 @@ def log_run_inputs(arch: Architecture, table: LayerTable, training: dict[str, An
 
 
 def _log_input(dataset: Any, context: str) -> None:
-    """``mlflow.log_input``, once more if a concurrent writer won a race: MLflow's SQL store
-    looks a dataset up, then inserts it, so two workers logging the same new dataset at once
-    can both miss it and one insert fails on the unique key (seen with PostgreSQL); the second
-    try finds the dataset the other worker inserted."""
+    once_more_on_a_race(mlflow.log_input, dataset, context=context)
+
+
+def once_more_on_a_race(write: Any, *args: Any, **kwargs: Any) -> Any:
+    """``write(*args, **kwargs)``, once more if a concurrent writer won a race. MLflow's SQL
+    store looks a row up, then inserts or updates it (a dataset, a run's tag): two workers
+    writing the same new row at once can both miss it, and one insert fails on the unique key
+    (seen with PostgreSQL for datasets, with SQLite for the study run's tags). The second try
+    finds the other worker's row and updates it."""
     try:
-        mlflow.log_input(dataset, context=context)
+        return write(*args, **kwargs)
     except mlflow.exceptions.MlflowException as err:
         text = str(err)
         if not any(s in text for s in ("UniqueViolation", "UNIQUE constraint", "duplicate key")):
             raise
-        mlflow.log_input(dataset, context=context)
+        return write(*args, **kwargs)
 
 
 def dataset_source(source: str) -> Any:
