@@ -106,15 +106,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_study_check(args: argparse.Namespace) -> int:
-    from cnnlab.config import dry_run, load_study_config
-    from cnnlab.space import MIN_FEASIBLE, feasibility
+    from cnnlab.config import check_runnable, load_study_config
 
     config = load_study_config(args.file)
-    dry_run(config)
-    feasible = feasibility(config.space, config.max_params, seed=config.seed)
-    if feasible.fraction < MIN_FEASIBLE:
-        raise ConfigError(f"study '{config.name}': only {feasible.describe()}; allow larger "
-                          "networks (max_params) or narrow the search.")
+    feasible = check_runnable(config)
     budget = (f"{config.n_trials} trained trials" if config.n_trials is not None else
               f"{config.timeout:g} s")
     print(f"study '{config.name}': {budget} x {config.training.epochs} epochs, sampler "

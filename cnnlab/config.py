@@ -269,6 +269,22 @@ def dry_run(config: StudyConfig) -> None:
         optuna.logging.set_verbosity(verbosity)
 
 
+def check_runnable(config: StudyConfig) -> Any:
+    """What `study run` and `study check` both check before any store is touched: the sampler
+    and pruner work in Optuna (``dry_run``), and enough of the space can be trained. Returns
+    the space's ``Feasibility``."""
+    from cnnlab.space import MIN_FEASIBLE, feasibility
+
+    dry_run(config)
+    feasible = feasibility(config.space, config.max_params, seed=config.seed)
+    if feasible.fraction < MIN_FEASIBLE:
+        raise ConfigError(
+            f"study '{config.name}': only {feasible.describe()}; allow larger networks "
+            f"(max_params) or narrow the search so that at least {MIN_FEASIBLE:.0%} can be "
+            "trained.")
+    return feasible
+
+
 def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
     """A copy with some fields replaced (used by tests and the command line)."""
     values = {f.name: getattr(config, f.name) for f in fields(StudyConfig)}

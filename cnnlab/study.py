@@ -27,12 +27,12 @@ from typing import Any
 
 from cnnlab import liveness, tracking
 from cnnlab import trials as T
-from cnnlab.config import StudyConfig, dry_run
+from cnnlab.config import StudyConfig, check_runnable
 from cnnlab.data import MnistSplits, load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
 from cnnlab.names import CONFIG_ATTR, DATA_ATTR, EVALUATION_ATTR, UID_ATTR
 from cnnlab.objective import DivergedError, DuplicateRunningError, Objective
-from cnnlab.space import MIN_FEASIBLE, feasibility
+from cnnlab.space import MIN_FEASIBLE
 from cnnlab.stores import redact, resolve_storage
 
 HEARTBEAT_INTERVAL = 10
@@ -151,13 +151,7 @@ def run_study(
         raise ConfigError(f"--timeout must be a positive number of seconds, not {timeout}.")
     total = n_trials if n_trials is not None else config.n_trials
     timeout = timeout if timeout is not None else config.timeout
-    dry_run(config)
-    feasible = feasibility(config.space, config.max_params, seed=config.seed)
-    if feasible.fraction < MIN_FEASIBLE:
-        raise ConfigError(
-            f"study '{config.name}': only {feasible.describe()}; allow larger networks "
-            f"(max_params) or narrow the search so that at least {MIN_FEASIBLE:.0%} can be "
-            "trained.")
+    feasible = check_runnable(config)
     if data is None:
         data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
 
