@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from cnnlab import tracking
 from cnnlab.data import load_mnist
+from cnnlab.progress import progress_callback
 from cnnlab.spec import Architecture
 from cnnlab.training import TrainConfig, TrainResult, train
 
@@ -40,7 +41,16 @@ def run_training(
     tags = {"cnnlab.kind": "train", "cnnlab.command": tracking.command_line()}
     with tracking.tracked_run(experiment, run_name or arch.describe(), tags, uri) as run:
         tracking.log_run_inputs(arch, table, asdict(config), data)
-        result = train(arch, data, config, callbacks=[tracking.EpochMetricsCallback()],
-                       verbose=verbose)
+        callbacks = [tracking.EpochMetricsCallback()]
+        # On a terminal one live status line replaces Keras's own output (no mix of the two).
+        progress = progress_callback(run_name or "train", config.epochs)
+        if progress is not None:
+            callbacks.append(progress)
+            verbose = 0
+        try:
+            result = train(arch, data, config, callbacks=callbacks, verbose=verbose)
+        finally:  # Keras skips on_train_end when fit raises: the line is erased here then.
+            if progress is not None:
+                progress.clear()
         tracking.log_run_outputs(result.model, result.history, data.validation.x)
     return RunOutcome(run.info.run_id, run.info.experiment_id, result)
