@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.parse
 import urllib.request
@@ -151,3 +152,44 @@ def test_ui_shows_the_study_nested(stores: Stores) -> None:
             f"{base}/get-artifact?path=plots/score_vs_params.png&run_uuid={parents[0]}",
             timeout=10).read()
         assert png[:4] == b"\x89PNG"
+
+
+def test_ui_runs_one_server_and_no_job_runner(stores: Stores) -> None:
+    """`cnnlab ui` starts MLflow with job execution off (its job runner and Huey consumers, each
+    a Python of about 240 MB, only serve GenAI jobs), and the server process becomes uvicorn
+    itself: below `cnnlab ui` there is one process, the uvicorn server, with one worker."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"}
+    with ui_server(stores.tracking, env=env) as (base, _):
+        port = base.rsplit(":", 1)[1]
+        ui = [pid for pid, line in _descendants(os.getpid())
+              if f" ui --port {port} " in line and "cnnlab.cli" in line]
+        assert len(ui) == 1
+        below = _descendants(ui[0])
+        lines = [line for _, line in below]
+        assert not [line for line in lines if "huey" in line or "jobs." in line], lines
+        assert len(below) == 1 and " -m uvicorn " in lines[0], lines
+        assert f"--port {port} --workers 1 mlflow.server.fastapi_app:app" in lines[0]
+        environ = Path(f"/proc/{below[0][0]}/environ").read_bytes().split(b"\0")
+        assert b"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" in environ
+        with urllib.request.urlopen(base + "/", timeout=10) as response:
+            assert b"<html" in response.read().lower()
+
+
+def _descendants(root: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below ``root``."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = [], {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
+        for pid in sorted(frontier):
+            try:
+                line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            found.append((pid, line.decode(errors="replace")))
+    return found
