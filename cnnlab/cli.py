@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cnnlab import defaults
 from cnnlab.data import DATA_DIR_ENV
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
 from cnnlab.spec import NOTEBOOK_CNN, Architecture
@@ -325,8 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "validating on the first 10,000 training images every "
                                        "epoch, and record the run in MLflow.")
     _add_architecture_args(train)
-    train.add_argument("--epochs", type=_positive, default=10, help="default 10")
-    train.add_argument("--batch-size", type=_positive, default=256, help="default 256")
+    train.add_argument("--epochs", type=_positive, default=defaults.EPOCHS,
+                       help=f"default {defaults.EPOCHS}")
+    train.add_argument("--batch-size", type=_positive, default=defaults.BATCH_SIZE,
+                       help=f"default {defaults.BATCH_SIZE}")
     train.add_argument("--seed", type=_non_negative, default=0, help="default 0")
     train.add_argument("--train-size", type=_positive, metavar="N",
                        help="train on the first N training images only (quick runs)")

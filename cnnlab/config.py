@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cnnlab import defaults
 from cnnlab.errors import ConfigError
 from cnnlab.space import HARD_MAX_PARAMS, SearchSpace, parse_space
 from cnnlab.training import TrainConfig
@@ -217,10 +218,11 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
                           f"{', '.join(sorted(_TRAINING))}.")
     tw = f"{where}: training"
     training = TrainConfig(
-        epochs=_integer(training_data, "epochs", tw, 10, minimum=1, maximum=MAX_EPOCHS),
-        batch_size=_integer(training_data, "batch_size", tw, 256, minimum=1),
+        epochs=_integer(training_data, "epochs", tw, defaults.EPOCHS, minimum=1,
+                        maximum=MAX_EPOCHS),
+        batch_size=_integer(training_data, "batch_size", tw, defaults.BATCH_SIZE, minimum=1),
         seed=seed,
-        optimizer=_typed(training_data, "optimizer", str, tw, "rmsprop"),
+        optimizer=_typed(training_data, "optimizer", str, tw, defaults.OPTIMIZER),
         learning_rate=_learning_rate(training_data, tw),
     )
     train_size = _integer(training_data, "train_size", tw, None, minimum=1, maximum=50_000)

@@ -240,7 +240,9 @@ def _load_keras() -> tuple[tuple, tuple, tuple]:
     """(train, test) from Keras, cached; the error says what to do when it cannot be had."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import keras
+        from cnnlab.tf_quiet import import_keras
+
+        keras = import_keras()
 
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as err:  # Keras raises a bare Exception for download failures.

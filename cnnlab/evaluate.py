@@ -421,6 +421,9 @@ def evaluate_study(
 def _evaluate(choice: Choice, test: Any) -> Evaluation:
     import mlflow
 
+    from cnnlab.tf_quiet import import_keras
+
+    import_keras()
     model = mlflow.keras.load_model(choice.model_uri)
     probs = model.predict(test.x, batch_size=1024, verbose=0)
     predicted = probs.argmax(axis=1)

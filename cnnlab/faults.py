@@ -43,7 +43,9 @@ def keras_callbacks(trial: int | None = None) -> list[Any]:
     """A Keras callback that reaches ``epoch`` at each epoch's end, when one is asked for."""
     if not os.environ.get(ENV, "").startswith("epoch:"):
         return []
-    import keras
+    from cnnlab.tf_quiet import import_keras
+
+    keras = import_keras()
 
     class _EpochFault(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
+from cnnlab.defaults import LOSS, METRICS, OPTIMIZER
+from cnnlab.shapes import LayerTable
+from cnnlab.spec import Architecture
+from cnnlab.tf_quiet import import_keras
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TensorFlow's C++ start-up chatter out.
-
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
-
-from cnnlab.shapes import LayerTable  # noqa: E402
-from cnnlab.spec import Architecture  # noqa: E402
-
-OPTIMIZER = "rmsprop"
-LOSS = "categorical_crossentropy"
+keras = import_keras()  # TensorFlow's start-up lines filtered out (cnnlab.tf_quiet).
+layers = keras.layers
 
 
 def build_model(arch: Architecture, *, seed: int | None = None,
@@ -41,7 +36,7 @@ def build_model(arch: Architecture, *, seed: int | None = None,
     if learning_rate is not None:
         optimizer = keras.optimizers.get(
             {"class_name": optimizer, "config": {"learning_rate": learning_rate}})
-    model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss=LOSS, metrics=list(METRICS))
     return model
 
 

@@ -146,7 +146,9 @@ def _callback_class() -> type:
     if _CLASS is not None:
         return _CLASS
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    from cnnlab.tf_quiet import import_keras
+
+    keras = import_keras()
 
     class ProgressCallback(keras.callbacks.Callback):
         """One status line on a TTY; see ``cnnlab.progress``."""

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlab import faults
+from cnnlab import defaults, faults
 from cnnlab.data import MnistSplits
 from cnnlab.errors import ConfigError
-from cnnlab.model import build_model, check_layer_table
 from cnnlab.shapes import LayerTable
 from cnnlab.space import check_architecture
 from cnnlab.spec import Architecture
@@ -25,10 +24,10 @@ HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 class TrainConfig:
     """How to train: the notebook's defaults (batch 256, 10 epochs), and an explicit seed."""
 
-    epochs: int = 10
-    batch_size: int = 256
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
     seed: int = 0
-    optimizer: str = "rmsprop"
+    optimizer: str = defaults.OPTIMIZER
     """A Keras optimizer name (the notebook's is rmsprop)."""
     learning_rate: float | None = None
     """The optimizer's learning rate; None keeps Keras's default for it."""
@@ -68,6 +67,8 @@ def train(
     verbose: int | str = 0,
 ) -> TrainResult:
     """Build, compile and fit ``arch``; returns the model and the per-epoch history."""
+    from cnnlab.model import build_model, check_layer_table  # Keras: only when training.
+
     config = config or TrainConfig()
     table = check_architecture(arch, None)  # Buildable, and under cnnlab's ceiling.
     model = build_model(arch, seed=config.seed, optimizer=config.optimizer,
