@@ -1,10 +1,15 @@
-"""Does memory grow trial after trial? Resident memory after each trial of one study.
+"""Does memory grow trial after trial? Resident memory after each trial, cnnlab against a bare
+Keras loop, side by side.
 
-    python benchmarks/trial_memory.py [--trials 20] [--epochs 1] [--train-size 2000]
+    python benchmarks/trial_memory.py [--trials 100] [--short]
 
-Runs a study whose every trial builds, trains, tracks (MLflow run, plots, model) and drops a
-CNN, in temp stores, and prints the process's resident memory after each trial, then the growth
-from the end of the warm-up (the first quarter of trials) to the last trial, per trial.
+Runs, each in a fresh process, a bare Keras loop (build, fit, ``clear_session``) of one fixed
+2.37M-parameter CNN, and a cnnlab study whose every trial builds, trains, tracks (MLflow run,
+curves, plots, model) and drops the same CNN (``allow_repeats``: every trial trains), in temp
+stores; prints the resident memory after each trial (every tenth), then each loop's growth from
+the end of the warm-up (the first quarter of trials) to the last trial, per trial, and their
+ratio. ``--short``: 20 trials. ``--plain``/``--fixed``/``--varied`` run one loop in this
+process (``--varied``: a cnnlab study over varied architectures).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ STUDY = """
 name = "memory"
 seed = 0
 n_trials = 1
+allow_repeats = true
 [sampler]
 name = "random"
 [pruner]
@@ -41,7 +47,10 @@ def rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--short", action="store_true", help="20 trials")
+    parser.add_argument("--varied", action="store_true",
+                        help="one cnnlab study over varied architectures, in this process")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--plain", action="store_true",
@@ -51,6 +60,11 @@ def main() -> None:
                         help="the same architecture every trial (separates leaks from the "
                              "allocator's response to different model sizes)")
     args = parser.parse_args()
+    if args.short:
+        args.trials = 20
+    if not (args.plain or args.fixed or args.varied):
+        side_by_side(args)
+        return
 
     import tomllib
 
@@ -69,7 +83,8 @@ def main() -> None:
     def out(line: str) -> None:
         if line.startswith("trial "):
             samples.append(rss_mb())
-            print(f"{line[:60]}  rss {samples[-1]:7.1f} MB", flush=True)
+            if len(samples) % 10 == 1 or len(samples) == args.trials:
+                print(f"{line[:60]}  rss {samples[-1]:7.1f} MB", flush=True)
 
     if args.plain:
         import gc
@@ -97,6 +112,25 @@ def main() -> None:
     growth = (samples[-1] - samples[warm - 1]) / (len(samples) - warm)
     print(f"resident memory after trial {warm - 1}: {samples[warm - 1]:.1f} MB; after trial "
           f"{len(samples) - 1}: {samples[-1]:.1f} MB; growth {growth:+.2f} MB per trial")
+
+
+def side_by_side(args: argparse.Namespace) -> None:
+    import re
+    import subprocess
+    import sys
+
+    growth = {}
+    for flag in ("--plain", "--fixed"):
+        command = [sys.executable, __file__, flag, "--trials", str(args.trials), "--epochs",
+                   str(args.epochs), "--train-size", str(args.train_size)]
+        print(f"$ {' '.join(command[1:])}", flush=True)
+        result = subprocess.run(command, capture_output=True, text=True)
+        print(result.stdout, end="", flush=True)
+        if result.returncode != 0:
+            sys.exit(result.stderr[-3000:])
+        growth[flag] = float(re.search(r"growth ([-+0-9.]+) MB", result.stdout).group(1))
+    print(f"\ngrowth per trial over {args.trials} trials: bare Keras loop "
+          f"{growth['--plain']:+.2f} MB, cnnlab {growth['--fixed']:+.2f} MB")
 
 
 if __name__ == "__main__":

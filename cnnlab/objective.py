@@ -13,6 +13,7 @@ unless the study sets ``allow_repeats``). See ``cnnlab.trials`` for the outcomes
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import math
@@ -82,6 +83,7 @@ class Objective:
         self.config = config
         self.data = data
         self.hooks = hooks or NoHooks()
+        self._frozen = False
 
     def __call__(self, trial: Any) -> float:
         import optuna
@@ -117,8 +119,11 @@ class Objective:
         return value
 
     def _judge_and_train(self, trial: Any, arch: Architecture, key: str) -> float:
-        import keras
         import optuna
+
+        from cnnlab.tf_quiet import import_keras
+
+        keras = import_keras()
         from optuna_integration import KerasPruningCallback
 
         from cnnlab.training import train
@@ -139,6 +144,13 @@ class Objective:
         # Each trial starts from a clean Keras state, so that memory does not grow trial
         # after trial, with its own explicit seed.
         keras.backend.clear_session(free_memory=True)
+        if not self._frozen:
+            # What is alive now (TensorFlow, MLflow, Optuna, the data: most of the heap) lives
+            # to the study's end: out of the garbage collector's sight from here on, so that the
+            # collection of every trial's clear_session scans only what trials make (0.40 s a
+            # trial against 0.23 s for a bare loop here, before). run_study unfreezes.
+            gc.freeze()
+            self._frozen = True
         seed = self.config.seed + trial.number
         trial.set_user_attr("seed", seed)
         trial.set_user_attr(T.OUTCOME, "trained")

@@ -14,6 +14,7 @@ evaluated on the test set takes no more trials.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
@@ -220,7 +221,7 @@ def run_study(
         if to_train is None or to_train > 0:
             # No n_trials for Optuna: only trained trials count, and _Budget stops the loop.
             study.optimize(objective, n_trials=None, timeout=timeout, callbacks=callbacks,
-                           catch=KNOWN_FAILURES, gc_after_trial=True)
+                           catch=KNOWN_FAILURES)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -228,6 +229,7 @@ def run_study(
     finally:
         for handler in handlers:
             handler.removeFilter(quiet)
+        gc.unfreeze()  # The objective froze the heap after its first trial's collection.
         tracker.finish(status)
     ran = len(study.trials) - before
     if (budget.stopped is None and not budget.reached and to_train is not None

@@ -15,11 +15,13 @@ same tracking store gets a study run of its own.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import asdict, replace
 from typing import Any
 
 import mlflow
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from cnnlab import faults, tracking
@@ -31,6 +33,13 @@ from cnnlab.spec import Architecture
 
 FAIL_REASON = T.FAIL_REASON
 RUN_ID_ATTR = "mlflow_run_id"
+PLOTS_EVERY = 20
+"""The study run's plots are drawn again after this many trials..."""
+PLOTS_SECONDS = 60.0
+"""...or once this many seconds have passed since they were last drawn, whichever comes first,
+and always when the study's process ends (drawing them took 1.1 s a trial, more than the
+short trials of a successive-halving search train; the counts and the best trial are
+updated after every trial)."""
 
 
 class HistoryRecorder:
@@ -38,7 +47,9 @@ class HistoryRecorder:
     (a pruned trial's ``fit`` ends in an exception, so Keras's own History is lost)."""
 
     def __new__(cls) -> Any:
-        import keras
+        from cnnlab.tf_quiet import import_keras
+
+        keras = import_keras()
 
         class _Recorder(keras.callbacks.Callback):
             def __init__(self) -> None:
@@ -56,7 +67,8 @@ class StudyTracker:
     """Records a study in MLflow; see the module's docstring."""
 
     def __init__(self, study: Any, config: StudyConfig, data: MnistSplits,
-                 tracking_uri: str | None = None) -> None:
+                 tracking_uri: str | None = None, *, plots_every: int = PLOTS_EVERY,
+                 plots_seconds: float = PLOTS_SECONDS) -> None:
         self.study = study
         self.config = config
         self.data = data
@@ -68,8 +80,13 @@ class StudyTracker:
         self.experiment_id = tracking.get_or_create_experiment(config.name, self.uri)
         self.parent_run_id = self._parent_run()
         self._recorder: Any = None
+        self._progress: Any = None
         self._trial_run: str | None = None
         self._trial_number: int | None = None
+        self.plots_every = plots_every
+        self.plots_seconds = plots_seconds
+        self._plots_due = 0  # Trials ended since the study's plots were last drawn.
+        self._plots_at = time.monotonic()
 
     # -- the parent run --------------------------------------------------------------------
 
@@ -205,9 +222,12 @@ class StudyTracker:
             mlflow.end_run("KILLED" if status == "KILLED" else "FAILED")
             self._trial_run = None
         self._recorder = None
+        self._clear_progress()
         mlflow.flush_async_logging()
         if status != "FINISHED":
             self.close_orphan_runs(self.study)
+        if self._plots_due:
+            self._log_study_plots(self.study)
         if mlflow.active_run() is not None:
             mlflow.end_run(status)
 
@@ -234,16 +254,25 @@ class StudyTracker:
         tracking.log_run_inputs(arch, table, {**training, **params}, self.data)
 
     def keras_callbacks(self, trial: Any) -> list[Any]:
+        from cnnlab.progress import progress_callback
+
         self._recorder = HistoryRecorder()
-        return [tracking.EpochMetricsCallback(), self._recorder]
+        self._progress = progress_callback(f"trial {trial.number}", self.config.training.epochs)
+        return [tracking.EpochMetricsCallback(), self._recorder,
+                *([self._progress] if self._progress is not None else [])]
+
+    def _clear_progress(self) -> None:
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.clear()
 
     def trial_ended(self, trial: Any, state: str, value: float | None = None) -> None:
         """Record how the trial ended (tags, curves' plots, model) and close its run; called
         by the objective before Optuna is told, so that Optuna never counts a trial whose run
         is open or whose model is missing."""
+        self._clear_progress()
         if self._trial_run is None or self._trial_number != trial.number:
             return
-        mlflow.flush_async_logging()
         attrs = trial.user_attrs
         kind = T.outcome(trial)
         tags = {"cnnlab.state": state, "cnnlab.outcome": kind}
@@ -262,9 +291,8 @@ class StudyTracker:
                 f"({self.config.metric} {curve[-1] if curve else float('nan'):.4f})")
         elif state == "FAIL":
             tags["cnnlab.reason"] = attrs.get(FAIL_REASON, "the trial raised an error")
-        mlflow.set_tags(tags)
-        if value is not None and math.isfinite(value):
-            mlflow.log_metric("objective", value)
+        tracking.log_batch(tags=tags, metrics={"objective": value} if value is not None and
+                           math.isfinite(value) else None)
         if history:
             faults.reach("plots", trial.number)
             tracking.log_curve_plots(history)
@@ -289,10 +317,12 @@ class StudyTracker:
             self._trial_run = None
             self._recorder = None
         faults.reach("refresh", trial.number)
-        self.refresh_parent(study)
+        self._plots_due += 1
+        self.refresh_parent(study, plots=self._plots_due >= self.plots_every or
+                            time.monotonic() - self._plots_at >= self.plots_seconds)
 
-    def refresh_parent(self, study: Any) -> None:
-        """The study's summary on its run: counts, best trial, Optuna's plots."""
+    def refresh_parent(self, study: Any, *, plots: bool = True) -> None:
+        """The study's summary on its run: counts, best trial and (with ``plots``) the plots."""
         from optuna.trial import TrialState
 
         trials = study.get_trials(deepcopy=False)
@@ -321,14 +351,16 @@ class StudyTracker:
             race(self.client.set_tag, self.parent_run_id, "cnnlab.best_run_id", summary["run_id"])
             self.client.log_dict(self.parent_run_id, summary, "best_trial.json")
         step = max((t.number for t in trials), default=0)
-        for key, value in metrics.items():
-            tracking.once_more_on_a_race(self.client.log_metric, self.parent_run_id, key, value,
-                                         step=step)
-        self._log_study_plots(study)
+        stamp = int(time.time() * 1000)
+        tracking.once_more_on_a_race(self.client.log_batch, self.parent_run_id, metrics=[
+            Metric(key, float(value), stamp, step) for key, value in metrics.items()])
+        if plots:
+            self._log_study_plots(study)
 
     def _log_study_plots(self, study: Any) -> None:
         from cnnlab import study_plots
 
+        self._plots_due, self._plots_at = 0, time.monotonic()
         for path, fig in study_plots.study_figures(study, self.config.metric).items():
             self.client.log_figure(self.parent_run_id, fig, path)
             study_plots.close(fig)

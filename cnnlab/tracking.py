@@ -23,7 +23,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from cnnlab.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
-from cnnlab.model import LOSS
+from cnnlab.defaults import LOSS
 from cnnlab.plots import curve_figures
 from cnnlab.shapes import LayerTable
 from cnnlab.spec import Architecture
@@ -98,16 +98,41 @@ def check_experiment(name: str, uri: str | None = None) -> None:
     check_experiment_active(MlflowClient(resolve_tracking_uri(uri)).get_experiment_by_name(name))
 
 
-class EpochMetricsCallback(mlflow.keras.MlflowCallback):
-    """MLflow's Keras 3 callback, logging ``loss``, ``accuracy``, ``val_loss`` and
-    ``val_accuracy`` once per epoch (step = epoch, from 0) and the optimizer's configuration.
+class EpochMetricsCallback:
+    """A Keras callback logging ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` to the
+    active MLflow run once per epoch (step = epoch, from 0), and, as training begins, the
+    optimizer's configuration (``optimizer_*`` parameters) and the model's summary.
 
-    Its ``on_test_end`` is switched off: during ``fit`` it would log the validation metrics a
-    second time, as ``validation_loss`` etc. at step 0, beside ``val_loss``.
+    What ``mlflow.keras.MlflowCallback`` records, written synchronously: MLflow's callback
+    queues metrics for a background thread, and draining that queue at the end of every trial
+    (``flush_async_logging``) took about a second here, far more than the writes themselves
+    (a few milliseconds per epoch on SQLite). The class is made on first use, so that
+    importing this module does not import Keras.
     """
 
-    def on_test_end(self, logs: dict | None = None) -> None:
-        return None
+    def __new__(cls) -> Any:
+        global _EpochMetrics
+        if _EpochMetrics is None:
+            from cnnlab.tf_quiet import import_keras
+
+            keras = import_keras()
+
+            class _EpochMetrics(keras.callbacks.Callback):  # type: ignore[no-redef]
+                def on_train_begin(self, logs: dict | None = None) -> None:
+                    config = self.model.optimizer.get_config()
+                    mlflow.log_params({f"optimizer_{k}": v for k, v in config.items()})
+                    lines: list[str] = []
+                    self.model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+                    mlflow.log_text("\n".join(lines), artifact_file="model_summary.txt")
+
+                def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                    if logs:
+                        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch,
+                                           synchronous=True)
+        return _EpochMetrics()
+
+
+_EpochMetrics: Any = None
 
 
 def architecture_params(arch: Architecture, table: LayerTable) -> dict[str, Any]:
@@ -137,8 +162,7 @@ def log_run_inputs(arch: Architecture, table: LayerTable, training: dict[str, An
     params.update(training)
     params["loss"] = LOSS
     params.update(data_params(data))
-    mlflow.log_params(params)
-    mlflow.log_metrics({"n_params": table.total_params, "macs": table.total_macs})
+    log_batch(params=params, metrics={"n_params": table.total_params, "macs": table.total_macs})
     mlflow.log_dict(arch.to_dict(), "architecture.json")
     mlflow.log_text(table.format() + "\n", "layers.txt")
     mlflow.log_table(
@@ -156,6 +180,21 @@ def log_run_inputs(arch: Architecture, table: LayerTable, training: dict[str, An
         dataset = mlflow.data.from_numpy(split.x, targets=split.y, source=source,
                                          name=f"mnist-{context}", digest=split.sha256[:16])
         _log_input(dataset, context)
+
+
+def log_batch(params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
+              tags: dict[str, str] | None = None, step: int = 0) -> None:
+    """Parameters, metrics and tags of the active run in one write (``MlflowClient.log_batch``)
+    instead of one per kind."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.utils.time import get_current_time_millis
+
+    stamp = get_current_time_millis()
+    MlflowClient().log_batch(
+        mlflow.active_run().info.run_id,
+        metrics=[Metric(k, float(v), stamp, step) for k, v in (metrics or {}).items()],
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()], synchronous=True)
 
 
 def _log_input(dataset: Any, context: str) -> None:
@@ -207,13 +246,25 @@ def log_run_outputs(model: Any, history: dict[str, list[float]], sample_x: Any) 
 
 
 def log_model(model: Any, sample_x: Any) -> None:
-    """The model through MLflow's Keras 3 flavour, with a signature inferred from a sample."""
-    from mlflow.models import infer_signature
-
-    sample_x = sample_x[:2]
-    signature = infer_signature(sample_x, model.predict(sample_x, verbose=0))
-    mlflow.keras.log_model(model, name=MODEL_NAME, signature=signature,
+    """The model through MLflow's Keras 3 flavour, with its signature."""
+    mlflow.keras.log_model(model, name=MODEL_NAME, signature=model_signature(model, sample_x),
                            pip_requirements=model_pip_requirements())
+
+
+def model_signature(model: Any, sample_x: Any) -> Any:
+    """The signature MLflow would infer from a prediction on ``sample_x`` (a float tensor of
+    the input's shape in, one of the output's shape out), written from the shapes instead:
+    inferring it ran the model once per trial, and the first prediction of a new model traces
+    a TensorFlow function (tenths of a second a trial)."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    def spec(dtype: Any, shape: Any) -> Any:
+        return Schema([TensorSpec(np.dtype(dtype), (-1, *shape[1:]))])
+
+    return ModelSignature(inputs=spec(sample_x.dtype, sample_x.shape),
+                          outputs=spec(model.dtype, model.output_shape))
 
 
 def log_curve_plots(history: dict[str, list[float]]) -> None:

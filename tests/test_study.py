@@ -71,6 +71,42 @@ def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
         plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert plots == {"plots/loss.png", "plots/accuracy.png"}
         assert len(run.outputs.model_outputs) == 1
+        # The signature written from the shapes is the one MLflow infers from a prediction.
+        import mlflow
+        import numpy as np
+        from mlflow.models import infer_signature
+
+        mlflow.set_tracking_uri(tiny.tracking)
+        uri = f"runs:/{run.info.run_id}/model"
+        x = np.zeros((2, 28, 28, 1), np.float32)
+        assert mlflow.models.get_model_info(uri).signature == infer_signature(
+            x, model.predict(x, verbose=0))
+        # The optimizer's settings and the model's summary, as MLflow's Keras callback logs them.
+        assert float(params["optimizer_learning_rate"]) == pytest.approx(0.001)
+        assert "Total params" in Path(client.download_artifacts(
+            run.info.run_id, "model_summary.txt")).read_text()
+
+
+def test_the_study_leaves_the_garbage_collector_as_it_found_it(tiny: Stores) -> None:
+    import gc
+
+    # The objective freezes the heap after its first trial (cnnlab.objective); run_study thaws.
+    assert gc.get_freeze_count() == 0
+
+
+def test_live_progress_of_each_trial_on_a_terminal(tmp_path: Path, capsys,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    stores = Stores(tmp_path, TINY.replace("n_trials = 3", "n_trials = 1"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CNNLAB_PROGRESS", "1")  # As on a terminal.
+    assert stores.run() == 0
+    captured = capsys.readouterr()
+    assert "trial 0  epoch 1/2" in captured.err and "trial 0  epoch 2/2" in captured.err
+    assert captured.err.rindex("\r\x1b[K") > captured.err.rindex("epoch 2/2")  # Erased.
+    assert "trial   0  COMPLETE" in captured.out
+    monkeypatch.setenv("CNNLAB_PROGRESS", "0")
+    assert stores.run("--n-trials", "2") == 0
+    assert "epoch" not in capsys.readouterr().err
 
 
 def test_trial_model_loads_and_scores_as_recorded(tiny: Stores, mnist_dir: Path) -> None:
