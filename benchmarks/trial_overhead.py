@@ -16,6 +16,8 @@ process, the loops alternated and their order rotated per repeat:
 Prints each loop's wall time per trial (data loading and imports excluded; the study's own
 setup and teardown included), medians over repeats with their spread, and cnnlab's overhead
 per trial over the bare loop. ``--short`` is a quick check (6 trials, 1 repeat).
+``--before REV`` adds cnnlab as it was at that git revision (a worktree, same interpreter) as a
+fourth loop: before and after in one run.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ def main() -> None:
     parser.add_argument("--loops", default=",".join(LOOPS),
                         help="which loops, comma-separated (default: all three)")
     parser.add_argument("--short", action="store_true", help="6 trials, 1 repeat")
+    parser.add_argument("--before", help="a git revision of cnnlab to run beside this one")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -176,6 +179,16 @@ def main() -> None:
     if args.short:
         args.trials, args.repeats = 6, 1
     loops = [name for name in args.loops.split(",") if name]
+    sources: dict[str, str] = {}
+    tmp = tempfile.TemporaryDirectory()
+    if args.before:
+        worktree = os.path.join(tmp.name, "before")
+        subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "worktree",
+                        "add", "--detach", worktree, args.before], check=True,
+                       capture_output=True)
+        label = f"cnnlab@{args.before}"
+        loops.insert(loops.index("cnnlab") + 1 if "cnnlab" in loops else len(loops), label)
+        sources[label] = worktree
     per_trial: dict[str, list[float]] = {name: [] for name in loops}
     marginal: dict[str, list[float]] = {name: [] for name in loops}
     sizes: dict[str, list[int]] = {}
@@ -183,20 +196,28 @@ def main() -> None:
     for repeat in range(args.repeats):
         order = loops[repeat % len(loops):] + loops[:repeat % len(loops)]
         for loop in order:
+            env = dict(os.environ)
+            if loop in sources:
+                env["PYTHONPATH"] = sources[loop]
             result = subprocess.run(
-                [sys.executable, __file__, "--child", loop, "--trials", str(args.trials)],
-                capture_output=True, text=True)
+                [sys.executable, __file__, "--child", loop.split("@")[0], "--trials",
+                 str(args.trials)], capture_output=True, text=True, env=env)
             if result.returncode != 0:
                 sys.exit(f"{loop} failed:\n{result.stderr[-3000:]}")
             record = json.loads(result.stdout.strip().splitlines()[-1])
             per_trial[loop].append(record["wall"] / record["trials"])
             marginal[loop].append(record["marginal"])
             sizes[loop] = record["sizes"]
-            print(f"  repeat {repeat + 1} {loop:<7} {record['wall']:7.1f} s, "
+            print(f"  repeat {repeat + 1} {loop:<14} {record['wall']:7.1f} s, "
                   f"{per_trial[loop][-1]:.2f} s per trial, {marginal[loop][-1]:.2f} s from one "
                   "trial's start to the next's "
                   f"(networks of {record['params'][0]:,}-{record['params'][1]:,} parameters)",
                   flush=True)
+    if args.before:
+        subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "worktree",
+                        "remove", "--force", sources[f"cnnlab@{args.before}"]],
+                       capture_output=True)
+    tmp.cleanup()
     same = len({json.dumps(s) for s in sizes.values()}) == 1
     print(f"the same networks in every loop: {'yes' if same else 'NO'}")
     print("\n| loop | wall per trial (whole loop / trials), median (min-max) | start to next "
