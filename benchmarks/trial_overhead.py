@@ -73,23 +73,28 @@ def _data(config):
     return load_mnist(train_size=config.train_size, val_size=config.val_size)
 
 
-def _bare(config, data, trials: int, tmp: str) -> list[int]:
+def _train(config, data, trial) -> float:
+    """One trial as the bare loop and the recipe train it: the drawn network, fitted, scored."""
     import keras
-    import optuna
 
     from cnnlab.model import build_model
 
+    arch = config.space.suggest(trial)
+    keras.backend.clear_session(free_memory=True)
+    model = build_model(arch, seed=config.seed + trial.number)
+    history = model.fit(data.train.x, data.train.y_onehot,
+                        batch_size=config.training.batch_size, epochs=config.training.epochs,
+                        validation_data=(data.validation.x, data.validation.y_onehot),
+                        verbose=0)
+    trial.set_user_attr("n_params", model.count_params())
+    return history.history["val_accuracy"][-1]
+
+
+def _bare(config, data, trials: int, tmp: str) -> list[int]:
+    import optuna
+
     def objective(trial):
-        arch = config.space.suggest(trial)
-        keras.backend.clear_session(free_memory=True)
-        model = build_model(arch, seed=config.seed + trial.number)
-        history = model.fit(data.train.x, data.train.y_onehot,
-                            batch_size=config.training.batch_size,
-                            epochs=config.training.epochs,
-                            validation_data=(data.validation.x, data.validation.y_onehot),
-                            verbose=0)
-        trial.set_user_attr("n_params", model.count_params())
-        return history.history["val_accuracy"][-1]
+        return _train(config, data, trial)
 
     study = optuna.create_study(direction="maximize", sampler=config.make_sampler())
     study.optimize(objective, n_trials=trials)
@@ -107,12 +112,10 @@ def _cnnlab(config, data, trials: int, tmp: str) -> list[int]:
 def _recipe(config, data, trials: int, tmp: str) -> list[int]:
     import warnings
 
-    import keras
     import mlflow
     import optuna
     from optuna_integration import MLflowCallback
 
-    from cnnlab.model import build_model
 
     warnings.simplefilter("ignore")  # The callback is deprecated in Optuna 5; it still runs.
     uri = f"sqlite:///{tmp}/mlflow.db"
@@ -123,16 +126,7 @@ def _recipe(config, data, trials: int, tmp: str) -> list[int]:
 
     @callback.track_in_mlflow()
     def objective(trial):
-        arch = config.space.suggest(trial)
-        keras.backend.clear_session(free_memory=True)
-        model = build_model(arch, seed=config.seed + trial.number)
-        history = model.fit(data.train.x, data.train.y_onehot,
-                            batch_size=config.training.batch_size,
-                            epochs=config.training.epochs,
-                            validation_data=(data.validation.x, data.validation.y_onehot),
-                            verbose=0)
-        trial.set_user_attr("n_params", model.count_params())
-        return history.history["val_accuracy"][-1]
+        return _train(config, data, trial)
 
     study = optuna.create_study(direction="maximize", sampler=config.make_sampler(),
                                 study_name="overhead")

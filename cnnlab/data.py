@@ -238,9 +238,8 @@ def _validate(x: np.ndarray, y: np.ndarray, part: str, where: str) -> None:
 @functools.lru_cache(maxsize=4)
 def _load_keras() -> tuple[tuple, tuple, tuple]:
     """(train, test) from Keras, cached; the error says what to do when it cannot be had."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        from cnnlab.tf_quiet import import_keras
+        from cnnlab.tf_quiet import import_keras  # Sets TensorFlow's log level too.
 
         keras = import_keras()
 
