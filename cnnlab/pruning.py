@@ -1,0 +1,124 @@
+"""Early stopping by dominance for studies with two objectives (metric up, size down).
+
+Optuna's pruners need ``Trial.report``, which raises ``NotImplementedError`` in a study with
+several directions. ``DominancePruner`` takes their place: at the end of every epoch a trial
+appends its monitored metric to its user attribute ``cnnlab_curve`` (so that every worker
+sharing the storage sees it), reads the curves of the other trials of the study, and asks
+``cnnlab.front.should_stop`` whether some trial had, at the same epoch, a metric better by
+``margin`` with a size no larger. If so, it records the reason in ``cnnlab_pruned_by`` and
+raises ``optuna.TrialPruned``, which ends ``model.fit`` (as optuna_integration's
+``KerasPruningCallback`` does) and makes the trial PRUNED, also in a multi-objective study.
+
+The size is the trial's user attribute ``n_params`` (or ``macs``, by ``size_attr``), which the
+objective sets before it builds the network. Importing this module imports neither Optuna nor
+Keras: Optuna is imported where it is used, and the Keras callback class is made on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cnnlab.front import should_stop
+
+CURVE_ATTR = "cnnlab_curve"
+PRUNED_BY_ATTR = "cnnlab_pruned_by"
+
+
+@dataclass(frozen=True)
+class DominancePruner:
+    """How a trial is judged against the others (see ``cnnlab.front.should_stop``).
+
+    ``maximize`` is the monitored metric's direction; None (the default) means "minimize if the
+    metric's name ends in ``loss``, maximize otherwise".
+    """
+
+    margin: float = 0.002
+    n_warmup_epochs: int = 1
+    n_min_trials: int = 4
+    size_attr: str = "n_params"
+    monitor: str = "val_accuracy"
+    maximize: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ValueError(f"the pruner's margin must be zero or positive, not {self.margin}.")
+        if self.n_warmup_epochs < 0 or self.n_min_trials < 0:
+            raise ValueError(f"n_warmup_epochs and n_min_trials must be zero or positive, not "
+                             f"{self.n_warmup_epochs} and {self.n_min_trials}.")
+
+    @property
+    def maximizes(self) -> bool:
+        """Whether the monitored metric is to be maximized."""
+        if self.maximize is not None:
+            return self.maximize
+        return not self.monitor.endswith("loss")
+
+    def others(self, trial: Any) -> tuple[dict[int, list[float]], dict[int, float]]:
+        """The curves and sizes of the study's other trials that have both: COMPLETE, PRUNED
+        and RUNNING ones (a running trial's curve is as far as it got)."""
+        from optuna.trial import TrialState
+
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        curves: dict[int, list[float]] = {}
+        sizes: dict[int, float] = {}
+        for other in trial.study.get_trials(deepcopy=False, states=states):
+            if other.number == trial.number:
+                continue
+            curve = other.user_attrs.get(CURVE_ATTR)
+            size = other.user_attrs.get(self.size_attr)
+            if isinstance(curve, list) and curve and isinstance(size, int | float):
+                curves[other.number] = curve
+                sizes[other.number] = size
+        return curves, sizes
+
+    def epoch_end(self, trial: Any, value: float) -> None:
+        """Record ``value`` as the trial's next epoch and stop the trial if it is dominated:
+        raises ``optuna.TrialPruned`` with the reason, also stored in ``cnnlab_pruned_by``.
+
+        Keras-free, so that it can be driven by hand; the Keras callback calls it.
+        """
+        size = trial.user_attrs.get(self.size_attr)
+        if not isinstance(size, int | float):
+            raise ValueError(f"trial {trial.number} has no user attribute {self.size_attr!r}: "
+                             f"set it before training so that the pruner knows its size.")
+        curve = [*trial.user_attrs.get(CURVE_ATTR, []), float(value)]
+        trial.set_user_attr(CURVE_ATTR, curve)
+        curves, sizes = self.others(trial)
+        stop, reason = should_stop(curve, size, curves, sizes, margin=self.margin,
+                                   n_warmup_epochs=self.n_warmup_epochs,
+                                   n_min_trials=self.n_min_trials, maximize=self.maximizes,
+                                   metric=self.monitor, size_label=self.size_attr)
+        if stop:
+            import optuna
+
+            trial.set_user_attr(PRUNED_BY_ATTR, reason)
+            raise optuna.TrialPruned(reason)
+
+    def keras_callback(self, trial: Any) -> Any:
+        """A Keras callback calling ``epoch_end(trial, logs[monitor])`` after every epoch."""
+        global _Callback
+        if _Callback is None:
+            from cnnlab.tf_quiet import import_keras
+
+            keras = import_keras()
+
+            class _Callback(keras.callbacks.Callback):  # type: ignore[no-redef]
+                def __init__(self, pruner: DominancePruner, trial: Any) -> None:
+                    super().__init__()
+                    self.pruner = pruner
+                    self.trial = trial
+
+                def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                    logs = logs or {}
+                    monitor = self.pruner.monitor
+                    if monitor not in logs:
+                        raise KeyError(f"the pruner monitors {monitor!r}, but epoch {epoch}'s "
+                                       f"logs have only {', '.join(logs) or 'nothing'}: pass "
+                                       f"validation data to fit.")
+                    self.pruner.epoch_end(self.trial, float(logs[monitor]))
+
+        return _Callback(self, trial)
+
+
+_Callback: Any = None
