@@ -280,3 +280,55 @@ def test_a_real_keras_fit_is_ended_by_the_callback():
     assert len(trial.user_attrs[CURVE_ATTR]) == 2
     assert trial.user_attrs[PRUNED_BY_ATTR].startswith("trial 0 had val_accuracy 1.0000 at "
                                                        "epoch 1 with n_params 1,")
+
+
+# --- the replay benchmark ---------------------------------------------------------------------
+
+
+def _benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dominance_pruner.py"
+    spec = importlib.util.spec_from_file_location("dominance_pruner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_replays_a_study(tmp_path, capsys):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="recorded", storage=storage,
+                                directions=["maximize", "minimize"])
+    for curve, size in HISTORY[:7]:  # Recorded without a pruner: every curve whole.
+        study.add_trial(optuna.trial.create_trial(
+            values=[curve[-1], size], user_attrs={"n_params": size, CURVE_ATTR: curve}))
+    # A single-objective study's curves come from its intermediate values.
+    single = optuna.create_study(study_name="single", storage=storage, direction="maximize")
+    for curve, size in HISTORY[:7]:
+        single.add_trial(optuna.trial.create_trial(
+            value=curve[-1], user_attrs={"n_params": size},
+            intermediate_values=dict(enumerate(curve))))
+    bench = _benchmark()
+    for name in ("recorded", "single"):
+        assert bench.main(["--study", name, "--storage", storage]) == 0
+        out = capsys.readouterr().out
+        assert "7 complete trials with a curve and n_params" in out
+        # Trial 4 alone is stopped, after epoch 1 of 3: 1 epoch of 21 saved; it would have
+        # ended 0.25 below trial 0, and the front is trials 5, 1 and 0.
+        assert "epochs trained   21 without the pruner, 20 with it: 4.8% saved" in out
+        assert "trials stopped   1 of 7" in out
+        assert "gap below the full front: median 0.2500, max 0.2500" in out
+        assert "false stops      0 of the 3 trials on the full front" in out
+    with pytest.raises(SystemExit, match="no SQLite file"):
+        bench.main(["--study", "x", "--storage", f"sqlite:///{tmp_path / 'none.db'}"])
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_the_benchmark_runs_on_synthetic_curves(capsys):
+    assert _benchmark().main(["--synthetic", "30", "--seed", "3", "--margin", "0", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic curves: 30 trials, 10 epochs, seed 3" in out
+    assert out.count("epochs trained   300 without the pruner") == 2
