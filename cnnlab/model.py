@@ -13,7 +13,9 @@ layers = keras.layers
 
 def build_model(arch: Architecture, *, seed: int | None = None,
                 optimizer: str = OPTIMIZER, learning_rate: float | None = None) -> keras.Model:
-    """The Keras model of ``arch``: Conv2D (ReLU) layers, Flatten, Dense (ReLU), Dense softmax.
+    """The Keras model of ``arch``: Conv2D (ReLU) layers, each maybe followed by
+    BatchNormalization and MaxPooling2D/AveragePooling2D; Flatten or GlobalAveragePooling2D;
+    Dense (ReLU) layers and the Dense softmax output, each after a Dropout if ``arch.dropout``.
 
     The spec is checked with the shape arithmetic first, so an architecture whose feature map
     would shrink below 1x1 raises ``ArchitectureError`` before any layer exists. ``seed`` makes
@@ -28,9 +30,22 @@ def build_model(arch: Architecture, *, seed: int | None = None,
         x = layers.Conv2D(filters=conv.filters, kernel_size=conv.kernel_size,
                           strides=conv.strides, padding=conv.padding, activation="relu",
                           name=arch.conv_name(i))(x)
-    x = layers.Flatten(name="flatten")(x)
+        if conv.batchnorm:
+            x = layers.BatchNormalization(name=arch.batchnorm_name(i))(x)
+        if conv.pool != "none":
+            pool = layers.MaxPooling2D if conv.pool == "max" else layers.AveragePooling2D
+            x = pool(pool_size=conv.pool_size, strides=conv.pool_size, padding="valid",
+                     name=arch.pool_name(i))(x)
+    if arch.head == "gap":
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    else:
+        x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate(arch.dense):
+        if arch.dropout > 0:
+            x = layers.Dropout(rate=arch.dropout, name=arch.dropout_name(i))(x)
         x = layers.Dense(units=units, activation="relu", name=arch.dense_name(i))(x)
+    if arch.dropout > 0:
+        x = layers.Dropout(rate=arch.dropout, name=arch.dropout_name(len(arch.dense)))(x)
     outputs = layers.Dense(units=arch.num_classes, activation="softmax", name="output")(x)
     model = keras.Model(inputs=inputs, outputs=outputs, name="cnnlab_cnn")
     if learning_rate is not None:

@@ -1,18 +1,31 @@
-"""Output-shape, parameter-count and multiply-add arithmetic for Conv2D, Flatten and Dense.
+"""Output-shape, parameter-count and multiply-add arithmetic for Conv2D, BatchNormalization,
+MaxPooling2D/AveragePooling2D, Flatten/GlobalAveragePooling2D, Dropout and Dense, and the
+receptive field and effective stride of a stack of convolutions and pools.
 
 This is the notebook's "work out the shapes and the parameters by hand" as code. It is pure
 Python: no NumPy, no TensorFlow, so it can judge an architecture (for example a trial's) before
 anything is built. The tests check every rule here against Keras's own answers.
+
+Multiply-adds (MACs) count the products of an input with a learned weight, those of Conv2D and
+Dense only. BatchNormalization counts 0: at inference it is an elementwise per-channel scale and
+shift (one multiply and one add per output value), like the ReLU that MAC counts leave out too,
+not a sum of products over a window. Pooling, global average pooling, Flatten and Dropout count
+0 as well (comparisons, sums, copies).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 Padding = Literal["valid", "same"]
 PADDINGS = ("valid", "same")
+POOLS = ("none", "max", "avg")
+"""Pooling after a convolution: none, MaxPooling2D or AveragePooling2D."""
+HEADS = ("flatten", "gap")
+"""From the last feature map to the Dense layers: Flatten or GlobalAveragePooling2D."""
 
 
 def _pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
@@ -85,6 +98,46 @@ def conv2d_macs(output_shape: tuple[int, int, int], in_channels: int,
     return out_h * out_w * out_c * kh * kw * in_channels
 
 
+def pool2d_output_shape(input_shape: tuple[int, int, int],
+                        pool_size: int | tuple[int, int]) -> tuple[int, int, int]:
+    """(height, width, channels) after MaxPooling2D/AveragePooling2D with strides equal to the
+    pool size and ``padding='valid'`` (Keras's rule ``floor((n - p) / p) + 1``; 0 when the window
+    does not fit)."""
+    height, width, channels = input_shape
+    ph, pw = _pair(pool_size, "pool_size")
+    return (conv_output_length(height, ph, ph, "valid"),
+            conv_output_length(width, pw, pw, "valid"), channels)
+
+
+def batchnorm_params(channels: int) -> int:
+    """Parameters of a BatchNormalization over ``channels``, as Keras's ``count_params()``
+    counts them: gamma and beta (trained) plus the moving mean and variance (not trained)."""
+    return 4 * channels
+
+
+def global_average_pool_shape(input_shape: tuple[int, int, int]) -> tuple[int]:
+    """Output of GlobalAveragePooling2D: one average per channel."""
+    return (input_shape[2],)
+
+
+def receptive_field(
+    windows: Iterable[tuple[int | tuple[int, int], int | tuple[int, int]]],
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Receptive field and effective stride (the jump), per axis, of one position of the last
+    feature map on the input, for a stack of (kernel or pool window, strides) in order.
+
+    ``r_out = r_in + (k - 1) * j_in`` and ``j_out = j_in * s``, from ``r = j = 1`` on the input.
+    Padding moves where the field sits, not its size.
+    """
+    field, jump = [1, 1], [1, 1]
+    for kernel, strides in windows:
+        k, s = _pair(kernel, "kernel_size"), _pair(strides, "strides")
+        for axis in (0, 1):
+            field[axis] += (k[axis] - 1) * jump[axis]
+            jump[axis] *= s[axis]
+    return (field[0], field[1]), (jump[0], jump[1])
+
+
 def dense_params(in_features: int, units: int) -> int:
     """Weights plus biases of a Dense layer: ``(in_features + 1) * units``."""
     return (in_features + 1) * units
@@ -108,10 +161,15 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class LayerTable:
-    """The per-layer table of an architecture and its totals."""
+    """The per-layer table of an architecture, its totals, and what its convolutions and pools
+    make of the input: the receptive field and effective stride (height, width) of one position
+    of the final feature map, and that map's (height, width, channels) before Flatten/GAP."""
 
     input_shape: tuple[int, ...]
     rows: tuple[LayerRow, ...]
+    receptive_field: tuple[int, int]
+    effective_stride: tuple[int, int]
+    final_feature_map: tuple[int, int, int]
 
     @property
     def total_params(self) -> int:
@@ -141,5 +199,13 @@ class LayerTable:
         input_text = "(None, " + ", ".join(map(str, self.input_shape)) + ")"
         return "\n".join(
             [f"input {input_text}", rule, fmt(lines[0]), rule, *body, rule,
-             f"total params: {self.total_params:,}", f"total MACs per image: {self.total_macs:,}"]
+             f"total params: {self.total_params:,}", f"total MACs per image: {self.total_macs:,}",
+             f"receptive field: {format_dims(self.receptive_field)}",
+             f"effective stride: {format_dims(self.effective_stride)}",
+             f"final feature map: {format_dims(self.final_feature_map)}"]
         )
+
+
+def format_dims(dims: Iterable[int]) -> str:
+    """``(7, 7, 64)`` as ``7x7x64``."""
+    return "x".join(str(d) for d in dims)

@@ -3,11 +3,16 @@
 A spec is plain data. ``Architecture.layer_table()`` judges it with the pure arithmetic in
 ``cnnlab.shapes`` (a feature map that would shrink below 1x1 is an ``ArchitectureError`` naming
 the layer and the shapes) before any framework is imported; ``cnnlab.model`` builds it in Keras.
+
+Options that default to "absent" (batch normalisation, pooling, the GAP head, dropout) are left
+out of ``to_dict()`` when absent, so the dict of an architecture without them is what it was
+before they existed (run artifacts and trial keys stay comparable); ``from_dict`` reads both.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,12 +27,17 @@ MNIST_CLASSES = 10
 
 @dataclass(frozen=True)
 class ConvLayer:
-    """One Conv2D layer (ReLU): filters, square or rectangular kernel, strides and padding."""
+    """One Conv2D layer (ReLU): filters, square or rectangular kernel, strides and padding;
+    then, optionally, BatchNormalization (``batchnorm``) and a pool (``pool`` "max" or "avg",
+    window ``pool_size`` = its strides, 'valid' padding)."""
 
     filters: int
     kernel_size: int | tuple[int, int] = 3
     strides: int | tuple[int, int] = 1
     padding: str = "valid"
+    batchnorm: bool = False
+    pool: str = "none"
+    pool_size: int = 2
 
     def __post_init__(self) -> None:
         if isinstance(self.filters, bool) or not isinstance(self.filters, int) or self.filters < 1:
@@ -42,21 +52,40 @@ class ConvLayer:
             object.__setattr__(self, name, pair[0] if pair[0] == pair[1] else pair)
         if self.padding not in shapes.PADDINGS:
             raise ArchitectureError(f"padding must be 'valid' or 'same', not {self.padding!r}.")
+        if not isinstance(self.batchnorm, bool):
+            raise ArchitectureError(f"batchnorm must be true or false, not {self.batchnorm!r}.")
+        if self.pool not in shapes.POOLS:
+            raise ArchitectureError(
+                f"pool must be 'none', 'max' or 'avg', not {self.pool!r}.")
+        if (isinstance(self.pool_size, bool) or not isinstance(self.pool_size, int)
+                or self.pool_size < 2):
+            raise ArchitectureError(
+                f"pool_size must be an integer of at least 2, not {self.pool_size!r}.")
 
     def describe(self) -> str:
-        """Compact form used in run names and parameters, e.g. ``32k3s2valid``."""
+        """Compact form used in run names and parameters, e.g. ``32k3s2valid``, then ``+bn`` with
+        batch normalisation and ``+max2``/``+avg3`` with a pool: ``32k3s1same+bn+max2``."""
         kernel, strides = _fmt_pair(self.kernel_size), _fmt_pair(self.strides)
-        return f"{self.filters}k{kernel}s{strides}{self.padding}"
+        text = f"{self.filters}k{kernel}s{strides}{self.padding}"
+        if self.batchnorm:
+            text += "+bn"
+        if self.pool != "none":
+            text += f"+{self.pool}{self.pool_size}"
+        return text
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """Conv2D layers, then Flatten, then Dense (ReLU) layers, then Dense(10, softmax)."""
+    """Conv2D layers (each maybe with BatchNormalization and a pool), then Flatten (``head``
+    "flatten") or GlobalAveragePooling2D ("gap"), then Dense (ReLU) layers, then Dense(10,
+    softmax); with ``dropout`` > 0, a Dropout of that rate before every Dense layer."""
 
     conv: tuple[ConvLayer, ...] = field(default_factory=lambda: NOTEBOOK_CONV)
     dense: tuple[int, ...] = (128,)
     input_shape: tuple[int, int, int] = MNIST_INPUT_SHAPE
     num_classes: int = MNIST_CLASSES
+    head: str = "flatten"
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv", tuple(
@@ -69,20 +98,39 @@ class Architecture:
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise ArchitectureError(
                 f"input_shape must be (height, width, channels), not {self.input_shape!r}.")
+        if self.head not in shapes.HEADS:
+            raise ArchitectureError(f"head must be 'flatten' or 'gap', not {self.head!r}.")
+        if (isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float)
+                or not 0 <= self.dropout < 1):
+            raise ArchitectureError(
+                f"dropout must be a rate from 0 up to (not including) 1, not {self.dropout!r}.")
+        object.__setattr__(self, "dropout", float(self.dropout))
 
     # Names follow the Keras layers that cnnlab.model builds, so tables can be compared.
     def conv_name(self, index: int) -> str:
         return f"conv{index + 1}"
 
+    def batchnorm_name(self, index: int) -> str:
+        return f"{self.conv_name(index)}_bn"
+
+    def pool_name(self, index: int) -> str:
+        return f"{self.conv_name(index)}_pool"
+
     def dense_name(self, index: int) -> str:
         return f"dense{index + 1}"
 
+    def dropout_name(self, index: int) -> str:
+        """The Dropout before the ``index``-th Dense layer (0-based; the output layer is last)."""
+        return f"dropout{index + 1}"
+
     def layer_table(self) -> shapes.LayerTable:
-        """Per-layer output shapes, parameters and multiply-adds.
+        """Per-layer output shapes, parameters and multiply-adds (one row per Keras layer),
+        with the receptive field, effective stride and final feature map.
 
         Raises ``ArchitectureError`` if a feature map would shrink below 1x1.
         """
         rows = []
+        windows: list[tuple[int | tuple[int, int], int | tuple[int, int]]] = []
         shape = self.input_shape
         for i, layer in enumerate(self.conv):
             out = shapes.conv2d_output_shape(shape, layer.filters, layer.kernel_size,
@@ -96,26 +144,59 @@ class Architecture:
                 self.conv_name(i), "Conv2D", out,
                 shapes.conv2d_params(shape[2], layer.filters, layer.kernel_size),
                 shapes.conv2d_macs(out, shape[2], layer.kernel_size)))
+            windows.append((layer.kernel_size, layer.strides))
             shape = out
-        features = shape[0] * shape[1] * shape[2]
-        rows.append(shapes.LayerRow("flatten", "Flatten", (features,), 0, 0))
-        for i, units in enumerate(self.dense):
-            rows.append(shapes.LayerRow(self.dense_name(i), "Dense", (units,),
+            if layer.batchnorm:
+                rows.append(shapes.LayerRow(self.batchnorm_name(i), "BatchNormalization", shape,
+                                            shapes.batchnorm_params(shape[2]), 0))
+            if layer.pool != "none":
+                out = shapes.pool2d_output_shape(shape, layer.pool_size)
+                if min(out[:2]) < 1:
+                    raise ArchitectureError(
+                        f"layer {self.pool_name(i)} ({layer.pool}{layer.pool_size}) would "
+                        f"shrink its {shape[0]}x{shape[1]}x{shape[2]} input to "
+                        f"{out[0]}x{out[1]}: the pool window does not fit; use a smaller "
+                        "pool_size or no pool.")
+                kind = "MaxPooling2D" if layer.pool == "max" else "AveragePooling2D"
+                rows.append(shapes.LayerRow(self.pool_name(i), kind, out, 0, 0))
+                windows.append((layer.pool_size, layer.pool_size))
+                shape = out
+        final_map = (shape[0], shape[1], shape[2])
+        if self.head == "gap":
+            (features,) = shapes.global_average_pool_shape(final_map)
+            rows.append(shapes.LayerRow("gap", "GlobalAveragePooling2D", (features,), 0, 0))
+        else:
+            features = shape[0] * shape[1] * shape[2]
+            rows.append(shapes.LayerRow("flatten", "Flatten", (features,), 0, 0))
+        names = [self.dense_name(i) for i in range(len(self.dense))] + ["output"]
+        for i, (name, units) in enumerate(zip(names, (*self.dense, self.num_classes),
+                                              strict=True)):
+            if self.dropout > 0:
+                rows.append(shapes.LayerRow(self.dropout_name(i), "Dropout", (features,), 0, 0))
+            rows.append(shapes.LayerRow(name, "Dense", (units,),
                                         shapes.dense_params(features, units),
                                         shapes.dense_macs(features, units)))
             features = units
-        rows.append(shapes.LayerRow("output", "Dense", (self.num_classes,),
-                                    shapes.dense_params(features, self.num_classes),
-                                    shapes.dense_macs(features, self.num_classes)))
-        return shapes.LayerTable(self.input_shape, tuple(rows))
+        field_, jump = shapes.receptive_field(windows)
+        return shapes.LayerTable(self.input_shape, tuple(rows), receptive_field=field_,
+                                 effective_stride=jump, final_feature_map=final_map)
 
     def describe(self) -> str:
-        """Compact one-line form, e.g. ``32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128``."""
-        parts = [layer.describe() for layer in self.conv] + [f"d{u}" for u in self.dense]
+        """Compact one-line form, e.g. ``32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128``;
+        conv layers may end in ``+bn`` and ``+max2``/``+avg3``, a GAP head adds ``gap`` after the
+        conv layers and dropout adds ``do0.25`` at the end:
+        ``32k3s1same+bn+max2-64k3s1valid-gap-d64-do0.25``."""
+        parts = [layer.describe() for layer in self.conv]
+        if self.head == "gap":
+            parts.append("gap")
+        parts += [f"d{u}" for u in self.dense]
+        if self.dropout > 0:
+            parts.append(f"do{self.dropout:g}")
         return "-".join(parts) or "d0"
 
     def to_params(self) -> dict[str, Any]:
-        """Flat parameters for tracking: ``n_conv``, ``conv1_filters`` ... ``dense1_units``."""
+        """Flat parameters for tracking: ``n_conv``, ``conv1_filters`` ... ``conv1_pool_size``
+        (every ``ConvLayer`` field), ``dense1_units`` ..., ``head`` and ``dropout``."""
         params: dict[str, Any] = {"n_conv": len(self.conv), "n_dense": len(self.dense),
                                   "architecture": self.describe()}
         for i, layer in enumerate(self.conv):
@@ -123,28 +204,55 @@ class Architecture:
                 params[f"{self.conv_name(i)}_{f.name}"] = getattr(layer, f.name)
         for i, units in enumerate(self.dense):
             params[f"{self.dense_name(i)}_units"] = units
+        params["head"] = self.head
+        params["dropout"] = self.dropout
         return params
 
+    def derived_params(self) -> dict[str, str]:
+        """What the shape arithmetic derives, as text for tracking: ``receptive_field`` and
+        ``effective_stride`` (height x width, on the input) and ``final_feature_map`` (height x
+        width x channels before Flatten/GAP), e.g. ``{"receptive_field": "13x13",
+        "effective_stride": "4x4", "final_feature_map": "6x6x64"}`` for the notebook's CNN.
+
+        Raises ``ArchitectureError`` as ``layer_table()`` does.
+        """
+        table = self.layer_table()
+        return {"receptive_field": shapes.format_dims(table.receptive_field),
+                "effective_stride": shapes.format_dims(table.effective_stride),
+                "final_feature_map": shapes.format_dims(table.final_feature_map)}
+
     def to_dict(self) -> dict[str, Any]:
-        """A TOML/JSON-ready dict that ``Architecture.from_dict`` reads back."""
-        return {
-            "conv": [{f.name: _plain(getattr(layer, f.name)) for f in fields(ConvLayer)}
+        """A TOML/JSON-ready dict that ``Architecture.from_dict`` reads back.
+
+        Options at their "absent" defaults (``batchnorm``, ``pool``, ``pool_size``, ``head``,
+        ``dropout``) are left out, so that an architecture without them has the dict it had
+        before they existed.
+        """
+        data: dict[str, Any] = {
+            "conv": [{f.name: _plain(getattr(layer, f.name)) for f in fields(ConvLayer)
+                      if f.name in _CONV_BASE or getattr(layer, f.name) != f.default}
                      for layer in self.conv],
             "dense": list(self.dense),
         }
+        if self.head != "flatten":
+            data["head"] = self.head
+        if self.dropout > 0:
+            data["dropout"] = self.dropout
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "architecture") -> Architecture:
-        """Read ``{"conv": [{"filters": 32, ...}, ...], "dense": [128]}``.
+        """Read ``{"conv": [{"filters": 32, ...}, ...], "dense": [128]}``, with optional
+        ``"head"`` and ``"dropout"``.
 
         Unknown keys are errors that name the key.
         """
         if not isinstance(data, dict):
             raise ArchitectureError(f"{where} must be a table, not {type(data).__name__}.")
-        unknown = set(data) - {"conv", "dense"}
+        unknown = set(data) - {"conv", "dense", "head", "dropout"}
         if unknown:
             raise ArchitectureError(f"{where} has unknown key(s) {sorted(unknown)}; "
-                                    "expected 'conv' and 'dense'.")
+                                    "expected some of 'conv', 'dense', 'head' and 'dropout'.")
         conv_known = {f.name for f in fields(ConvLayer)}
         conv = []
         for i, layer in enumerate(data.get("conv", [])):
@@ -164,7 +272,11 @@ class Architecture:
         dense = data.get("dense", [128])
         if isinstance(dense, int):
             dense = [dense]
-        return cls(conv=tuple(conv), dense=tuple(dense))
+        try:
+            return cls(conv=tuple(conv), dense=tuple(dense), head=data.get("head", "flatten"),
+                       dropout=data.get("dropout", 0.0))
+        except ArchitectureError as err:
+            raise ArchitectureError(f"{where}: {err}") from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> Architecture:
@@ -184,16 +296,26 @@ class Architecture:
         return cls.from_dict(data, where=str(path))
 
     @classmethod
-    def from_strings(cls, conv: list[str], dense: list[str] | None = None) -> Architecture:
-        """Parse the command-line form: each conv layer ``FILTERS:KERNEL[:STRIDES[:PADDING]]``
-        (kernel and strides may be ``3x5``), dense units as integers or comma lists."""
+    def from_strings(cls, conv: list[str], dense: list[str] | None = None, *,
+                     head: str = "flatten", dropout: float = 0.0) -> Architecture:
+        """Parse the command-line form: each conv layer
+        ``FILTERS:KERNEL[:STRIDES[:PADDING[:OPTION...]]]`` (kernel and strides may be ``3x5``;
+        options, in any order and each at most once: ``bn`` for batch normalisation, ``maxN`` or
+        ``avgN`` for a pool of size N, e.g. ``32:3:1:same:bn:max2``), dense units as integers or
+        comma lists; ``head`` and ``dropout`` go to the ``Architecture``."""
         layers = []
         for text in conv:
             parts = text.strip().split(":")
-            if not 2 <= len(parts) <= 4:
+            if len(parts) < 2:
                 raise ArchitectureError(
-                    f"conv layer {text!r} must look like FILTERS:KERNEL[:STRIDES[:PADDING]], "
-                    "e.g. 32:3:2:valid.")
+                    f"conv layer {text!r} must look like FILTERS:KERNEL[:STRIDES[:PADDING"
+                    "[:OPTION...]]], e.g. 32:3:2:valid or 32:3:1:same:bn:max2.")
+            early = [part for part in parts[2:4] if _OPTION.fullmatch(part)]
+            if early:
+                raise ArchitectureError(
+                    f"conv layer {text!r} gives option {early[0]!r} before STRIDES and PADDING; "
+                    "options come after both, e.g. 32:3:1:same:bn.")
+            options = _parse_options(text, parts[4:])
             try:
                 filters = int(parts[0])
                 kernel = _parse_pair(parts[1])
@@ -204,7 +326,7 @@ class Architecture:
                     "with integers, e.g. 32:3:2:valid.") from None
             padding = parts[3] if len(parts) > 3 else "valid"
             try:
-                layers.append(ConvLayer(filters, kernel, strides, padding))
+                layers.append(ConvLayer(filters, kernel, strides, padding, **options))
             except ArchitectureError as err:
                 raise ArchitectureError(f"conv layer {text!r}: {err}") from None
         units: list[int] = []
@@ -216,7 +338,34 @@ class Architecture:
                     except ValueError:
                         raise ArchitectureError(
                             f"dense units {piece.strip()!r} must be an integer.") from None
-        return cls(conv=tuple(layers), dense=tuple(units))
+        return cls(conv=tuple(layers), dense=tuple(units), head=head, dropout=dropout)
+
+
+_CONV_BASE = ("filters", "kernel_size", "strides", "padding")
+"""ConvLayer's fields that ``to_dict`` always writes; the others only when not at default."""
+
+_OPTION = re.compile(r"bn|(max|avg)(\d+)")
+"""A conv layer's option on the command line: ``bn``, ``max2``, ``avg3`` ..."""
+
+
+def _parse_options(text: str, options: list[str]) -> dict[str, Any]:
+    """``["bn", "max2"]`` as ConvLayer keyword arguments; errors name the option."""
+    values: dict[str, Any] = {}
+    for option in options:
+        match = _OPTION.fullmatch(option)
+        if match is None:
+            raise ArchitectureError(
+                f"conv layer {text!r} has unknown option {option!r}; expected 'bn', 'maxN' or "
+                "'avgN' (a pool of size N).")
+        key = "batchnorm" if option == "bn" else "pool"
+        if key in values:
+            what = "bn" if key == "batchnorm" else "a pool"
+            raise ArchitectureError(f"conv layer {text!r} gives {what} more than once.")
+        if key == "batchnorm":
+            values["batchnorm"] = True
+        else:
+            values["pool"], values["pool_size"] = match.group(1), int(match.group(2))
+    return values
 
 
 def _fmt_pair(value: int | tuple[int, int]) -> str:

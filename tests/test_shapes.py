@@ -100,3 +100,45 @@ def test_table_text_has_totals() -> None:
     text = NOTEBOOK_CNN.layer_table().format()
     assert "total params: 361,322" in text
     assert "conv2    Conv2D   (None, 13, 13, 32)" in text
+
+
+def test_notebook_cnn_derived_values() -> None:
+    # By hand, per axis, r_out = r_in + (k - 1) * j_in and j_out = j_in * s from r = j = 1:
+    # conv1 k3 s1: r = 1 + 2*1 = 3,  j = 1
+    # conv2 k3 s2: r = 3 + 2*1 = 5,  j = 2
+    # conv3 k3 s1: r = 5 + 2*2 = 9,  j = 2
+    # conv4 k3 s2: r = 9 + 2*2 = 13, j = 4
+    # Final map: 28 -same-> 28 -valid s2-> 13 -same-> 13 -valid s2-> 6, with 64 channels.
+    table = NOTEBOOK_CNN.layer_table()
+    assert table.receptive_field == (13, 13)
+    assert table.effective_stride == (4, 4)
+    assert table.final_feature_map == (6, 6, 64)
+    assert NOTEBOOK_CNN.derived_params() == {
+        "receptive_field": "13x13", "effective_stride": "4x4", "final_feature_map": "6x6x64"}
+    assert table.format().endswith(
+        "receptive field: 13x13\neffective stride: 4x4\nfinal feature map: 6x6x64")
+
+
+def test_pool_and_gap_and_batchnorm_rules() -> None:
+    # Keras's pools, strides = pool size, 'valid': floor((n - p) / p) + 1, 0 if p > n.
+    assert shapes.pool2d_output_shape((25, 25, 4), 2) == (12, 12, 4)
+    assert shapes.pool2d_output_shape((25, 24, 4), 3) == (8, 8, 4)
+    assert shapes.pool2d_output_shape((3, 7, 1), (3, 2)) == (1, 3, 1)
+    assert shapes.pool2d_output_shape((2, 9, 1), 3) == (0, 3, 1)
+    assert shapes.global_average_pool_shape((6, 6, 64)) == (64,)
+    assert shapes.batchnorm_params(32) == 128
+
+
+def test_receptive_field_rule() -> None:
+    assert shapes.receptive_field([]) == ((1, 1), (1, 1))
+    # conv 3 s1, pool 2: r = 3, then 3 + 1*1 = 4; j = 2.
+    assert shapes.receptive_field([(3, 1), (2, 2)]) == ((4, 4), (2, 2))
+    # Rectangular: height k3 s1 then k2 s2; width k5 s2 then k3 s1.
+    # h: r = 3, j = 1; r = 3 + 1*1 = 4, j = 2.  w: r = 5, j = 2; r = 5 + 2*2 = 9, j = 2.
+    assert shapes.receptive_field([((3, 5), (1, 2)), ((2, 3), (2, 1))]) == ((4, 9), (2, 2))
+
+
+def test_no_convolutions_sees_one_pixel() -> None:
+    table = Architecture(conv=(), dense=(10,)).layer_table()
+    assert (table.receptive_field, table.effective_stride) == ((1, 1), (1, 1))
+    assert table.final_feature_map == (28, 28, 1)

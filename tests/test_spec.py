@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,98 @@ def test_to_params_are_flat() -> None:
     assert params["conv2_strides"] == 2
     assert params["conv3_padding"] == "same"
     assert params["dense1_units"] == 128
+    assert params["conv1_batchnorm"] is False
+    assert params["conv4_pool"] == "none" and params["conv4_pool_size"] == 2
+    assert params["head"] == "flatten" and params["dropout"] == 0.0
+
+
+def test_notebook_unchanged_by_the_new_options() -> None:
+    assert NOTEBOOK_CNN.layer_table().total_params == 361_322
+    assert [r.name for r in NOTEBOOK_CNN.layer_table().rows] == [
+        "conv1", "conv2", "conv3", "conv4", "flatten", "dense1", "output"]
+    assert Architecture(head="flatten", dropout=0) == NOTEBOOK_CNN
+    assert ConvLayer(32, 3, 1, "same", False, "none", 2) == NOTEBOOK_CNN.conv[0]
+    # The dict, and so trial keys and stored architecture.json, are what they were.
+    assert NOTEBOOK_CNN.to_dict() == {
+        "conv": [{"filters": 32, "kernel_size": 3, "strides": 1, "padding": "same"},
+                 {"filters": 32, "kernel_size": 3, "strides": 2, "padding": "valid"},
+                 {"filters": 64, "kernel_size": 3, "strides": 1, "padding": "same"},
+                 {"filters": 64, "kernel_size": 3, "strides": 2, "padding": "valid"}],
+        "dense": [128]}
+
+
+def test_options_describe_params_and_round_trip() -> None:
+    arch = Architecture.from_strings(["8:3:1:same:bn:max2", "16:3x2:1x2:valid:avg3",
+                                      "4:1:1:same:bn"], ["32"], head="gap", dropout=0.25)
+    assert arch.conv == (
+        ConvLayer(8, 3, 1, "same", batchnorm=True, pool="max", pool_size=2),
+        ConvLayer(16, (3, 2), (1, 2), "valid", pool="avg", pool_size=3),
+        ConvLayer(4, 1, 1, "same", batchnorm=True))
+    assert (arch.head, arch.dropout) == ("gap", 0.25)
+    assert arch.describe() == (
+        "8k3s1same+bn+max2-16k3x2s1x2valid+avg3-4k1s1same+bn-gap-d32-do0.25")
+    assert Architecture(dense=(), dropout=0.5).describe().endswith("64k3s2valid-do0.5")
+    assert Architecture(conv=(), dense=(), head="gap").describe() == "gap"
+    # Options in any order.
+    assert Architecture.from_strings(["8:3:1:same:max2:bn"]).conv == arch.conv[:1]
+    params = arch.to_params()
+    assert params["conv1_batchnorm"] is True and params["conv2_pool"] == "avg"
+    assert params["conv2_pool_size"] == 3 and params["conv3_pool"] == "none"
+    assert params["head"] == "gap" and params["dropout"] == 0.25
+    data = arch.to_dict()
+    assert data["conv"][1] == {"filters": 16, "kernel_size": [3, 2], "strides": [1, 2],
+                               "padding": "valid", "pool": "avg", "pool_size": 3}
+    assert (data["head"], data["dropout"]) == ("gap", 0.25)
+    assert Architecture.from_dict(data) == arch
+    assert Architecture.from_dict(json.loads(json.dumps(data))) == arch
+    assert arch.derived_params() == {"receptive_field": "12x14", "effective_stride": "6x12",
+                                     "final_feature_map": "4x2x4"}
+
+
+def test_options_from_file(tmp_path: Path) -> None:
+    path = tmp_path / "arch.toml"
+    path.write_text('dense = [64]\nhead = "gap"\ndropout = 0.5\n\n[[conv]]\nfilters = 16\n'
+                    'kernel_size = 3\nbatchnorm = true\npool = "max"\npool_size = 3\n')
+    assert Architecture.from_file(path) == Architecture(
+        conv=(ConvLayer(16, 3, batchnorm=True, pool="max", pool_size=3),), dense=(64,),
+        head="gap", dropout=0.5)
+
+
+@pytest.mark.parametrize(("conv", "message"), [
+    (["32:3:1:same:foo"], r"unknown option 'foo'; expected 'bn', 'maxN' or 'avgN'"),
+    (["32:3:1:same:max"], "unknown option 'max'"),
+    (["32:3:1:bn"], "option 'bn' before STRIDES and PADDING"),
+    (["32:3:max2"], "option 'max2' before STRIDES and PADDING"),
+    (["32:3:1:same:max1"], "pool_size must be an integer of at least 2, not 1"),
+    (["32:3:1:same:bn:bn"], "gives bn more than once"),
+    (["32:3:1:same:max2:avg2"], "gives a pool more than once"),
+])
+def test_from_strings_option_errors(conv: list[str], message: str) -> None:
+    with pytest.raises(ArchitectureError, match=message):
+        Architecture.from_strings(conv)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: ConvLayer(8, batchnorm=1), "batchnorm must be true or false, not 1"),
+    (lambda: ConvLayer(8, pool="min"), "pool must be 'none', 'max' or 'avg', not 'min'"),
+    (lambda: ConvLayer(8, pool="max", pool_size=1), "pool_size .* not 1"),
+    (lambda: ConvLayer(8, pool="max", pool_size=True), "pool_size .* not True"),
+    (lambda: ConvLayer(8, pool="avg", pool_size=2.0), "pool_size .* not 2.0"),
+    (lambda: Architecture(head="avg"), "head must be 'flatten' or 'gap', not 'avg'"),
+    (lambda: Architecture(dropout=1.0), r"dropout must be a rate .* not 1.0"),
+    (lambda: Architecture(dropout=-0.1), r"dropout must be a rate .* not -0.1"),
+    (lambda: Architecture(dropout="0.5"), r"dropout must be a rate .* not '0.5'"),
+    (lambda: Architecture.from_strings(["8:3"], dropout=1), "dropout"),
+    (lambda: Architecture.from_dict({"conv": [{"filters": 8, "pool": "mean"}]}),
+     r"architecture.conv\[0\]: pool must be"),
+    (lambda: Architecture.from_dict({"dense": [8], "head": "GAP"}),
+     "architecture: head must be 'flatten' or 'gap', not 'GAP'"),
+    (lambda: Architecture.from_dict({"dense": [8], "pooling": "max"}),
+     r"unknown key\(s\) \['pooling'\]"),
+])
+def test_option_validation(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(ArchitectureError, match=message):
+        make()
 
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
