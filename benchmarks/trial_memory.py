@@ -93,13 +93,14 @@ def main() -> None:
 
         from cnnlab.data import load_mnist
         from cnnlab.spec import Architecture
-        from cnnlab.training import TrainConfig, train
+        from cnnlab.training import train
+        from cnnlab.trialspec import TrainConfig, TrialSpec
 
         data = load_mnist(train_size=args.train_size, val_size=1000)
         arch = Architecture.from_strings(["32:3", "32:3"], ["128"])
         for i in range(args.trials):
             keras.backend.clear_session(free_memory=True)
-            train(arch, data, TrainConfig(epochs=args.epochs, seed=i))
+            train(TrialSpec(arch, TrainConfig(epochs=args.epochs, seed=i)), data)
             gc.collect()
             out(f"trial {i:>3}  plain Keras")
         args.trials = 0

@@ -79,7 +79,7 @@ def _train(config, data, trial) -> float:
 
     from cnnlab.model import build_model
 
-    arch = config.space.suggest(trial)
+    arch = config.space.suggest(trial).architecture
     keras.backend.clear_session(free_memory=True)
     model = build_model(arch, seed=config.seed + trial.number)
     history = model.fit(data.train.x, data.train.y_onehot,

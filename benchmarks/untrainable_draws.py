@@ -46,7 +46,7 @@ def before(config, seed: int) -> tuple[int, int]:
     study = optuna.create_study(direction="maximize", sampler=sampler)
 
     def objective(trial):
-        arch = config.space.suggest(trial)
+        arch = config.space.suggest(trial).architecture
         return stand_in_score(check_architecture(arch, config.max_params).total_params)
 
     study.optimize(objective, n_trials=config.n_trials, catch=(ValueError,))
@@ -63,7 +63,7 @@ def after(config, seed: int) -> tuple[int, int]:
     trained = 0
 
     def objective(trial):
-        arch = config.space.suggest(trial)
+        arch = config.space.suggest(trial).architecture
         values = constraints(arch, config.max_params)
         for name, value in values.items():
             trial.set_constraint(name, value)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from cnnlab import tracking
 from cnnlab.data import load_mnist
 from cnnlab.progress import progress_callback
-from cnnlab.spec import Architecture
-from cnnlab.training import TrainConfig, TrainResult, train
+from cnnlab.training import TrainResult, train
+from cnnlab.trialspec import TrialSpec
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,7 @@ class RunOutcome:
 
 
 def run_training(
-    arch: Architecture,
-    config: TrainConfig | None = None,
+    spec: TrialSpec,
     *,
     data_dir: str | None = None,
     train_size: int | None = None,
@@ -30,17 +29,17 @@ def run_training(
     tracking_uri: str | None = None,
     verbose: int | str = 0,
 ) -> RunOutcome:
-    """Train ``arch`` on MNIST's training split and record the run in MLflow.
+    """Train ``spec`` on MNIST's training split and record the run in MLflow.
 
     Bad input (architecture, data, sizes) raises before the store is touched.
     """
-    config = config or TrainConfig()
-    table = arch.layer_table()
+    arch, config = spec.architecture, spec.training
+    arch.layer_table()
     data = load_mnist(data_dir, train_size=train_size, val_size=val_size)
     uri = tracking.use_tracking_store(tracking_uri)
     tags = {"cnnlab.kind": "train", "cnnlab.command": tracking.command_line()}
     with tracking.tracked_run(experiment, run_name or arch.describe(), tags, uri) as run:
-        tracking.log_run_inputs(arch, table, asdict(config), data)
+        tracking.log_run_inputs(spec, data)
         callbacks = [tracking.EpochMetricsCallback()]
         # On a terminal one live status line replaces Keras's own output (no mix of the two).
         progress = progress_callback(run_name or "train", config.epochs)
@@ -48,7 +47,7 @@ def run_training(
             callbacks.append(progress)
             verbose = 0
         try:
-            result = train(arch, data, config, callbacks=callbacks, verbose=verbose)
+            result = train(spec, data, callbacks=callbacks, verbose=verbose)
         finally:  # Keras skips on_train_end when fit raises: the line is erased here then.
             if progress is not None:
                 progress.clear()

@@ -1,26 +1,49 @@
-"""The search space as data, and the one function that turns an Optuna trial into an architecture.
+"""The search space as data, and the one function that turns an Optuna trial into a ``TrialSpec``.
 
-A space says, for the number of conv layers, each conv layer's filters, kernel size, strides and
-padding, the number of dense layers and their units, either a list of choices or an integer
-range. A list of one value is fixed: it is not sampled, and Optuna does not see it. Per-layer
-tables (``conv1``, ``conv2`` ...) override the defaults for that layer.
+A space maps *paths* into the trial spec (``cnnlab.trialspec``) to what a trial may choose
+there: a list of choices, an integer range or a float range (``{low, high, step, log}``). A list
+of one value is fixed: it is not sampled, and Optuna does not see it. In a study file the
+paths are the keys of ``[search]`` (TOML's dotted keys and nested tables are the same thing):
 
-Parameter names are those of ``Architecture.to_params()`` (``n_conv``, ``conv1_filters``,
-``conv1_kernel_size`` ... ``dense1_units``), so Optuna's and MLflow's columns line up.
+```toml
+[search]
+n_conv = [1, 2, 3]                                 # depth
+"conv.filters" = [8, 16, 32]                       # every conv layer (or: filters = [...])
+conv2.strides = [1, 2]                             # conv layer 2 only
+conv.pool = ["none", "max"]                        # any ConvLayer field: batchnorm, pool ...
+head = ["flatten", "gap"]                          # any Architecture field: dropout ...
+n_dense = [0, 1]
+dense.units = [32, 64]                             # every dense layer (or: dense_units)
+training.learning_rate = { low = 1e-4, high = 1e-2, log = true }
+training.optimizer = ["rmsprop", "adam"]
+```
+
+Values are checked by the spec's own classes (``ConvLayer``, ``Architecture``, ``TrainConfig``),
+so a new field there is a new searchable knob with nothing to add here. Parameter names are
+``trialspec.param_name(path)`` (``conv2_strides``, ``learning_rate``), the names the spec
+gives its MLflow parameters, so Optuna's and MLflow's columns line up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cnnlab.errors import ArchitectureError, ConfigError
-from cnnlab.shapes import PADDINGS, LayerTable
+from cnnlab.shapes import LayerTable
 from cnnlab.spec import Architecture, ConvLayer
-
-CONV_KEYS = ("filters", "kernel_size", "strides", "padding")
+from cnnlab.trialspec import (
+    ARCHITECTURE_FIELDS,
+    CONV_FIELDS,
+    TRAINING_FIELDS,
+    TrainConfig,
+    TrialSpec,
+    param_name,
+)
 
 
 class Suggester(Protocol):
@@ -30,6 +53,9 @@ class Suggester(Protocol):
 
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
                     log: bool = False) -> int: ...
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -75,44 +101,184 @@ class IntRange:
         return tuple(range(self.low, self.high + 1, self.step))
 
 
-Param = Choices | IntRange
+@dataclass(frozen=True)
+class FloatRange:
+    """A float from ``low`` to ``high``, uniform, by ``step``, or on a log scale."""
+
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+
+    def suggest(self, trial: Suggester, name: str) -> float:
+        if self.low == self.high:
+            return self.low
+        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def all_values(self) -> tuple[float, ...]:
+        raise ConfigError("a float range has no finite grid of values.")
+
+
+Param = Choices | IntRange | FloatRange
+
+STRUCTURE = ("n_conv", "n_dense")
+"""Paths that set a depth."""
+DEFAULTS: dict[str, Param] = {
+    "n_conv": Choices((2,)), "n_dense": Choices((1,)),
+    "conv.filters": Choices((16, 32, 64)), "conv.kernel_size": Choices((3,)),
+    "conv.strides": Choices((1,)), "conv.padding": Choices(("valid",)),
+    "dense.units": Choices((128,)),
+}
+"""What a space searches where a study file says nothing (any other field keeps the spec's
+default)."""
+ALIASES = {**{f: f"conv.{f}" for f in CONV_FIELDS}, "dense_units": "dense.units"}
+"""The keys of study files written before paths (``filters``, ``dense_units``)."""
+
+# Bounds past anything trainable here, so that a typo cannot ask for a model that exhausts
+# memory while it is built (the parameter ceiling below catches the rest).
+LIMITS: dict[str, tuple[int, int]] = {
+    "n_conv": (1, 20), "n_dense": (0, 10), "filters": (1, 4096), "kernel_size": (1, 28),
+    "strides": (1, 28), "pool_size": (1, 28), "units": (1, 65536), "batch_size": (1, 60_000)}
+MAX_LAYERS = {"n_conv": LIMITS["n_conv"][1], "n_dense": LIMITS["n_dense"][1]}
+MAX_UNITS = LIMITS["units"][1]
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Everything a trial may choose; ``suggest`` turns a trial into an ``Architecture``."""
+    """Everything a trial may choose, by path; ``suggest`` turns a trial into a ``TrialSpec``."""
 
-    n_conv: Param = Choices((2,))
-    conv: dict[str, Param] = field(default_factory=lambda: {
-        "filters": Choices((16, 32, 64)), "kernel_size": Choices((3,)),
-        "strides": Choices((1,)), "padding": Choices(("valid",))})
-    per_layer: dict[int, dict[str, Param]] = field(default_factory=dict)
-    n_dense: Param = Choices((1,))
-    dense_units: Param = Choices((128,))
+    params: dict[str, Param] = field(default_factory=lambda: dict(DEFAULTS))
+
+    def param(self, path: str) -> Param | None:
+        """What a trial may choose at ``path``: its own entry, or for ``convN.FIELD`` and
+        ``denseN.units`` the entry for every layer (``conv.FIELD``, ``dense.units``)."""
+        if path in self.params:
+            return self.params[path]
+        layer = re.fullmatch(r"(conv|dense)\d+\.(\w+)", path)
+        if layer:
+            return self.params.get(f"{layer.group(1)}.{layer.group(2)}")
+        return None
 
     def layer_param(self, index: int, key: str) -> Param:
         """The choices for ``key`` of conv layer ``index`` (0-based), override or default."""
-        return self.per_layer.get(index + 1, {}).get(key, self.conv[key])
+        found = self.param(f"conv{index + 1}.{key}")
+        return found if found is not None else Choices((_field_default(ConvLayer, key),))
 
-    def suggest(self, trial: Suggester) -> Architecture:
-        """Sample an architecture; names as in ``Architecture.to_params()``."""
-        n_conv = self.n_conv.suggest(trial, "n_conv")
+    @property
+    def n_conv(self) -> Param:
+        return self.params["n_conv"]
+
+    @property
+    def n_dense(self) -> Param:
+        return self.params["n_dense"]
+
+    def suggest(self, trial: Suggester, training: TrainConfig | None = None) -> TrialSpec:
+        """Sample a trial's spec; names as ``trialspec.param_name`` gives them."""
+        def pick(path: str) -> Any:
+            return self.param(path).suggest(trial, param_name(path))  # type: ignore[union-attr]
+
         layers = []
-        for i in range(n_conv):
-            values = {key: self.layer_param(i, key).suggest(trial, f"conv{i + 1}_{key}")
-                      for key in CONV_KEYS}
+        for i in range(1, pick("n_conv") + 1):
+            values = {f: pick(f"conv{i}.{f}") for f in CONV_FIELDS
+                      if self.param(f"conv{i}.{f}") is not None}
             layers.append(ConvLayer(**values))
-        n_dense = self.n_dense.suggest(trial, "n_dense")
-        dense = tuple(self.dense_units.suggest(trial, f"dense{i + 1}_units")
-                      for i in range(n_dense))
-        return Architecture(conv=tuple(layers), dense=dense)
+        dense = tuple(pick(f"dense{i}.units") for i in range(1, pick("n_dense") + 1))
+        arch = Architecture(conv=tuple(layers), dense=dense,
+                            **{f: pick(f) for f in ARCHITECTURE_FIELDS if f in self.params})
+        settings = {f: pick(f"training.{f}") for f in TRAINING_FIELDS
+                    if f"training.{f}" in self.params}
+        return TrialSpec(arch, dataclasses.replace(training or TrainConfig(), **settings))
+
+    def paths(self) -> list[str]:
+        return sorted(self.params)
 
 
-def parse_param(value: Any, where: str, *, kind: type, minimum: int | None = None,
-                maximum: int | None = None, allowed: tuple[Any, ...] | None = None) -> Param:
-    """Read a list of choices or an ``{low, high, step, log}`` table; errors name ``where``."""
+def _field_default(cls: type, name: str) -> Any:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    raise KeyError(name)
+
+
+def _kind(cls: type, name: str) -> type:
+    """The type of a spec field's values, read from its annotation (``int | tuple[int, int]``
+    is an int for a search; ``float | None`` a float)."""
+    annotation = str(next(f.type for f in dataclasses.fields(cls) if f.name == name))
+    for word, kind in (("bool", bool), ("float", float), ("int", int), ("str", str)):
+        if re.search(rf"\b{word}\b", annotation):
+            return kind
+    return object
+
+
+def _target(path: str, where: str) -> tuple[type, str]:
+    """The spec class and field that ``path`` names, or a ``ConfigError`` naming it."""
+    known = ("n_conv, n_dense, conv.FIELD / convN.FIELD (FIELD: " + ", ".join(CONV_FIELDS)
+             + "), dense.units / denseN.units, " + ", ".join(ARCHITECTURE_FIELDS)
+             + ", training.FIELD (FIELD: " + ", ".join(TRAINING_FIELDS) + ")")
+    if path in STRUCTURE:
+        return Architecture, path
+    if path in ARCHITECTURE_FIELDS:
+        return Architecture, path
+    layer = re.fullmatch(r"conv(\d*)\.(\w+)", path)
+    if layer and layer.group(2) in CONV_FIELDS and layer.group(1) != "0":
+        return ConvLayer, layer.group(2)
+    dense = re.fullmatch(r"dense(\d*)\.(\w+)", path)
+    if dense and dense.group(2) == "units" and dense.group(1) != "0":
+        return Architecture, "units"
+    if path.startswith("training.") and path[len("training."):] in TRAINING_FIELDS:
+        return TrainConfig, path[len("training."):]
+    if path == "training.epochs":
+        raise ConfigError(f"{where}.{path} cannot be searched: the epochs are the study's "
+                          "budget per trial; set them in [training].")
+    raise ConfigError(f"{where}.{path} is not a search-space path; expected one of {known}.")
+
+
+def _check_value(value: Any, cls: type, name: str, kind: type, where: str) -> Any:
+    """``value`` checked by the spec class that will hold it; returns it as that field
+    takes it (an integer for a float field becomes a float)."""
+    if kind is bool and not isinstance(value, bool) or \
+            kind is int and (isinstance(value, bool) or not isinstance(value, int)) or \
+            kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))
+                               or not math.isfinite(value)) or \
+            kind is str and not isinstance(value, str):
+        noun = {bool: "true or false", int: "integers", float: "numbers", str: "strings"}[kind]
+        raise ConfigError(f"{where} must hold {noun}, not {value!r}.")
+    if kind is float:
+        value = float(value)
+    bounds = LIMITS.get(name)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        side = "at least" if value < bounds[0] else "at most"
+        limit = bounds[0] if value < bounds[0] else bounds[1]
+        raise ConfigError(f"{where} must hold values of {side} {limit}, not {value!r}.")
+    try:
+        if cls is ConvLayer:
+            ConvLayer(**{"filters": 1, name: value})
+        elif cls is Architecture and name in ARCHITECTURE_FIELDS:
+            Architecture(conv=(), dense=(), **{name: value})
+        elif cls is TrainConfig:
+            TrainConfig(**{name: value})
+    except (ArchitectureError, ConfigError) as err:
+        raise ConfigError(f"{where}: {_lower_first(str(err))}") from None
+    return value
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def parse_param(value: Any, where: str, cls: type, name: str) -> Param:
+    """Read a list of choices or an ``{low, high, step, log}`` table for the spec field
+    ``cls.name``; errors name ``where``."""
+    kind = int if name in STRUCTURE or name == "units" else _kind(cls, name)
     if isinstance(value, dict):
-        if kind is not int:
+        if kind not in (int, float):
             raise ConfigError(f"{where} must be a list of choices, not a range.")
         unknown = set(value) - {"low", "high", "step", "log"}
         if unknown:
@@ -121,95 +287,79 @@ def parse_param(value: Any, where: str, *, kind: type, minimum: int | None = Non
         if "low" not in value or "high" not in value:
             raise ConfigError(f"{where} needs both 'low' and 'high'.")
         low, high = value["low"], value["high"]
-        step, log = value.get("step", 1), value.get("log", False)
-        for name, v in (("low", low), ("high", high), ("step", step)):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"{where}.{name} must be an integer, not {v!r}.")
+        step, log = value.get("step", 1 if kind is int else None), value.get("log", False)
+        for key, v in (("low", low), ("high", high), ("step", step)):
+            if v is None:
+                continue
+            if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ConfigError(f"{where}.{key} must be an integer, not {v!r}.")
+            if kind is float and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not math.isfinite(v)):
+                raise ConfigError(f"{where}.{key} must be a number, not {v!r}.")
         if not isinstance(log, bool):
             raise ConfigError(f"{where}.log must be true or false, not {log!r}.")
-        if minimum is not None and low < minimum:
-            raise ConfigError(f"{where}.low must be at least {minimum}, not {low}.")
-        if maximum is not None and high > maximum:
-            raise ConfigError(f"{where}.high must be at most {maximum}, not {high}.")
         if low > high:
             raise ConfigError(f"{where} is an impossible range: low {low} > high {high}.")
-        if step < 1:
-            raise ConfigError(f"{where}.step must be at least 1, not {step}.")
-        if log and step != 1:
-            raise ConfigError(f"{where} cannot have both log = true and a step other than 1.")
-        return IntRange(low, high, step, log)
+        low = _check_value(low, cls, name, kind, f"{where}.low")
+        high = _check_value(high, cls, name, kind, f"{where}.high")
+        if step is not None and step <= 0:
+            raise ConfigError(f"{where}.step must be positive, not {step}.")
+        if log and step not in (None, 1) or log and kind is float and step is not None:
+            raise ConfigError(f"{where} cannot have both log = true and a step.")
+        if log and low <= 0:
+            raise ConfigError(f"{where}: a log-scale range needs low > 0, not {low}.")
+        if kind is int:
+            return IntRange(low, high, step, log)
+        return FloatRange(low, high, None if step is None else float(step), log)
     values = value if isinstance(value, list) else [value]
     if not values:
         raise ConfigError(f"{where} is an empty list of choices.")
-    for v in values:
-        if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
-            raise ConfigError(f"{where} must hold integers, not {v!r}.")
-        if kind is str and not isinstance(v, str):
-            raise ConfigError(f"{where} must hold strings, not {v!r}.")
-        if minimum is not None and v < minimum:
-            raise ConfigError(f"{where} must hold values of at least {minimum}, not {v!r}.")
-        if maximum is not None and v > maximum:
-            raise ConfigError(f"{where} must hold values of at most {maximum}, not {v!r}.")
-        if allowed is not None and v not in allowed:
-            raise ConfigError(f"{where} may only hold {', '.join(map(repr, allowed))}, "
-                              f"not {v!r}.")
+    values = [_check_value(v, cls, name, kind, where) for v in values]
     if len(set(values)) != len(values):
         raise ConfigError(f"{where} lists a choice twice: {values}.")
     return Choices(tuple(values))
 
 
-# Bounds past anything trainable here, so that a typo cannot ask for a model that exhausts
-# memory while it is built (the parameter ceiling below catches the rest).
-MAX_LAYERS = {"n_conv": 20, "n_dense": 10}
-_CONV_RULES: dict[str, dict[str, Any]] = {
-    "filters": {"kind": int, "minimum": 1, "maximum": 4096},
-    "kernel_size": {"kind": int, "minimum": 1, "maximum": 28},
-    "strides": {"kind": int, "minimum": 1, "maximum": 28},
-    "padding": {"kind": str, "allowed": PADDINGS},
-}
-MAX_UNITS = 65536
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables to paths; a table with ``low``/``high`` is a range, not a level."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not {"low", "high"} & set(value) and \
+                not set(value) <= {"step", "log"}:
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
 
 
 def parse_space(data: dict[str, Any], where: str = "search") -> SearchSpace:
-    """Read the ``[search]`` table of a study file; unknown keys and bad values are errors."""
+    """Read the ``[search]`` table of a study file; unknown paths and bad values are errors."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a table.")
-    defaults = SearchSpace()
-    known = {"n_conv", "n_dense", "dense_units", *CONV_KEYS}
-    conv = dict(defaults.conv)
-    per_layer: dict[int, dict[str, Param]] = {}
-    values: dict[str, Param] = {}
-    for key, value in data.items():
-        path = f"{where}.{key}"
-        if key in CONV_KEYS:
-            conv[key] = parse_param(value, path, **_CONV_RULES[key])
-        elif key in ("n_conv", "n_dense"):
-            values[key] = parse_param(value, path, kind=int, minimum=0 if key == "n_dense" else 1,
-                                      maximum=MAX_LAYERS[key])
-        elif key == "dense_units":
-            values[key] = parse_param(value, path, kind=int, minimum=1, maximum=MAX_UNITS)
-        elif key.startswith("conv") and key[4:].isdigit() and int(key[4:]) >= 1:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{path} must be a table of per-layer choices.")
-            layer: dict[str, Param] = {}
-            for sub, sub_value in value.items():
-                if sub not in CONV_KEYS:
-                    raise ConfigError(f"{path} has unknown key {sub!r}; expected some of "
-                                      f"{', '.join(CONV_KEYS)}.")
-                layer[sub] = parse_param(sub_value, f"{path}.{sub}", **_CONV_RULES[sub])
-            per_layer[int(key[4:])] = layer
-        else:
-            raise ConfigError(f"{path} is not a search-space key; expected one of "
-                              f"{', '.join(sorted(known))} or a per-layer table conv1, conv2 ...")
-    space = SearchSpace(
-        n_conv=values.get("n_conv", defaults.n_conv), conv=conv, per_layer=per_layer,
-        n_dense=values.get("n_dense", defaults.n_dense),
-        dense_units=values.get("dense_units", defaults.dense_units))
+    params = dict(DEFAULTS)
+    given: dict[str, str] = {}
+    for key, value in _flatten(data).items():
+        path = ALIASES.get(key, key)
+        if re.fullmatch(r"conv\d+", key) or re.fullmatch(r"dense\d+", key):
+            raise ConfigError(f"{where}.{key} must be a table of per-layer choices.")
+        if path in given:
+            raise ConfigError(f"{where}.{key} says again what {where}.{given[path]} says.")
+        given[path] = key
+        cls, name = _target(path, where)
+        params[path] = parse_param(value, f"{where}.{key}", cls, name)
+    space = SearchSpace(params)
     max_conv = space.n_conv.bounds[1]
-    beyond = [i for i in per_layer if i > max_conv]
-    if beyond:
-        raise ConfigError(f"{where}.conv{beyond[0]} is beyond the largest number of conv "
-                          f"layers ({max_conv}) that {where}.n_conv allows.")
+    for path in params:
+        layer = re.fullmatch(r"conv(\d+)\.\w+", path)
+        if layer and int(layer.group(1)) > max_conv:
+            raise ConfigError(f"{where}.conv{layer.group(1)} is beyond the largest number of "
+                              f"conv layers ({max_conv}) that {where}.n_conv allows.")
+        layer = re.fullmatch(r"dense(\d+)\.\w+", path)
+        if layer and int(layer.group(1)) > space.n_dense.bounds[1]:
+            raise ConfigError(f"{where}.dense{layer.group(1)} is beyond the largest number of "
+                              f"dense layers ({space.n_dense.bounds[1]}) that {where}.n_dense "
+                              "allows.")
     return space
 
 
@@ -270,6 +420,14 @@ class RandomSuggester:
             return min(max(round(value), low), high)
         return self.rng.randrange(low, high + 1, step)
 
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float:
+        if log:
+            return math.exp(self.rng.uniform(math.log(low), math.log(high)))
+        if step is not None:
+            return low + step * self.rng.randrange(int(round((high - low) / step)) + 1)
+        return self.rng.uniform(low, high)
+
 
 @dataclass(frozen=True)
 class Feasibility:
@@ -299,7 +457,7 @@ def feasibility(space: SearchSpace, max_params: int | None, draws: int = FEASIBI
     suggester = RandomSuggester(seed)
     unbuildable = over = 0
     for _ in range(draws):
-        values = constraints(space.suggest(suggester), max_params)
+        values = constraints(space.suggest(suggester).architecture, max_params)
         if values["buildable"] > 0:
             unbuildable += 1
         elif values["max_params"] > 0:

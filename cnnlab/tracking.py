@@ -33,6 +33,7 @@ from cnnlab.stores import (  # noqa: F401  (re-exported: tracking's view of the 
     resolve_tracking_uri,
     sqlite_path,
 )
+from cnnlab.trialspec import TrialSpec
 
 DEFAULT_EXPERIMENT = "cnnlab-train"
 MODEL_NAME = "model"
@@ -141,6 +142,9 @@ def architecture_params(arch: Architecture, table: LayerTable) -> dict[str, Any]
     params.update({f"{row.name}_params": row.params for row in table.rows if row.params})
     params["total_params"] = table.total_params
     params["total_macs"] = table.total_macs
+    derived = getattr(arch, "derived_params", None)
+    if derived is not None:
+        params.update(derived())
     return params
 
 
@@ -154,15 +158,26 @@ def data_params(data: MnistSplits) -> dict[str, Any]:
     }
 
 
-def log_run_inputs(arch: Architecture, table: LayerTable, training: dict[str, Any],
-                   data: MnistSplits) -> None:
-    """Everything known before training: parameters (architecture, per-layer counts, training
-    settings), the layer table and the data used."""
-    params = architecture_params(arch, table)
-    params.update(training)
+def log_run_inputs(spec: TrialSpec, data: MnistSplits,
+                   extra: dict[str, Any] | None = None) -> None:
+    """Everything known before training: parameters (the spec's, per-layer counts, the data
+    used, ``extra``), the spec itself (``trial_spec.json``, ``architecture.json``), the layer
+    table and the data as MLflow datasets. An architecture that cannot be built gets its
+    parameters and spec only."""
+    arch = spec.architecture
+    params = {**(extra or {}), **spec.to_params()}
+    try:
+        table = arch.layer_table()
+    except Exception:
+        log_batch(params=params)
+        mlflow.log_dict(spec.to_dict(), "trial_spec.json")
+        mlflow.log_dict(arch.to_dict(), "architecture.json")
+        return
+    params.update(architecture_params(arch, table))
     params["loss"] = LOSS
     params.update(data_params(data))
     log_batch(params=params, metrics={"n_params": table.total_params, "macs": table.total_macs})
+    mlflow.log_dict(spec.to_dict(), "trial_spec.json")
     mlflow.log_dict(arch.to_dict(), "architecture.json")
     mlflow.log_text(table.format() + "\n", "layers.txt")
     mlflow.log_table(

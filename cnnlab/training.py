@@ -10,40 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlab import defaults, faults
+from cnnlab import faults
 from cnnlab.data import MnistSplits
-from cnnlab.errors import ConfigError
 from cnnlab.shapes import LayerTable
 from cnnlab.space import check_architecture
-from cnnlab.spec import Architecture
+from cnnlab.trialspec import TrainConfig, TrialSpec
+
+__all__ = ["HISTORY_KEYS", "TrainConfig", "TrainResult", "train"]
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train: the notebook's defaults (batch 256, 10 epochs), and an explicit seed."""
-
-    epochs: int = defaults.EPOCHS
-    batch_size: int = defaults.BATCH_SIZE
-    seed: int = 0
-    optimizer: str = defaults.OPTIMIZER
-    """A Keras optimizer name (the notebook's is rmsprop)."""
-    learning_rate: float | None = None
-    """The optimizer's learning rate; None keeps Keras's default for it."""
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, not {value!r}.")
-        if self.learning_rate is not None and (
-                isinstance(self.learning_rate, bool)
-                or not isinstance(self.learning_rate, (int, float)) or self.learning_rate <= 0):
-            raise ConfigError(f"learning_rate must be a positive number, not "
-                              f"{self.learning_rate!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, not {self.seed!r}.")
 
 
 @dataclass
@@ -60,16 +35,16 @@ class TrainResult:
 
 
 def train(
-    arch: Architecture,
+    spec: TrialSpec,
     data: MnistSplits,
-    config: TrainConfig | None = None,
     callbacks: Sequence[Any] = (),
     verbose: int | str = 0,
 ) -> TrainResult:
-    """Build, compile and fit ``arch``; returns the model and the per-epoch history."""
+    """Build, compile and fit ``spec``'s architecture as its training settings say; returns
+    the model and the per-epoch history."""
     from cnnlab.model import build_model, check_layer_table  # Keras: only when training.
 
-    config = config or TrainConfig()
+    arch, config = spec.architecture, spec.training
     table = check_architecture(arch, None)  # Buildable, and under cnnlab's ceiling.
     model = build_model(arch, seed=config.seed, optimizer=config.optimizer,
                         learning_rate=config.learning_rate)

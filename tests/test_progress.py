@@ -207,11 +207,12 @@ def test_run_training_draws_the_line_on_a_terminal_and_erases_it(
         tracking_uri, mnist_dir, monkeypatch):
     from cnnlab.run import run_training
     from cnnlab.spec import Architecture
-    from cnnlab.training import TrainConfig
+    from cnnlab.trialspec import TrainConfig, TrialSpec
 
     stream = FakeTTY()
     monkeypatch.setattr(sys, "stderr", stream)
-    outcome = run_training(Architecture.from_dict(TINY), TrainConfig(epochs=2, batch_size=32),
+    outcome = run_training(TrialSpec(Architecture.from_dict(TINY),
+                                     TrainConfig(epochs=2, batch_size=32)),
                            data_dir=str(mnist_dir), train_size=64, val_size=32,
                            experiment="progress", tracking_uri=tracking_uri, verbose=2)
     assert outcome.result.epochs_run == 2
@@ -224,12 +225,12 @@ def test_run_training_erases_the_line_when_training_raises(tracking_uri, mnist_d
                                                            monkeypatch):
     from cnnlab import run
     from cnnlab.spec import Architecture
-    from cnnlab.training import TrainConfig
+    from cnnlab.trialspec import TrainConfig, TrialSpec
 
-    def failing_train(arch, data, config, callbacks=(), verbose=0):
+    def failing_train(spec, data, callbacks=(), verbose=0):
         drawer = callbacks[-1]
         assert verbose == 0  # Keras's own output gives way to the status line.
-        drawer.set_params({"epochs": config.epochs, "steps": 2})
+        drawer.set_params({"epochs": spec.training.epochs, "steps": 2})
         drawer.on_train_begin()
         drawer.on_epoch_begin(0)
         drawer.on_train_batch_end(0, {"loss": 2.0})
@@ -239,7 +240,7 @@ def test_run_training_erases_the_line_when_training_raises(tracking_uri, mnist_d
     monkeypatch.setattr(sys, "stderr", stream)
     monkeypatch.setattr(run, "train", failing_train)
     with pytest.raises(RuntimeError, match="interrupted"):
-        run.run_training(Architecture.from_dict(TINY), TrainConfig(epochs=2),
+        run.run_training(TrialSpec(Architecture.from_dict(TINY), TrainConfig(epochs=2)),
                          data_dir=str(mnist_dir), train_size=64, val_size=32,
                          experiment="progress", run_name="tiny", tracking_uri=tracking_uri,
                          verbose=2)
