@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,22 +14,39 @@ from cnnlab import defaults
 from cnnlab.data import DATA_DIR_ENV
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
 from cnnlab.spec import NOTEBOOK_CNN, Architecture
+from cnnlab.trialspec import OPTIMIZERS
 
 
 def _add_architecture_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "architecture", "default: the notebook's CNN (32:3:1:same 32:3:2:valid 64:3:1:same "
         "64:3:2:valid, dense 128)")
-    group.add_argument("--conv", action="append", metavar="F:K[:S[:P]]",
+    group.add_argument("--conv", action="append", metavar="F:K[:S[:P[:OPT...]]]",
                        help="a Conv2D layer: filters, kernel size, strides (default 1), padding "
-                            "(valid|same, default valid); repeat for each layer, e.g. "
-                            "--conv 32:3:1:same --conv 32:3:2:valid; kernel and strides may be "
-                            "rectangular, e.g. 3x5")
+                            "(valid|same, default valid), then options: bn (batch "
+                            "normalization), maxN or avgN (pooling, window N); repeat for each "
+                            "layer, e.g. --conv 32:3:1:same:bn:max2 --conv 32:3:2:valid; "
+                            "kernel and strides may be rectangular, e.g. 3x5")
     group.add_argument("--dense", action="append", metavar="UNITS",
                        help="hidden Dense units, repeated or comma-separated (default 128; "
                             "give 0 layers with --dense '')")
+    group.add_argument("--head", choices=("flatten", "gap"), default=None,
+                       help="what joins the conv layers to the dense ones: flatten (the "
+                            "notebook's) or gap (global average pooling)")
+    group.add_argument("--dropout", type=_rate, default=None, metavar="RATE",
+                       help="dropout before every Dense layer (0 <= RATE < 1; default 0)")
     group.add_argument("--arch-file", type=Path, metavar="FILE",
                        help="a TOML file with [[conv]] tables and dense = [...]")
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 up to (not including) 1")
+    return value
 
 
 def _architecture(args: argparse.Namespace) -> Architecture:
@@ -36,10 +54,13 @@ def _architecture(args: argparse.Namespace) -> Architecture:
         if args.conv or args.dense:
             raise ArchitectureError("give the architecture either with --arch-file or with "
                                     "--conv/--dense, not both.")
-        return Architecture.from_file(args.arch_file)
-    if args.conv is None and args.dense is None:
-        return NOTEBOOK_CNN
-    return Architecture.from_strings(args.conv or [], args.dense)
+        arch = Architecture.from_file(args.arch_file)
+    elif args.conv is None and args.dense is None:
+        arch = NOTEBOOK_CNN
+    else:
+        arch = Architecture.from_strings(args.conv or [], args.dense)
+    changes = {k: getattr(args, k) for k in ("head", "dropout") if getattr(args, k) is not None}
+    return dataclasses.replace(arch, **changes) if changes else arch
 
 
 def _int_at_least(minimum: int, maximum: int | None = None):
@@ -57,6 +78,26 @@ def _int_at_least(minimum: int, maximum: int | None = None):
         return value
 
     return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of at least 0")
+    return value
 
 
 _positive = _int_at_least(1)
@@ -77,7 +118,7 @@ def _input_shape(text: str) -> tuple[int, int, int]:
 def cmd_shapes(args: argparse.Namespace) -> int:
     arch = _architecture(args)
     if args.input is not None:
-        arch = Architecture(conv=arch.conv, dense=arch.dense, input_shape=args.input)
+        arch = dataclasses.replace(arch, input_shape=args.input)
     print(f"architecture {arch.describe()}")
     print(arch.layer_table().format())
     return 0
@@ -86,14 +127,16 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab import tracking
     from cnnlab.run import run_training
-    from cnnlab.training import TrainConfig
+    from cnnlab.trialspec import TrainConfig, TrialSpec
 
     arch = _architecture(args)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    spec = TrialSpec(arch, TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                                       seed=args.seed, optimizer=args.optimizer,
+                                       learning_rate=args.learning_rate))
     table = arch.layer_table()
     print(f"architecture {arch.describe()}: {table.total_params:,} parameters")
     outcome = run_training(
-        arch, config, data_dir=args.data_dir, train_size=args.train_size,
+        spec, data_dir=args.data_dir, train_size=args.train_size,
         val_size=args.val_size, experiment=args.experiment, run_name=args.run_name,
         tracking_uri=args.tracking_uri, verbose=2)
     history = outcome.result.history
@@ -114,6 +157,13 @@ def cmd_study_check(args: argparse.Namespace) -> int:
               f"{config.timeout:g} s")
     print(f"study '{config.name}': {budget} x {config.training.epochs} epochs, sampler "
           f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
+    if config.size_objective is not None:
+        print(f"objectives: {config.metric} ({config.direction}) and {config.size_objective} "
+              "(minimize): the front of the two is the answer")
+    if config.confirm is not None:
+        c = config.confirm
+        print(f"then confirm: {'the front' if c.front else f'the top {c.top}'} over {c.seeds} "
+              f"seeds{' beside the notebook CNN' if c.baseline else ''}")
     print(f"search space: {feasible.describe()}")
     print("the file is valid; nothing was written.")
     return 0
@@ -159,23 +209,40 @@ def _terminated(signum: int, frame: object) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.evaluate import evaluate_study
 
-    evaluate_study(args.study, trial=args.trial, max_params=args.max_params,
+    evaluate_study(args.study, trial=args.trial, max_params=args.max_params, within=args.within,
                    complete=args.complete, storage=args.storage,
                    tracking_uri=args.tracking_uri, data_dir=args.data_dir,
                    out=lambda line: print(line, flush=True))
     return 0
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from cnnlab.confirm import confirm_study
+
+    confirm_study(args.study, top=None if args.front else args.top, front=args.front,
+                  seeds=args.seeds, baseline=args.baseline, storage=args.storage,
+                  tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                  out=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cnnlab.compare import LEADERBOARD, leaderboard, trials_frame
+    from cnnlab.compare import LEADERBOARD, front, leaderboard, trials_frame
 
     frame = trials_frame(args.studies or None, storage=args.storage,
                          tracking_uri=args.tracking_uri)
     states = [s for text in args.state or [] for s in text.split(",") if s]
-    board = leaderboard(frame, sort=args.sort, ascending=True if args.ascending else None,
-                        top=args.top, states=states)
+    if args.front:
+        if args.sort is not None:
+            raise ConfigError("--front lists each study's front smallest first; give --sort "
+                              "without --front to sort the whole table.")
+        board = leaderboard(front(frame), sort="trial", top=None, states=states)
+        board = front(board).head(args.top) if args.top else front(board)
+    else:
+        board = leaderboard(frame, sort=args.sort, ascending=True if args.ascending else None,
+                            top=args.top, states=states)
     if args.csv is not None:
         board.to_csv(args.csv, index=False)
         print(f"wrote {len(board)} row(s) and {len(board.columns)} columns to {args.csv}")
@@ -331,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive, default=defaults.BATCH_SIZE,
                        help=f"default {defaults.BATCH_SIZE}")
     train.add_argument("--seed", type=_non_negative, default=0, help="default 0")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.OPTIMIZER,
+                       metavar="NAME", help=f"a Keras optimizer (default {defaults.OPTIMIZER}; "
+                                            f"{', '.join(OPTIMIZERS)})")
+    train.add_argument("--learning-rate", type=_positive_float, metavar="RATE",
+                       help="the optimizer's learning rate (default: Keras's for it)")
     train.add_argument("--train-size", type=_positive, metavar="N",
                        help="train on the first N training images only (quick runs)")
     train.add_argument("--val-size", type=_positive, metavar="N",
@@ -390,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "multi-objective study, or --max-params)")
     evaluate.add_argument("--max-params", type=_positive, metavar="N",
                           help="evaluate the most accurate trial with at most N parameters")
+    evaluate.add_argument("--within", type=_non_negative_float, metavar="X",
+                          help="evaluate the smallest trial whose validation score is within X "
+                               "of the best (e.g. 0.002), by the study's size objective or "
+                               "parameters")
     evaluate.add_argument("--complete", action="store_true",
                           help="finish an evaluation that crashed after its claim, on the "
                                "claimed model")
@@ -398,6 +474,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", metavar="DIR",
                           help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    confirm = sub.add_parser(
+        "confirm", help="re-train a study's leading trials with more seeds and rank them",
+        description="Re-train the study's top K trials (or the trials on its front of score "
+                    "against size) with S further seeds, the same seeds for each, as runs "
+                    "nested under the study's MLflow run; rank them by their mean validation "
+                    "score with its 95% interval, report ties, and keep the ranking for "
+                    "cnnlab evaluate.")
+    confirm.add_argument("study", help="the study's name")
+    which = confirm.add_mutually_exclusive_group()
+    which.add_argument("--top", type=_positive, default=3, metavar="K",
+                       help="confirm the K best trials (default 3)")
+    which.add_argument("--front", action="store_true",
+                       help="confirm the trials on the front of score against size")
+    confirm.add_argument("--seeds", type=_int_at_least(2, 100), default=3, metavar="S",
+                         help="seeds per trial (default 3)")
+    confirm.add_argument("--baseline", action="store_true",
+                         help="also train the notebook's CNN the same way over the same seeds")
+    _add_storage_arg(confirm)
+    _add_tracking_arg(confirm)
+    confirm.add_argument("--data-dir", metavar="DIR",
+                         help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
+    confirm.set_defaults(func=cmd_confirm)
 
     compare = sub.add_parser(
         "compare", help="a leaderboard of trials across studies",
@@ -411,6 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--top", type=_positive, metavar="N", help="keep the first N rows")
     compare.add_argument("--state", action="append", metavar="STATES",
                          help="keep these states, e.g. complete or complete,pruned")
+    compare.add_argument("--front", action="store_true",
+                         help="only the trials on each study's front of validation score "
+                              "against size (n_params, or the study's size objective), "
+                              "smallest first")
     compare.add_argument("--columns", metavar="A,B,...", help="columns to print")
     compare.add_argument("--csv", type=Path, metavar="FILE",
                          help="also write the rows, all columns, to FILE")

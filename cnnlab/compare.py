@@ -16,6 +16,11 @@ from cnnlab.study_tracking import RUN_ID_ATTR
 from cnnlab.trials import FAIL_REASON
 
 CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
+SPEC_PREFIXES = ("conv", "dense", "n_conv", "n_dense")
+"""MLflow parameters of the spec's layers (``conv2_strides``, ``dense1_units`` ...)."""
+SPEC_COLUMNS = ("head", "dropout", "optimizer", "learning_rate", "batch_size",
+                "receptive_field", "effective_stride", "final_feature_map")
+"""The spec's other parameters, and what the shape arithmetic derives from it."""
 LEADERBOARD = ["study", "trial", "state", "value", "n_params", "architecture",
                "best_val_accuracy", "epochs_run", "duration_s"]
 
@@ -36,6 +41,10 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
 
     Columns, Optuna's: ``study``, ``trial``, ``state``, ``metric`` and ``value`` (the
     objective: the last epoch's validation score; for a pruned trial the last one reported),
+    ``confirm_mean``, ``confirm_std``, ``confirm_n``, ``confirm_ci_low``/``_high``,
+    ``confirm_rank`` and ``confirm_tied`` for trials ranked over seeds by ``cnnlab confirm``,
+    ``on_front`` (on the study's front of score against size; ``front_size`` says which
+    size: the second objective, else ``n_params``; see ``front``),
     ``duration_s``, ``started``, ``pruned_at_epoch``, ``fail_reason``, the sampled and
     derived architecture (``architecture``, ``n_params``, ``macs``, ``n_conv``,
     ``conv1_filters`` ...); MLflow's: ``run_id``, ``epochs_run``, ``final_*`` and ``best_*``
@@ -63,6 +72,10 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
     client = MlflowClient()
     runs = _trial_runs(client, study.study_name)
     metric = (study.metric_names or ["value"])[0]
+    size_attr = study.metric_names[1] if len(study.directions) > 1 and study.metric_names \
+        else "n_params"
+    on_front = {t.number for t in T.front(study, size_attr)}
+    confirmed = _confirmed(study)
     rows = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
@@ -72,10 +85,12 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
             "trial": trial.number,
             "state": trial.state.name,
             "metric": metric,
-            "value": trial.value if len(study.directions) == 1 else None,
+            "value": trial.values[0] if trial.values else None,
             "n_params": attrs.get("n_params"),
             "macs": attrs.get("macs"),
             "architecture": attrs.get("architecture"),
+            "on_front": trial.number in on_front,
+            "front_size": size_attr,
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
             "started": trial.datetime_start,
             "pruned_at_epoch": steps[-1] if trial.state.name == "PRUNED" and steps else None,
@@ -86,6 +101,7 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
             "seed": attrs.get("seed"),
             **trial.params,
         }
+        row.update(confirmed.get(trial.number, {}))
         run_id = attrs.get(RUN_ID_ATTR)
         run = runs.get(run_id)
         row["run_id"] = run_id
@@ -104,10 +120,34 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
                         row["epochs_run"] = len(history)
             # Fixed (unsampled) choices are not Optuna params; MLflow has the whole spec.
             for key, value in run.data.params.items():
-                if key.startswith(("conv", "dense", "n_conv", "n_dense")) and key not in row:
+                if (key.startswith(SPEC_PREFIXES) or key in SPEC_COLUMNS) and key not in row \
+                        and not key.endswith("_params"):
                     row[key] = _number(value)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _confirmed(study: Any) -> dict[int, dict[str, Any]]:
+    """Per confirmed trial (``cnnlab confirm``): mean, standard deviation and interval of its
+    validation score over the new seeds, their number, its rank and whether it is tied with
+    the best."""
+    from cnnlab.confirm import load_record, ranking_of
+    from cnnlab.ranking import summarize
+
+    record = load_record(study)
+    ranking = ranking_of(record, maximize=T.maximizes(study)) if record else None
+    if ranking is None:
+        return {}
+    columns = {}
+    for summary in ranking.entries:
+        values = record["entries"][str(summary.key)]["values"]
+        s = summarize(summary.key, values)
+        columns[int(summary.key)] = {
+            "confirm_mean": s.mean, "confirm_std": s.std, "confirm_n": s.n,
+            "confirm_ci_low": s.ci_low, "confirm_ci_high": s.ci_high,
+            "confirm_rank": ranking.rank(summary.key),
+            "confirm_tied": summary.key in ranking.tied_with_best}
+    return columns
 
 
 def _trial_runs(client: Any, study_name: str) -> dict[str, Any]:
@@ -120,10 +160,17 @@ def _trial_runs(client: Any, study_name: str) -> dict[str, Any]:
 
 
 def _number(text: str) -> Any:
-    try:
-        return int(text)
-    except ValueError:
-        return text
+    """A parameter as MLflow keeps it (text) back to its value: int, float, bool or text."""
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
@@ -131,32 +178,57 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     first = ["study", "trial", "state", "metric", "value", "n_params", "macs", "architecture"]
-    arch = sorted(c for c in frame.columns if c.startswith(("n_conv", "conv", "n_dense",
-                                                            "dense")))
+    arch = sorted(c for c in frame.columns
+                  if c.startswith(SPEC_PREFIXES) or c in SPEC_COLUMNS)
     rest = [c for c in frame.columns if c not in first and c not in arch]
     frame = frame[[c for c in first if c in frame.columns] + arch + rest]
     for column in ("trial", "n_params", "macs", "pruned_at_epoch", "epochs_run", "seed",
-                   "duplicate_of"):
+                   "duplicate_of", "confirm_n", "confirm_rank"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     for column in arch:
-        if frame[column].map(lambda v: isinstance(v, str)).any():
+        values = frame[column].dropna()
+        if values.map(lambda v: isinstance(v, str)).any():
             frame[column] = frame[column].astype("category")
+        elif values.map(lambda v: isinstance(v, bool)).all() and len(values):
+            frame[column] = frame[column].astype("boolean")
+        elif column in ("dropout", "learning_rate") or values.map(
+                lambda v: isinstance(v, float) and not float(v).is_integer()).any():
+            frame[column] = frame[column].astype("float64")
         else:
             frame[column] = frame[column].astype("Int64")
-    for column in ("study", "state", "metric", "outcome"):
+    for column in ("on_front", "confirm_tied"):
+        if column in frame:
+            frame[column] = frame[column].astype("boolean")
+    for column in ("study", "state", "metric", "outcome", "front_size"):
         frame[column] = frame[column].astype("category")
     for column in ("architecture", "fail_reason", "reason", "run_id", "artifact_uri",
                    "mlflow_status"):
         if column in frame:
             frame[column] = frame[column].astype("string")
     for column in frame.columns:
-        if column.startswith(("final_", "best_")) or column in ("value", "duration_s",
-                                                                "test_accuracy"):
+        if column in SPEC_COLUMNS:
+            continue
+        if column.startswith(("final_", "best_", "confirm_")) and column not in (
+                "confirm_n", "confirm_rank", "confirm_tied") or column in (
+                "value", "duration_s", "test_accuracy"):
             frame[column] = frame[column].astype("float64")
     if "started" in frame:
         frame["started"] = pd.to_datetime(frame["started"])
     return frame
+
+
+def front(frame: pd.DataFrame) -> pd.DataFrame:
+    """The trials on their study's front of validation score against size (``on_front``),
+    smallest first within each study: none is beaten on both score and size by another
+    complete trial of its study. The size is the study's second objective (``front_size``:
+    ``n_params`` or ``macs``), or the parameter count for a one-objective study."""
+    rows = frame[frame["on_front"].fillna(False).astype(bool)]
+    if rows.empty:
+        return rows
+    size = rows.apply(lambda r: r[str(r["front_size"])], axis=1).astype("float64")
+    order = rows.assign(_size=size).sort_values(["study", "_size"], kind="stable")
+    return order.drop(columns="_size")
 
 
 def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool | None = None,

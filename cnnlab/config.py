@@ -8,6 +8,8 @@ n_trials = 8                     # the study's total (resuming continues up to i
 timeout = 600                    # optional: seconds per invocation
 metric = "val_accuracy"          # or "val_loss"
 direction = "maximize"           # follows from the metric if left out
+objectives = ["val_accuracy", "n_params"]  # optional: the metric and a size to minimize
+                                 # (n_params or macs): a two-objective study and its front
 max_params = 400000              # optional: bigger architectures are refused untrained
 allow_repeats = false            # optional: train a configuration again when it is redrawn
 
@@ -16,7 +18,8 @@ name = "tpe"
 n_startup_trials = 4
 
 [pruner]                         # none | median | percentile | successive_halving |
-name = "median"                  # hyperband | threshold, with Optuna's options
+name = "median"                  # hyperband | threshold, with Optuna's options, or dominance
+                                 # (cnnlab.pruning: margin, n_warmup_epochs, n_min_trials)
 n_warmup_steps = 1
 
 [training]
@@ -29,6 +32,10 @@ val_size = 10000                 # optional: the first N validation images
 [search]                         # see cnnlab.space
 n_conv = [2, 3]
 filters = [16, 32, 64]
+
+[confirm]                        # optional: once the study has its trials, re-train the
+top = 3                          # top 3 (or: front = true) with 3 more seeds each, and the
+seeds = 3                        # notebook's CNN too with baseline = true (cnnlab.confirm)
 ```
 
 Every unknown key, wrong type, empty list of choices or impossible range is a ``ConfigError``
@@ -51,7 +58,7 @@ from typing import Any
 from cnnlab import defaults
 from cnnlab.errors import ConfigError
 from cnnlab.space import HARD_MAX_PARAMS, SearchSpace, parse_space
-from cnnlab.training import TrainConfig
+from cnnlab.trialspec import TrainConfig
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MAX_EPOCHS = 10_000
@@ -72,7 +79,13 @@ PRUNERS = {
     "successive_halving": "SuccessiveHalvingPruner",
     "hyperband": "HyperbandPruner",
     "threshold": "ThresholdPruner",
+    "dominance": "DominancePruner",
 }
+"""Optuna's pruners by cnnlab name, and cnnlab's own dominance pruner (``cnnlab.pruning``),
+the one that works with two objectives."""
+SIZES = ("n_params", "macs")
+"""What a second objective may minimize: the parameter count or the multiply-adds per image
+(both known from the shape arithmetic before a network is built)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,16 @@ class Component:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfirmConfig:
+    """A study file's ``[confirm]``: what ``cnnlab confirm`` does when the study is done."""
+
+    top: int | None = 3
+    front: bool = False
+    seeds: int = 3
+    baseline: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,8 @@ class StudyConfig:
     timeout: float | None = None
     metric: str = "val_accuracy"
     direction: str = "maximize"
+    size_objective: str | None = None
+    """``n_params`` or ``macs`` when the study has a second objective, the size to minimize."""
     max_params: int | None = None
     allow_repeats: bool = False
     """Train a configuration that an earlier trial judged again, instead of reusing its result."""
@@ -103,6 +128,8 @@ class StudyConfig:
     train_size: int | None = None
     val_size: int | None = None
     space: SearchSpace = SearchSpace()
+    confirm: ConfirmConfig | None = None
+    """Confirm the leading trials over seeds once the study has its trials."""
     path: Path | None = None
     text: str = ""
     """The file's text, logged as it was on the study's MLflow run."""
@@ -122,23 +149,52 @@ class StudyConfig:
 
         return TrialSeededSampler(build, self.seed)
 
+    @property
+    def objectives(self) -> list[str]:
+        """The objectives' names, as Optuna's metric names: the metric, then the size."""
+        return [self.metric] + ([self.size_objective] if self.size_objective else [])
+
+    @property
+    def directions(self) -> list[str]:
+        return [self.direction] + (["minimize"] if self.size_objective else [])
+
+    @property
+    def size_attr(self) -> str:
+        """The size that fronts are drawn against: the size objective, else parameters."""
+        return self.size_objective or "n_params"
+
     def make_pruner(self) -> Any:
+        """Optuna's pruner for the study (a no-op one when the dominance pruner judges trials
+        from the objective instead; see ``dominance_pruner``)."""
         import optuna
 
+        if self.pruner.name == "dominance":
+            return optuna.pruners.NopPruner()
         cls = getattr(optuna.pruners, PRUNERS[self.pruner.name])
         with _experimental_ok():
             return cls(**self.pruner.options)
 
+    def dominance_pruner(self) -> Any:
+        """The study's ``cnnlab.pruning.DominancePruner``: it stops dominated trials when the
+        study's pruner is ``dominance``, and otherwise only records each trial's curve (what
+        the front and ``benchmarks/dominance_pruner.py`` read)."""
+        from cnnlab.pruning import DominancePruner
+
+        options = self.pruner.options if self.pruner.name == "dominance" else {}
+        return DominancePruner(**options, monitor=self.metric, size_attr=self.size_attr,
+                               stop=self.pruner.name == "dominance")
+
     def identity(self) -> dict[str, Any]:
         """What makes two runs of a study the same study: all but the budget and the words."""
         data = tomllib.loads(self.text) if self.text else {}
-        for key in ("n_trials", "timeout", "description"):
+        for key in ("n_trials", "timeout", "description", "confirm"):
             data.pop(key, None)
         return data
 
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
-        "max_params", "allow_repeats", "sampler", "pruner", "training", "search"}
+        "objectives", "max_params", "allow_repeats", "sampler", "pruner", "training", "search",
+        "confirm"}
 _TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size"}
 
 
@@ -194,7 +250,9 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     if n_trials is None and timeout is None:
         raise ConfigError(f"{where}: give 'n_trials' or 'timeout' (or both), so that the study "
                           "ends.")
-    metric = _typed(data, "metric", str, where, "val_accuracy")
+    named = data.get("objectives")
+    first = named[0] if isinstance(named, list) and named and isinstance(named[0], str) else None
+    metric = _typed(data, "metric", str, where, first if first in METRICS else "val_accuracy")
     if metric not in METRICS:
         raise ConfigError(f"{where}: 'metric' must be one of {', '.join(METRICS)}, "
                           f"not {metric!r}.")
@@ -202,12 +260,17 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     if direction != METRICS[metric]:
         raise ConfigError(f"{where}: 'direction' {direction!r} does not suit metric "
                           f"{metric!r}; it should be {METRICS[metric]!r}.")
+    size_objective = _objectives(data, metric, where)
     max_params = _integer(data, "max_params", where, None, minimum=1, maximum=HARD_MAX_PARAMS)
     allow_repeats = _typed(data, "allow_repeats", bool, where, False)
     sampler = _component(data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS,
                          "samplers")
-    pruner = _component(data.get("pruner", {"name": "median"}), f"{where}: pruner", PRUNERS,
-                        "pruners")
+    pruner = _component(data.get("pruner", {"name": "dominance" if size_objective else "median"}),
+                        f"{where}: pruner", PRUNERS, "pruners")
+    if size_objective and pruner.name not in ("none", "dominance"):
+        raise ConfigError(f"{where}: pruner {pruner.name!r} is one of Optuna's, which do not work "
+                          "with two objectives (Optuna reports one value per epoch); use "
+                          "'dominance' (cnnlab's) or 'none'.")
 
     training_data = data.get("training", {})
     if not isinstance(training_data, dict):
@@ -217,23 +280,28 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         raise ConfigError(f"{where}: training has unknown key {bad[0]!r}; expected some of "
                           f"{', '.join(sorted(_TRAINING))}.")
     tw = f"{where}: training"
-    training = TrainConfig(
+    settings = dict(
         epochs=_integer(training_data, "epochs", tw, defaults.EPOCHS, minimum=1,
                         maximum=MAX_EPOCHS),
         batch_size=_integer(training_data, "batch_size", tw, defaults.BATCH_SIZE, minimum=1),
         seed=seed,
         optimizer=_typed(training_data, "optimizer", str, tw, defaults.OPTIMIZER),
-        learning_rate=_learning_rate(training_data, tw),
-    )
+        learning_rate=_learning_rate(training_data, tw))
+    try:
+        training = TrainConfig(**settings)
+    except ConfigError as err:
+        raise ConfigError(f"{tw}: {err}") from None
     train_size = _integer(training_data, "train_size", tw, None, minimum=1, maximum=50_000)
     val_size = _integer(training_data, "val_size", tw, None, minimum=1, maximum=10_000)
     space = parse_space(data.get("search", {}), where=f"{where}: search")
+    confirm = _confirm(data.get("confirm"), f"{where}: confirm")
     config = StudyConfig(
         name=name, description=description, seed=seed, n_trials=n_trials, timeout=timeout,
-        metric=metric, direction=direction, max_params=max_params,
+        metric=metric, direction=direction, size_objective=size_objective,
+        max_params=max_params,
         allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
-        space=space, path=path, text=text)
+        space=space, confirm=confirm, path=path, text=text)
     _check_builds(config, where)
     return config
 
@@ -245,8 +313,10 @@ def dry_run(config: StudyConfig) -> None:
     error in the middle of a study."""
     import optuna
 
-    def objective(trial: Any) -> float:
+    def objective(trial: Any) -> Any:
         config.space.suggest(trial)
+        if config.size_objective is not None:
+            return 0.5, 1000.0  # Optuna's pruners are refused for two objectives.
         for step in range(2):
             trial.report(0.5, step)
             trial.should_prune()
@@ -257,7 +327,7 @@ def dry_run(config: StudyConfig) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            study = optuna.create_study(direction=config.direction,
+            study = optuna.create_study(directions=config.directions,
                                         sampler=config.make_sampler(),
                                         pruner=config.make_pruner())
             study.optimize(objective, n_trials=3)
@@ -328,6 +398,49 @@ def _learning_rate(data: dict, where: str) -> float | None:
     return float(value)
 
 
+def _confirm(data: Any, where: str) -> ConfirmConfig | None:
+    """The ``[confirm]`` table: top (an integer) or front (true), seeds, baseline."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table.")
+    unknown = sorted(set(data) - {"top", "front", "seeds", "baseline"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of top, front, "
+                          "seeds, baseline.")
+    front = _typed(data, "front", bool, where, False)
+    if front and "top" in data:
+        raise ConfigError(f"{where}: give 'top' or 'front = true', not both.")
+    return ConfirmConfig(top=None if front else _integer(data, "top", where, 3, minimum=1,
+                                                         maximum=1000),
+                         front=front, seeds=_integer(data, "seeds", where, 3, minimum=2,
+                                                     maximum=100),
+                         baseline=_typed(data, "baseline", bool, where, False))
+
+
+def _objectives(data: dict, metric: str, where: str) -> str | None:
+    """The size objective that ``objectives`` names, if any; the first must be the metric."""
+    if "objectives" not in data:
+        return None
+    value = data["objectives"]
+    if not isinstance(value, list) or not 1 <= len(value) <= 2 or \
+            not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: 'objectives' must be a list of one or two names, e.g. "
+                          f"[\"val_accuracy\", \"n_params\"], not {value!r}.")
+    if value[0] not in METRICS:
+        raise ConfigError(f"{where}: the first of 'objectives' must be one of "
+                          f"{', '.join(METRICS)}, not {value[0]!r}.")
+    if "metric" in data and data["metric"] != value[0]:
+        raise ConfigError(f"{where}: 'metric' {data['metric']!r} and the first of 'objectives' "
+                          f"{value[0]!r} differ; give one of them.")
+    if len(value) == 1:
+        return None
+    if value[1] not in SIZES:
+        raise ConfigError(f"{where}: the second of 'objectives' must be a size to minimize, "
+                          f"one of {', '.join(SIZES)}, not {value[1]!r}.")
+    return value[1]
+
+
 def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Component:
     import optuna
 
@@ -339,6 +452,8 @@ def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Compo
     name = options.pop("name")
     if not isinstance(name, str) or name not in names:
         raise ConfigError(f"{where}: name {name!r} is not one of {', '.join(names)}.")
+    if name == "dominance":
+        return Component(name, _dominance_options(options, where))
     cls = getattr(getattr(optuna, kind), names[name])
     parameters = inspect.signature(cls).parameters
     accepted = set(parameters) - {"self", "seed"}
@@ -359,6 +474,25 @@ def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Compo
         raise ConfigError(f"{where}: optuna.{kind}.{names[name]} refuses these options: "
                           f"{err}") from None
     return Component(name, options)
+
+
+def _dominance_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """The dominance pruner's options from a study file: margin, n_warmup_epochs and
+    n_min_trials (the monitored metric and the size come from the study)."""
+    kinds = {"margin": (int, float), "n_warmup_epochs": (int,), "n_min_trials": (int,)}
+    for key, value in options.items():
+        if key not in kinds:
+            raise ConfigError(f"{where}: {key!r} is not an option of the dominance pruner (it "
+                              f"takes {', '.join(kinds)}).")
+        if isinstance(value, bool) or not isinstance(value, kinds[key]) or \
+                not math.isfinite(value) or value < 0:
+            noun = "a number" if key == "margin" else "an integer"
+            raise ConfigError(f"{where}: {key!r} of the dominance pruner must be {noun} of at "
+                              f"least 0, not {value!r}.")
+    if options.get("margin", 0) >= 1:
+        raise ConfigError(f"{where}: 'margin' of the dominance pruner must be below 1 (a "
+                          f"difference of validation accuracy), not {options['margin']!r}.")
+    return dict(options)
 
 
 _TOML_TYPES = {bool: ("bool",), int: ("int", "float"), float: ("float",), str: ("str",)}
@@ -392,24 +526,27 @@ def _experimental_ok() -> Iterator[None]:
 
 
 def _check_builds(config: StudyConfig, where: str) -> None:
-    """Refuse a space in which no architecture could be built at all."""
+    """Refuse a space in which no architecture could be built at all: the gentlest one (the
+    fewest layers; for each conv layer its smallest numbers, 'same' padding and no pooling
+    where offered) is built with the shape arithmetic."""
     from cnnlab.spec import Architecture, ConvLayer
+    from cnnlab.trialspec import CONV_FIELDS
 
     space = config.space
-    n_min = space.n_conv.bounds[0]
-    # The gentlest choice for each layer: smallest kernel and stride, 'same' padding if offered.
-    layers = []
-    for i in range(n_min):
-        padding = space.layer_param(i, "padding")
-        layers.append(ConvLayer(
-            space.layer_param(i, "filters").bounds[0],
-            space.layer_param(i, "kernel_size").bounds[0],
-            space.layer_param(i, "strides").bounds[0],
-            "same" if "same" in padding.all_values() else "valid"))
-    units = space.dense_units.bounds[0]
-    arch = Architecture(conv=tuple(layers), dense=(units,) * space.n_dense.bounds[0])
+    gentlest = {"padding": "same", "pool": "none"}
+
+    def gentle(param: Any, name: str) -> Any:
+        values = param.all_values() if hasattr(param, "values") else param.bounds
+        if gentlest.get(name) in values:
+            return gentlest[name]
+        return min(values) if all(isinstance(v, (int, float)) for v in values) else values[0]
+
+    layers = [ConvLayer(**{f: gentle(space.layer_param(i, f), f) for f in CONV_FIELDS})
+              for i in range(space.n_conv.bounds[0])]
+    units = tuple(gentle(space.param(f"dense{i}.units"), "units")
+                  for i in range(1, space.n_dense.bounds[0] + 1))
     try:
-        arch.layer_table()
+        Architecture(conv=tuple(layers), dense=units).layer_table()
     except Exception as err:
         raise ConfigError(f"{where}: search: no architecture in this space can be built; even "
                           f"the gentlest one fails: {err}") from None

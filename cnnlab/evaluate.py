@@ -49,7 +49,7 @@ from cnnlab.data import (
     resolve_data_dir,
 )
 from cnnlab.errors import ConfigError, EvaluationRefusedError
-from cnnlab.names import DATA_ATTR, EVALUATION_ATTR, UID_ATTR
+from cnnlab.names import CONFIRMED_ATTR, DATA_ATTR, EVALUATION_ATTR, UID_ATTR
 from cnnlab.study_tracking import PARENT_RUN_ATTR, RUN_ID_ATTR
 
 ALIAS = "evaluated"
@@ -117,17 +117,21 @@ def load_existing_study(study_name: str, storage: str | None = None) -> Any:
     return optuna.load_study(study_name=study_name, storage=storage_obj)
 
 
-def choose_trial(study: Any, trial: int | None = None, max_params: int | None = None) -> Any:
-    """The trial to evaluate: the one named, the most accurate under ``max_params``, or the
-    study's best (single objective only; a multi-objective study needs one of the others)."""
+def choose_trial(study: Any, trial: int | None = None, max_params: int | None = None,
+                 within: float | None = None) -> Any:
+    """The trial to evaluate: the one named; or by a rule that picks a trial on the front of
+    validation score against size: the most accurate under ``max_params`` parameters, or the
+    smallest (by the study's size: its second objective, else parameters) whose score is
+    within ``within`` of the best; or the study's best (one objective only: a two-objective
+    study needs a rule or a trial)."""
     from optuna.trial import TrialState
 
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if T.outcome(t) in ("trained", "copied")]
     if not complete:
         raise ConfigError(f"study {study.study_name!r} has no complete trial to evaluate.")
-    if trial is not None and max_params is not None:
-        raise ConfigError("give --trial or --max-params, not both.")
+    if sum(x is not None for x in (trial, max_params, within)) > 1:
+        raise ConfigError("give one of --trial, --max-params and --within, not several.")
     if trial is not None:
         chosen = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
         if not chosen:
@@ -142,18 +146,54 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
                               "has a validated model to evaluate.")
         return chosen[0]
     index, maximize = _accuracy_objective(study)
+    confirmed = confirmed_means(study)
+    if confirmed:  # cnnlab confirm ranked some trials over seeds: choose among them.
+        complete = [t for t in complete if t.number in confirmed] or complete
+    sign = 1 if maximize else -1
+
+    def key(t: Any) -> float:
+        return sign * confirmed.get(t.number, t.values[index])
+
     if max_params is not None:
         under = [t for t in complete if t.user_attrs.get("n_params", max_params + 1) <= max_params]
         if not under:
-            raise ConfigError(f"no complete trial of study {study.study_name!r} has at most "
-                              f"{max_params:,} parameters.")
-        key = (lambda t: t.values[index]) if maximize else (lambda t: -t.values[index])
-        return max(under, key=key)
+            raise ConfigError(f"no complete{' confirmed' if confirmed else ''} trial of study "
+                              f"{study.study_name!r} has at most {max_params:,} parameters.")
+        return max(under, key=lambda t: (key(t), -t.number))
+    if within is not None:
+        if within < 0:
+            raise ConfigError(f"--within must be zero or positive, not {within}.")
+        best = max(key(t) for t in complete)
+        close = [t for t in complete if key(t) >= best - within - 1e-12]
+        size = _size_attr(study)
+        return min(close, key=lambda t: (t.user_attrs.get(size, float("inf")), -key(t),
+                                         t.number))
+    if confirmed:
+        return max(complete, key=lambda t: (key(t), -t.number))
     if len(study.directions) > 1:
         raise ConfigError(f"study {study.study_name!r} has {len(study.directions)} objectives "
-                          "and so no single best trial; name one with --trial N or give a rule "
-                          "with --max-params N (the most accurate under N parameters).")
+                          "and so no single best trial; name one with --trial N or give a rule: "
+                          "--max-params N (the most accurate under N parameters) or --within X "
+                          "(the smallest within X of the best score), or rank trials over seeds "
+                          "first with cnnlab confirm.")
     return study.best_trial
+
+
+def confirmed_means(study: Any) -> dict[int, float]:
+    """Trial number -> mean validation score over the seeds of ``cnnlab confirm`` (trials
+    confirmed with at least two seeds); empty if the study was not confirmed."""
+    from cnnlab.confirm import BASELINE, load_record
+
+    record = load_record(study) or {}
+    return {int(k): sum(e["values"]) / len(e["values"])
+            for k, e in record.get("entries", {}).items()
+            if k != BASELINE and len(e.get("values", [])) >= 2}
+
+
+def _size_attr(study: Any) -> str:
+    """The size a study's front is drawn against: its second objective, else parameters."""
+    names = study.metric_names or []
+    return names[1] if len(study.directions) > 1 and len(names) > 1 else "n_params"
 
 
 def _accuracy_objective(study: Any) -> tuple[int, bool]:
@@ -164,12 +204,12 @@ def _accuracy_objective(study: Any) -> tuple[int, bool]:
 
 
 def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
-         tracking_uri: str | None = None) -> Choice:
+         within: float | None = None, tracking_uri: str | None = None) -> Choice:
     """Choose the trial and check its runs and model; writes nothing."""
     import mlflow
 
     study_name = study.study_name
-    chosen = choose_trial(study, trial, max_params)
+    chosen = choose_trial(study, trial, max_params, within)
     run_id = chosen.user_attrs.get(RUN_ID_ATTR)
     if run_id is None:
         raise ConfigError(f"trial {chosen.number} of study {study_name!r} has no MLflow run "
@@ -208,16 +248,18 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
 
 
 def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
-                       tracking_uri: str | None, out: Callable[[str], None]) -> Choice:
+                       tracking_uri: str | None, out: Callable[[str], None],
+                       within: float | None = None) -> Choice:
     """``plan``; when the trial was chosen by rule and its model is missing from MLflow (a run
     interrupted while its model was logged, recorded by a cnnlab older than the rule that a
     trial's run is closed before Optuna is told), the next trial by the same rule that has its
     model, with a note."""
     try:
-        return plan(study, trial=trial, max_params=max_params, tracking_uri=tracking_uri)
+        return plan(study, trial=trial, max_params=max_params, within=within,
+                    tracking_uri=tracking_uri)
     except ConfigError as err:
         if trial is not None or "is not in the tracking store" not in str(err) or \
-                len(study.directions) > 1:
+                len(study.directions) > 1 or within is not None:
             raise
         missing = str(err)
     from optuna.trial import TrialState
@@ -384,6 +426,7 @@ def evaluate_study(
     *,
     trial: int | None = None,
     max_params: int | None = None,
+    within: float | None = None,
     complete: bool = False,
     storage: str | None = None,
     tracking_uri: str | None = None,
@@ -396,13 +439,19 @@ def evaluate_study(
     held = _refuse_if_evaluated(study, complete)
     if complete and held is not None:
         # --complete finishes the claimed evaluation, whose trial is the claim's.
-        if (trial is not None and trial != held["trial"]) or max_params is not None:
+        if (trial is not None and trial != held["trial"]) or max_params is not None or \
+                within is not None:
             raise EvaluationRefusedError(
                 f"the claimed evaluation of study '{study_name}' is of trial "
                 f"{held['trial']}; a crashed evaluation can be completed on the same model "
-                "only (drop --trial and --max-params).")
+                "only (drop --trial, --max-params and --within).")
         trial = held["trial"]
-    choice = _plan_with_a_model(study, trial, max_params, tracking_uri, out)
+    choice = _plan_with_a_model(study, trial, max_params, tracking_uri, out, within)
+    confirmed = confirmed_means(study)
+    if trial is None and choice.trial in confirmed:
+        record = study.user_attrs.get(CONFIRMED_ATTR, {})
+        out(f"chosen from the confirmed ranking (cnnlab confirm, {record.get('n_seeds')} seeds "
+            f"per trial): trial {choice.trial}, mean {_fmt(confirmed[choice.trial])}")
     test, source = check_test_data(study, data_dir)
     claim(choice, study, complete=complete)
     out(f"claimed the test evaluation of study '{study_name}': trial {choice.trial}, "
@@ -494,6 +543,7 @@ def _now() -> str:
 
 
 def _fmt(value: Any) -> str:
+    """A trial's objectives for people: the score to 4 places, a size as a whole number."""
     if isinstance(value, list):
-        return ", ".join(f"{v:.4f}" for v in value)
+        return ", ".join(_fmt(v) if i == 0 else f"{v:,.0f}" for i, v in enumerate(value))
     return f"{value:.4f}"

@@ -14,3 +14,9 @@ EVALUATION_ATTR = "cnnlab_evaluation"
 """Set by ``cnnlab evaluate``: the study's one look at the test set."""
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 """The MLflow run id of the study's run."""
+FRONT_ATTR = "cnnlab_front"
+"""The numbers of the trials on the study's front of validation metric against size, as last
+tagged in MLflow (``cnnlab.front`` on their runs)."""
+CONFIRMED_ATTR = "cnnlab_confirmed"
+"""Set by ``cnnlab confirm``: the seeds, each confirmed trial's scores over them, the ranking
+and the trials tied with the best (``cnnlab.confirm``)."""

@@ -12,10 +12,7 @@ unless the study sets ``allow_repeats``). See ``cnnlab.trials`` for the outcomes
 
 from __future__ import annotations
 
-import dataclasses
 import gc
-import hashlib
-import json
 import math
 from typing import Any, Protocol
 
@@ -25,8 +22,7 @@ from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
 from cnnlab.errors import ArchitectureError
 from cnnlab.space import check_architecture, constraints
-from cnnlab.spec import Architecture
-from cnnlab.training import TrainConfig
+from cnnlab.trialspec import TrialSpec
 
 # Kept here too for the modules and scripts that import them from the objective.
 FAIL_REASON = T.FAIL_REASON
@@ -36,8 +32,9 @@ WORKER_ATTR = T.WORKER
 class TrialHooks(Protocol):
     """What an objective tells the world about a trial while it runs."""
 
-    def trial_started(self, trial: Any, arch: Architecture) -> None:
-        """The architecture is known (it may still prove invalid)."""
+    def trial_started(self, trial: Any, spec: TrialSpec) -> None:
+        """The trial's spec is known (its architecture may still prove invalid); its seed is
+        the trial's."""
 
     def keras_callbacks(self, trial: Any) -> list[Any]:
         """Keras callbacks to train this trial with (per-epoch logging, say)."""
@@ -48,7 +45,7 @@ class TrialHooks(Protocol):
 
 
 class NoHooks:
-    def trial_started(self, trial: Any, arch: Architecture) -> None:
+    def trial_started(self, trial: Any, spec: TrialSpec) -> None:
         return None
 
     def keras_callbacks(self, trial: Any) -> list[Any]:
@@ -67,12 +64,9 @@ class DuplicateRunningError(RuntimeError):
     failed at once (it does not count), and the study draws again."""
 
 
-def config_key(arch: Architecture, training: TrainConfig) -> str:
-    """A digest of a trial's whole configuration, architecture and training settings (all but
-    the seed, which differs per trial by design): equal keys mean the same trial."""
-    settings = {k: v for k, v in dataclasses.asdict(training).items() if k != "seed"}
-    text = json.dumps({"architecture": arch.to_dict(), "training": settings}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def config_key(spec: TrialSpec) -> str:
+    """A digest of a trial's whole configuration but its seed (``TrialSpec.key``)."""
+    return spec.key()
 
 
 class Objective:
@@ -85,7 +79,7 @@ class Objective:
         self.hooks = hooks or NoHooks()
         self._frozen = False
 
-    def __call__(self, trial: Any) -> float:
+    def __call__(self, trial: Any) -> float | tuple[float, float]:
         import optuna
 
         from cnnlab.sampling import trial_seed
@@ -93,19 +87,20 @@ class Objective:
         faults.current_trial = trial.number
         trial.set_user_attr(T.WORKER, liveness.identity())
         trial.set_user_attr(T.SAMPLER_SEED, trial_seed(self.config.seed, trial.number))
-        arch = self.config.space.suggest(trial)
+        seed = self.config.seed + trial.number
+        spec = self.config.space.suggest(trial, self.config.training).with_seed(seed)
         faults.reach("sampling", trial.number)
-        trial.set_user_attr("architecture", arch.describe())
-        key = config_key(arch, self.config.training)
+        trial.set_user_attr("architecture", spec.architecture.describe())
+        key = config_key(spec)
         trial.set_user_attr(T.CONFIG_KEY, key)
-        for name, value in constraints(arch, self.config.max_params).items():
+        for name, value in constraints(spec.architecture, self.config.max_params).items():
             trial.set_constraint(name, value)
-        self.hooks.trial_started(trial, arch)
+        self.hooks.trial_started(trial, spec)
         # The trial's records are complete before Optuna is told how it ended (the tell comes
         # when this returns or raises), so that Optuna never counts a trial whose run or model
         # is missing; an interrupt in between leaves a RUNNING trial, failed on the next start.
         try:
-            value = self._judge_and_train(trial, arch, key)
+            value = self._judge_and_train(trial, spec, key)
         except optuna.TrialPruned:
             self.hooks.trial_ended(trial, "PRUNED")
             faults.reach("tell", trial.number)
@@ -116,9 +111,14 @@ class Objective:
             raise
         self.hooks.trial_ended(trial, "COMPLETE", value)
         faults.reach("tell", trial.number)
-        return value
+        return self._values(trial, value)
 
-    def _judge_and_train(self, trial: Any, arch: Architecture, key: str) -> float:
+    def _values(self, trial: Any, value: float) -> float | tuple[float, float]:
+        """What Optuna is told: the metric, and the size when the study has two objectives."""
+        size = self.config.size_objective
+        return value if size is None else (value, float(trial.user_attrs[size]))
+
+    def _judge_and_train(self, trial: Any, spec: TrialSpec, key: str) -> float:
         import optuna
 
         from cnnlab.tf_quiet import import_keras
@@ -128,6 +128,7 @@ class Objective:
 
         from cnnlab.training import train
 
+        arch = spec.architecture
         try:
             table = arch.layer_table()
             trial.set_user_attr("n_params", table.total_params)
@@ -140,7 +141,7 @@ class Objective:
         if not self.config.allow_repeats:
             earlier = _judged(trial, key)
             if earlier is not None:
-                return _reuse(trial, earlier)
+                return _reuse(trial, earlier, report=self.config.size_objective is None)
         # Each trial starts from a clean Keras state, so that memory does not grow trial
         # after trial, with its own explicit seed.
         keras.backend.clear_session(free_memory=True)
@@ -151,17 +152,19 @@ class Objective:
             # trial against 0.23 s for a bare loop here, before). run_study unfreezes.
             gc.freeze()
             self._frozen = True
-        seed = self.config.seed + trial.number
-        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("seed", spec.training.seed)
         trial.set_user_attr(T.OUTCOME, "trained")
-        training = dataclasses.replace(self.config.training, seed=seed)
         # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
+        # Every trial records its curve for the dominance pruner (which stops it only when it
+        # is the study's pruner); a one-objective study also reports to Optuna's pruner.
+        pruning = [self.config.dominance_pruner().keras_callback(trial)]
+        if self.config.size_objective is None:
+            pruning.append(KerasPruningCallback(trial, monitor=self.config.metric))
         callbacks = [*self.hooks.keras_callbacks(trial), keras.callbacks.TerminateOnNaN(),
-                     KerasPruningCallback(trial, monitor=self.config.metric),
-                     *faults.keras_callbacks(trial.number)]
-        result = train(arch, self.data, training, callbacks=callbacks)
+                     *pruning, *faults.keras_callbacks(trial.number)]
+        result = train(spec, self.data, callbacks=callbacks)
         losses = result.history.get("loss", [])
-        if result.epochs_run < training.epochs or not all(map(math.isfinite, losses)):
+        if result.epochs_run < spec.training.epochs or not all(map(math.isfinite, losses)):
             reason = (f"training diverged: the loss became "
                       f"{losses[-1] if losses else float('nan')} in epoch "
                       f"{max(len(losses) - 1, 0)} and training was stopped.")
@@ -185,7 +188,7 @@ def _judged(trial: Any, key: str) -> Any:
     return running
 
 
-def _reuse(trial: Any, earlier: Any) -> float:
+def _reuse(trial: Any, earlier: Any, *, report: bool = True) -> float:
     """End ``trial`` as ``earlier`` ended, without training: the same value, the same pruning
     step, the same failure; a configuration still running elsewhere is drawn again."""
     import optuna
@@ -201,10 +204,10 @@ def _reuse(trial: Any, earlier: Any) -> float:
         raise DuplicateRunningError(reason)
     reason = f"same configuration as trial {earlier.number}: its result is reused, not retrained"
     trial.set_user_attr(T.REASON, reason)
-    for step, value in sorted(earlier.intermediate_values.items()):
+    for step, value in sorted(earlier.intermediate_values.items()) if report else ():
         trial.report(value, step)  # Its curve, for the pruners that compare curves.
     if state == "COMPLETE":
-        return earlier.value
+        return earlier.values[0]
     if state == "PRUNED":
         raise optuna.TrialPruned(reason)
     failure = earlier.user_attrs.get(T.FAIL_REASON, "the earlier trial failed")

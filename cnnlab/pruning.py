@@ -39,6 +39,8 @@ class DominancePruner:
     size_attr: str = "n_params"
     monitor: str = "val_accuracy"
     maximize: bool | None = None
+    stop: bool = True
+    """False: only record each epoch's metric in the trial's curve (no trial is stopped)."""
 
     def __post_init__(self) -> None:
         if self.margin < 0:
@@ -84,6 +86,8 @@ class DominancePruner:
                              f"set it before training so that the pruner knows its size.")
         curve = [*trial.user_attrs.get(CURVE_ATTR, []), float(value)]
         trial.set_user_attr(CURVE_ATTR, curve)
+        if not self.stop:
+            return
         curves, sizes = self.others(trial)
         stop, reason = should_stop(curve, size, curves, sizes, margin=self.margin,
                                    n_warmup_epochs=self.n_warmup_epochs,

@@ -191,7 +191,7 @@ class Architecture:
             parts.append("gap")
         parts += [f"d{u}" for u in self.dense]
         if self.dropout > 0:
-            parts.append(f"do{self.dropout:g}")
+            parts.append(f"do{self.dropout:.3g}")
         return "-".join(parts) or "d0"
 
     def to_params(self) -> dict[str, Any]:

@@ -166,17 +166,17 @@ def run_study(
     storage_obj = open_storage(url)
     source = _source_study(from_study, config, storage_obj, url)
     study = optuna.create_study(
-        storage=storage_obj, study_name=config.name, direction=config.direction,
+        storage=storage_obj, study_name=config.name, directions=config.directions,
         sampler=config.make_sampler(), pruner=config.make_pruner(), load_if_exists=True)
     _refuse_if_evaluated(study, config, tracking_uri)
     if source is not None and any(t.user_attrs.get(T.COPIED_FROM, {}).get("study") == from_study
                                   for t in study.get_trials(deepcopy=False)):
         source = None  # Started from it before: this is a resume.
     _check_same_study(study, config, data, new=source is not None)
-    if study.metric_names != [config.metric]:
+    if study.metric_names != config.objectives:
         with warnings.catch_warnings():  # Experimental in Optuna, and what dashboards read.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([config.metric])
+            study.set_metric_names(config.objectives)
     if source is not None:
         copied = _copy_trials(source, study)
         out(f"study '{config.name}' starts from {copied} finished trial(s) of study "
@@ -195,6 +195,9 @@ def run_study(
             "(give a larger --n-trials to run more).")
         _settle_finished(study, StudyTracker(study, config, data, tracking_uri))
         _print_best(study, config, out)
+        if share is None:
+            confirm_if_asked(config, study, storage=url, tracking_uri=tracking_uri, data=data,
+                             out=out)
         return StudyOutcome(study, total, 0, study.user_attrs.get("mlflow_parent_run_id"))
 
     tracker = StudyTracker(study, config, data, tracking_uri)
@@ -248,7 +251,32 @@ def run_study(
     _print_best(study, config, out)
     out(f"MLflow: experiment '{config.name}', study run {tracker.parent_run_id} "
         f"({redact(tracker.uri)}); browse with: cnnlab ui")
+    if share is None:
+        confirm_if_asked(config, study, storage=url, tracking_uri=tracking_uri, data=data,
+                         out=out)
     return StudyOutcome(study, total, ran, tracker.parent_run_id, budget.stopped)
+
+
+def confirm_if_asked(config: StudyConfig, study: Any, *, storage: str | None,
+                     tracking_uri: str | None, data: MnistSplits | None = None,
+                     data_dir: str | None = None, out: Callable[[str], None] = print) -> None:
+    """Run the study file's ``[confirm]`` once the study has all its trials (and was not
+    evaluated): seeds already done are not trained again (``cnnlab.confirm``)."""
+    from cnnlab.confirm import confirm_study, load_record
+
+    asked = config.confirm
+    if asked is None or study.user_attrs.get(EVALUATION_ATTR):
+        return
+    if config.n_trials is not None and counted(study) < config.n_trials:
+        return  # Not finished yet: the next run of the same command goes on, then confirms.
+    record = load_record(study) or {}
+    wanted = "front" if asked.front else f"top {asked.top}"
+    if record.get("rule") == wanted and record.get("n_seeds", 0) >= asked.seeds and (
+            not asked.baseline or "notebook" in record.get("entries", {})):
+        return
+    confirm_study(config.name, top=asked.top, front=asked.front, seeds=asked.seeds,
+                  baseline=asked.baseline, storage=storage, tracking_uri=tracking_uri,
+                  data=data, data_dir=data_dir, out=out)
 
 
 def _settle_finished(study: Any, tracker: Any) -> None:
@@ -373,7 +401,8 @@ def _copy_trials(source: Any, study: Any) -> int:
         attrs[T.OUTCOME] = "copied"
         attrs[T.COPIED_FROM] = {"study": source.study_name, "trial": trial.number}
         copies.append(optuna.trial.create_trial(
-            state=trial.state, value=trial.value if trial.state.name == "COMPLETE" else None,
+            state=trial.state,
+            values=trial.values if trial.state.name == "COMPLETE" else None,
             params=trial.params, distributions=trial.distributions, user_attrs=attrs,
             system_attrs={k: v for k, v in trial.system_attrs.items()
                           if k.startswith("constraints")},
@@ -389,7 +418,7 @@ def _print_best(study: Any, config: StudyConfig, out: Callable[[str], None]) -> 
     if best is None:
         out("no trial has completed yet.")
         return
-    out(f"best: trial {best.number}, {config.metric} {best.value:.4f}, "
+    out(f"best: trial {best.number}, {config.metric} {best.values[0]:.4f}, "
         f"{best.user_attrs.get('n_params', 0):,} parameters, "
         f"{best.user_attrs.get('architecture', '')}")
 
@@ -461,9 +490,11 @@ class ProgressPrinter:
             state = "INFEASIBLE"
             detail = "not trained: " + trial.user_attrs.get(T.REASON, "infeasible")
         elif state == "COMPLETE":
-            detail = f"{self.config.metric} {trial.value:.4f}"
+            detail = f"{self.config.metric} {trial.values[0]:.4f}"
         elif state == "PRUNED":
             step = max(trial.intermediate_values, default=None)
+            if step is None and trial.user_attrs.get("cnnlab_curve"):
+                step = len(trial.user_attrs["cnnlab_curve"]) - 1
             detail = (f"pruned after epoch {step}" if step is not None else "pruned")
         else:
             detail = trial.user_attrs.get(T.FAIL_REASON, "failed")
@@ -472,7 +503,7 @@ class ProgressPrinter:
             detail = (f"drawn again: #{earlier} is training it" if state == "FAIL" else
                       f"{detail} (reused #{earlier}, not retrained)")
         best = _best_trial(study)
-        best_text = f"best: #{best.number} {best.value:.4f}" if best is not None else ""
+        best_text = f"best: #{best.number} {best.values[0]:.4f}" if best is not None else ""
         self.out(f"trial {trial.number:>3}  {state:<10}  {detail:<28} {size_text}  "
                  f"{seconds:6.1f} s   {best_text}")
 

@@ -1,4 +1,5 @@
-"""A study's plots, rendered with matplotlib: Optuna's own, plus score against size."""
+"""A study's plots, rendered with matplotlib: Optuna's own, plus the front of score against
+size."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
-def study_figures(study: Any, metric: str) -> dict[str, Any]:
+def study_figures(study: Any, metric: str, size_attr: str = "n_params") -> dict[str, Any]:
     """Artifact path -> figure, for those plots the study has enough trials to draw."""
     import optuna
     from optuna.trial import TrialState
@@ -23,22 +24,27 @@ def study_figures(study: Any, metric: str) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     if not complete:
         return figures
+    # With two objectives Optuna's plots need the one to draw: the validation metric.
+    target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
     makers = {
         "plots/optimization_history.png": lambda: ovm.plot_optimization_history(
-            study, target_name=metric),
+            study, target=target, target_name=metric),
         "plots/parallel_coordinate.png": lambda: ovm.plot_parallel_coordinate(
-            study, target_name=metric),
+            study, target=target, target_name=metric),
     }
     varied = {name for t in complete for name in t.params}
     if len(complete) >= 2 and varied:
         makers["plots/param_importances.png"] = lambda: ovm.plot_param_importances(
-            study, target_name=metric)
+            study, target=target, target_name=metric)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # A parameter with one value so far draws a flat axis, and matplotlib says so.
         warnings.filterwarnings("ignore", "Attempting to set identical", UserWarning)
         # Early in a study most parameter values have been tried once; importances say so.
         warnings.filterwarnings("ignore", "Some regimes for parameter", UserWarning)
+        # PED-ANOVA's notes on tiny studies and on targets given as functions: noise here.
+        warnings.filterwarnings("ignore", "Target and region quantiles", UserWarning)
+        warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes", UserWarning)
         for path, make in makers.items():
             try:
                 axes = make()
@@ -49,39 +55,58 @@ def study_figures(study: Any, metric: str) -> dict[str, Any]:
             fig.set_size_inches(14 if "parallel" in path else 8, 6 if "parallel" in path else 5)
             fig.tight_layout()
             figures[path] = fig
-    figures["plots/score_vs_params.png"] = score_vs_params(study, metric)
+    figures["plots/front.png"] = front_figure(study, metric, size_attr)
     return figures
 
 
-def score_vs_params(study: Any, metric: str) -> Figure:
-    """Every finished trial's validation score against its parameter count (log scale)."""
+def front_figure(study: Any, metric: str, size_attr: str = "n_params") -> Figure:
+    """Every trial's validation score against its size (log scale), the front of score
+    against size drawn through the trials on it, and the notebook's CNN marked at its size."""
     from optuna.trial import TrialState
 
-    fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
+    from cnnlab.spec import NOTEBOOK_CNN
+    from cnnlab.trials import front, outcome
+
+    noun = {"n_params": "parameters", "macs": "multiply-adds per image"}.get(size_attr, size_attr)
+    fig = Figure(figsize=(7.5, 4.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    styles = {TrialState.COMPLETE: ("o", "complete"), TrialState.PRUNED: ("x", "pruned")}
-    for state, (marker, label) in styles.items():
-        points = [(t.user_attrs["n_params"], _score(t)) for t in study.get_trials(
-            deepcopy=False, states=(state,)) if "n_params" in t.user_attrs]
+    styles = {TrialState.COMPLETE: ("o", "complete", 0.55), TrialState.PRUNED: ("x", "pruned",
+                                                                                0.55)}
+    for state, (marker, label, alpha) in styles.items():
+        points = [(t.user_attrs[size_attr], _score(t)) for t in study.get_trials(
+            deepcopy=False, states=(state,))
+            if size_attr in t.user_attrs and outcome(t) in ("trained", "copied")]
         points = [(n, v) for n, v in points if v is not None]
         if points:
-            ax.scatter(*zip(*points, strict=True), marker=marker, label=label, alpha=0.8)
+            ax.scatter(*zip(*points, strict=True), marker=marker, label=label, alpha=alpha,
+                       color="tab:blue" if state == TrialState.COMPLETE else "tab:gray")
+    on_front = front(study, size_attr)
+    if on_front:
+        xs = [t.user_attrs[size_attr] for t in on_front]
+        ys = [t.values[0] for t in on_front]
+        ax.step(xs, ys, where="post", color="tab:red", alpha=0.7)
+        ax.scatter(xs, ys, marker="o", s=60, facecolors="none", edgecolors="tab:red",
+                   label=f"front ({len(on_front)})")
+        for t in on_front:
+            ax.annotate(f"#{t.number}", (t.user_attrs[size_attr], t.values[0]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    table = NOTEBOOK_CNN.layer_table()
+    size = table.total_params if size_attr == "n_params" else table.total_macs
+    ax.axvline(size, color="tab:green", linestyle="--", alpha=0.8,
+               label=f"notebook CNN ({size:,} {noun})")
     ax.set_xscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel(metric + " (pruned: last reported)")
-    ax.set_title(f"{study.study_name}: {metric} against parameter count")
+    ax.set_xlabel(noun)
+    ax.set_ylabel(metric + " (pruned: last epoch run)")
+    ax.set_title(f"{study.study_name}: {metric} against {noun}")
     ax.grid(alpha=0.3, which="both")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+    ax.legend(fontsize=8)
     return fig
 
 
 def _score(trial: Any) -> float | None:
-    if trial.value is not None:
-        return trial.value
-    if trial.intermediate_values:
-        return trial.intermediate_values[max(trial.intermediate_values)]
-    return None
+    from cnnlab.trials import score
+
+    return score(trial)
 
 
 def close(fig: Any) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, replace
 from typing import Any
 
 import mlflow
@@ -28,8 +27,8 @@ from cnnlab import faults, tracking
 from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
-from cnnlab.names import PARENT_RUN_ATTR, UID_ATTR
-from cnnlab.spec import Architecture
+from cnnlab.names import FRONT_ATTR, PARENT_RUN_ATTR, UID_ATTR
+from cnnlab.trialspec import TrialSpec
 
 FAIL_REASON = T.FAIL_REASON
 RUN_ID_ATTR = "mlflow_run_id"
@@ -233,7 +232,7 @@ class StudyTracker:
 
     # -- TrialHooks ----------------------------------------------------------------------
 
-    def trial_started(self, trial: Any, arch: Architecture) -> None:
+    def trial_started(self, trial: Any, spec: TrialSpec) -> None:
         run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial-{trial.number}",
                                nested=True, tags={
             "cnnlab.kind": "trial", "cnnlab.study": self.config.name,
@@ -242,16 +241,7 @@ class StudyTracker:
         self._trial_run = run.info.run_id
         self._trial_number = trial.number
         trial.set_user_attr(RUN_ID_ATTR, run.info.run_id)
-        params: dict[str, Any] = {"trial_number": trial.number}
-        try:
-            table = arch.layer_table()
-        except Exception:
-            params.update(arch.to_params())
-            mlflow.log_params(params)
-            mlflow.log_dict(arch.to_dict(), "architecture.json")
-            return
-        training = asdict(replace(self.config.training, seed=self.config.seed + trial.number))
-        tracking.log_run_inputs(arch, table, {**training, **params}, self.data)
+        tracking.log_run_inputs(spec, self.data, {"trial_number": trial.number})
 
     def keras_callbacks(self, trial: Any) -> list[Any]:
         from cnnlab.progress import progress_callback
@@ -289,6 +279,8 @@ class StudyTracker:
             tags["cnnlab.reason"] = (
                 f"pruned by {self.config.pruner.name} after epoch {last} "
                 f"({self.config.metric} {curve[-1] if curve else float('nan'):.4f})")
+            if "cnnlab_pruned_by" in attrs:  # The dominance pruner says by which trial.
+                tags["cnnlab.reason"] += ": " + attrs["cnnlab_pruned_by"]
         elif state == "FAIL":
             tags["cnnlab.reason"] = attrs.get(FAIL_REASON, "the trial raised an error")
         tracking.log_batch(tags=tags, metrics={"objective": value} if value is not None and
@@ -337,10 +329,10 @@ class StudyTracker:
                    "n_draws_duplicate": sum(T.outcome(t) == "duplicate" for t in trials)}
         best = _best_trial(study)
         if best is not None:
-            metrics["best_value"] = best.value
+            metrics["best_value"] = best.values[0]
             metrics["best_n_params"] = best.user_attrs.get("n_params", float("nan"))
             summary = {
-                "number": best.number, "value": best.value, "metric": self.config.metric,
+                "number": best.number, "value": best.values[0], "metric": self.config.metric,
                 "params": best.params, "architecture": best.user_attrs.get("architecture"),
                 "n_params": best.user_attrs.get("n_params"),
                 "run_id": best.user_attrs.get(RUN_ID_ATTR),
@@ -350,6 +342,7 @@ class StudyTracker:
             race(self.client.set_tag, self.parent_run_id, "cnnlab.best_trial", str(best.number))
             race(self.client.set_tag, self.parent_run_id, "cnnlab.best_run_id", summary["run_id"])
             self.client.log_dict(self.parent_run_id, summary, "best_trial.json")
+        metrics["front_size"] = len(self._tag_front(study))
         step = max((t.number for t in trials), default=0)
         stamp = int(time.time() * 1000)
         tracking.once_more_on_a_race(self.client.log_batch, self.parent_run_id, metrics=[
@@ -357,16 +350,45 @@ class StudyTracker:
         if plots:
             self._log_study_plots(study)
 
+    def _tag_front(self, study: Any) -> list[Any]:
+        """Tag the runs of the trials that joined or left the front (``cnnlab.front`` true or
+        false), keep the front's numbers on the study and its table on the study run."""
+        front = T.front(study, self.config.size_attr)
+        now = [t.number for t in front]
+        before = set(study.user_attrs.get(FRONT_ATTR, []))
+        if set(now) == before:
+            return front
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        race = tracking.once_more_on_a_race
+        for number in sorted(before ^ set(now)):
+            run_id = by_number[number].user_attrs.get(RUN_ID_ATTR) if number in by_number \
+                else None
+            if run_id is not None:
+                race(self.client.set_tag, run_id, "cnnlab.front", str(number in now).lower())
+        study.set_user_attr(FRONT_ATTR, now)
+        race(self.client.set_tag, self.parent_run_id, "cnnlab.front",
+             " ".join(f"#{n}" for n in now))
+        self.client.log_dict(self.parent_run_id, [
+            {"trial": t.number, self.config.metric: t.values[0],
+             self.config.size_attr: t.user_attrs.get(self.config.size_attr),
+             "architecture": t.user_attrs.get("architecture"),
+             "run_id": t.user_attrs.get(RUN_ID_ATTR)} for t in front], "front.json")
+        return front
+
     def _log_study_plots(self, study: Any) -> None:
         from cnnlab import study_plots
 
         self._plots_due, self._plots_at = 0, time.monotonic()
-        for path, fig in study_plots.study_figures(study, self.config.metric).items():
+        for path, fig in study_plots.study_figures(study, self.config.metric,
+                                                   self.config.size_attr).items():
             self.client.log_figure(self.parent_run_id, fig, path)
             study_plots.close(fig)
 
 
 def _best_trial(study: Any) -> Any:
+    """Optuna's best trial; with two objectives, the complete trial of the best metric."""
+    if len(study.directions) > 1:
+        return T.best(study)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

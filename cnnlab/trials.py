@@ -61,3 +61,51 @@ def counts(trial: Any) -> bool:
     if outcome(trial) != "trained":
         return False
     return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and FAIL_REASON in trial.user_attrs)
+
+
+def score(trial: Any) -> float | None:
+    """The trial's first objective (its validation metric): the value Optuna was told, or for
+    a pruned trial the last one it reported or recorded in its curve."""
+    if trial.values:
+        return trial.values[0]
+    if trial.intermediate_values:
+        return trial.intermediate_values[max(trial.intermediate_values)]
+    curve = trial.user_attrs.get("cnnlab_curve")
+    return curve[-1] if curve else None
+
+
+def _judged(study: Any) -> list[Any]:
+    """Complete trials with a model of their own (trained here, or copied from a study)."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state.name == "COMPLETE" and outcome(t) in ("trained", "copied")]
+
+
+def maximizes(study: Any) -> bool:
+    return study.directions[0].name == "MAXIMIZE"
+
+
+def best(study: Any) -> Any:
+    """The complete trial with the best first objective (the validation metric), whatever
+    the other objectives; None before any completes. For a one-objective study this is
+    Optuna's ``best_trial``, earliest first among equals."""
+    trials = _judged(study) or [t for t in study.get_trials(deepcopy=False)
+                                if t.state.name == "COMPLETE"]
+    if not trials:
+        return None
+    sign = 1 if maximizes(study) else -1
+    return max(trials, key=lambda t: (sign * t.values[0], -t.number))
+
+
+def front(study: Any, size_attr: str = "n_params") -> list[Any]:
+    """The complete trials on the front of the validation metric against size (``n_params``
+    or ``macs``), smallest first: none of them is beaten on both by another."""
+    from cnnlab.front import Point, pareto_front
+
+    by_number = {}
+    points = []
+    for trial in _judged(study):
+        size = trial.user_attrs.get(size_attr)
+        if isinstance(size, int | float) and not isinstance(size, bool):
+            by_number[trial.number] = trial
+            points.append(Point(trial.number, trial.values[0], size))
+    return [by_number[p.key] for p in pareto_front(points, maximize=maximizes(study))]

@@ -33,6 +33,11 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
     remaining = None if total is None else max(total - counted(outcome.study), 0)
     if remaining == 0:
         print(f"study '{config.name}' is finished: {total} of {total} trials; nothing to do.")
+        from cnnlab.study import confirm_if_asked
+
+        confirm_if_asked(config, outcome.study, storage=args.storage,
+                         tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                         out=lambda line: print(line, flush=True))
         return 0
     shares = _split(remaining, args.workers)
     print(f"study '{config.name}': {args.workers} workers"
@@ -77,6 +82,11 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
         print(f"cnnlab study run: worker {i} (pid {p.pid}) {how}; run the same command again "
               "to finish the study.", file=sys.stderr)
     if not failed:
+        from cnnlab.study import confirm_if_asked
+
+        confirm_if_asked(config, outcome.study, storage=args.storage,
+                         tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                         out=lambda line: print(line, flush=True))
         return 0
     code = failed[0][1].returncode
     return 128 - code if code < 0 else code

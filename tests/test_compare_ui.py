@@ -149,7 +149,7 @@ def test_ui_shows_the_study_nested(stores: Stores) -> None:
                                  "&metric_key=val_accuracy")["metrics"]
             assert [m["step"] for m in history] == [0, 1]
         png = urllib.request.urlopen(
-            f"{base}/get-artifact?path=plots/score_vs_params.png&run_uuid={parents[0]}",
+            f"{base}/get-artifact?path=plots/front.png&run_uuid={parents[0]}",
             timeout=10).read()
         assert png[:4] == b"\x89PNG"
 

@@ -150,7 +150,7 @@ def test_parent_run_summarises_the_study(tiny: Stores) -> None:
     assert [m.step for m in history] == [0, 1, 2]  # Refreshed after every trial.
     plots = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert plots == {"plots/optimization_history.png", "plots/parallel_coordinate.png",
-                     "plots/param_importances.png", "plots/score_vs_params.png"}
+                     "plots/param_importances.png", "plots/front.png"}
 
 
 def test_resume_to_a_larger_total_then_nothing_more(tiny: Stores, capsys) -> None:
@@ -311,7 +311,7 @@ def test_same_file_and_seed_give_the_same_architectures(tmp_path: Path, monkeypa
     (("n_conv = [1, 2]", "n_conv = { low = 3, high = 1 }"), "impossible range: low 3 > high 1"),
     (('name = "random"', 'name = "random"\nwarmup = 3'), "'warmup' is not an option of "
                                                          "optuna.samplers.RandomSampler"),
-    (('padding = ["valid", "same"]', 'padding = ["full"]'), "may only hold 'valid', 'same'"),
+    (('padding = ["valid", "same"]', 'padding = ["full"]'), "search.padding: padding must be "),
     (("[search]", "[search]\nconv9 = { filters = [4] }"), "search.conv9 is beyond"),
 ])
 def test_bad_study_files_touch_no_store(change: tuple[str, str], message: str,

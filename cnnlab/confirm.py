@@ -1,0 +1,358 @@
+"""``cnnlab confirm``: re-train a study's leading trials with further seeds, and rank them by
+their mean validation score with its confidence interval.
+
+On 10,000 validation images one image is 0.01%, and two seeds of one architecture differ by
+more than many gaps between a study's trials: a ranking by one run each is partly a ranking of
+seeds. Confirmation re-trains the top ``k`` trials (or the trials on the front of score against
+size) with ``S`` further seeds, the same seeds for every trial (and, with ``baseline``, for the
+notebook's CNN trained the same way), each seed a run nested under the study's MLflow run.
+
+The ranking uses the new seeds only: the trials were chosen *because* their first run scored
+well, so that run is biased upwards (the winner's curse) and is left out of the mean. Trials
+whose intervals overlap the best one's are reported as tied. The record is kept on the Optuna
+study (``cnnlab_confirmed``), so that an interrupted confirmation resumes where it stopped and
+``cnnlab evaluate`` chooses from the confirmed ranking; the study's run gets ``confirm.json``
+and each confirmed trial's run its mean, deviation and interval.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cnnlab import tracking
+from cnnlab import trials as T
+from cnnlab.errors import ConfigError
+from cnnlab.names import CONFIG_ATTR, CONFIRMED_ATTR, DATA_ATTR, PARENT_RUN_ATTR, UID_ATTR
+from cnnlab.ranking import Ranking, Summary, rank, summarize
+
+BASELINE = "notebook"
+"""The key of the notebook's CNN among the confirmed entries."""
+MAX_SEEDS = 100
+
+
+def confirm_seeds(study_seed: int, count: int) -> list[int]:
+    """The seeds of a confirmation: the same for every trial of the study, and the first
+    ``count`` of one sequence (confirming with more seeds later adds seeds, keeps these)."""
+    import numpy as np
+
+    return [int(np.random.SeedSequence([study_seed, 0xC0F1, j]).generate_state(1)[0] % 2**31)
+            for j in range(count)]
+
+
+def study_config(study: Any) -> Any:
+    """The study's configuration, from its identity kept in Optuna (the file's contents but the
+    budget and the words)."""
+    from cnnlab.config import parse_study
+
+    identity = study.user_attrs.get(CONFIG_ATTR)
+    if not identity:
+        raise ConfigError(f"study '{study.study_name}' was not run by cnnlab (it has no "
+                          "configuration); there is nothing to re-train.")
+    return parse_study({**identity, "n_trials": 1}, where=f"study '{study.study_name}'")
+
+
+def trial_spec(config: Any, trial: Any) -> Any:
+    """The trial's ``TrialSpec``, drawn again from the study's space with the trial's values;
+    checked against the configuration key the trial was trained with."""
+    import optuna
+
+    spec = config.space.suggest(optuna.trial.FixedTrial(trial.params), config.training)
+    key = trial.user_attrs.get(T.CONFIG_KEY)
+    if key is not None and spec.key() != key:
+        raise ConfigError(f"trial {trial.number} of study '{config.name}' cannot be rebuilt "
+                          "from its parameters (its configuration key differs); it was trained "
+                          "by an older cnnlab.")
+    return spec
+
+
+def candidates(study: Any, config: Any, *, top: int | None, front: bool) -> list[Any]:
+    """The trials to confirm: those on the front of score against size, or the ``top`` by
+    score; one trial per configuration."""
+    if front:
+        chosen = T.front(study, config.size_attr)
+    else:
+        sign = -1 if T.maximizes(study) else 1
+        judged = sorted(T._judged(study), key=lambda t: (sign * t.values[0], t.number))
+        seen: set[str] = set()
+        chosen = []
+        for trial in judged:
+            key = trial.user_attrs.get(T.CONFIG_KEY, str(trial.number))
+            if key not in seen:
+                seen.add(key)
+                chosen.append(trial)
+        chosen = chosen[:top]
+    if not chosen:
+        raise ConfigError(f"study '{study.study_name}' has no complete trial to confirm.")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What a confirmation found: the ranking of the confirmed trials, the baseline's
+    summary (if it was trained) and the record kept on the study."""
+
+    ranking: Ranking
+    baseline: Summary | None
+    record: dict[str, Any]
+
+
+def load_record(study: Any) -> dict[str, Any] | None:
+    return study.user_attrs.get(CONFIRMED_ATTR)
+
+
+def ranking_of(record: dict[str, Any], *, maximize: bool = True,
+               keys: list[str] | None = None) -> Ranking | None:
+    """The ranking of the record's confirmed trials (all of them, or ``keys``) that have at
+    least two seeds; None if there are none."""
+    entries = record.get("entries", {})
+    summaries = [summarize(int(key), entry["values"]) for key, entry in entries.items()
+                 if key != BASELINE and len(entry["values"]) >= 2
+                 and (keys is None or key in keys)]
+    return rank(summaries, maximize=maximize) if summaries else None
+
+
+def smallest_as_good(record: dict[str, Any], ranking: Ranking, size_attr: str = "n_params",
+                     *, maximize: bool = True) -> tuple[int, Summary] | None:
+    """The smallest confirmed trial whose mean is at least the baseline's (None without a
+    baseline or without such a trial): the study's answer to "how small, as good"."""
+    entries = record.get("entries", {})
+    base = entries.get(BASELINE)
+    if base is None or len(base["values"]) < 1:
+        return None
+    target = summarize(BASELINE, base["values"]).mean
+    good = [s for s in ranking.entries
+            if (s.mean >= target if maximize else s.mean <= target)]
+    if not good:
+        return None
+    best = min(good, key=lambda s: (entries[str(s.key)].get(size_attr) or math.inf, s.key))
+    return entries[str(best.key)].get(size_attr), best
+
+
+def confirm_study(
+    study_name: str,
+    *,
+    top: int | None = 3,
+    front: bool = False,
+    seeds: int = 3,
+    baseline: bool = False,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    data_dir: str | None = None,
+    data: Any = None,
+    out: Callable[[str], None] = print,
+) -> Confirmation:
+    """Re-train the study's top ``top`` trials (or its ``front``), and with ``baseline`` the
+    notebook's CNN, with ``seeds`` seeds each; rank them; record it all. Seeds already done
+    (an interrupted confirmation, or an earlier one with fewer seeds) are not trained again."""
+    from cnnlab.evaluate import evaluation_records, load_existing_study
+
+    if not 2 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds must be from 2 to {MAX_SEEDS} (an interval needs two), "
+                          f"not {seeds}.")
+    if not front and (top is None or top < 1):
+        raise ConfigError(f"--top must be at least 1, not {top}.")
+    import logging
+
+    study = load_existing_study(study_name, storage)
+    config = study_config(study)
+    # Every seed builds a new model; TensorFlow's note that functions are traced again is
+    # expected here and says nothing useful.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    uri = tracking.use_tracking_store(tracking_uri, create=False)
+    if study.user_attrs.get("cnnlab_evaluation") or evaluation_records(study):
+        raise ConfigError(f"study '{study_name}' was evaluated on the test set already; its "
+                          "choice is made, and confirming now would not change it.")
+    chosen = candidates(study, config, top=top, front=front)
+    specs = {str(t.number): trial_spec(config, t) for t in chosen}
+    if baseline:
+        from cnnlab.spec import NOTEBOOK_CNN
+        from cnnlab.trialspec import TrialSpec
+
+        specs[BASELINE] = TrialSpec(NOTEBOOK_CNN, config.training)
+    if data is None:
+        from cnnlab.data import load_mnist
+
+        data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
+    _check_data(study, data)
+    parent = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent is None:
+        raise ConfigError(f"study '{study_name}' has no MLflow study run to nest the "
+                          "confirmation's runs under; run it with cnnlab first.")
+    record = dict(load_record(study) or {})
+    record.setdefault("metric", config.metric)
+    record["seeds"] = confirm_seeds(config.seed, max(seeds, len(record.get("seeds", []))))
+    entries: dict[str, Any] = dict(record.get("entries", {}))
+    by_number = {str(t.number): t for t in chosen}
+    for key in specs:
+        trial = by_number.get(key)
+        entry = dict(entries.get(key, {"values": [], "seeds": [], "run_ids": []}))
+        entry.update({
+            "architecture": specs[key].architecture.describe(),
+            "n_params": trial.user_attrs.get("n_params") if trial else
+            specs[key].architecture.layer_table().total_params,
+            "macs": trial.user_attrs.get("macs") if trial else
+            specs[key].architecture.layer_table().total_macs,
+            "first_value": trial.values[0] if trial else None,
+        })
+        entries[key] = entry
+    rule = "front" if front else f"top {top}"
+    out(f"confirming study '{study_name}' ({rule}{' and the notebook CNN' if baseline else ''}) "
+        f"with {seeds} seeds: {', '.join(('#' + k) if k != BASELINE else k for k in specs)}")
+    seed_list = record["seeds"][:seeds]
+    client = tracking.MlflowClient(uri)
+    experiment_id = tracking.get_or_create_experiment(study_name, uri)
+    for key, spec in specs.items():
+        entry = entries[key]
+        for j, seed in enumerate(seed_list):
+            if seed in entry["seeds"]:
+                continue
+            started = time.monotonic()
+            value, run_id = _train_one(spec.with_seed(seed), key, j, len(seed_list), data,
+                                       config, client, experiment_id, parent, study)
+            entry["values"] = [*entry["values"], value]
+            entry["seeds"] = [*entry["seeds"], seed]
+            entry["run_ids"] = [*entry["run_ids"], run_id]
+            record["entries"] = entries
+            study.set_user_attr(CONFIRMED_ATTR, record)  # Kept after every seed: resumable.
+            label = f"#{key}" if key != BASELINE else "notebook CNN"
+            out(f"  {label:<12} seed {j + 1}/{len(seed_list)}  {config.metric} {value:.4f}  "
+                f"{time.monotonic() - started:6.1f} s")
+    maximize = T.maximizes(study)
+    ranking = ranking_of(record, maximize=maximize, keys=[k for k in specs if k != BASELINE])
+    assert ranking is not None  # Every entry has at least two seeds now.
+    base = summarize(BASELINE, entries[BASELINE]["values"]) if BASELINE in specs else None
+    record.update({
+        "rule": rule, "n_seeds": seeds, "confirmed_at": _now(),
+        "ranking": [s.key for s in ranking.entries],
+        "tied_with_best": list(ranking.tied_with_best),
+    })
+    study.set_user_attr(CONFIRMED_ATTR, record)
+    _record_in_mlflow(client, parent, study, ranking, record, base)
+    _print(ranking, base, record, config, out, maximize=maximize)
+    return Confirmation(ranking, base, record)
+
+
+def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: Any,
+               client: Any, experiment_id: str, parent: str, study: Any) -> tuple[float, str]:
+    """One seed of one entry, as a run nested under the study's run; its last epoch's
+    validation score and the run's id."""
+    import mlflow
+
+    from cnnlab.progress import progress_callback
+    from cnnlab.tf_quiet import import_keras
+    from cnnlab.training import train
+
+    keras = import_keras()
+    keras.backend.clear_session(free_memory=True)
+    label = f"trial-{key}" if key != BASELINE else "notebook-cnn"
+    run = client.create_run(experiment_id, run_name=f"confirm-{label}-seed{index + 1}", tags={
+        "mlflow.parentRunId": parent, "cnnlab.kind": "confirm",
+        "cnnlab.study": study.study_name, "cnnlab.study_uid": study.user_attrs.get(UID_ATTR, ""),
+        "cnnlab.confirms": key, "cnnlab.seed": str(spec.training.seed),
+        "cnnlab.command": tracking.command_line()})
+    status = "FAILED"
+    try:
+        with mlflow.start_run(run_id=run.info.run_id):
+            tracking.log_run_inputs(spec, data, {"confirms": key, "confirm_seed_index": index})
+            progress = progress_callback(f"confirm {label} seed {index + 1}/{count}",
+                                         spec.training.epochs)
+            callbacks = [tracking.EpochMetricsCallback(), keras.callbacks.TerminateOnNaN(),
+                         *([progress] if progress is not None else [])]
+            try:
+                result = train(spec, data, callbacks=callbacks)
+            finally:
+                if progress is not None:
+                    progress.clear()
+            curve = result.history.get(config.metric, [])
+            value = curve[-1] if curve else math.nan
+            tracking.log_curve_plots(result.history)
+            tracking.log_batch(metrics={"objective": value} if math.isfinite(value) else None,
+                               tags={"cnnlab.state": "COMPLETE"})
+            status = "FINISHED"
+    finally:
+        if status != "FINISHED":
+            client.set_terminated(run.info.run_id, "FAILED")
+    if not math.isfinite(value):
+        value = 0.0 if T.maximizes(study) else math.inf  # A diverged seed scores the worst.
+    return value, run.info.run_id
+
+
+def _check_data(study: Any, data: Any) -> None:
+    was = study.user_attrs.get(DATA_ATTR)
+    if was is not None and (was["train_sha256"], was["val_sha256"]) != (
+            data.train.sha256, data.validation.sha256):
+        raise ConfigError(
+            f"study '{study.study_name}' ran on other data (training {was['train_sha256'][:12]},"
+            f" validation {was['val_sha256'][:12]}); point --data-dir or CNNLAB_MNIST_DIR at "
+            "the data it ran on.")
+
+
+def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
+                      record: dict[str, Any], base: Summary | None) -> None:
+    """The study run gets the record (``confirm.json``) and tags; each confirmed trial's run
+    its mean, standard deviation, interval, seed count and rank."""
+    from mlflow.entities import Metric, RunTag
+
+    race = tracking.once_more_on_a_race
+    client.log_dict(parent, record, "confirm.json")
+    race(client.set_tag, parent, "cnnlab.confirmed_best", str(ranking.best.key))
+    race(client.set_tag, parent, "cnnlab.confirmed_tied",
+         " ".join(f"#{k}" for k in ranking.tied_with_best))
+    if base is not None:
+        stamp = int(time.time() * 1000)
+        client.log_batch(parent, metrics=[Metric("notebook_confirm_mean", base.mean, stamp, 0),
+                                          Metric("notebook_confirm_std", base.std, stamp, 0)])
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    stamp = int(time.time() * 1000)
+    for summary in ranking.entries:
+        trial = trials.get(int(summary.key))
+        run_id = trial.user_attrs.get("mlflow_run_id") if trial is not None else None
+        if run_id is None:
+            continue
+        values = {"confirm_mean": summary.mean, "confirm_std": summary.std,
+                  "confirm_n": summary.n, "confirm_ci_low": summary.ci_low,
+                  "confirm_ci_high": summary.ci_high}
+        try:
+            client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0)
+                                              for k, v in values.items()],
+                             tags=[RunTag("cnnlab.confirm_rank",
+                                          str(ranking.rank(summary.key))),
+                                   RunTag("cnnlab.confirm_tied",
+                                          str(summary.key in ranking.tied_with_best).lower())])
+        except Exception:  # A copied trial's run lives in another study's experiment.
+            continue
+
+
+def _print(ranking: Ranking, base: Summary | None, record: dict[str, Any], config: Any,
+           out: Callable[[str], None], *, maximize: bool) -> None:
+    entries = record["entries"]
+    out(f"confirmed ranking by mean {config.metric} over the new seeds (95% interval; the "
+        "trials' first runs left out):")
+    for position, summary in enumerate(ranking.entries, start=1):
+        entry = entries[str(summary.key)]
+        tie = "  tied with the best" if position > 1 and \
+            summary.key in ranking.tied_with_best else ""
+        out(f"  {position:>2}. trial {summary.key:<4} {summary.describe():<28} "
+            f"{entry.get('n_params') or 0:>10,} params  {entry.get('architecture')}{tie}")
+    if base is not None:
+        out(f"      notebook CNN {base.describe():<28} "
+            f"{entries[BASELINE]['n_params']:>10,} params")
+        answer = smallest_as_good(record, ranking, maximize=maximize)
+        if answer is None:
+            out("no confirmed trial is on average as good as the notebook CNN.")
+        else:
+            size, summary = answer
+            share = size / entries[BASELINE]["n_params"]
+            out(f"smallest confirmed network on average as good as the notebook CNN: trial "
+                f"{summary.key}, {size:,} parameters ({share:.1%} of "
+                f"{entries[BASELINE]['n_params']:,}), {summary.describe()}")
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
