@@ -12,8 +12,18 @@ import pandas as pd
 from cnnlab import tracking
 from cnnlab import trials as T
 from cnnlab.errors import ConfigError
-from cnnlab.study_tracking import RUN_ID_ATTR
-from cnnlab.trials import FAIL_REASON
+from cnnlab.names import (
+    ARCHITECTURE_ATTR,
+    DUPLICATE_OF_ATTR,
+    FAIL_REASON_ATTR,
+    KIND_TAG,
+    KIND_TRIAL,
+    MACS_ATTR,
+    N_PARAMS_ATTR,
+    REASON_ATTR,
+    RUN_ID_ATTR,
+    SEED_ATTR,
+)
 
 CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
 SPEC_PREFIXES = ("conv", "dense", "n_conv", "n_dense")
@@ -73,7 +83,7 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
     runs = _trial_runs(client, study.study_name)
     metric = (study.metric_names or ["value"])[0]
     size_attr = study.metric_names[1] if len(study.directions) > 1 and study.metric_names \
-        else "n_params"
+        else N_PARAMS_ATTR
     on_front = {t.number for t in T.front(study, size_attr)}
     confirmed = _confirmed(study)
     rows = []
@@ -86,19 +96,19 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
             "state": trial.state.name,
             "metric": metric,
             "value": trial.values[0] if trial.values else None,
-            "n_params": attrs.get("n_params"),
-            "macs": attrs.get("macs"),
-            "architecture": attrs.get("architecture"),
+            "n_params": attrs.get(N_PARAMS_ATTR),
+            "macs": attrs.get(MACS_ATTR),
+            "architecture": attrs.get(ARCHITECTURE_ATTR),
             "on_front": trial.number in on_front,
             "front_size": size_attr,
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
             "started": trial.datetime_start,
             "pruned_at_epoch": steps[-1] if trial.state.name == "PRUNED" and steps else None,
-            "fail_reason": attrs.get(FAIL_REASON),
+            "fail_reason": attrs.get(FAIL_REASON_ATTR),
             "outcome": T.outcome(trial),
-            "reason": attrs.get(T.REASON, attrs.get(FAIL_REASON)),
-            "duplicate_of": attrs.get(T.DUPLICATE_OF),
-            "seed": attrs.get("seed"),
+            "reason": attrs.get(REASON_ATTR, attrs.get(FAIL_REASON_ATTR)),
+            "duplicate_of": attrs.get(DUPLICATE_OF_ATTR),
+            "seed": attrs.get(SEED_ATTR),
             **trial.params,
         }
         row.update(confirmed.get(trial.number, {}))
@@ -155,7 +165,8 @@ def _trial_runs(client: Any, study_name: str) -> dict[str, Any]:
     if experiment is None:
         return {}
     runs = client.search_runs([experiment.experiment_id],
-                              filter_string="tags.`cnnlab.kind` = 'trial'", max_results=50_000)
+                              filter_string=f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'",
+                              max_results=50_000)
     return {run.info.run_id: run for run in runs}
 
 

@@ -57,6 +57,7 @@ from typing import Any
 
 from cnnlab import defaults
 from cnnlab.errors import ConfigError
+from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR
 from cnnlab.space import HARD_MAX_PARAMS, SearchSpace, parse_space
 from cnnlab.trialspec import TrainConfig
 
@@ -83,9 +84,10 @@ PRUNERS = {
 }
 """Optuna's pruners by cnnlab name, and cnnlab's own dominance pruner (``cnnlab.pruning``),
 the one that works with two objectives."""
-SIZES = ("n_params", "macs")
+SIZES = (N_PARAMS_ATTR, MACS_ATTR)
 """What a second objective may minimize: the parameter count or the multiply-adds per image
-(both known from the shape arithmetic before a network is built)."""
+(both known from the shape arithmetic before a network is built; each trial keeps them in the
+user attributes of these names)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class StudyConfig:
     @property
     def size_attr(self) -> str:
         """The size that fronts are drawn against: the size objective, else parameters."""
-        return self.size_objective or "n_params"
+        return self.size_objective or N_PARAMS_ATTR
 
     def make_pruner(self) -> Any:
         """Optuna's pruner for the study (a no-op one when the dominance pruner judges trials

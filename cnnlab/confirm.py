@@ -26,7 +26,31 @@ from typing import Any
 from cnnlab import tracking
 from cnnlab import trials as T
 from cnnlab.errors import ConfigError
-from cnnlab.names import CONFIG_ATTR, CONFIRMED_ATTR, DATA_ATTR, PARENT_RUN_ATTR, UID_ATTR
+from cnnlab.names import (
+    COMMAND_TAG,
+    CONFIG_ATTR,
+    CONFIG_KEY_ATTR,
+    CONFIRM_RANK_TAG,
+    CONFIRM_TIED_TAG,
+    CONFIRMED_ATTR,
+    CONFIRMED_BEST_TAG,
+    CONFIRMED_TIED_TAG,
+    CONFIRMS_TAG,
+    DATA_ATTR,
+    EVALUATION_ATTR,
+    KIND_CONFIRM,
+    KIND_TAG,
+    MACS_ATTR,
+    N_PARAMS_ATTR,
+    PARENT_RUN_ATTR,
+    PARENT_RUN_TAG,
+    RUN_ID_ATTR,
+    SEED_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    STUDY_UID_TAG,
+    UID_ATTR,
+)
 from cnnlab.ranking import Ranking, Summary, rank, summarize
 
 BASELINE = "notebook"
@@ -61,7 +85,7 @@ def trial_spec(config: Any, trial: Any) -> Any:
     import optuna
 
     spec = config.space.suggest(optuna.trial.FixedTrial(trial.params), config.training)
-    key = trial.user_attrs.get(T.CONFIG_KEY)
+    key = trial.user_attrs.get(CONFIG_KEY_ATTR)
     if key is not None and spec.key() != key:
         raise ConfigError(f"trial {trial.number} of study '{config.name}' cannot be rebuilt "
                           "from its parameters (its configuration key differs); it was trained "
@@ -80,7 +104,7 @@ def candidates(study: Any, config: Any, *, top: int | None, front: bool) -> list
         seen: set[str] = set()
         chosen = []
         for trial in judged:
-            key = trial.user_attrs.get(T.CONFIG_KEY, str(trial.number))
+            key = trial.user_attrs.get(CONFIG_KEY_ATTR, str(trial.number))
             if key not in seen:
                 seen.add(key)
                 chosen.append(trial)
@@ -115,7 +139,7 @@ def ranking_of(record: dict[str, Any], *, maximize: bool = True,
     return rank(summaries, maximize=maximize) if summaries else None
 
 
-def smallest_as_good(record: dict[str, Any], ranking: Ranking, size_attr: str = "n_params",
+def smallest_as_good(record: dict[str, Any], ranking: Ranking, size_attr: str = N_PARAMS_ATTR,
                      *, maximize: bool = True) -> tuple[int, Summary] | None:
     """The smallest confirmed trial whose mean is at least the baseline's (None without a
     baseline or without such a trial): the study's answer to "how small, as good"."""
@@ -163,7 +187,7 @@ def confirm_study(
     # expected here and says nothing useful.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     uri = tracking.use_tracking_store(tracking_uri, create=False)
-    if study.user_attrs.get("cnnlab_evaluation") or evaluation_records(study):
+    if study.user_attrs.get(EVALUATION_ATTR) or evaluation_records(study):
         raise ConfigError(f"study '{study_name}' was evaluated on the test set already; its "
                           "choice is made, and confirming now would not change it.")
     chosen = candidates(study, config, top=top, front=front)
@@ -192,9 +216,9 @@ def confirm_study(
         entry = dict(entries.get(key, {"values": [], "seeds": [], "run_ids": []}))
         entry.update({
             "architecture": specs[key].architecture.describe(),
-            "n_params": trial.user_attrs.get("n_params") if trial else
+            "n_params": trial.user_attrs.get(N_PARAMS_ATTR) if trial else
             specs[key].architecture.layer_table().total_params,
-            "macs": trial.user_attrs.get("macs") if trial else
+            "macs": trial.user_attrs.get(MACS_ATTR) if trial else
             specs[key].architecture.layer_table().total_macs,
             "first_value": trial.values[0] if trial else None,
         })
@@ -250,10 +274,10 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
     keras.backend.clear_session(free_memory=True)
     label = f"trial-{key}" if key != BASELINE else "notebook-cnn"
     run = client.create_run(experiment_id, run_name=f"confirm-{label}-seed{index + 1}", tags={
-        "mlflow.parentRunId": parent, "cnnlab.kind": "confirm",
-        "cnnlab.study": study.study_name, "cnnlab.study_uid": study.user_attrs.get(UID_ATTR, ""),
-        "cnnlab.confirms": key, "cnnlab.seed": str(spec.training.seed),
-        "cnnlab.command": tracking.command_line()})
+        PARENT_RUN_TAG: parent, KIND_TAG: KIND_CONFIRM,
+        STUDY_TAG: study.study_name, STUDY_UID_TAG: study.user_attrs.get(UID_ATTR, ""),
+        CONFIRMS_TAG: key, SEED_TAG: str(spec.training.seed),
+        COMMAND_TAG: tracking.command_line()})
     status = "FAILED"
     try:
         with mlflow.start_run(run_id=run.info.run_id):
@@ -271,7 +295,7 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
             value = curve[-1] if curve else math.nan
             tracking.log_curve_plots(result.history)
             tracking.log_batch(metrics={"objective": value} if math.isfinite(value) else None,
-                               tags={"cnnlab.state": "COMPLETE"})
+                               tags={STATE_TAG: "COMPLETE"})
             status = "FINISHED"
     finally:
         if status != "FINISHED":
@@ -299,8 +323,8 @@ def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
 
     race = tracking.once_more_on_a_race
     client.log_dict(parent, record, "confirm.json")
-    race(client.set_tag, parent, "cnnlab.confirmed_best", str(ranking.best.key))
-    race(client.set_tag, parent, "cnnlab.confirmed_tied",
+    race(client.set_tag, parent, CONFIRMED_BEST_TAG, str(ranking.best.key))
+    race(client.set_tag, parent, CONFIRMED_TIED_TAG,
          " ".join(f"#{k}" for k in ranking.tied_with_best))
     if base is not None:
         stamp = int(time.time() * 1000)
@@ -310,7 +334,7 @@ def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
     stamp = int(time.time() * 1000)
     for summary in ranking.entries:
         trial = trials.get(int(summary.key))
-        run_id = trial.user_attrs.get("mlflow_run_id") if trial is not None else None
+        run_id = trial.user_attrs.get(RUN_ID_ATTR) if trial is not None else None
         if run_id is None:
             continue
         values = {"confirm_mean": summary.mean, "confirm_std": summary.std,
@@ -319,9 +343,9 @@ def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
         try:
             client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0)
                                               for k, v in values.items()],
-                             tags=[RunTag("cnnlab.confirm_rank",
+                             tags=[RunTag(CONFIRM_RANK_TAG,
                                           str(ranking.rank(summary.key))),
-                                   RunTag("cnnlab.confirm_tied",
+                                   RunTag(CONFIRM_TIED_TAG,
                                           str(summary.key in ranking.tied_with_best).lower())])
         except Exception:  # A copied trial's run lives in another study's experiment.
             continue

@@ -49,12 +49,31 @@ from cnnlab.data import (
     resolve_data_dir,
 )
 from cnnlab.errors import ConfigError, EvaluationRefusedError
-from cnnlab.names import CONFIRMED_ATTR, DATA_ATTR, EVALUATION_ATTR, UID_ATTR
-from cnnlab.study_tracking import PARENT_RUN_ATTR, RUN_ID_ATTR
+from cnnlab.names import (
+    CLAIM_TAG,
+    CONFIRMED_ATTR,
+    DATA_ATTR,
+    DUPLICATE_OF_ATTR,
+    EVALUATED_AT_TAG,
+    EVALUATED_MODEL_TAG,
+    EVALUATED_TRIAL_TAG,
+    EVALUATION_ATTR,
+    MODEL_TRIAL_TAG,
+    N_PARAMS_ATTR,
+    PARENT_RUN_ATTR,
+    REGISTERED_MODEL_TAG,
+    RESULT_TAG,
+    RUN_ID_ATTR,
+    STUDY_TAG,
+    STUDY_UID_TAG,
+    TEST_ACCURACY_TAG,
+    TEST_LOSS_TAG,
+    TEST_SHA256_TAG,
+    TEST_SOURCE_TAG,
+    UID_ATTR,
+)
 
 ALIAS = "evaluated"
-CLAIM_TAG = "cnnlab.claim"
-RESULT_TAG = "cnnlab.result"
 
 
 @dataclass(frozen=True)
@@ -138,7 +157,7 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
             raise ConfigError(f"study {study.study_name!r} has no trial {trial}.")
         if T.outcome(chosen[0]) == "duplicate":
             raise ConfigError(f"trial {trial} of study {study.study_name!r} reused the result of "
-                              f"trial {chosen[0].user_attrs.get(T.DUPLICATE_OF)} (the same "
+                              f"trial {chosen[0].user_attrs.get(DUPLICATE_OF_ATTR)} (the same "
                               "configuration) and has no model of its own; evaluate that trial.")
         if chosen[0].state != TrialState.COMPLETE:
             raise ConfigError(f"trial {trial} of study {study.study_name!r} is "
@@ -155,7 +174,8 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
         return sign * confirmed.get(t.number, t.values[index])
 
     if max_params is not None:
-        under = [t for t in complete if t.user_attrs.get("n_params", max_params + 1) <= max_params]
+        under = [t for t in complete
+                 if t.user_attrs.get(N_PARAMS_ATTR, max_params + 1) <= max_params]
         if not under:
             raise ConfigError(f"no complete{' confirmed' if confirmed else ''} trial of study "
                               f"{study.study_name!r} has at most {max_params:,} parameters.")
@@ -193,7 +213,7 @@ def confirmed_means(study: Any) -> dict[int, float]:
 def _size_attr(study: Any) -> str:
     """The size a study's front is drawn against: its second objective, else parameters."""
     names = study.metric_names or []
-    return names[1] if len(study.directions) > 1 and len(names) > 1 else "n_params"
+    return names[1] if len(study.directions) > 1 and len(names) > 1 else N_PARAMS_ATTR
 
 
 def _accuracy_objective(study: Any) -> tuple[int, bool]:
@@ -244,7 +264,7 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
                           "at the study's store.") from None
     return Choice(study_name, chosen.number, run_id, parent_run_id, model_uri,
                   chosen.value if len(study.directions) == 1 else chosen.values,
-                  chosen.user_attrs.get("n_params"))
+                  chosen.user_attrs.get(N_PARAMS_ATTR))
 
 
 def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
@@ -267,7 +287,7 @@ def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
     sign = -1 if study.direction.name == "MAXIMIZE" else 1
     ranked = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                      if T.outcome(t) in ("trained", "copied") and (
-                         max_params is None or t.user_attrs.get("n_params", 0) <= max_params)),
+                         max_params is None or t.user_attrs.get(N_PARAMS_ATTR, 0) <= max_params)),
                     key=lambda t: (sign * t.value, t.number))
     for candidate in ranked[1:]:
         try:
@@ -300,7 +320,7 @@ def evaluation_records(study: Any) -> list[tuple[str, dict]]:
             tags = client.get_registered_model(model_name).tags
         except MlflowException:
             continue
-        if tags.get("cnnlab.study") != name or tags.get("cnnlab.study_uid", uid) != uid:
+        if tags.get(STUDY_TAG) != name or tags.get(STUDY_UID_TAG, uid) != uid:
             continue  # Another study's (a name that sanitizes alike, or another storage).
         if RESULT_TAG in tags:
             found.append((f"registered model '{model_name}'", json.loads(tags[RESULT_TAG])))
@@ -309,16 +329,16 @@ def evaluation_records(study: Any) -> list[tuple[str, dict]]:
                           {**json.loads(tags[CLAIM_TAG]), "claim": True}))
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        owner = (f"tags.`cnnlab.study_uid` = '{uid}'" if uid else
-                 f"tags.`cnnlab.study` = '{name.replace(chr(39), chr(92) + chr(39))}'")
+        owner = (f"tags.`{STUDY_UID_TAG}` = '{uid}'" if uid else
+                 f"tags.`{STUDY_TAG}` = '{name.replace(chr(39), chr(92) + chr(39))}'")
         for run in client.search_runs([experiment.experiment_id],
                                       filter_string=f"{owner} and metrics.test_accuracy >= 0",
                                       run_view_type=ViewType.ALL, max_results=10):
             tags, metrics = run.data.tags, run.data.metrics
             found.append((f"MLflow run {run.info.run_id}", {
-                "evaluated_at": tags.get("cnnlab.evaluated_at", "?"),
-                "trial": tags.get("cnnlab.evaluated_trial", "?"),
-                "model_uri": tags.get("cnnlab.evaluated_model", "?"),
+                "evaluated_at": tags.get(EVALUATED_AT_TAG, "?"),
+                "trial": tags.get(EVALUATED_TRIAL_TAG, "?"),
+                "model_uri": tags.get(EVALUATED_MODEL_TAG, "?"),
                 "test_accuracy": metrics["test_accuracy"],
                 "test_loss": metrics.get("test_loss", float("nan"))}))
     return found
@@ -367,7 +387,7 @@ def claim(choice: Choice, study: Any, complete: bool = False) -> Any:
               "claimed_at": _now(), "host": socket.gethostname(), "pid": os.getpid()}
     try:
         client.create_registered_model(
-            name, tags={"cnnlab.study": choice.study, "cnnlab.study_uid": uid,
+            name, tags={STUDY_TAG: choice.study, STUDY_UID_TAG: uid,
                         CLAIM_TAG: json.dumps(record)},
             description=f"The model of study '{choice.study}' chosen on validation and "
                         "evaluated once on the MNIST test set by `cnnlab evaluate`.")
@@ -376,10 +396,10 @@ def claim(choice: Choice, study: Any, complete: bool = False) -> Any:
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     tags = client.get_registered_model(name).tags
-    if tags.get("cnnlab.study") != choice.study or tags.get("cnnlab.study_uid", uid) != uid:
+    if tags.get(STUDY_TAG) != choice.study or tags.get(STUDY_UID_TAG, uid) != uid:
         raise EvaluationRefusedError(
             f"the registered model '{name}' belongs to another study (named "
-            f"{tags.get('cnnlab.study')!r}, id {tags.get('cnnlab.study_uid', '?')}), perhaps of "
+            f"{tags.get(STUDY_TAG)!r}, id {tags.get(STUDY_UID_TAG, '?')}), perhaps of "
             "the same name in another Optuna storage; rename or delete that model first.")
     if RESULT_TAG in tags:
         raise _already_evaluated(choice.study, json.loads(tags[RESULT_TAG]),
@@ -508,12 +528,12 @@ def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     metrics = {"test_loss": evaluation.test_loss, "test_accuracy": evaluation.test_accuracy}
     metrics.update({f"test_accuracy_class_{d}": a
                     for d, a in enumerate(evaluation.per_class_accuracy)})
-    tags = {"cnnlab.evaluated_at": evaluation.evaluated_at,
-            "cnnlab.evaluated_model": choice.model_uri,
-            "cnnlab.evaluated_trial": str(choice.trial),
-            "cnnlab.registered_model": f"models:/{name}/{version}",
-            "cnnlab.test_source": evaluation.test_source,
-            "cnnlab.test_sha256": evaluation.test_sha256}
+    tags = {EVALUATED_AT_TAG: evaluation.evaluated_at,
+            EVALUATED_MODEL_TAG: choice.model_uri,
+            EVALUATED_TRIAL_TAG: str(choice.trial),
+            REGISTERED_MODEL_TAG: f"models:/{name}/{version}",
+            TEST_SOURCE_TAG: evaluation.test_source,
+            TEST_SHA256_TAG: evaluation.test_sha256}
     fig = confusion_matrix_figure(np.array(evaluation.confusion_matrix),
                                   f"{choice.study}, trial {choice.trial}: test set")
     for run_id in filter(None, (choice.run_id, choice.parent_run_id)):
@@ -523,11 +543,11 @@ def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
             client.set_tag(run_id, key, value)
         client.log_dict(run_id, result, "evaluation/result.json")
         client.log_figure(run_id, fig, "evaluation/confusion_matrix.png")
-    client.set_model_version_tag(name, version, "test_loss", f"{evaluation.test_loss:.6f}")
-    client.set_model_version_tag(name, version, "test_accuracy",
+    client.set_model_version_tag(name, version, TEST_LOSS_TAG, f"{evaluation.test_loss:.6f}")
+    client.set_model_version_tag(name, version, TEST_ACCURACY_TAG,
                                  f"{evaluation.test_accuracy:.6f}")
-    client.set_model_version_tag(name, version, "cnnlab.trial", str(choice.trial))
-    client.set_model_version_tag(name, version, "cnnlab.test_sha256", evaluation.test_sha256)
+    client.set_model_version_tag(name, version, MODEL_TRIAL_TAG, str(choice.trial))
+    client.set_model_version_tag(name, version, TEST_SHA256_TAG, evaluation.test_sha256)
     client.set_registered_model_alias(name, ALIAS, version)
     summary = {k: result[k] for k in ("trial", "run_id", "model_uri", "test_loss",
                                       "test_accuracy", "evaluated_at", "version",

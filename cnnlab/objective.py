@@ -21,12 +21,24 @@ from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
 from cnnlab.errors import ArchitectureError
+from cnnlab.names import (
+    ARCHITECTURE_ATTR,
+    CONFIG_KEY_ATTR,
+    DUPLICATE_OF_ATTR,
+    FAIL_REASON_ATTR,
+    MACS_ATTR,
+    N_PARAMS_ATTR,
+    OUTCOME_ATTR,
+    REASON_ATTR,
+    SAMPLER_SEED_ATTR,
+    SEED_ATTR,
+    WORKER_ATTR,
+)
 from cnnlab.space import check_architecture, constraints
 from cnnlab.trialspec import TrialSpec
 
 # Kept here too for the modules and scripts that import them from the objective.
-FAIL_REASON = T.FAIL_REASON
-WORKER_ATTR = T.WORKER
+FAIL_REASON = FAIL_REASON_ATTR
 
 
 class TrialHooks(Protocol):
@@ -85,14 +97,14 @@ class Objective:
         from cnnlab.sampling import trial_seed
 
         faults.current_trial = trial.number
-        trial.set_user_attr(T.WORKER, liveness.identity())
-        trial.set_user_attr(T.SAMPLER_SEED, trial_seed(self.config.seed, trial.number))
+        trial.set_user_attr(WORKER_ATTR, liveness.identity())
+        trial.set_user_attr(SAMPLER_SEED_ATTR, trial_seed(self.config.seed, trial.number))
         seed = self.config.seed + trial.number
         spec = self.config.space.suggest(trial, self.config.training).with_seed(seed)
         faults.reach("sampling", trial.number)
-        trial.set_user_attr("architecture", spec.architecture.describe())
+        trial.set_user_attr(ARCHITECTURE_ATTR, spec.architecture.describe())
         key = config_key(spec)
-        trial.set_user_attr(T.CONFIG_KEY, key)
+        trial.set_user_attr(CONFIG_KEY_ATTR, key)
         for name, value in constraints(spec.architecture, self.config.max_params).items():
             trial.set_constraint(name, value)
         self.hooks.trial_started(trial, spec)
@@ -131,12 +143,12 @@ class Objective:
         arch = spec.architecture
         try:
             table = arch.layer_table()
-            trial.set_user_attr("n_params", table.total_params)
-            trial.set_user_attr("macs", table.total_macs)
+            trial.set_user_attr(N_PARAMS_ATTR, table.total_params)
+            trial.set_user_attr(MACS_ATTR, table.total_macs)
             check_architecture(arch, self.config.max_params)
         except ArchitectureError as err:
-            trial.set_user_attr(T.OUTCOME, "infeasible")
-            trial.set_user_attr(T.REASON, str(err))
+            trial.set_user_attr(OUTCOME_ATTR, "infeasible")
+            trial.set_user_attr(REASON_ATTR, str(err))
             raise optuna.TrialPruned(str(err)) from None
         if not self.config.allow_repeats:
             earlier = _judged(trial, key)
@@ -152,8 +164,8 @@ class Objective:
             # trial against 0.23 s for a bare loop here, before). run_study unfreezes.
             gc.freeze()
             self._frozen = True
-        trial.set_user_attr("seed", spec.training.seed)
-        trial.set_user_attr(T.OUTCOME, "trained")
+        trial.set_user_attr(SEED_ATTR, spec.training.seed)
+        trial.set_user_attr(OUTCOME_ATTR, "trained")
         # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
         # Every trial records its curve for the dominance pruner (which stops it only when it
         # is the study's pruner); a one-objective study also reports to Optuna's pruner.
@@ -168,7 +180,7 @@ class Objective:
             reason = (f"training diverged: the loss became "
                       f"{losses[-1] if losses else float('nan')} in epoch "
                       f"{max(len(losses) - 1, 0)} and training was stopped.")
-            trial.set_user_attr(T.FAIL_REASON, reason)
+            trial.set_user_attr(FAIL_REASON_ATTR, reason)
             raise DivergedError(reason)
         return result.history[self.config.metric][-1]
 
@@ -178,10 +190,10 @@ def _judged(trial: Any, key: str) -> Any:
     else one being trained now; None if the configuration is new."""
     running = None
     for other in trial.study.get_trials(deepcopy=False):
-        if other.number == trial.number or other.user_attrs.get(T.CONFIG_KEY) != key:
+        if other.number == trial.number or other.user_attrs.get(CONFIG_KEY_ATTR) != key:
             continue
         if other.state.name == "RUNNING":
-            if other.user_attrs.get(T.OUTCOME) == "trained":  # In fit now.
+            if other.user_attrs.get(OUTCOME_ATTR) == "trained":  # In fit now.
                 running = running or other
         elif T.counts(other) or T.outcome(other) == "copied":
             return other
@@ -193,23 +205,23 @@ def _reuse(trial: Any, earlier: Any, *, report: bool = True) -> float:
     step, the same failure; a configuration still running elsewhere is drawn again."""
     import optuna
 
-    trial.set_user_attr(T.OUTCOME, "duplicate")
-    trial.set_user_attr(T.DUPLICATE_OF, earlier.number)
+    trial.set_user_attr(OUTCOME_ATTR, "duplicate")
+    trial.set_user_attr(DUPLICATE_OF_ATTR, earlier.number)
     state = earlier.state.name
     if state == "RUNNING":
         reason = (f"same configuration as trial {earlier.number}, which is being trained now; "
                   "not trained twice")
-        trial.set_user_attr(T.REASON, reason)
-        trial.set_user_attr(T.FAIL_REASON, reason)
+        trial.set_user_attr(REASON_ATTR, reason)
+        trial.set_user_attr(FAIL_REASON_ATTR, reason)
         raise DuplicateRunningError(reason)
     reason = f"same configuration as trial {earlier.number}: its result is reused, not retrained"
-    trial.set_user_attr(T.REASON, reason)
+    trial.set_user_attr(REASON_ATTR, reason)
     for step, value in sorted(earlier.intermediate_values.items()) if report else ():
         trial.report(value, step)  # Its curve, for the pruners that compare curves.
     if state == "COMPLETE":
         return earlier.values[0]
     if state == "PRUNED":
         raise optuna.TrialPruned(reason)
-    failure = earlier.user_attrs.get(T.FAIL_REASON, "the earlier trial failed")
-    trial.set_user_attr(T.FAIL_REASON, failure)
+    failure = earlier.user_attrs.get(FAIL_REASON_ATTR, "the earlier trial failed")
+    trial.set_user_attr(FAIL_REASON_ATTR, failure)
     raise DivergedError(failure)

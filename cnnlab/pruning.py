@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.front import should_stop
-
-CURVE_ATTR = "cnnlab_curve"
-PRUNED_BY_ATTR = "cnnlab_pruned_by"
+from cnnlab.names import CURVE_ATTR, N_PARAMS_ATTR, PRUNED_BY_ATTR
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class DominancePruner:
     margin: float = 0.002
     n_warmup_epochs: int = 1
     n_min_trials: int = 4
-    size_attr: str = "n_params"
+    size_attr: str = N_PARAMS_ATTR
     monitor: str = "val_accuracy"
     maximize: bool | None = None
     stop: bool = True

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cnnlab import tracking
 from cnnlab.data import load_mnist
+from cnnlab.names import COMMAND_TAG, KIND_TAG, KIND_TRAIN
 from cnnlab.progress import progress_callback
 from cnnlab.training import TrainResult, train
 from cnnlab.trialspec import TrialSpec
@@ -37,7 +38,7 @@ def run_training(
     arch.layer_table()
     data = load_mnist(data_dir, train_size=train_size, val_size=val_size)
     uri = tracking.use_tracking_store(tracking_uri)
-    tags = {"cnnlab.kind": "train", "cnnlab.command": tracking.command_line()}
+    tags = {KIND_TAG: KIND_TRAIN, COMMAND_TAG: tracking.command_line()}
     with tracking.tracked_run(experiment, run_name or arch.describe(), tags, uri) as run:
         tracking.log_run_inputs(spec, data)
         callbacks = [tracking.EpochMetricsCallback()]

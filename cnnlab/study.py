@@ -31,7 +31,23 @@ from cnnlab import trials as T
 from cnnlab.config import StudyConfig, check_runnable
 from cnnlab.data import MnistSplits, load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
-from cnnlab.names import CONFIG_ATTR, DATA_ATTR, EVALUATION_ATTR, UID_ATTR
+from cnnlab.names import (
+    ARCHITECTURE_ATTR,
+    CONFIG_ATTR,
+    COPIED_FROM_ATTR,
+    CURVE_ATTR,
+    DATA_ATTR,
+    DESCRIPTION_ATTR,
+    DUPLICATE_OF_ATTR,
+    EVALUATION_ATTR,
+    FAIL_REASON_ATTR,
+    N_PARAMS_ATTR,
+    OUTCOME_ATTR,
+    PARENT_RUN_ATTR,
+    REASON_ATTR,
+    UID_ATTR,
+    WORKER_ATTR,
+)
 from cnnlab.objective import DivergedError, DuplicateRunningError, Objective
 from cnnlab.space import MIN_FEASIBLE
 from cnnlab.stores import redact, resolve_storage
@@ -99,7 +115,7 @@ def fail_dead_trials(study: Any) -> list[int]:
 
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if liveness.is_gone(trial.user_attrs.get(T.WORKER, {})):
+        if liveness.is_gone(trial.user_attrs.get(WORKER_ATTR, {})):
             try:
                 study.tell(trial.number, state=TrialState.FAIL)
                 failed.append(trial.number)
@@ -169,8 +185,9 @@ def run_study(
         storage=storage_obj, study_name=config.name, directions=config.directions,
         sampler=config.make_sampler(), pruner=config.make_pruner(), load_if_exists=True)
     _refuse_if_evaluated(study, config, tracking_uri)
-    if source is not None and any(t.user_attrs.get(T.COPIED_FROM, {}).get("study") == from_study
-                                  for t in study.get_trials(deepcopy=False)):
+    if source is not None and any(
+            t.user_attrs.get(COPIED_FROM_ATTR, {}).get("study") == from_study
+            for t in study.get_trials(deepcopy=False)):
         source = None  # Started from it before: this is a resume.
     _check_same_study(study, config, data, new=source is not None)
     if study.metric_names != config.objectives:
@@ -198,7 +215,7 @@ def run_study(
         if share is None:
             confirm_if_asked(config, study, storage=url, tracking_uri=tracking_uri, data=data,
                              out=out)
-        return StudyOutcome(study, total, 0, study.user_attrs.get("mlflow_parent_run_id"))
+        return StudyOutcome(study, total, 0, study.user_attrs.get(PARENT_RUN_ATTR))
 
     tracker = StudyTracker(study, config, data, tracking_uri)
     for note in tracker.notes:
@@ -343,7 +360,7 @@ def _check_same_study(study: Any, config: StudyConfig, data: MnistSplits,
                           "file.")
     if stored is None:
         study.set_user_attr(CONFIG_ATTR, identity)
-        study.set_user_attr("description", config.description)
+        study.set_user_attr(DESCRIPTION_ATTR, config.description)
     elif stored != identity:
         keys = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
         raise ConfigError(
@@ -397,9 +414,9 @@ def _copy_trials(source: Any, study: Any) -> int:
         if not T.counts(trial) or trial.state.name == "FAIL":
             continue
         attrs = {k: v for k, v in trial.user_attrs.items()
-                 if k not in (EVALUATION_ATTR, T.OUTCOME)}
-        attrs[T.OUTCOME] = "copied"
-        attrs[T.COPIED_FROM] = {"study": source.study_name, "trial": trial.number}
+                 if k not in (EVALUATION_ATTR, OUTCOME_ATTR)}
+        attrs[OUTCOME_ATTR] = "copied"
+        attrs[COPIED_FROM_ATTR] = {"study": source.study_name, "trial": trial.number}
         copies.append(optuna.trial.create_trial(
             state=trial.state,
             values=trial.values if trial.state.name == "COMPLETE" else None,
@@ -419,8 +436,8 @@ def _print_best(study: Any, config: StudyConfig, out: Callable[[str], None]) -> 
         out("no trial has completed yet.")
         return
     out(f"best: trial {best.number}, {config.metric} {best.values[0]:.4f}, "
-        f"{best.user_attrs.get('n_params', 0):,} parameters, "
-        f"{best.user_attrs.get('architecture', '')}")
+        f"{best.user_attrs.get(N_PARAMS_ATTR, 0):,} parameters, "
+        f"{best.user_attrs.get(ARCHITECTURE_ATTR, '')}")
 
 
 class _Budget:
@@ -484,22 +501,22 @@ class ProgressPrinter:
         state = trial.state.name
         kind = T.outcome(trial)
         seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
-        size = trial.user_attrs.get("n_params")
+        size = trial.user_attrs.get(N_PARAMS_ATTR)
         size_text = f"{size:>10,} params" if size is not None else " " * 17
         if kind == "infeasible":
             state = "INFEASIBLE"
-            detail = "not trained: " + trial.user_attrs.get(T.REASON, "infeasible")
+            detail = "not trained: " + trial.user_attrs.get(REASON_ATTR, "infeasible")
         elif state == "COMPLETE":
             detail = f"{self.config.metric} {trial.values[0]:.4f}"
         elif state == "PRUNED":
             step = max(trial.intermediate_values, default=None)
-            if step is None and trial.user_attrs.get("cnnlab_curve"):
-                step = len(trial.user_attrs["cnnlab_curve"]) - 1
+            if step is None and trial.user_attrs.get(CURVE_ATTR):
+                step = len(trial.user_attrs[CURVE_ATTR]) - 1
             detail = (f"pruned after epoch {step}" if step is not None else "pruned")
         else:
-            detail = trial.user_attrs.get(T.FAIL_REASON, "failed")
+            detail = trial.user_attrs.get(FAIL_REASON_ATTR, "failed")
         if kind == "duplicate":
-            earlier = trial.user_attrs.get(T.DUPLICATE_OF)
+            earlier = trial.user_attrs.get(DUPLICATE_OF_ATTR)
             detail = (f"drawn again: #{earlier} is training it" if state == "FAIL" else
                       f"{detail} (reused #{earlier}, not retrained)")
         best = _best_trial(study)

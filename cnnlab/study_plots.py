@@ -13,8 +13,10 @@ matplotlib.use("Agg")  # Files only; never a window (Optuna's plots go through p
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR  # noqa: E402
 
-def study_figures(study: Any, metric: str, size_attr: str = "n_params") -> dict[str, Any]:
+
+def study_figures(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> dict[str, Any]:
     """Artifact path -> figure, for those plots the study has enough trials to draw."""
     import optuna
     from optuna.trial import TrialState
@@ -59,7 +61,7 @@ def study_figures(study: Any, metric: str, size_attr: str = "n_params") -> dict[
     return figures
 
 
-def front_figure(study: Any, metric: str, size_attr: str = "n_params") -> Figure:
+def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Figure:
     """Every trial's validation score against its size (log scale), the front of score
     against size drawn through the trials on it, and the notebook's CNN marked at its size."""
     from optuna.trial import TrialState
@@ -67,7 +69,8 @@ def front_figure(study: Any, metric: str, size_attr: str = "n_params") -> Figure
     from cnnlab.spec import NOTEBOOK_CNN
     from cnnlab.trials import front, outcome
 
-    noun = {"n_params": "parameters", "macs": "multiply-adds per image"}.get(size_attr, size_attr)
+    nouns = {N_PARAMS_ATTR: "parameters", MACS_ATTR: "multiply-adds per image"}
+    noun = nouns.get(size_attr, size_attr)
     fig = Figure(figsize=(7.5, 4.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     styles = {TrialState.COMPLETE: ("o", "complete", 0.55), TrialState.PRUNED: ("x", "pruned",
@@ -91,7 +94,7 @@ def front_figure(study: Any, metric: str, size_attr: str = "n_params") -> Figure
             ax.annotate(f"#{t.number}", (t.user_attrs[size_attr], t.values[0]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
     table = NOTEBOOK_CNN.layer_table()
-    size = table.total_params if size_attr == "n_params" else table.total_macs
+    size = table.total_params if size_attr == N_PARAMS_ATTR else table.total_macs
     ax.axvline(size, color="tab:green", linestyle="--", alpha=0.8,
                label=f"notebook CNN ({size:,} {noun})")
     ax.set_xscale("log")

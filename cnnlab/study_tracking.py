@@ -27,11 +27,38 @@ from cnnlab import faults, tracking
 from cnnlab import trials as T
 from cnnlab.config import StudyConfig
 from cnnlab.data import MnistSplits
-from cnnlab.names import FRONT_ATTR, PARENT_RUN_ATTR, UID_ATTR
+from cnnlab.names import (
+    ARCHITECTURE_ATTR,
+    BEST_RUN_ID_TAG,
+    BEST_TRIAL_TAG,
+    COMMAND_TAG,
+    DUPLICATE_OF_ATTR,
+    DUPLICATE_OF_TAG,
+    FAIL_REASON_ATTR,
+    FRONT_ATTR,
+    FRONT_TAG,
+    KIND_STUDY,
+    KIND_TAG,
+    KIND_TRIAL,
+    N_PARAMS_ATTR,
+    NOTE_TAG,
+    OPTUNA_STUDY_TAG,
+    OUTCOME_TAG,
+    PARENT_RUN_ATTR,
+    PRUNED_AT_EPOCH_TAG,
+    PRUNED_BY_ATTR,
+    REASON_ATTR,
+    REASON_TAG,
+    RUN_ID_ATTR,
+    STATE_TAG,
+    STUDY_TAG,
+    STUDY_UID_TAG,
+    TRIAL_NUMBER_TAG,
+    UID_ATTR,
+)
 from cnnlab.trialspec import TrialSpec
 
-FAIL_REASON = T.FAIL_REASON
-RUN_ID_ATTR = "mlflow_run_id"
+FAIL_REASON = FAIL_REASON_ATTR  # Kept here too for the modules that import it from here.
 PLOTS_EVERY = 20
 """The study run's plots are drawn again after this many trials..."""
 PLOTS_SECONDS = 60.0
@@ -99,9 +126,9 @@ class StudyTracker:
                     self.notes.append(
                         f"the study's MLflow run {run_id} was deleted (in the MLflow UI?); its "
                         "trial runs stay under it, and a new study run takes the new ones.")
-                elif run.data.tags.get("cnnlab.study_uid", self.uid) == self.uid:
-                    if "cnnlab.study_uid" not in run.data.tags:  # Recorded before study ids.
-                        self.client.set_tag(run_id, "cnnlab.study_uid", self.uid)
+                elif run.data.tags.get(STUDY_UID_TAG, self.uid) == self.uid:
+                    if STUDY_UID_TAG not in run.data.tags:  # Recorded before study ids.
+                        self.client.set_tag(run_id, STUDY_UID_TAG, self.uid)
                     return run_id
             except mlflow.exceptions.MlflowException:
                 pass  # The study was tracked elsewhere before; start a parent run here.
@@ -110,7 +137,7 @@ class StudyTracker:
             run_id = found[0].info.run_id
         else:
             others = self.client.search_runs(
-                [self.experiment_id], filter_string="tags.`cnnlab.kind` = 'study'",
+                [self.experiment_id], filter_string=f"tags.`{KIND_TAG}` = '{KIND_STUDY}'",
                 max_results=1)
             if others and run_id is None:
                 self.notes.append(
@@ -118,10 +145,10 @@ class StudyTracker:
                     "of this name (deleted from Optuna, or in another storage); this study gets "
                     "a study run of its own.")
             run = self.client.create_run(self.experiment_id, run_name=self.config.name, tags={
-                "cnnlab.kind": "study", "cnnlab.study": self.config.name,
-                "cnnlab.study_uid": self.uid,
-                "mlflow.note.content": self.config.description,
-                "optuna.study_name": self.study.study_name})
+                KIND_TAG: KIND_STUDY, STUDY_TAG: self.config.name,
+                STUDY_UID_TAG: self.uid,
+                NOTE_TAG: self.config.description,
+                OPTUNA_STUDY_TAG: self.study.study_name})
             run_id = run.info.run_id
             # Workers started together may each have made one: all keep the earliest.
             earliest = self._parent_runs()[0].info.run_id
@@ -136,8 +163,8 @@ class StudyTracker:
     def _parent_runs(self) -> list[Any]:
         return self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`cnnlab.study_uid` = '{_quote(self.uid)}' and "
-                          "tags.`cnnlab.kind` = 'study'",
+            filter_string=f"tags.`{STUDY_UID_TAG}` = '{_quote(self.uid)}' and "
+                          f"tags.`{KIND_TAG}` = '{KIND_STUDY}'",
             order_by=["attributes.start_time ASC"], max_results=10)
 
     def _log_study_config(self, run_id: str) -> None:
@@ -171,14 +198,14 @@ class StudyTracker:
                     run.info.run_id == self._trial_run:
                 continue
             state = trial.state.name
-            killed = state == "FAIL" and FAIL_REASON not in trial.user_attrs
+            killed = state == "FAIL" and FAIL_REASON_ATTR not in trial.user_attrs
             status = ("KILLED" if killed else "FAILED") if state == "FAIL" else "FINISHED"
-            if run.info.status == status and run.data.tags.get("cnnlab.state") == state:
+            if run.info.status == status and run.data.tags.get(STATE_TAG) == state:
                 continue
             race = tracking.once_more_on_a_race  # Workers starting together reconcile alike.
-            race(self.client.set_tag, run.info.run_id, "cnnlab.state", state)
+            race(self.client.set_tag, run.info.run_id, STATE_TAG, state)
             if killed:
-                race(self.client.set_tag, run.info.run_id, "cnnlab.reason",
+                race(self.client.set_tag, run.info.run_id, REASON_TAG,
                      "its worker was killed or interrupted before the trial was recorded in "
                      "Optuna")
             self.client.set_terminated(run.info.run_id, status)
@@ -192,11 +219,11 @@ class StudyTracker:
         while True:
             page = self.client.search_runs(
                 [self.experiment_id],
-                filter_string=f"tags.`cnnlab.study` = '{_quote(self.config.name)}' and "
-                              "tags.`cnnlab.kind` = 'trial'",
+                filter_string=f"tags.`{STUDY_TAG}` = '{_quote(self.config.name)}' and "
+                              f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'",
                 max_results=1000, page_token=token)
             found.extend(r for r in page
-                         if r.data.tags.get("cnnlab.study_uid", self.uid) == self.uid)
+                         if r.data.tags.get(STUDY_UID_TAG, self.uid) == self.uid)
             token = page.token
             if not token:
                 return found
@@ -208,15 +235,15 @@ class StudyTracker:
             mlflow.end_run()
         mlflow.start_run(run_id=self.parent_run_id)
         # Every worker tags the shared study run as it starts: the writes may race.
-        tracking.once_more_on_a_race(mlflow.set_tag, "cnnlab.command", tracking.command_line())
+        tracking.once_more_on_a_race(mlflow.set_tag, COMMAND_TAG, tracking.command_line())
 
     def finish(self, status: str = "FINISHED") -> None:
         """End any trial run still open as KILLED or FAILED, make MLflow agree with what
         Optuna recorded (an interrupt may have come between a run's end and Optuna's tell),
         then end the parent run."""
         if self._trial_run is not None:
-            mlflow.set_tag("cnnlab.state", "FAIL")
-            mlflow.set_tag("cnnlab.reason", "interrupted" if status == "KILLED" else
+            mlflow.set_tag(STATE_TAG, "FAIL")
+            mlflow.set_tag(REASON_TAG, "interrupted" if status == "KILLED" else
                            "the trial raised an error")
             mlflow.end_run("KILLED" if status == "KILLED" else "FAILED")
             self._trial_run = None
@@ -235,9 +262,9 @@ class StudyTracker:
     def trial_started(self, trial: Any, spec: TrialSpec) -> None:
         run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial-{trial.number}",
                                nested=True, tags={
-            "cnnlab.kind": "trial", "cnnlab.study": self.config.name,
-            "cnnlab.study_uid": self.uid, "cnnlab.trial_number": str(trial.number),
-            "optuna.study_name": self.study.study_name})
+            KIND_TAG: KIND_TRIAL, STUDY_TAG: self.config.name,
+            STUDY_UID_TAG: self.uid, TRIAL_NUMBER_TAG: str(trial.number),
+            OPTUNA_STUDY_TAG: self.study.study_name})
         self._trial_run = run.info.run_id
         self._trial_number = trial.number
         trial.set_user_attr(RUN_ID_ATTR, run.info.run_id)
@@ -265,24 +292,24 @@ class StudyTracker:
             return
         attrs = trial.user_attrs
         kind = T.outcome(trial)
-        tags = {"cnnlab.state": state, "cnnlab.outcome": kind}
+        tags = {STATE_TAG: state, OUTCOME_TAG: kind}
         recorder, self._recorder = self._recorder, None
         history = recorder.history if recorder is not None else {}
         if kind in ("infeasible", "duplicate"):
-            tags["cnnlab.reason"] = attrs.get(T.REASON, kind)
+            tags[REASON_TAG] = attrs.get(REASON_ATTR, kind)
             if kind == "duplicate":
-                tags["cnnlab.duplicate_of"] = str(attrs.get(T.DUPLICATE_OF))
+                tags[DUPLICATE_OF_TAG] = str(attrs.get(DUPLICATE_OF_ATTR))
         elif state == "PRUNED":
             curve = history.get(self.config.metric, [])
             last = len(curve) - 1 if curve else None
-            tags["cnnlab.pruned_at_epoch"] = str(last)
-            tags["cnnlab.reason"] = (
+            tags[PRUNED_AT_EPOCH_TAG] = str(last)
+            tags[REASON_TAG] = (
                 f"pruned by {self.config.pruner.name} after epoch {last} "
                 f"({self.config.metric} {curve[-1] if curve else float('nan'):.4f})")
-            if "cnnlab_pruned_by" in attrs:  # The dominance pruner says by which trial.
-                tags["cnnlab.reason"] += ": " + attrs["cnnlab_pruned_by"]
+            if PRUNED_BY_ATTR in attrs:  # The dominance pruner says by which trial.
+                tags[REASON_TAG] += ": " + attrs[PRUNED_BY_ATTR]
         elif state == "FAIL":
-            tags["cnnlab.reason"] = attrs.get(FAIL_REASON, "the trial raised an error")
+            tags[REASON_TAG] = attrs.get(FAIL_REASON_ATTR, "the trial raised an error")
         tracking.log_batch(tags=tags, metrics={"objective": value} if value is not None and
                            math.isfinite(value) else None)
         if history:
@@ -302,9 +329,9 @@ class StudyTracker:
         """After Optuna recorded a trial: close its run if an unexpected error left it open
         (the objective closes it otherwise), then refresh the study's run."""
         if self._trial_run is not None and self._trial_number == trial.number:
-            mlflow.set_tags({"cnnlab.state": trial.state.name,
-                             "cnnlab.reason": trial.user_attrs.get(
-                                 FAIL_REASON, "the trial raised an error")})
+            mlflow.set_tags({STATE_TAG: trial.state.name,
+                             REASON_TAG: trial.user_attrs.get(
+                                 FAIL_REASON_ATTR, "the trial raised an error")})
             mlflow.end_run("FAILED")
             self._trial_run = None
             self._recorder = None
@@ -330,17 +357,17 @@ class StudyTracker:
         best = _best_trial(study)
         if best is not None:
             metrics["best_value"] = best.values[0]
-            metrics["best_n_params"] = best.user_attrs.get("n_params", float("nan"))
+            metrics["best_n_params"] = best.user_attrs.get(N_PARAMS_ATTR, float("nan"))
             summary = {
                 "number": best.number, "value": best.values[0], "metric": self.config.metric,
-                "params": best.params, "architecture": best.user_attrs.get("architecture"),
-                "n_params": best.user_attrs.get("n_params"),
+                "params": best.params, "architecture": best.user_attrs.get(ARCHITECTURE_ATTR),
+                "n_params": best.user_attrs.get(N_PARAMS_ATTR),
                 "run_id": best.user_attrs.get(RUN_ID_ATTR),
             }
             # Workers refresh the one study run side by side: their writes may race.
             race = tracking.once_more_on_a_race
-            race(self.client.set_tag, self.parent_run_id, "cnnlab.best_trial", str(best.number))
-            race(self.client.set_tag, self.parent_run_id, "cnnlab.best_run_id", summary["run_id"])
+            race(self.client.set_tag, self.parent_run_id, BEST_TRIAL_TAG, str(best.number))
+            race(self.client.set_tag, self.parent_run_id, BEST_RUN_ID_TAG, summary["run_id"])
             self.client.log_dict(self.parent_run_id, summary, "best_trial.json")
         metrics["front_size"] = len(self._tag_front(study))
         step = max((t.number for t in trials), default=0)
@@ -364,14 +391,14 @@ class StudyTracker:
             run_id = by_number[number].user_attrs.get(RUN_ID_ATTR) if number in by_number \
                 else None
             if run_id is not None:
-                race(self.client.set_tag, run_id, "cnnlab.front", str(number in now).lower())
+                race(self.client.set_tag, run_id, FRONT_TAG, str(number in now).lower())
         study.set_user_attr(FRONT_ATTR, now)
-        race(self.client.set_tag, self.parent_run_id, "cnnlab.front",
+        race(self.client.set_tag, self.parent_run_id, FRONT_TAG,
              " ".join(f"#{n}" for n in now))
         self.client.log_dict(self.parent_run_id, [
             {"trial": t.number, self.config.metric: t.values[0],
              self.config.size_attr: t.user_attrs.get(self.config.size_attr),
-             "architecture": t.user_attrs.get("architecture"),
+             "architecture": t.user_attrs.get(ARCHITECTURE_ATTR),
              "run_id": t.user_attrs.get(RUN_ID_ATTR)} for t in front], "front.json")
         return front
 

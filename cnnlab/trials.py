@@ -1,5 +1,5 @@
-"""A trial in the study's books: the names of the attributes cnnlab keeps on Optuna trials, what
-became of a trial (its outcome), and whether it counts toward the study's total.
+"""A trial in the study's books: what became of a trial (its outcome), and whether it counts
+toward the study's total. The names of the attributes it reads are in ``cnnlab.names``.
 
 Pure bookkeeping on Optuna's ``FrozenTrial`` (read through ``state.name`` and ``user_attrs``):
 no framework import, so every module and the tests can share one definition.
@@ -22,22 +22,19 @@ from __future__ import annotations
 
 from typing import Any
 
-FAIL_REASON = "fail_reason"
-"""Why a trial failed (a diverging loss, say)."""
-REASON = "cnnlab_reason"
-"""Why a trial was not trained (infeasible, or a duplicate), in a sentence."""
-WORKER = "cnnlab_worker"
-"""The worker process (host, pid) that runs the trial."""
-OUTCOME = "cnnlab_outcome"
-"""One of ``OUTCOMES``."""
-CONFIG_KEY = "cnnlab_config_key"
-"""A digest of the trial's whole configuration: equal keys, equal trials."""
-DUPLICATE_OF = "cnnlab_duplicate_of"
-"""The number of the earlier trial whose result a duplicate reuses."""
-SAMPLER_SEED = "cnnlab_sampler_seed"
-"""The seed the study's sampler drew this trial with (``sampling.trial_seed``)."""
-COPIED_FROM = "cnnlab_copied_from"
-"""{study, trial} of a trial copied from another study."""
+from cnnlab import names
+from cnnlab.names import CURVE_ATTR, N_PARAMS_ATTR
+
+# The trial attributes' names as this module has long called them (their home is
+# ``cnnlab.names``), for the modules, scripts and tests that import them from here.
+FAIL_REASON = names.FAIL_REASON_ATTR
+REASON = names.REASON_ATTR
+WORKER = names.WORKER_ATTR
+OUTCOME = names.OUTCOME_ATTR
+CONFIG_KEY = names.CONFIG_KEY_ATTR
+DUPLICATE_OF = names.DUPLICATE_OF_ATTR
+SAMPLER_SEED = names.SAMPLER_SEED_ATTR
+COPIED_FROM = names.COPIED_FROM_ATTR
 
 OUTCOMES = ("trained", "infeasible", "duplicate", "copied")
 
@@ -70,7 +67,7 @@ def score(trial: Any) -> float | None:
         return trial.values[0]
     if trial.intermediate_values:
         return trial.intermediate_values[max(trial.intermediate_values)]
-    curve = trial.user_attrs.get("cnnlab_curve")
+    curve = trial.user_attrs.get(CURVE_ATTR)
     return curve[-1] if curve else None
 
 
@@ -96,7 +93,7 @@ def best(study: Any) -> Any:
     return max(trials, key=lambda t: (sign * t.values[0], -t.number))
 
 
-def front(study: Any, size_attr: str = "n_params") -> list[Any]:
+def front(study: Any, size_attr: str = N_PARAMS_ATTR) -> list[Any]:
     """The complete trials on the front of the validation metric against size (``n_params``
     or ``macs``), smallest first: none of them is beaten on both by another."""
     from cnnlab.front import Point, pareto_front
