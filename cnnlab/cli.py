@@ -378,7 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hyperparameter experiments on convolutional networks for MNIST, tracked "
                     "in MLflow.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _shapes_parser(sub)
+    _train_parser(sub)
+    _study_parsers(sub)
+    _evaluate_parser(sub)
+    _confirm_parser(sub)
+    _compare_parser(sub)
+    _ui_parser(sub)
+    return parser
 
+
+def _shapes_parser(sub: argparse._SubParsersAction) -> None:
     shapes = sub.add_parser("shapes", help="per-layer output shapes, parameters and MACs",
                             description="Print the per-layer table (output shape, parameters, "
                                         "multiply-adds) of an architecture, as model.summary() "
@@ -388,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="input shape (default 28,28,1)")
     shapes.set_defaults(func=cmd_shapes)
 
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train one architecture and record it in MLflow",
                            description="Train one CNN on MNIST's training split (50,000 images), "
                                        "validating on the first 10,000 training images every "
@@ -416,10 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_arg(train)
     train.set_defaults(func=cmd_train)
 
+
+def _study_parsers(sub: argparse._SubParsersAction) -> None:
     study = sub.add_parser("study", help="Optuna studies over the CNN's architecture",
                            description="Optuna studies declared in study files "
                                        "(experiments/*.toml).")
     study_sub = study.add_subparsers(dest="study_command", required=True, metavar="COMMAND")
+    _study_run_parser(study_sub)
+    _study_check_parser(study_sub)
+
+
+def _study_run_parser(study_sub: argparse._SubParsersAction) -> None:
     run = study_sub.add_parser(
         "run", help="create or resume a study and run it to its total number of trials",
         description="Create the study in the Optuna storage, or resume it, and run trials until "
@@ -432,8 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop starting trials after this long (default: the file's)")
     _add_storage_arg(run)
     _add_tracking_arg(run)
-    run.add_argument("--data-dir", metavar="DIR",
-                     help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
+    _add_data_dir_arg(run)
     run.add_argument("--workers", type=_positive, default=1, metavar="N",
                      help="run N worker processes on this study at once, sharing its budget "
                           "(default 1)")
@@ -443,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--share", type=_non_negative, help=argparse.SUPPRESS)
     run.add_argument("--worker-name", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_study_run)
+
+
+def _study_check_parser(study_sub: argparse._SubParsersAction) -> None:
     check = study_sub.add_parser(
         "check", help="check a study file and estimate its space; writes nothing",
         description="Read and check a study file as `study run` does (every key, the sampler "
@@ -451,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, help="the study file")
     check.set_defaults(func=cmd_study_check)
 
+
+def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser(
         "evaluate", help="evaluate a study's best model on the test set, once",
         description="Evaluate the study's chosen model (its best trial by validation score) "
@@ -471,10 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "claimed model")
     _add_storage_arg(evaluate)
     _add_tracking_arg(evaluate)
-    evaluate.add_argument("--data-dir", metavar="DIR",
-                          help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
+    _add_data_dir_arg(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
+
+def _confirm_parser(sub: argparse._SubParsersAction) -> None:
     confirm = sub.add_parser(
         "confirm", help="re-train a study's leading trials with more seeds and rank them",
         description="Re-train the study's top K trials (or the trials on its front of score "
@@ -494,10 +518,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also train the notebook's CNN the same way over the same seeds")
     _add_storage_arg(confirm)
     _add_tracking_arg(confirm)
-    confirm.add_argument("--data-dir", metavar="DIR",
-                         help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
+    _add_data_dir_arg(confirm)
     confirm.set_defaults(func=cmd_confirm)
 
+
+def _compare_parser(sub: argparse._SubParsersAction) -> None:
     compare = sub.add_parser(
         "compare", help="a leaderboard of trials across studies",
         description="One row per trial, joining Optuna's record with MLflow's; printed as a "
@@ -521,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_arg(compare)
     compare.set_defaults(func=cmd_compare)
 
+
+def _ui_parser(sub: argparse._SubParsersAction) -> None:
     ui = sub.add_parser("ui", help="serve the MLflow UI over the local store",
                         description="Serve the MLflow UI over cnnlab's tracking store.")
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
@@ -532,7 +559,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "that reach it by that name")
     _add_tracking_arg(ui)
     ui.set_defaults(func=cmd_ui)
-    return parser
 
 
 def _add_storage_arg(parser: argparse.ArgumentParser) -> None:
@@ -555,6 +581,11 @@ def _add_tracking_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking store (default $MLFLOW_TRACKING_URI, else "
                              "sqlite:///mlruns/mlflow.db)")
+
+
+def _add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help=f"MNIST folder; default ${DATA_DIR_ENV}, else Keras's download")
 
 
 def main(argv: list[str] | None = None) -> int:
