@@ -1,7 +1,8 @@
 """The Optuna objective: sample a trial's configuration, judge it, train it, return its score.
 
 It computes and returns a number and nothing else: tracking reaches a trial through the hooks it
-is given (``TrialHooks``) and through Optuna callbacks, never from in here.
+is given (``TrialHooks``: a context around each trial) and through Optuna callbacks, never from in
+here.
 
 Before anything is built, a trial is judged with the shape arithmetic alone: an architecture
 that cannot be built or is over ``max_params`` is *infeasible* (pruned at once, with Optuna
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import math
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from cnnlab import faults, liveness
@@ -41,29 +43,43 @@ from cnnlab.trialspec import TrialSpec
 FAIL_REASON = FAIL_REASON_ATTR
 
 
-class TrialHooks(Protocol):
-    """What an objective tells the world about a trial while it runs."""
+class TrialRecord(Protocol):
+    """What an objective tells the world about one trial while it runs (``TrialHooks.trial``)."""
 
-    def trial_started(self, trial: Any, spec: TrialSpec) -> None:
-        """The trial's spec is known (its architecture may still prove invalid); its seed is
-        the trial's."""
-
-    def keras_callbacks(self, trial: Any) -> list[Any]:
+    def keras_callbacks(self) -> list[Any]:
         """Keras callbacks to train this trial with (per-epoch logging, say)."""
 
-    def trial_ended(self, trial: Any, state: str, value: float | None = None) -> None:
-        """The trial ended as ``state`` (COMPLETE, PRUNED or FAIL), before Optuna is told: a
-        trial that Optuna records as ended has been recorded everywhere else first."""
+    def ended(self, state: str, value: float | None = None) -> None:
+        """The trial ended as ``state`` (COMPLETE, PRUNED or FAIL), with ``value`` if it
+        completed; recorded when the context exits."""
+
+
+class TrialHooks(Protocol):
+    """How an objective tells the world about its trials."""
+
+    def trial(self, trial: Any, spec: TrialSpec) -> AbstractContextManager[TrialRecord]:
+        """A context around the trial, entered once its spec is known (its architecture may
+        still prove invalid; its seed is the trial's). Its exit records how the trial ended,
+        before Optuna is told: a trial that Optuna records as ended has been recorded
+        everywhere else first."""
 
 
 class NoHooks:
-    def trial_started(self, trial: Any, spec: TrialSpec) -> None:
+    def trial(self, trial: Any, spec: TrialSpec) -> _NoRecord:
+        return _NoRecord()
+
+
+class _NoRecord:
+    def __enter__(self) -> _NoRecord:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
         return None
 
-    def keras_callbacks(self, trial: Any) -> list[Any]:
+    def keras_callbacks(self) -> list[Any]:
         return []
 
-    def trial_ended(self, trial: Any, state: str, value: float | None = None) -> None:
+    def ended(self, state: str, value: float | None = None) -> None:
         return None
 
 
@@ -107,22 +123,26 @@ class Objective:
         trial.set_user_attr(CONFIG_KEY_ATTR, key)
         for name, value in constraints(spec.architecture, self.config.max_params).items():
             trial.set_constraint(name, value)
-        self.hooks.trial_started(trial, spec)
         # The trial's records are complete before Optuna is told how it ended (the tell comes
-        # when this returns or raises), so that Optuna never counts a trial whose run or model
-        # is missing; an interrupt in between leaves a RUNNING trial, failed on the next start.
-        try:
-            value = self._judge_and_train(trial, spec, key)
-        except optuna.TrialPruned:
-            self.hooks.trial_ended(trial, "PRUNED")
-            faults.reach("tell", trial.number)
-            raise
-        except (DivergedError, DuplicateRunningError):
-            self.hooks.trial_ended(trial, "FAIL")
-            faults.reach("tell", trial.number)
-            raise
-        self.hooks.trial_ended(trial, "COMPLETE", value)
+        # when this returns or raises): the hooks' context records the end as it exits, so that
+        # Optuna never counts a trial whose run or model is missing; an interrupt in between
+        # leaves a RUNNING trial, failed on the next start.
+        value = math.nan
+        ending: Exception | None = None  # How a trial that did not complete ended.
+        with self.hooks.trial(trial, spec) as record:
+            try:
+                value = self._judge_and_train(trial, spec, key, record)
+            except optuna.TrialPruned as pruned:
+                record.ended("PRUNED")
+                ending = pruned
+            except (DivergedError, DuplicateRunningError) as failed:
+                record.ended("FAIL")
+                ending = failed
+            else:
+                record.ended("COMPLETE", value)
         faults.reach("tell", trial.number)
+        if ending is not None:
+            raise ending
         return self._values(trial, value)
 
     def _values(self, trial: Any, value: float) -> float | tuple[float, float]:
@@ -130,7 +150,8 @@ class Objective:
         size = self.config.size_objective
         return value if size is None else (value, float(trial.user_attrs[size]))
 
-    def _judge_and_train(self, trial: Any, spec: TrialSpec, key: str) -> float:
+    def _judge_and_train(self, trial: Any, spec: TrialSpec, key: str,
+                         record: TrialRecord) -> float:
         import optuna
 
         from cnnlab.tf_quiet import import_keras
@@ -172,7 +193,7 @@ class Objective:
         pruning = [self.config.dominance_pruner().keras_callback(trial)]
         if self.config.size_objective is None:
             pruning.append(KerasPruningCallback(trial, monitor=self.config.metric))
-        callbacks = [*self.hooks.keras_callbacks(trial), keras.callbacks.TerminateOnNaN(),
+        callbacks = [*record.keras_callbacks(), keras.callbacks.TerminateOnNaN(),
                      *pruning, *faults.keras_callbacks(trial.number)]
         result = train(spec, self.data, callbacks=callbacks)
         losses = result.history.get("loss", [])

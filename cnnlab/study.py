@@ -227,7 +227,7 @@ def run_study(
         to_train = share if to_train is None else min(to_train, share)
     budget = _Budget(total, to_train, mine_only=share is not None,
                      max_untrained=_untrained_limit(feasible.fraction))
-    callbacks: list[Any] = [tracker, ProgressPrinter(config, out), budget]
+    callbacks: list[Any] = [tracker.summary, ProgressPrinter(config, out), budget]
     before = len(study.trials)
     started = time.monotonic()
     tracker.start()
@@ -306,7 +306,7 @@ def _settle_finished(study: Any, tracker: Any) -> None:
     if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         return  # Other workers are still at it; the last of them ends the study run.
     if tracker.client.get_run(tracker.parent_run_id).info.status == "RUNNING":
-        tracker.refresh_parent(study)
+        tracker.summary.refresh(study)
         tracker.client.set_terminated(tracker.parent_run_id, "FINISHED")
 
 

@@ -1,9 +1,19 @@
 """MLflow for a study: one parent run per study, one nested child run per trial.
 
-``StudyTracker`` is the objective's ``TrialHooks`` (a child run opens when a trial's architecture
-is known; per-epoch curves come from Keras callbacks) and an Optuna callback (when the trial has
-ended: its state, why it failed or was pruned, the plots, the model; then the study's summary
-on the parent run). The objective never calls MLflow itself.
+Three parts, each with one job:
+
+- ``StudyTracker`` keeps the study's run (found or created, active while the study runs, ended
+  by ``finish``), makes MLflow agree with Optuna on trials that ended elsewhere
+  (``close_orphan_runs``), and is the objective's ``TrialHooks``: ``trial(trial, spec)`` gives
+  the trial's run;
+- ``TrialRun`` is one trial's run, a context manager: it opens when the trial's spec is known
+  (with the inputs), hands training its Keras callbacks (per-epoch curves), and on exit records
+  how the trial ended (its state, why it failed or was pruned, the curves' plots, the model) and
+  ends the run, all before the objective returns, so before Optuna is told;
+- ``StudySummary`` is an Optuna callback: after Optuna recorded a trial, the study's summary on
+  the study run (counts, best trial, the front's tags, the plots now and then).
+
+The objective never calls MLflow itself.
 
 Links: the Optuna trial has the user attribute ``mlflow_run_id``; the MLflow run has the tags
 ``cnnlab.study``, ``cnnlab.study_uid`` and ``cnnlab.trial_number``; the study has
@@ -59,6 +69,8 @@ from cnnlab.names import (
 from cnnlab.trialspec import TrialSpec
 
 FAIL_REASON = FAIL_REASON_ATTR  # Kept here too for the modules that import it from here.
+RAISED = "the trial raised an error"
+"""The reason on a trial's run that ended in an error of no known reason."""
 PLOTS_EVERY = 20
 """The study run's plots are drawn again after this many trials..."""
 PLOTS_SECONDS = 60.0
@@ -105,14 +117,11 @@ class StudyTracker:
         self.uid = study.user_attrs.get(UID_ATTR, "")
         self.experiment_id = tracking.get_or_create_experiment(config.name, self.uri)
         self.parent_run_id = self._parent_run()
-        self._recorder: Any = None
-        self._progress: Any = None
-        self._trial_run: str | None = None
-        self._trial_number: int | None = None
-        self.plots_every = plots_every
-        self.plots_seconds = plots_seconds
-        self._plots_due = 0  # Trials ended since the study's plots were last drawn.
-        self._plots_at = time.monotonic()
+        self.summary = StudySummary(self.client, self.parent_run_id, config,
+                                    plots_every=plots_every, plots_seconds=plots_seconds)
+        """The Optuna callback that keeps the study's summary on its run."""
+        self._trial_run: TrialRun | None = None
+        """The last trial's run, while it is open."""
 
     # -- the parent run --------------------------------------------------------------------
 
@@ -195,7 +204,7 @@ class StudyTracker:
         for trial in study.get_trials(deepcopy=False):
             run = runs.get(trial.user_attrs.get(RUN_ID_ATTR))
             if run is None or trial.state == TrialState.RUNNING or \
-                    run.info.run_id == self._trial_run:
+                    run.info.run_id == self._open_run_id():
                 continue
             state = trial.state.name
             killed = state == "FAIL" and FAIL_REASON_ATTR not in trial.user_attrs
@@ -241,55 +250,93 @@ class StudyTracker:
         """End any trial run still open as KILLED or FAILED, make MLflow agree with what
         Optuna recorded (an interrupt may have come between a run's end and Optuna's tell),
         then end the parent run."""
-        if self._trial_run is not None:
-            mlflow.set_tag(STATE_TAG, "FAIL")
-            mlflow.set_tag(REASON_TAG, "interrupted" if status == "KILLED" else
-                           "the trial raised an error")
-            mlflow.end_run("KILLED" if status == "KILLED" else "FAILED")
-            self._trial_run = None
-        self._recorder = None
-        self._clear_progress()
+        if self._open_run_id() is not None:
+            self._trial_run.abandon(status)
+        self._trial_run = None
         mlflow.flush_async_logging()
         if status != "FINISHED":
             self.close_orphan_runs(self.study)
-        if self._plots_due:
-            self._log_study_plots(self.study)
+        self.summary.flush(self.study)
         if mlflow.active_run() is not None:
             mlflow.end_run(status)
 
+    def _open_run_id(self) -> str | None:
+        """The id of the trial run still open in this process, if any."""
+        run = self._trial_run
+        return run.run_id if run is not None and not run.closed else None
+
     # -- TrialHooks ----------------------------------------------------------------------
 
-    def trial_started(self, trial: Any, spec: TrialSpec) -> None:
-        run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial-{trial.number}",
-                               nested=True, tags={
-            KIND_TAG: KIND_TRIAL, STUDY_TAG: self.config.name,
-            STUDY_UID_TAG: self.uid, TRIAL_NUMBER_TAG: str(trial.number),
-            OPTUNA_STUDY_TAG: self.study.study_name})
-        self._trial_run = run.info.run_id
-        self._trial_number = trial.number
-        trial.set_user_attr(RUN_ID_ATTR, run.info.run_id)
-        tracking.log_run_inputs(spec, self.data, {"trial_number": trial.number})
+    def trial(self, trial: Any, spec: TrialSpec) -> TrialRun:
+        """The trial's run, to be entered (``with``) once its spec is known."""
+        self._trial_run = TrialRun(self, trial, spec)
+        return self._trial_run
 
-    def keras_callbacks(self, trial: Any) -> list[Any]:
+
+class TrialRun:
+    """One trial's MLflow run, nested under the study's run, as a context manager.
+
+    Entering it starts the run (tagged with the study and the trial's number; the trial gets
+    the user attribute ``mlflow_run_id``) and logs the inputs (``tracking.log_run_inputs``).
+    ``keras_callbacks()`` gives training the per-epoch logging, a recorder of the history and
+    the model, and the progress line. The objective says how the trial ended (``ended``) before
+    the block exits; on exit the run records it (state, outcome and reason tags, the objective,
+    the curves' plots, the model) and ends FINISHED, or FAILED for a failed trial, so that
+    Optuna, told only when the objective returns, never counts a trial whose run is open or
+    whose model is missing. An unexpected error ends the run FAILED with its reason. An
+    interrupt leaves it open: ``StudyTracker.finish`` ends it as KILLED (or FAILED).
+    """
+
+    def __init__(self, tracker: StudyTracker, trial: Any, spec: TrialSpec) -> None:
+        self.trial = trial
+        self.spec = spec
+        self.config = tracker.config
+        self._tracker = tracker
+        self.run_id: str | None = None
+        self.closed = False
+        self._state: str | None = None
+        self._value: float | None = None
+        self._recorder: Any = None
+        self._progress: Any = None
+
+    def __enter__(self) -> TrialRun:
+        tracker, trial = self._tracker, self.trial
+        run = mlflow.start_run(experiment_id=tracker.experiment_id,
+                               run_name=f"trial-{trial.number}", nested=True, tags={
+            KIND_TAG: KIND_TRIAL, STUDY_TAG: self.config.name,
+            STUDY_UID_TAG: tracker.uid, TRIAL_NUMBER_TAG: str(trial.number),
+            OPTUNA_STUDY_TAG: tracker.study.study_name})
+        self.run_id = run.info.run_id
+        trial.set_user_attr(RUN_ID_ATTR, self.run_id)
+        tracking.log_run_inputs(self.spec, tracker.data, {"trial_number": trial.number})
+        return self
+
+    def keras_callbacks(self) -> list[Any]:
+        """Keras callbacks to train the trial with: its curves in MLflow every epoch, the
+        history and model kept for the end, and the live progress line."""
         from cnnlab.progress import progress_callback
 
         self._recorder = HistoryRecorder()
-        self._progress = progress_callback(f"trial {trial.number}", self.config.training.epochs)
+        self._progress = progress_callback(f"trial {self.trial.number}",
+                                           self.config.training.epochs)
         return [tracking.EpochMetricsCallback(), self._recorder,
                 *([self._progress] if self._progress is not None else [])]
 
-    def _clear_progress(self) -> None:
-        progress, self._progress = self._progress, None
-        if progress is not None:
-            progress.clear()
+    def ended(self, state: str, value: float | None = None) -> None:
+        """How the trial ended (COMPLETE, PRUNED or FAIL, and its score), recorded on exit."""
+        self._state, self._value = state, value
 
-    def trial_ended(self, trial: Any, state: str, value: float | None = None) -> None:
-        """Record how the trial ended (tags, curves' plots, model) and close its run; called
-        by the objective before Optuna is told, so that Optuna never counts a trial whose run
-        is open or whose model is missing."""
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
         self._clear_progress()
-        if self._trial_run is None or self._trial_number != trial.number:
-            return
+        if error is None and self._state is not None:
+            self._record_end(self._state, self._value)
+        elif error is None or isinstance(error, Exception):  # An error of no known reason.
+            self._end_failed(self.trial.user_attrs.get(FAIL_REASON_ATTR, RAISED), "FAILED")
+        # An interrupt leaves the run open, for StudyTracker.finish to end as KILLED.
+
+    def _record_end(self, state: str, value: float | None) -> None:
+        """The end tags, the objective, the curves' plots and the model; then the end."""
+        trial, config = self.trial, self.config
         attrs = trial.user_attrs
         kind = T.outcome(trial)
         tags = {STATE_TAG: state, OUTCOME_TAG: kind}
@@ -300,16 +347,16 @@ class StudyTracker:
             if kind == "duplicate":
                 tags[DUPLICATE_OF_TAG] = str(attrs.get(DUPLICATE_OF_ATTR))
         elif state == "PRUNED":
-            curve = history.get(self.config.metric, [])
+            curve = history.get(config.metric, [])
             last = len(curve) - 1 if curve else None
             tags[PRUNED_AT_EPOCH_TAG] = str(last)
             tags[REASON_TAG] = (
-                f"pruned by {self.config.pruner.name} after epoch {last} "
-                f"({self.config.metric} {curve[-1] if curve else float('nan'):.4f})")
+                f"pruned by {config.pruner.name} after epoch {last} "
+                f"({config.metric} {curve[-1] if curve else float('nan'):.4f})")
             if PRUNED_BY_ATTR in attrs:  # The dominance pruner says by which trial.
                 tags[REASON_TAG] += ": " + attrs[PRUNED_BY_ATTR]
         elif state == "FAIL":
-            tags[REASON_TAG] = attrs.get(FAIL_REASON_ATTR, "the trial raised an error")
+            tags[REASON_TAG] = attrs.get(FAIL_REASON_ATTR, RAISED)
         tracking.log_batch(tags=tags, metrics={"objective": value} if value is not None and
                            math.isfinite(value) else None)
         if history:
@@ -318,29 +365,57 @@ class StudyTracker:
         model = getattr(recorder, "model", None) if recorder is not None else None
         if model is not None and state in ("COMPLETE", "PRUNED"):
             faults.reach("model_logging", trial.number)
-            tracking.log_model(model, self.data.validation.x)
-        mlflow.end_run("FAILED" if state == "FAIL" else "FINISHED")
-        self._trial_run = None
+            tracking.log_model(model, self._tracker.data.validation.x)
         del recorder, model
+        mlflow.end_run("FAILED" if state == "FAIL" else "FINISHED")
+        self.closed = True
 
-    # -- Optuna callback -----------------------------------------------------------------
+    def abandon(self, status: str) -> None:
+        """End the run left open by an interrupt (``status`` KILLED) or an error (FAILED)."""
+        self._clear_progress()
+        killed = status == "KILLED"
+        self._end_failed("interrupted" if killed else RAISED, "KILLED" if killed else "FAILED")
+
+    def _end_failed(self, reason: str, status: str) -> None:
+        self._recorder = None
+        mlflow.set_tags({STATE_TAG: "FAIL", REASON_TAG: reason})
+        mlflow.end_run(status)
+        self.closed = True
+
+    def _clear_progress(self) -> None:
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.clear()
+
+
+class StudySummary:
+    """The study's summary on its run, as an Optuna callback: after Optuna recorded a trial,
+    the counts of trials by state and outcome, the best trial, the front's tags and table;
+    the study's plots after ``plots_every`` trials or ``plots_seconds`` seconds, whichever
+    comes first, and at the end (``flush``)."""
+
+    def __init__(self, client: Any, parent_run_id: str, config: StudyConfig, *,
+                 plots_every: int = PLOTS_EVERY, plots_seconds: float = PLOTS_SECONDS) -> None:
+        self.client = client
+        self.parent_run_id = parent_run_id
+        self.config = config
+        self.plots_every = plots_every
+        self.plots_seconds = plots_seconds
+        self._plots_due = 0  # Trials ended since the study's plots were last drawn.
+        self._plots_at = time.monotonic()
 
     def __call__(self, study: Any, trial: Any) -> None:
-        """After Optuna recorded a trial: close its run if an unexpected error left it open
-        (the objective closes it otherwise), then refresh the study's run."""
-        if self._trial_run is not None and self._trial_number == trial.number:
-            mlflow.set_tags({STATE_TAG: trial.state.name,
-                             REASON_TAG: trial.user_attrs.get(
-                                 FAIL_REASON_ATTR, "the trial raised an error")})
-            mlflow.end_run("FAILED")
-            self._trial_run = None
-            self._recorder = None
         faults.reach("refresh", trial.number)
         self._plots_due += 1
-        self.refresh_parent(study, plots=self._plots_due >= self.plots_every or
-                            time.monotonic() - self._plots_at >= self.plots_seconds)
+        self.refresh(study, plots=self._plots_due >= self.plots_every or
+                     time.monotonic() - self._plots_at >= self.plots_seconds)
 
-    def refresh_parent(self, study: Any, *, plots: bool = True) -> None:
+    def flush(self, study: Any) -> None:
+        """Draw the study's plots if trials ended since they were last drawn."""
+        if self._plots_due:
+            self._log_study_plots(study)
+
+    def refresh(self, study: Any, *, plots: bool = True) -> None:
         """The study's summary on its run: counts, best trial and (with ``plots``) the plots."""
         from optuna.trial import TrialState
 
