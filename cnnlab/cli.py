@@ -567,16 +567,6 @@ def _add_storage_arg(parser: argparse.ArgumentParser) -> None:
                              "sqlite:///mlruns/optuna.db)")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-    return value
-
-
 def _add_tracking_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking store (default $MLFLOW_TRACKING_URI, else "
