@@ -321,8 +321,16 @@ def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
     its mean, standard deviation, interval, seed count and rank."""
     from mlflow.entities import Metric, RunTag
 
+    from cnnlab import study_plots
+    from cnnlab.config import SIZES
+
     race = tracking.once_more_on_a_race
     client.log_dict(parent, record, "confirm.json")
+    names = study.metric_names or [record.get("metric", "val_accuracy")]
+    size_attr = names[1] if len(names) > 1 and names[1] in SIZES else "n_params"
+    fig = study_plots.front_figure(study, names[0], size_attr)  # Now with the confirmed means.
+    client.log_figure(parent, fig, "plots/front.png")
+    study_plots.close(fig)
     race(client.set_tag, parent, CONFIRMED_BEST_TAG, str(ranking.best.key))
     race(client.set_tag, parent, CONFIRMED_TIED_TAG,
          " ".join(f"#{k}" for k in ranking.tied_with_best))

@@ -97,6 +97,7 @@ def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Fig
     size = table.total_params if size_attr == N_PARAMS_ATTR else table.total_macs
     ax.axvline(size, color="tab:green", linestyle="--", alpha=0.8,
                label=f"notebook CNN ({size:,} {noun})")
+    _confirmed_points(ax, study, size_attr)
     ax.set_xscale("log")
     ax.set_xlabel(noun)
     ax.set_ylabel(metric + " (pruned: last epoch run)")
@@ -104,6 +105,26 @@ def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Fig
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
+
+
+def _confirmed_points(ax: Any, study: Any, size_attr: str) -> None:
+    """Where ``cnnlab confirm`` ran: each confirmed trial's (and the notebook CNN's) mean over
+    the new seeds, with its 95% interval."""
+    from cnnlab.names import CONFIRMED_ATTR
+    from cnnlab.ranking import summarize
+
+    record = study.user_attrs.get(CONFIRMED_ATTR) or {}
+    for key, entry in record.get("entries", {}).items():
+        size, values = entry.get(size_attr), entry.get("values", [])
+        if size is None or len(values) < 2:
+            continue
+        s = summarize(key, values)
+        notebook = key == "notebook"
+        ax.errorbar([size], [s.mean], yerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]],
+                    fmt="D" if notebook else "s", color="tab:green" if notebook else "tab:purple",
+                    capsize=3, markersize=5, alpha=0.9)
+    if record.get("entries"):
+        ax.errorbar([], [], fmt="s", color="tab:purple", label="confirmed: mean, 95% interval")
 
 
 def _score(trial: Any) -> float | None:
