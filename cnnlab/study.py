@@ -214,7 +214,7 @@ def run_study(
         _print_best(study, config, out)
         if share is None:
             confirm_if_asked(config, study, storage=url, tracking_uri=tracking_uri, data=data,
-                             out=out)
+                             out=out, total=total)
         return StudyOutcome(study, total, 0, study.user_attrs.get(PARENT_RUN_ATTR))
 
     tracker = StudyTracker(study, config, data, tracking_uri)
@@ -270,26 +270,35 @@ def run_study(
         f"({redact(tracker.uri)}); browse with: cnnlab ui")
     if share is None:
         confirm_if_asked(config, study, storage=url, tracking_uri=tracking_uri, data=data,
-                         out=out)
+                         out=out, total=total)
     return StudyOutcome(study, total, ran, tracker.parent_run_id, budget.stopped)
 
 
 def confirm_if_asked(config: StudyConfig, study: Any, *, storage: str | None,
                      tracking_uri: str | None, data: MnistSplits | None = None,
-                     data_dir: str | None = None, out: Callable[[str], None] = print) -> None:
-    """Run the study file's ``[confirm]`` once the study has all its trials (and was not
-    evaluated): seeds already done are not trained again (``cnnlab.confirm``)."""
-    from cnnlab.confirm import confirm_study, load_record
+                     data_dir: str | None = None, out: Callable[[str], None] = print,
+                     total: int | None = None) -> None:
+    """Run the study file's ``[confirm]`` once the study has all its trials (``total``, else
+    the file's ``n_trials``) and was not evaluated, unless every trial it asks for (the top K
+    or the front as they are now, and the baseline) already has its seeds: a study resumed
+    with more trials confirms its new leaders, and seeds already done are not trained again
+    (``cnnlab.confirm``)."""
+    from cnnlab.confirm import BASELINE, candidates, confirm_study, load_record
 
     asked = config.confirm
     if asked is None or study.user_attrs.get(EVALUATION_ATTR):
         return
-    if config.n_trials is not None and counted(study) < config.n_trials:
+    total = total if total is not None else config.n_trials
+    if total is not None and counted(study) < total:
         return  # Not finished yet: the next run of the same command goes on, then confirms.
-    record = load_record(study) or {}
-    wanted = "front" if asked.front else f"top {asked.top}"
-    if record.get("rule") == wanted and record.get("n_seeds", 0) >= asked.seeds and (
-            not asked.baseline or "notebook" in record.get("entries", {})):
+    try:
+        wanted = [str(t.number) for t in candidates(study, config, top=asked.top,
+                                                    front=asked.front)]
+    except ConfigError:
+        return  # No complete trial: nothing to confirm.
+    wanted += [BASELINE] if asked.baseline else []
+    entries = (load_record(study) or {}).get("entries", {})
+    if all(len(entries.get(key, {}).get("values", [])) >= asked.seeds for key in wanted):
         return
     confirm_study(config.name, top=asked.top, front=asked.front, seeds=asked.seeds,
                   baseline=asked.baseline, storage=storage, tracking_uri=tracking_uri,

@@ -37,7 +37,7 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
 
         confirm_if_asked(config, outcome.study, storage=args.storage,
                          tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                         out=lambda line: print(line, flush=True))
+                         out=lambda line: print(line, flush=True), total=total)
         return 0
     shares = _split(remaining, args.workers)
     print(f"study '{config.name}': {args.workers} workers"
@@ -86,7 +86,7 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
 
         confirm_if_asked(config, outcome.study, storage=args.storage,
                          tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                         out=lambda line: print(line, flush=True))
+                         out=lambda line: print(line, flush=True), total=total)
         return 0
     code = failed[0][1].returncode
     return 128 - code if code < 0 else code

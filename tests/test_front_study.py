@@ -167,3 +167,10 @@ def test_the_study_file_confirm_table_runs_after_the_last_trial(tmp_path: Path,
         [stores.client.get_experiment_by_name("tiny").experiment_id],
         filter_string="tags.`cnnlab.kind` = 'confirm'")
     assert len(runs) == 2
+    # A resumed study with a larger total confirms its leader as it is then, whichever it is.
+    assert stores.run("--n-trials", "3") == 0
+    study = stores.study("tiny")
+    record = study.user_attrs["cnnlab_confirmed"]
+    leader = max((t for t in study.trials if t.state.name == "COMPLETE"),
+                 key=lambda t: (t.value, -t.number))
+    assert len(record["entries"][str(leader.number)]["values"]) == 2
