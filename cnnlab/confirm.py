@@ -167,6 +167,7 @@ def confirm_study(
     tracking_uri: str | None = None,
     data_dir: str | None = None,
     data: Any = None,
+    config: Any = None,
     out: Callable[[str], None] = print,
 ) -> Confirmation:
     """Re-train the study's top ``top`` trials (or its ``front``), and with ``baseline`` the
@@ -182,7 +183,8 @@ def confirm_study(
     import logging
 
     study = load_existing_study(study_name, storage)
-    config = study_config(study)
+    # The study's own configuration (from the process that runs it), else its identity.
+    config = config if config is not None else study_config(study)
     # Every seed builds a new model; TensorFlow's note that functions are traced again is
     # expected here and says nothing useful.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -302,7 +302,7 @@ def confirm_if_asked(config: StudyConfig, study: Any, *, storage: str | None,
         return
     confirm_study(config.name, top=asked.top, front=asked.front, seeds=asked.seeds,
                   baseline=asked.baseline, storage=storage, tracking_uri=tracking_uri,
-                  data=data, data_dir=data_dir, out=out)
+                  data=data, data_dir=data_dir, config=config, out=out)
 
 
 def _settle_finished(study: Any, tracker: Any) -> None:

@@ -72,7 +72,8 @@ class Stores:
         assert len(parents) == 1, "one parent run per study"
         children = {int(r.data.tags["cnnlab.trial_number"]): r for r in runs
                     if r.data.tags.get("cnnlab.kind") == "trial"}
-        assert len(parents) + len(children) == len(runs)
+        confirms = [r for r in runs if r.data.tags.get("cnnlab.kind") == "confirm"]
+        assert len(parents) + len(children) + len(confirms) == len(runs)
         return parents[0], children
 
     @property
