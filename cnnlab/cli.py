@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cnnlab import defaults
@@ -37,16 +39,6 @@ def _add_architecture_args(parser: argparse.ArgumentParser) -> None:
                        help="dropout before every Dense layer (0 <= RATE < 1; default 0)")
     group.add_argument("--arch-file", type=Path, metavar="FILE",
                        help="a TOML file with [[conv]] tables and dense = [...]")
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 up to (not including) 1")
-    return value
 
 
 def _architecture(args: argparse.Namespace) -> Architecture:
@@ -80,26 +72,26 @@ def _int_at_least(minimum: int, maximum: int | None = None):
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
+def _float_where(ok: Callable[[float], bool], requirement: str):
+    """An argparse type: a number for which ``ok`` holds, else "'TEXT' ``requirement``" (NaN
+    never holds)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {requirement}")
+        return value
+
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of at least 0")
-    return value
-
-
+_positive_float = _float_where(lambda v: 0 < v < math.inf, "must be a positive number")
+_non_negative_float = _float_where(lambda v: 0 <= v < math.inf,
+                                   "must be a number of at least 0")
+_rate = _float_where(lambda v: 0 <= v < 1, "must be from 0 up to (not including) 1")
 _positive = _int_at_least(1)
 _non_negative = _int_at_least(0)
 _port = _int_at_least(1, 65535)

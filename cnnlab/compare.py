@@ -82,8 +82,7 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
     client = MlflowClient()
     runs = _trial_runs(client, study.study_name)
     metric = (study.metric_names or ["value"])[0]
-    size_attr = study.metric_names[1] if len(study.directions) > 1 and study.metric_names \
-        else N_PARAMS_ATTR
+    size_attr = T.size_attr(study)
     on_front = {t.number for t in T.front(study, size_attr)}
     confirmed = _confirmed(study)
     rows = []

@@ -257,7 +257,7 @@ def confirm_study(
         "tied_with_best": list(ranking.tied_with_best),
     })
     study.set_user_attr(CONFIRMED_ATTR, record)
-    _record_in_mlflow(client, parent, study, ranking, record, base)
+    _record_in_mlflow(client, parent, study, ranking, record, base, config)
     _print(ranking, base, record, config, out, maximize=maximize)
     return Confirmation(ranking, base, record)
 
@@ -318,19 +318,17 @@ def _check_data(study: Any, data: Any) -> None:
 
 
 def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
-                      record: dict[str, Any], base: Summary | None) -> None:
+                      record: dict[str, Any], base: Summary | None, config: Any) -> None:
     """The study run gets the record (``confirm.json``) and tags; each confirmed trial's run
     its mean, standard deviation, interval, seed count and rank."""
     from mlflow.entities import Metric, RunTag
 
     from cnnlab import study_plots
-    from cnnlab.config import SIZES
 
     race = tracking.once_more_on_a_race
     client.log_dict(parent, record, "confirm.json")
-    names = study.metric_names or [record.get("metric", "val_accuracy")]
-    size_attr = names[1] if len(names) > 1 and names[1] in SIZES else "n_params"
-    fig = study_plots.front_figure(study, names[0], size_attr)  # Now with the confirmed means.
+    # Now with the confirmed means.
+    fig = study_plots.front_figure(study, config.metric, config.size_attr)
     client.log_figure(parent, fig, "plots/front.png")
     study_plots.close(fig)
     race(client.set_tag, parent, CONFIRMED_BEST_TAG, str(ranking.best.key))

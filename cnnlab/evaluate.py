@@ -185,7 +185,7 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
             raise ConfigError(f"--within must be zero or positive, not {within}.")
         best = max(key(t) for t in complete)
         close = [t for t in complete if key(t) >= best - within - 1e-12]
-        size = _size_attr(study)
+        size = T.size_attr(study)
         return min(close, key=lambda t: (t.user_attrs.get(size, float("inf")), -key(t),
                                          t.number))
     if confirmed:
@@ -208,12 +208,6 @@ def confirmed_means(study: Any) -> dict[int, float]:
     return {int(k): sum(e["values"]) / len(e["values"])
             for k, e in record.get("entries", {}).items()
             if k != BASELINE and len(e.get("values", [])) >= 2}
-
-
-def _size_attr(study: Any) -> str:
-    """The size a study's front is drawn against: its second objective, else parameters."""
-    names = study.metric_names or []
-    return names[1] if len(study.directions) > 1 and len(names) > 1 else N_PARAMS_ATTR
 
 
 def _accuracy_objective(study: Any) -> tuple[int, bool]:

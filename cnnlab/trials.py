@@ -93,6 +93,12 @@ def best(study: Any) -> Any:
     return max(trials, key=lambda t: (sign * t.values[0], -t.number))
 
 
+def size_attr(study: Any) -> str:
+    """The size a study's front is drawn against: its second objective, else parameters."""
+    names = study.metric_names or []
+    return names[1] if len(study.directions) > 1 and len(names) > 1 else N_PARAMS_ATTR
+
+
 def front(study: Any, size_attr: str = N_PARAMS_ATTR) -> list[Any]:
     """The complete trials on the front of the validation metric against size (``n_params``
     or ``macs``), smallest first: none of them is beaten on both by another."""
