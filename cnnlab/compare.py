@@ -1,10 +1,19 @@
 """Studies as pandas DataFrames: one row per trial, Optuna's view joined with MLflow's.
 
 ``trials_frame()`` is the public entry point; ``cnnlab compare`` prints it as a leaderboard.
+The functions below take its frame and answer the usual questions with pandas alone:
+``leaderboard`` and ``front``; ``curves`` (one row per trial and epoch); ``at_epoch`` (every
+finished trial's score after the same number of epochs, pruned trials included);
+``per_layer`` (one row per trial and conv layer); ``knob_effects`` (each value of a knob: the
+mean equal-epoch score with its 95% interval); ``anytime`` (the best score so far against the
+study's wall time).
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -26,6 +35,13 @@ from cnnlab.names import (
 )
 
 CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
+EPOCH_CURVES = CURVES[:2]
+"""The curves ``trials_frame`` keeps epoch by epoch (``val_accuracy_epoch1`` ...)."""
+_EPOCH_COLUMN = re.compile(r"^(?P<metric>.+)_epoch(?P<epoch>[0-9]+)$")
+_LAYER_COLUMN = re.compile(r"^(?P<kind>conv|dense)(?P<layer>[0-9]+)_(?P<field>.+)$")
+FINISHED = ("COMPLETE", "PRUNED")
+"""The states of the trials compared at equal epochs: those that ended for a verdict on their
+score (a failed trial diverged or was lost; a running one has not ended)."""
 SPEC_PREFIXES = ("conv", "dense", "n_conv", "n_dense")
 """MLflow parameters of the spec's layers (``conv2_strides``, ``dense1_units`` ...)."""
 SPEC_COLUMNS = ("head", "dropout", "optimizer", "learning_rate", "batch_size",
@@ -55,12 +71,15 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     ``confirm_rank`` and ``confirm_tied`` for trials ranked over seeds by ``cnnlab confirm``,
     ``on_front`` (on the study's front of score against size; ``front_size`` says which
     size: the second objective, else ``n_params``; see ``front``),
-    ``duration_s``, ``started``, ``pruned_at_epoch``, ``fail_reason``, the sampled and
-    derived architecture (``architecture``, ``n_params``, ``macs``, ``n_conv``,
-    ``conv1_filters`` ...); MLflow's: ``run_id``, ``epochs_run``, ``final_*`` and ``best_*``
-    of each curve (``val_accuracy``, ``val_loss``, ``accuracy``, ``loss``), ``test_accuracy``
-    where the study was evaluated, ``artifact_uri``. ``curves=False`` skips the per-epoch
-    histories (faster; no ``best_*``/``epochs_run``).
+    ``duration_s``, ``started``, ``finished``, ``pruned_at_epoch`` (Optuna's step, from 0),
+    ``fail_reason``, the sampled and derived architecture (``architecture``, ``n_params``,
+    ``macs``, ``n_conv``, ``conv1_filters`` ...); MLflow's: ``run_id``, ``epochs_run``,
+    ``final_*`` and ``best_*`` of each curve (``val_accuracy``, ``val_loss``, ``accuracy``,
+    ``loss``), every epoch's ``val_accuracy`` and ``val_loss`` (``val_accuracy_epoch1`` after
+    the first epoch, ``val_accuracy_epoch2`` ...: MLflow's step + 1; empty past the epochs a
+    trial ran), ``test_accuracy`` where the study was evaluated, ``artifact_uri``.
+    ``curves=False`` skips the per-epoch histories (faster; no ``best_*``/``epochs_run`` and
+    no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``).
     """
     from cnnlab.evaluate import load_existing_study
 
@@ -102,6 +121,7 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
             "front_size": size_attr,
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
             "started": trial.datetime_start,
+            "finished": trial.datetime_complete,
             "pruned_at_epoch": steps[-1] if trial.state.name == "PRUNED" and steps else None,
             "fail_reason": attrs.get(FAIL_REASON_ATTR),
             "outcome": T.outcome(trial),
@@ -121,12 +141,15 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
                 row[f"final_{key}"] = run.data.metrics.get(key)
             row["test_accuracy"] = run.data.metrics.get("test_accuracy")
             if curves:
-                for key in CURVES[:2]:
-                    history = [m.value for m in client.get_metric_history(run_id, key)]
+                for key in EPOCH_CURVES:
+                    metrics = client.get_metric_history(run_id, key)
+                    history = [m.value for m in metrics]
                     if history:
                         row[f"best_{key}"] = max(history) if "accuracy" in key else min(history)
                     if key == "val_accuracy":
                         row["epochs_run"] = len(history)
+                    for step, value in _by_step(metrics).items():
+                        row[epoch_column(key, step + 1)] = value
             # Fixed (unsampled) choices are not Optuna params; MLflow has the whole spec.
             for key, value in run.data.params.items():
                 if (key.startswith(SPEC_PREFIXES) or key in SPEC_COLUMNS) and key not in row \
@@ -169,6 +192,14 @@ def _trial_runs(client: Any, study_name: str) -> dict[str, Any]:
     return {run.info.run_id: run for run in runs}
 
 
+def _by_step(metrics: Sequence[Any]) -> dict[int, float]:
+    """A metric's history as one value per step (the last logged, if a step was logged twice)."""
+    values: dict[int, float] = {}
+    for m in sorted(metrics, key=lambda m: (m.step, m.timestamp)):
+        values[int(m.step)] = m.value
+    return values
+
+
 def _number(text: str) -> Any:
     """A parameter as MLflow keeps it (text) back to its value: int, float, bool or text."""
     if text in ("True", "False"):
@@ -190,8 +221,11 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     first = ["study", "trial", "state", "metric", "value", "n_params", "macs", "architecture"]
     arch = sorted(c for c in frame.columns
                   if c.startswith(SPEC_PREFIXES) or c in SPEC_COLUMNS)
-    rest = [c for c in frame.columns if c not in first and c not in arch]
-    frame = frame[[c for c in first if c in frame.columns] + arch + rest]
+    epochs = [c for metric in EPOCH_CURVES for c in _epoch_columns(frame, metric).values()]
+    rest = [c for c in frame.columns if c not in first and c not in arch and c not in epochs]
+    frame = frame[[c for c in first if c in frame.columns] + arch + rest + epochs]
+    for column in epochs:
+        frame[column] = frame[column].astype("float64")
     for column in ("trial", "n_params", "macs", "pruned_at_epoch", "epochs_run", "seed",
                    "duplicate_of", "confirm_n", "confirm_rank"):
         if column in frame:
@@ -223,8 +257,9 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
                 "confirm_n", "confirm_rank", "confirm_tied") or column in (
                 "value", "duration_s", "test_accuracy"):
             frame[column] = frame[column].astype("float64")
-    if "started" in frame:
-        frame["started"] = pd.to_datetime(frame["started"])
+    for column in ("started", "finished"):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column])
     return frame
 
 
@@ -264,3 +299,249 @@ def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool
         ascending = sort in ("n_params", "macs", "duration_s", "trial") or "loss" in sort
     frame = frame.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
     return frame.head(top) if top else frame
+
+
+def epoch_column(metric: str, epoch: int) -> str:
+    """The ``trials_frame`` column of ``metric`` after ``epoch`` epochs (1 after the first):
+    ``epoch_column("val_accuracy", 3) == "val_accuracy_epoch3"``."""
+    return f"{metric}_epoch{epoch}"
+
+
+def _epoch_columns(frame: pd.DataFrame, metric: str) -> dict[int, str]:
+    """The frame's per-epoch columns of ``metric``, by epoch."""
+    found = {}
+    for column in frame.columns:
+        match = _EPOCH_COLUMN.match(str(column))
+        if match and match["metric"] == metric:
+            found[int(match["epoch"])] = column
+    return dict(sorted(found.items()))
+
+
+def _need_epochs(frame: pd.DataFrame, metric: str) -> dict[int, str]:
+    columns = _epoch_columns(frame, metric)
+    if not columns:
+        known = ", ".join(EPOCH_CURVES)
+        raise ConfigError(f"the frame has no per-epoch {metric} (columns like "
+                          f"{epoch_column(metric, 1)}): make it with trials_frame(...) and "
+                          f"curves=True; the per-epoch curves are {known}.")
+    return columns
+
+
+def curves(frame: pd.DataFrame, metrics: str | Sequence[str] = EPOCH_CURVES) -> pd.DataFrame:
+    """The per-epoch curves of a ``trials_frame``, long: one row per (trial, epoch it reached)
+    with ``study``, ``trial``, ``state``, ``outcome``, ``epoch`` (1 after the first epoch:
+    MLflow's step + 1) and each of ``metrics`` then (``val_accuracy``, ``val_loss``), as
+    plotting and groupby want them. A pruned trial has rows up to the epoch where it was
+    stopped; trials that trained nothing (infeasible, duplicates) have none."""
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    keys = [c for c in ("study", "trial", "state", "outcome") if c in frame.columns]
+    merged = None
+    for metric in metrics:
+        columns = _need_epochs(frame, metric)
+        long = frame[[*keys, *columns.values()]].melt(id_vars=keys, var_name="epoch",
+                                                      value_name=metric)
+        long["epoch"] = long["epoch"].map({c: e for e, c in columns.items()}).astype("Int64")
+        long = long.dropna(subset=[metric])
+        merged = long if merged is None else merged.merge(long, on=[*keys, "epoch"], how="outer")
+    if merged is None:
+        raise ConfigError("name at least one metric, e.g. curves(frame, 'val_accuracy').")
+    order = [c for c in ("study", "trial") if c in merged.columns] + ["epoch"]
+    return merged.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _counted(frame: pd.DataFrame) -> pd.Series:
+    """Trials compared at equal epochs: they ended COMPLETE or PRUNED with a model of their own
+    (trained here or copied; a duplicate repeats a trial that is already counted)."""
+    ended = frame["state"].astype(str).isin(FINISHED)
+    if "outcome" in frame.columns:
+        ended &= frame["outcome"].astype(str).isin(("trained", "copied"))
+    return ended
+
+
+def at_epoch(frame: pd.DataFrame, epoch: int | None = None, *,
+             metric: str = "val_accuracy") -> pd.DataFrame:
+    """Every finished trial's validation score after the same number of epochs, so that trials
+    stopped early by the pruner are compared with the others on equal terms instead of being
+    dropped (or compared at fewer epochs than the rest).
+
+    Counted: trials that ended COMPLETE or PRUNED with a model of their own (trained here or
+    copied: not infeasible ones, not duplicates, whose configuration's own trial is counted),
+    each at ``epoch`` if it reached it. A pruned trial counts at the epochs it reached: its
+    score after epoch 2 is what it had after epoch 2, whatever came later. Failed trials (a
+    diverged loss, a lost worker) and running ones are left out.
+
+    ``epoch`` (1 after the first epoch): by default the largest epoch that every counted trial
+    reached -- the last epoch of the shortest one, usually the epoch where the pruner stopped
+    its first trial -- so every counted trial is in and all are compared after as many epochs.
+    One epoch for the whole frame (several studies included). A larger ``epoch`` leaves out the
+    trials stopped before it, and those are the ones the pruner judged worse: the comparison
+    then favours what survived.
+
+    Returns the counted trials' rows (the per-epoch columns left out) with ``epoch``,
+    ``score`` (``metric`` after ``epoch`` epochs), ``score_metric`` and ``epochs_reached``.
+    """
+    columns = _need_epochs(frame, metric)
+    counted = frame[_counted(frame)]
+    # The epochs a trial reached: 1, 2 ... k all recorded.
+    there = pd.DataFrame({e: counted[columns[e]].notna() if e in columns else False
+                          for e in range(1, max(columns) + 1)}, index=counted.index)
+    reached = there.to_numpy().cumprod(axis=1).sum(axis=1)
+    counted = counted[reached > 0]
+    reached = reached[reached > 0]
+    if counted.empty:
+        raise ConfigError(f"no complete or pruned trial has a per-epoch {metric} curve yet.")
+    if epoch is None:
+        epoch = int(reached.min())
+    elif epoch < 1:
+        raise ConfigError(f"epoch counts epochs trained, from 1; not {epoch}.")
+    elif epoch > int(reached.max()):
+        raise ConfigError(f"no trial reached epoch {epoch}: the longest ran "
+                          f"{int(reached.max())} epoch(s).")
+    keep = reached >= epoch
+    rows = counted[keep].drop(columns=[c for m in EPOCH_CURVES
+                                       for c in _epoch_columns(frame, m).values()])
+    rows = rows.assign(epoch=pd.array([epoch] * len(rows), dtype="Int64"),
+                       score=counted.loc[keep, columns[epoch]].astype("float64"),
+                       score_metric=metric,
+                       epochs_reached=pd.array(reached[keep], dtype="Int64"))
+    return rows.reset_index(drop=True)
+
+
+def per_layer(frame: pd.DataFrame, kind: str = "conv") -> pd.DataFrame:
+    """One row per (trial, ``kind`` layer it has): the layer's own fields under their bare
+    names (``filters``, ``kernel_size``, ``strides``, ``padding``, ``pool`` ... for ``conv``;
+    ``units`` for ``dense``) and ``layer`` (1 for conv1), beside the trial's other columns
+    (the other layers' columns left out). Works on ``trials_frame`` and ``at_epoch`` rows."""
+    found: dict[int, dict[str, str]] = {}
+    layer_columns = []
+    for column in frame.columns:
+        match = _LAYER_COLUMN.match(str(column))
+        if match:
+            layer_columns.append(column)
+            if match["kind"] == kind:
+                found.setdefault(int(match["layer"]), {})[column] = match["field"]
+    if not found:
+        raise ConfigError(f"the frame has no {kind} layer columns ({kind}1_...).")
+    base = frame.drop(columns=layer_columns)
+    parts = []
+    for layer in sorted(found):
+        fields = frame[list(found[layer])].rename(columns=found[layer])
+        present = fields.notna().any(axis=1).to_numpy()
+        part = pd.concat([base[present], fields[present]], axis=1).assign(layer=layer)
+        parts.append(part)
+    long = pd.concat(parts, ignore_index=True)
+    categorical = {found[layer][c] for layer in found for c in found[layer]
+                   if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    for field in categorical:  # Each layer's own categories: one set again.
+        long[field] = long[field].astype("category")
+    return long
+
+
+def knob_effects(frame: pd.DataFrame, knob: str, *, by: str | Sequence[str] | None = None,
+                 epoch: int | None = None, level: float = 0.95) -> pd.DataFrame:
+    """What each value of ``knob`` does to the score at equal epochs: per value, the marginal
+    mean of the trials' ``at_epoch`` score with its two-sided Student-t interval (``level``,
+    95%), the standard deviation, the best score, the number of trials and their median
+    parameter count.
+
+    ``frame``: ``at_epoch`` rows, or a ``trials_frame`` (then ``at_epoch(frame, epoch)`` is taken
+    first). ``knob``: a column of the frame (``n_conv``, ``head``, ``conv2_strides``, one you
+    added), or a per-layer field (``kernel_size``, ``strides``, ``padding``, ``filters``,
+    ``pool`` ...; ``units`` for dense layers), pooled over the layers through ``per_layer``:
+    a trial counts once for each value any of its layers has (``layers`` says how many layers
+    had it), so a trial with a 3x3 and a 5x5 layer is in both rows. ``by``: more columns to
+    group by first, e.g. ``"layer"`` (per layer), ``"n_conv"`` (per depth).
+
+    The mean is marginal: it averages over whatever else the trials drew. Under random
+    sampling that is a fair average over the rest of the space; under TPE the other knobs
+    follow the sampler's preferences and a difference can come from them. The interval is that
+    of the mean over trials (each trial once per row), with ``ci_low``/``ci_high`` empty for a
+    single trial; two rows are told apart when their intervals do not overlap.
+    """
+    from cnnlab.ranking import summarize
+
+    if "score" not in frame.columns:
+        frame = at_epoch(frame, epoch)
+    elif epoch is not None:
+        raise ConfigError("the frame is at_epoch's already: give the epoch to at_epoch, or "
+                          "pass the trials frame.")
+    by = [by] if isinstance(by, str) else list(by or [])
+    rows = frame
+    pooled = knob not in frame.columns
+    if pooled:
+        kinds = {m["kind"] for c in frame.columns
+                 if (m := _LAYER_COLUMN.match(str(c))) and m["field"] == knob}
+        if not kinds:
+            raise ConfigError(f"{knob!r} is neither a column of the frame nor a layer's field "
+                              "(kernel_size, strides, padding, filters, pool, units ...).")
+        rows = per_layer(frame, "dense" if kinds == {"dense"} else "conv")
+    missing = [c for c in by if c not in rows.columns]
+    if missing:
+        raise ConfigError(f"cannot group by {missing[0]!r}: not a column.")
+    keys = [*by, knob]
+    maximize = "loss" not in str(frame["score_metric"].iloc[0]) if len(frame) else True
+    table = []
+    for group, part in rows.dropna(subset=keys).groupby(keys, observed=True, sort=True):
+        trials = part.drop_duplicates(["study", "trial"])
+        s = summarize(group, trials["score"].tolist(), level)
+        entry = dict(zip(keys, group, strict=True))
+        entry.update(
+            epoch=_one_epoch(trials["epoch"]), trials=s.n,
+            **({"layers": len(part)} if pooled else {}),
+            mean=s.mean,
+            ci_low=s.ci_low if math.isfinite(s.ci_low) else math.nan,
+            ci_high=s.ci_high if math.isfinite(s.ci_high) else math.nan,
+            std=s.std, best=trials["score"].max() if maximize else trials["score"].min(),
+            median_params=trials["n_params"].astype("float64").median())
+        table.append(entry)
+    out = pd.DataFrame(table, columns=[*keys, "epoch", "trials", *(["layers"] if pooled else []),
+                                       "mean", "ci_low", "ci_high", "std", "best",
+                                       "median_params"])
+    for column in ("epoch", "trials", "layers"):
+        if column in out:
+            out[column] = out[column].astype("Int64")
+    return out.set_index(keys)
+
+
+def _one_epoch(epochs: pd.Series) -> Any:
+    values = epochs.dropna().unique()
+    return int(values[0]) if len(values) == 1 else pd.NA
+
+
+def anytime(frame: pd.DataFrame) -> pd.DataFrame:
+    """How the search got where it is: one row per finished trial (any state but RUNNING and
+    WAITING), in the order they finished, with ``elapsed_s`` (wall seconds from the start of
+    its study's first trial to this trial's end: Optuna's ``datetime_start`` and
+    ``datetime_complete``), its ``value`` and ``best_value``/``best_trial``: the best COMPLETE
+    trial's value so far (earliest first among equals; empty until one completes). Pruned and
+    failed trials take time and never become the best, as in Optuna's ``best_trial``. The
+    direction is the study's metric's (``val_loss`` lower, else higher); a two-objective
+    study's value is its first objective. Several studies: each its own clock and best."""
+    columns = ["study", "trial", "state", "outcome", "elapsed_s", "value", "best_value",
+               "best_trial", "n_params", "architecture"]
+    finished = frame["finished"] if "finished" in frame.columns else (
+        frame["started"] + pd.to_timedelta(frame["duration_s"], unit="s"))
+    parts = []
+    for _, study in frame.assign(_finished=finished).groupby("study", observed=True,
+                                                                 sort=True):
+        first = study["started"].min()
+        done = study[~study["state"].astype(str).isin(("RUNNING", "WAITING"))
+                     & study["_finished"].notna()]
+        done = done.assign(elapsed_s=(done["_finished"] - first).dt.total_seconds())
+        done = done.sort_values(["elapsed_s", "trial"], kind="stable")
+        minimize = (done["metric"].astype(str) == "val_loss").all() and len(done) > 0
+        best, best_trial, bests, numbers = math.nan, pd.NA, [], []
+        for state, value, number in zip(done["state"].astype(str), done["value"],
+                                        done["trial"], strict=True):
+            if state == "COMPLETE" and pd.notna(value) and (
+                    math.isnan(best) or (value < best if minimize else value > best)):
+                best, best_trial = float(value), number
+            bests.append(best)
+            numbers.append(best_trial)
+        parts.append(done.assign(best_value=pd.array(bests, dtype="float64"),
+                                 best_trial=pd.array(numbers, dtype="Int64")))
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True)
+    return out[[c for c in columns if c in out.columns]]
