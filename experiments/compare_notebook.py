@@ -2,11 +2,19 @@
 parameter count change with filters, kernel size, stride and padding?
 
     python experiments/compare_notebook.py [STUDY ...] [--storage URL] [--tracking-uri URI]
-                                           [--out DIR]
+                                           [--out DIR] [--epoch N]
 
 Default studies: filters-kernels and strides-padding (run them first with `cnnlab study run`),
-or whichever studies are named. Prints groupby tables and writes one figure,
-``notebook_comparison.png``, to --out (default: the current directory).
+or whichever studies are named. Every trial that ended complete or pruned is compared after the
+same number of epochs (``cnnlab.compare.at_epoch``: by default the last epoch every one of
+them reached, so a pruned trial counts at the epochs it reached; ``--epoch N`` for another).
+Prints each knob's effect -- the mean score per value with its 95% Student-t interval, the
+number of trials, the median parameter count (``cnnlab.compare.knob_effects``) -- and writes
+one figure per question to --out (default: the current directory):
+
+- ``kernel_5x5_vs_3x3.png``: does a 5x5 kernel beat 3x3 at equal parameter count?
+- ``stride_2_cost.png``: what does stride 2 cost in accuracy, and what does it save in size?
+- ``same_padding.png``: when does ``same`` padding help: by depth, by kernel size?
 """
 
 from __future__ import annotations
@@ -14,64 +22,201 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cnnlab.compare import study_names, trials_frame
+from cnnlab.compare import at_epoch, knob_effects, per_layer, study_names, trials_frame
 
 FACTORS = ("filters", "kernel_size", "strides", "padding")
+FIGURES = ("kernel_5x5_vs_3x3.png", "stride_2_cost.png", "same_padding.png")
+COLOURS = {"3x3": "tab:blue", "5x5": "tab:orange", "same": "tab:green", "valid": "tab:purple",
+           "mixed": "0.6"}
 
 
-def per_layer_long(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (trial, conv layer): the layer's filters, kernel, stride and padding beside
-    the trial's score and size -- the shape groupby wants."""
-    layers = sorted({int(c[4:].split("_")[0]) for c in frame.columns
-                     if c.startswith("conv") and c.endswith("_filters")})
-    parts = []
-    for i in layers:
-        columns = {f"conv{i}_{f}": f for f in FACTORS}
-        present = [c for c in columns if c in frame.columns]
-        part = frame[["study", "trial", "value", "n_params", *present]].rename(columns=columns)
-        part = part.dropna(subset=["filters"]).assign(layer=i)
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+def with_layer_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """``at_epoch`` rows with what their conv layers have in common, one column each:
+    ``kernels`` ("3x3", "5x5", or "mixed" when the layers differ), ``paddings`` ("same",
+    "valid", "mixed"), ``stride2_layers`` (how many layers have stride 2) and ``size_bin``
+    (the trial's parameter count in a few bins of about equal numbers of trials)."""
+    layers = per_layer(scores)
+    key = ["study", "trial"]
+
+    def common(values: pd.Series, label) -> str:
+        found = set(values.dropna())
+        return label(found.pop()) if len(found) == 1 else "mixed"
+
+    by_trial = layers.groupby(key, observed=True).agg(
+        kernels=("kernel_size", lambda v: common(v, lambda k: f"{k}x{k}")),
+        paddings=("padding", lambda v: common(v, str)),
+        stride2_layers=("strides", lambda v: int((v == 2).sum())))
+    out = scores.merge(by_trial.reset_index(), on=key, how="left")
+    return out.assign(size_bin=size_bins(out["n_params"]))
 
 
-def tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Mean and best validation accuracy and the median parameter count, per choice."""
-    complete = frame[frame["state"] == "COMPLETE"]
-    long = per_layer_long(complete)
-    out = {}
-    for factor in FACTORS:
-        if factor in long:
-            out[factor] = (long.groupby(["layer", factor], observed=True)
-                           .agg(trials=("trial", "nunique"), mean_val_accuracy=("value", "mean"),
-                                best_val_accuracy=("value", "max"),
-                                median_params=("n_params", "median"))
-                           .round(4))
+def size_bins(n_params: pd.Series) -> pd.Series:
+    """Parameter counts in up to four bins of about equal numbers of trials (one bin for every
+    eight trials or so), labelled by their range ("1.2k-8.5k")."""
+    counts = n_params.astype("float64")
+    n_bins = max(1, min(4, int(counts.notna().sum()) // 8))
+    if n_bins == 1 or counts.nunique() < 2:
+        low, high = counts.min(), counts.max()
+        label = _short(low) if low == high else f"{_short(low)}-{_short(high)}"
+        return pd.Series(pd.Categorical([label] * len(counts)), index=counts.index)
+    edges = sorted(set(np.quantile(counts.dropna(), np.linspace(0, 1, n_bins + 1))))
+    labels = [f"{_short(lo)}-{_short(hi)}" for lo, hi in zip(edges, edges[1:], strict=False)]
+    return pd.cut(counts, edges, labels=labels, include_lowest=True)
+
+
+def _short(count: float) -> str:
+    if count >= 1e6:
+        return f"{count / 1e6:.1f}M"
+    return f"{count / 1e3:.1f}k" if count >= 1e3 else f"{count:.0f}"
+
+
+def tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each conv knob's effect at equal epochs, pooled over the layers (a trial counts once for
+    each value its layers have), then the three questions' tables that the figures draw."""
+    out = {f"the conv layers' {factor}": knob_effects(scores, factor)
+           for factor in FACTORS if any(c.endswith(f"_{factor}") for c in scores.columns)}
+    out["depth (n_conv)"] = knob_effects(scores, "n_conv")
+    summary = with_layer_summary(scores)
+    out["kernels (all 3x3, all 5x5, mixed) within parameter bins"] = knob_effects(
+        summary, "kernels", by="size_bin")
+    out["the number of stride-2 layers"] = knob_effects(summary, "stride2_layers")
+    out["padding (all same, all valid, mixed) by depth"] = knob_effects(
+        summary, "paddings", by="n_conv")
+    out["padding (all same, all valid, mixed) by kernels"] = knob_effects(
+        summary, "paddings", by="kernels")
     return out
 
 
-def figure(frame: pd.DataFrame) -> Figure:
-    complete = frame[frame["state"] == "COMPLETE"]
-    long = per_layer_long(complete)
-    fig = Figure(figsize=(12, 8), layout="constrained")
-    axes = fig.subplots(2, 2)
-    for ax, factor in zip(axes.flat, FACTORS, strict=True):
-        if factor not in long:
-            ax.set_visible(False)
-            continue
-        for value, group in long.groupby(factor, observed=True):
-            ax.scatter(group["n_params"], group["value"], label=f"{factor} = {value}", alpha=0.7)
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters")
-        ax.set_ylabel("validation accuracy")
-        ax.set_title(f"by each layer's {factor}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("Validation accuracy against parameter count: "
-                 + ", ".join(sorted(complete["study"].astype(str).unique())))
+def _caption(scores: pd.DataFrame) -> str:
+    metric = str(scores["score_metric"].iloc[0])
+    epoch = int(scores["epoch"].iloc[0])
+    pruned = int((scores["state"].astype(str) == "PRUNED").sum())
+    return (f"{metric} after {epoch} epoch(s): {len(scores)} trials ({pruned} pruned, at the "
+            f"epochs they reached). Dots: trials; markers and bars: mean and 95% t interval "
+            f"(no bar for one trial).")
+
+
+def _dodged(ax, rows: pd.DataFrame, group: str, series: str, order: list[str]) -> None:
+    """Per value of ``group`` on the x axis, the mean score of each ``series`` value side by
+    side with its 95% interval (``knob_effects``, the numbers the tables print), and the trials
+    themselves as faint dots behind."""
+    table = knob_effects(rows, series, by=group)
+    groups = [g for g in _categories(rows[group]) if g in table.index.get_level_values(0)]
+    present = [s for s in order if s in table.index.get_level_values(1)]
+    width = 0.7 / max(1, len(present))
+    rng = np.random.default_rng(0)
+    for j, name in enumerate(present):
+        colour = COLOURS.get(str(name), f"C{j}")
+        offset = (j - (len(present) - 1) / 2) * width
+        xs, means, below, above, ns = [], [], [], [], []
+        for i, g in enumerate(groups):
+            if (g, name) not in table.index:
+                continue
+            entry = table.loc[(g, name)]
+            dots = rows.loc[(rows[group] == g) & (rows[series] == name), "score"]
+            ax.scatter(i + offset + rng.uniform(-width / 5, width / 5, len(dots)), dots,
+                       s=14, color=colour, alpha=0.3, linewidths=0)
+            xs.append(i + offset)
+            means.append(entry["mean"])
+            below.append(0.0 if pd.isna(entry["ci_low"]) else entry["mean"] - entry["ci_low"])
+            above.append(0.0 if pd.isna(entry["ci_high"]) else entry["ci_high"] - entry["mean"])
+            ns.append(int(entry["trials"]))
+        ax.errorbar(xs, means, yerr=[below, above], fmt="o", color=colour, capsize=4,
+                    markersize=7, label=f"{name} ({sum(ns)} trials)")
+        for x, m, n in zip(xs, means, ns, strict=True):
+            ax.annotate(f"n={n}", (x, m), textcoords="offset points", xytext=(6, -3),
+                        fontsize=7, color=colour)
+    ax.set_xticks(range(len(groups)), [str(g) for g in groups])
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.grid(alpha=0.3, axis="y")
+    _clip_to_points(ax, rows["score"])
+
+
+def _categories(column: pd.Series) -> list:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return list(column.cat.categories)
+    return sorted(column.dropna().unique(), key=str)
+
+
+def _clip_to_points(ax, scores: pd.Series) -> None:
+    """Frame the trials' scores, not the widest interval (two trials give a huge t interval)."""
+    lo, hi = float(scores.min()), float(scores.max())
+    pad = max(0.02, (hi - lo) * 0.15)
+    ax.set_ylim(lo - pad, hi + pad)
+
+
+def kernel_figure(summary: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    _dodged(ax, summary, "size_bin", "kernels", ["3x3", "5x5", "mixed"])
+    ax.set_xlabel("parameters (bins of about equal numbers of trials)")
+    ax.set_ylabel(str(summary["score_metric"].iloc[0]))
+    ax.legend(title="conv kernels", fontsize=8)
+    ax.set_title("Does a 5x5 kernel beat 3x3 at equal parameter count?\n"
+                 "orange above blue within a bin, bars apart: yes", fontsize=11)
+    fig.supxlabel(_caption(summary), fontsize=7)
     return fig
+
+
+def stride_figure(summary: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    score_ax, params_ax, macs_ax = fig.subplots(1, 3)
+    summary = summary.assign(stride2=summary["stride2_layers"].astype(str),
+                             all="all trials")
+    _dodged(score_ax, summary, "stride2", "all", ["all trials"])
+    score_ax.set_ylabel(str(summary["score_metric"].iloc[0]))
+    score_ax.set_title("accuracy: what it costs")
+    for ax, column, title in ((params_ax, "n_params", "parameters: what it saves"),
+                              (macs_ax, "macs", "multiply-adds per image: what it saves")):
+        groups = sorted(summary["stride2_layers"].dropna().unique())
+        data = [summary.loc[summary["stride2_layers"] == g, column].astype("float64").dropna()
+                for g in groups]
+        for i, values in enumerate(data):
+            ax.scatter(np.full(len(values), i), values, s=14, color="0.4", alpha=0.4,
+                       linewidths=0)
+            if len(values):
+                ax.scatter([i], [values.median()], marker="_", s=600, color="black",
+                           label="median" if i == 0 else None)
+        ax.set_xticks(range(len(groups)), [str(g) for g in groups])
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, axis="y")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    for ax in (score_ax, params_ax, macs_ax):
+        ax.set_xlabel("conv layers with stride 2")
+    fig.suptitle("What does stride 2 cost?", fontsize=12)
+    fig.supxlabel(_caption(summary), fontsize=7)
+    return fig
+
+
+def padding_figure(summary: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    by_depth, by_kernel = fig.subplots(1, 2, sharey=True)
+    _dodged(by_depth, summary.assign(depth=summary["n_conv"].astype(str)), "depth",
+            "paddings", ["same", "valid", "mixed"])
+    by_depth.set_xlabel("conv layers (depth)")
+    by_depth.set_ylabel(str(summary["score_metric"].iloc[0]))
+    by_depth.set_title("by depth")
+    _dodged(by_kernel, summary, "kernels", "paddings", ["same", "valid", "mixed"])
+    by_kernel.set_xlabel("conv kernels")
+    by_kernel.set_title("by kernel size")
+    for ax in (by_depth, by_kernel):
+        ax.legend(title="padding", fontsize=8)
+    fig.suptitle("When does `same` padding help? Green above purple, bars apart: there",
+                 fontsize=12)
+    fig.supxlabel(_caption(summary), fontsize=7)
+    return fig
+
+
+def figures(scores: pd.DataFrame) -> dict[str, Figure]:
+    """The three questions' figures, by file name."""
+    summary = with_layer_summary(scores)
+    return dict(zip(FIGURES, (kernel_figure(summary), stride_figure(summary),
+                              padding_figure(summary)), strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage")
     parser.add_argument("--tracking-uri")
     parser.add_argument("--out", type=Path, default=Path("."))
+    parser.add_argument("--epoch", type=int, help="compare after this many epochs (default: "
+                        "the last epoch every complete or pruned trial reached)")
     args = parser.parse_args(argv)
     names = args.studies or [n for n in study_names(args.storage)
                              if n in ("filters-kernels", "strides-padding")]
@@ -88,13 +235,19 @@ def main(argv: list[str] | None = None) -> int:
                      "run them with `cnnlab study run experiments/filters_kernels.toml`.")
     frame = trials_frame(names, storage=args.storage, tracking_uri=args.tracking_uri)
     print(frame.groupby(["study", "state"], observed=True).size().rename("trials").to_string())
-    for factor, table in tables(frame).items():
-        print(f"\nValidation accuracy and size by each conv layer's {factor}:")
-        print(table.to_string())
+    scores = at_epoch(frame, args.epoch)
+    print(f"\nCompared at equal epochs: {_caption(scores)}")
+    with pd.option_context("display.width", 160, "display.max_columns", 20,
+                           "display.precision", 4):
+        for title, table in tables(scores).items():
+            print(f"\n{scores['score_metric'].iloc[0]} at epoch {scores['epoch'].iloc[0]} "
+                  f"by {title}:")
+            print(table.to_string())
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "notebook_comparison.png"
-    figure(frame).savefig(path, dpi=100)
-    print(f"\nwrote {path}")
+    for name, fig in figures(scores).items():
+        path = args.out / name
+        fig.savefig(path, dpi=100)
+        print(f"wrote {path}")
     return 0
 
 

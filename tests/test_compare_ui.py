@@ -114,8 +114,9 @@ def test_notebook_comparison_example(stores: Stores, tmp_path: Path, capsys) -> 
     assert compare_notebook.main(["tiny", "--storage", stores.storage, "--tracking-uri",
                                   stores.tracking, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Validation accuracy and size by each conv layer's kernel_size" in out
-    assert (tmp_path / "notebook_comparison.png").read_bytes()[:4] == b"\x89PNG"
+    assert "val_accuracy at epoch 2 by the conv layers' kernel_size" in out
+    for name in compare_notebook.FIGURES:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def _api(base: str, path: str, body: dict | None = None) -> dict:
