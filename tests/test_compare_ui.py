@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -17,7 +16,6 @@ from cnnlab import cli
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -103,20 +101,6 @@ def test_compare_unknown_study_and_missing_storage(stores: Stores, tmp_path: Pat
     assert cli.main(["compare", "--storage", missing]) == 2
     assert "there is no Optuna storage at" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()
-
-
-def test_notebook_comparison_example(stores: Stores, tmp_path: Path, capsys) -> None:
-    sys.path.insert(0, str(REPO / "experiments"))
-    try:
-        import compare_notebook
-    finally:
-        sys.path.pop(0)
-    assert compare_notebook.main(["tiny", "--storage", stores.storage, "--tracking-uri",
-                                  stores.tracking, "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "val_accuracy at epoch 2 by the conv layers' kernel_size" in out
-    for name in compare_notebook.FIGURES:
-        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def _api(base: str, path: str, body: dict | None = None) -> dict:
