@@ -27,6 +27,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cnnlab.compare import at_epoch, knob_effects, per_layer, study_names, trials_frame
+from cnnlab.errors import ConfigError
 
 FACTORS = ("filters", "kernel_size", "strides", "padding")
 FIGURES = ("kernel_5x5_vs_3x3.png", "stride_2_cost.png", "same_padding.png")
@@ -126,7 +127,7 @@ def _dodged(ax, rows: pd.DataFrame, group: str, series: str, order: list[str]) -
             above.append(0.0 if pd.isna(entry["ci_high"]) else entry["ci_high"] - entry["mean"])
             ns.append(int(entry["trials"]))
         ax.errorbar(xs, means, yerr=[below, above], fmt="o", color=colour, capsize=4,
-                    markersize=7, label=f"{name} ({sum(ns)} trials)")
+                    markersize=7, label=f"{name} ({_trials(sum(ns))})")
         for x, m, n in zip(xs, means, ns, strict=True):
             ax.annotate(f"n={n}", (x, m), textcoords="offset points", xytext=(6, -3),
                         fontsize=7, color=colour)
@@ -134,6 +135,44 @@ def _dodged(ax, rows: pd.DataFrame, group: str, series: str, order: list[str]) -
     ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.grid(alpha=0.3, axis="y")
     _clip_to_points(ax, rows["score"])
+
+
+def _trials(n: int) -> str:
+    return f"{n} trial" if n == 1 else f"{n} trials"
+
+
+def _missing_text(summary: pd.DataFrame, group: str, series: str, pair: tuple[str, str],
+                  what: str) -> str | None:
+    both = summary[summary[series].isin(pair)].groupby(group, observed=True)[series].nunique()
+    if (both < 2).all():
+        return (f"No {what} holds trials of both {pair[0]} and {pair[1]}: this study cannot "
+                f"answer the question.")
+    return None
+
+
+def _missing(ax, summary: pd.DataFrame, group: str, series: str, pair: tuple[str, str],
+             what: str) -> None:
+    """Say on the axes, in words, when no ``group`` holds trials of both ``pair`` values: the
+    figure then cannot answer its question, and an empty comparison must not read as one."""
+    text = _missing_text(summary, group, series, pair, what)
+    if text:
+        ax.text(0.5, 0.97, text, transform=ax.transAxes, ha="center", va="top", fontsize=8,
+                color="firebrick",
+                bbox={"facecolor": "white", "edgecolor": "firebrick", "alpha": 0.9})
+
+
+def unanswered(scores: pd.DataFrame) -> list[str]:
+    """The figures' questions that these trials cannot answer, each as the sentence its figure
+    shows (no bin, depth or kernel size holding trials of both values compared)."""
+    summary = with_layer_summary(scores)
+    checks = {"kernel_5x5_vs_3x3.png": (summary, "size_bin", "kernels", ("3x3", "5x5"),
+                                        "parameter bin"),
+              "same_padding.png (by depth)": (summary.assign(depth=summary["n_conv"]), "depth",
+                                              "paddings", ("same", "valid"), "depth"),
+              "same_padding.png (by kernel size)": (summary, "kernels", "paddings",
+                                                    ("same", "valid"), "kernel size")}
+    return [f"{name}: {text}" for name, check in checks.items()
+            if (text := _missing_text(*check))]
 
 
 def _categories(column: pd.Series) -> list:
@@ -156,8 +195,12 @@ def kernel_figure(summary: pd.DataFrame) -> Figure:
     ax.set_xlabel("parameters (bins of about equal numbers of trials)")
     ax.set_ylabel(str(summary["score_metric"].iloc[0]))
     ax.legend(title="conv kernels", fontsize=8)
+    bins = summary["size_bin"].nunique()
     ax.set_title("Does a 5x5 kernel beat 3x3 at equal parameter count?\n"
-                 "orange above blue within a bin, bars apart: yes", fontsize=11)
+                 f"({bins} parameter bin{'' if bins == 1 else 's'}, one per 8 trials or so)\n"
+                 "how to read it: 5x5 wins in a bin where orange sits above blue and the bars "
+                 "do not overlap", fontsize=10)
+    _missing(ax, summary, "size_bin", "kernels", ("3x3", "5x5"), "parameter bin")
     fig.supxlabel(_caption(summary), fontsize=7)
     return fig
 
@@ -206,8 +249,11 @@ def padding_figure(summary: pd.DataFrame) -> Figure:
     by_kernel.set_title("by kernel size")
     for ax in (by_depth, by_kernel):
         ax.legend(title="padding", fontsize=8)
-    fig.suptitle("When does `same` padding help? Green above purple, bars apart: there",
-                 fontsize=12)
+    _missing(by_depth, summary.assign(depth=summary["n_conv"]), "depth", "paddings",
+             ("same", "valid"), "depth")
+    _missing(by_kernel, summary, "kernels", "paddings", ("same", "valid"), "kernel size")
+    fig.suptitle("When does `same` padding help?\n(how to read it: it helps where green sits "
+                 "above purple and the bars do not overlap)", fontsize=11)
     fig.supxlabel(_caption(summary), fontsize=7)
     return fig
 
@@ -233,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         parser.error("no studies named and neither filters-kernels nor strides-padding has run; "
                      "run them with `cnnlab study run experiments/filters_kernels.toml`.")
-    frame = trials_frame(names, storage=args.storage, tracking_uri=args.tracking_uri)
+    try:
+        frame = trials_frame(names, storage=args.storage, tracking_uri=args.tracking_uri)
+    except ConfigError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(frame.groupby(["study", "state"], observed=True).size().rename("trials").to_string())
     scores = at_epoch(frame, args.epoch)
     print(f"\nCompared at equal epochs: {_caption(scores)}")
@@ -243,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{scores['score_metric'].iloc[0]} at epoch {scores['epoch'].iloc[0]} "
                   f"by {title}:")
             print(table.to_string())
+    for line in unanswered(scores):
+        print(f"\nnote: {line}")
     args.out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures(scores).items():
         path = args.out / name

@@ -208,13 +208,18 @@ def test_anytime_is_the_best_so_far_against_optunas_clock(stores: Stores, frame)
     assert curve["best_trial"].iloc[-1] == T.best(study).number
 
 
-def test_the_notebook_example_writes_one_figure_per_question(stores: Stores, tmp_path: Path,
-                                                             capsys) -> None:
+def _compare_notebook():
     sys.path.insert(0, str(REPO / "experiments"))
     try:
         import compare_notebook
     finally:
         sys.path.pop(0)
+    return compare_notebook
+
+
+def test_the_notebook_example_writes_one_figure_per_question(stores: Stores, tmp_path: Path,
+                                                             capsys) -> None:
+    compare_notebook = _compare_notebook()
     assert compare_notebook.main(["tiny", "--storage", stores.storage, "--tracking-uri",
                                   stores.tracking, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -227,6 +232,44 @@ def test_the_notebook_example_writes_one_figure_per_question(stores: Stores, tmp
     assert compare_notebook.main(["tiny", "--storage", stores.storage, "--tracking-uri",
                                   stores.tracking, "--out", str(tmp_path), "--epoch", "3"]) == 0
     assert "val_accuracy after 3 epoch(s): 5 trials (0 pruned" in capsys.readouterr().out
+
+
+def test_the_notebook_example_says_which_questions_the_trials_cannot_answer(frame) -> None:
+    from cnnlab.compare import at_epoch
+
+    compare_notebook = _compare_notebook()
+    scores = at_epoch(frame)
+    kernels = [c for c in scores.columns if c.startswith("conv") and c.endswith("_kernel_size")]
+    paddings = [c for c in scores.columns if c.startswith("conv") and c.endswith("_padding")]
+    assert kernels and paddings and len(scores) == 6
+
+    def layers(rows, columns, values):
+        # Every conv layer of each trial the same value (the trial's value in ``values``),
+        # where the trial has that layer.
+        rows = rows.copy()
+        for column in columns:
+            present = rows[column].notna()
+            rows[column] = rows[column].astype(object)
+            rows.loc[present, column] = [v for v, p in zip(values, present, strict=True) if p]
+        return rows
+
+    # All 3x3 and all same: no question can be answered, each says so.
+    none = layers(layers(scores, kernels, [3] * 6), paddings, ["same"] * 6)
+    notes = compare_notebook.unanswered(none)
+    assert [n.split(":")[0] for n in notes] == [
+        "kernel_5x5_vs_3x3.png", "same_padding.png (by depth)",
+        "same_padding.png (by kernel size)"]
+    assert "No parameter bin holds trials of both 3x3 and 5x5" in notes[0]
+    # Both kernels and both paddings (6 trials make one parameter bin; all trials of a kernel
+    # size share it): only the depth question can still lack a pair, and only if no depth
+    # holds both paddings.
+    padding = ["same", "same", "valid", "valid", "same", "valid"]  # both within each kernel
+    both = layers(layers(scores, kernels, [3, 5] * 3), paddings, padding)
+    notes = compare_notebook.unanswered(both)
+    depth_pairs = both.assign(p=padding).groupby(
+        "n_conv")["p"].nunique()
+    expected = [] if (depth_pairs == 2).any() else ["same_padding.png (by depth)"]
+    assert [n.split(":")[0] for n in notes] == expected
 
 
 def test_the_committed_notebook_has_no_outputs() -> None:
