@@ -98,8 +98,10 @@ def test_a_judged_configuration_is_reused_not_retrained(tmp_path: Path, monkeypa
     assert again.user_attrs[T.DUPLICATE_OF] == 0
     assert again.user_attrs[T.CONFIG_KEY] == first.user_attrs[T.CONFIG_KEY]
     assert again.state == first.state
-    assert again.value == first.value
-    assert again.intermediate_values == first.intermediate_values
+    # A pruned trial's value is its last reported score; the duplicate reports none.
+    assert again.value == (None if pruned else first.value)
+    # No curve: the pruner's statistics count the configuration once (its first trial).
+    assert first.intermediate_values and again.intermediate_values == {}
     assert new.user_attrs[T.OUTCOME] == "trained" and new.params != first.params
     assert [T.counts(t) for t in study.trials] == [True, False, True]
     assert "(reused #0, not retrained)" in out
