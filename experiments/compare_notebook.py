@@ -150,11 +150,25 @@ def _missing_text(summary: pd.DataFrame, group: str, series: str, pair: tuple[st
     return None
 
 
-def _missing(ax, summary: pd.DataFrame, group: str, series: str, pair: tuple[str, str],
-             what: str) -> None:
-    """Say on the axes, in words, when no ``group`` holds trials of both ``pair`` values: the
+def _questions(summary: pd.DataFrame) -> dict[str, tuple]:
+    """Each comparison a figure draws, by the name its note carries: the rows, the grouping
+    column, the compared column, the pair of values compared and what a group is called."""
+    return {"kernel_5x5_vs_3x3.png": (summary, "size_bin", "kernels", ("3x3", "5x5"),
+                                      "parameter bin"),
+            "same_padding.png (by depth)": (summary.assign(depth=summary["n_conv"]), "depth",
+                                            "paddings", ("same", "valid"), "depth"),
+            "same_padding.png (by kernel size)": (summary, "kernels", "paddings",
+                                                  ("same", "valid"), "kernel size")}
+
+
+def _unanswered(summary: pd.DataFrame) -> dict[str, str]:
+    return {name: text for name, check in _questions(summary).items()
+            if (text := _missing_text(*check))}
+
+
+def _say_missing(ax, text: str | None) -> None:
+    """Say on the axes, in words, when no group holds trials of both values compared: the
     figure then cannot answer its question, and an empty comparison must not read as one."""
-    text = _missing_text(summary, group, series, pair, what)
     if text:
         ax.text(0.5, 0.97, text, transform=ax.transAxes, ha="center", va="top", fontsize=8,
                 color="firebrick",
@@ -164,15 +178,7 @@ def _missing(ax, summary: pd.DataFrame, group: str, series: str, pair: tuple[str
 def unanswered(scores: pd.DataFrame) -> list[str]:
     """The figures' questions that these trials cannot answer, each as the sentence its figure
     shows (no bin, depth or kernel size holding trials of both values compared)."""
-    summary = with_layer_summary(scores)
-    checks = {"kernel_5x5_vs_3x3.png": (summary, "size_bin", "kernels", ("3x3", "5x5"),
-                                        "parameter bin"),
-              "same_padding.png (by depth)": (summary.assign(depth=summary["n_conv"]), "depth",
-                                              "paddings", ("same", "valid"), "depth"),
-              "same_padding.png (by kernel size)": (summary, "kernels", "paddings",
-                                                    ("same", "valid"), "kernel size")}
-    return [f"{name}: {text}" for name, check in checks.items()
-            if (text := _missing_text(*check))]
+    return [f"{name}: {text}" for name, text in _unanswered(with_layer_summary(scores)).items()]
 
 
 def _categories(column: pd.Series) -> list:
@@ -200,7 +206,7 @@ def kernel_figure(summary: pd.DataFrame) -> Figure:
                  f"({bins} parameter bin{'' if bins == 1 else 's'}, one per 8 trials or so)\n"
                  "how to read it: 5x5 wins in a bin where orange sits above blue and the bars "
                  "do not overlap", fontsize=10)
-    _missing(ax, summary, "size_bin", "kernels", ("3x3", "5x5"), "parameter bin")
+    _say_missing(ax, _unanswered(summary).get("kernel_5x5_vs_3x3.png"))
     fig.supxlabel(_caption(summary), fontsize=7)
     return fig
 
@@ -249,9 +255,9 @@ def padding_figure(summary: pd.DataFrame) -> Figure:
     by_kernel.set_title("by kernel size")
     for ax in (by_depth, by_kernel):
         ax.legend(title="padding", fontsize=8)
-    _missing(by_depth, summary.assign(depth=summary["n_conv"]), "depth", "paddings",
-             ("same", "valid"), "depth")
-    _missing(by_kernel, summary, "kernels", "paddings", ("same", "valid"), "kernel size")
+    notes = _unanswered(summary)
+    _say_missing(by_depth, notes.get("same_padding.png (by depth)"))
+    _say_missing(by_kernel, notes.get("same_padding.png (by kernel size)"))
     fig.suptitle("When does `same` padding help?\n(how to read it: it helps where green sits "
                  "above purple and the bars do not overlap)", fontsize=11)
     fig.supxlabel(_caption(summary), fontsize=7)
