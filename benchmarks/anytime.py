@@ -58,7 +58,7 @@ The same for every tool:
   FAIL trial that TPE ignores). For KerasTuner the build raises
   ``keras_tuner.errors.FailedTrialError``, as its docs show (a FAILED trial, not retried;
   KerasTuner's default ``max_consecutive_failed_trials=3`` is kept).
-- **The data**: ``cnnlab.data.load_mnist`` in every process, the notebook's split (validation =
+- **The data**: ``cnnlab.train.data.load_mnist`` in every process, the notebook's split (validation =
   the first 10,000 training images, training = the rest). ``quickstart``: the first 10,000
   training images (as ``experiments/quickstart.toml``), validation on all 10,000, 3 epochs at
   most, 240 s per run. ``medium``: all 50,000 training images, 10,000 validation images, 5
@@ -278,7 +278,7 @@ def child(args: argparse.Namespace) -> int:
     deadline = t0 + args.budget
     rundir = Path(args.rundir)
     events = rundir / "events.jsonl"
-    from cnnlab.data import load_mnist
+    from cnnlab.train.data import load_mnist
 
     data = load_mnist(args.data_dir, train_size=scale.train_size, val_size=scale.val_size)
     arrays = (data.train.x, data.train.y_onehot, data.validation.x, data.validation.y_onehot)

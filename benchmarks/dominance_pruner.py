@@ -1,4 +1,4 @@
-"""What the dominance pruner (cnnlab.front.should_stop) would have saved, and what it would
+"""What the dominance pruner (cnnlab.spec.front.should_stop) would have saved, and what it would
 have lost, replayed on learning curves that were recorded without it.
 
 The trials are replayed one after another in number order, as one worker would have run them:
@@ -39,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnnlab.front import Point, pareto_front, should_stop  # noqa: E402
-from cnnlab.pruning import CURVE_ATTR  # noqa: E402
+from cnnlab.spec.front import Point, pareto_front, should_stop  # noqa: E402
+from cnnlab.search.pruning import CURVE_ATTR  # noqa: E402
 
 # The synthetic generator's parameters, printed with every synthetic run.
 SYNTH = {

@@ -3,7 +3,7 @@
     python benchmarks/log_model_overhead.py [--repeats 3]
 
 MLflow infers a model's pip requirements by loading it in a subprocess unless they are given.
-cnnlab gives them (``cnnlab.tracking.model_pip_requirements``); this prints the median time of
+cnnlab gives them (``cnnlab.tracking.runs.model_pip_requirements``); this prints the median time of
 ``mlflow.keras.log_model`` both ways, side by side, and their ratio.
 """
 
@@ -27,9 +27,9 @@ def main() -> None:
     import numpy as np
     from mlflow.models import infer_signature
 
-    from cnnlab.model import build_model
-    from cnnlab.spec import NOTEBOOK_CNN
-    from cnnlab.tracking import model_pip_requirements
+    from cnnlab.train.model import build_model
+    from cnnlab.spec.architecture import NOTEBOOK_CNN
+    from cnnlab.tracking.runs import model_pip_requirements
 
     model = build_model(NOTEBOOK_CNN, seed=0)
     x = np.zeros((2, 28, 28, 1), np.float32)

@@ -71,7 +71,7 @@ def notebook_child(epochs: int, train_size: int, val_size: int, out: str) -> Non
     import keras
     from keras import layers
 
-    from cnnlab.data import load_mnist
+    from cnnlab.train.data import load_mnist
 
     data = load_mnist(train_size=train_size, val_size=val_size)
     x_train, y_train = data.train.x, data.train.y_onehot

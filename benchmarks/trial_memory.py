@@ -68,8 +68,8 @@ def main() -> None:
 
     import tomllib
 
-    from cnnlab.config import parse_study, with_overrides
-    from cnnlab.study import run_study
+    from cnnlab.search.config import parse_study, with_overrides
+    from cnnlab.study.runner import run_study
 
     text = STUDY
     if args.fixed:
@@ -91,10 +91,10 @@ def main() -> None:
 
         import keras
 
-        from cnnlab.data import load_mnist
-        from cnnlab.spec import Architecture
-        from cnnlab.training import train
-        from cnnlab.trialspec import TrainConfig, TrialSpec
+        from cnnlab.train.data import load_mnist
+        from cnnlab.spec.architecture import Architecture
+        from cnnlab.train.fit import train
+        from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 
         data = load_mnist(train_size=args.train_size, val_size=1000)
         arch = Architecture.from_strings(["32:3", "32:3"], ["128"])

@@ -8,7 +8,7 @@ networks of a few thousand to ~20k parameters, random sampler, no pruning), each
 process, the loops alternated and their order rotated per repeat:
 
 - ``bare``: Optuna (in memory) + Keras, no tracking, ``clear_session`` per trial;
-- ``cnnlab``: ``cnnlab.study.run_study`` with SQLite Optuna and MLflow stores (everything
+- ``cnnlab``: ``cnnlab.study.runner.run_study`` with SQLite Optuna and MLflow stores (everything
   recorded: runs, curves, plots, models, the study run and its plots);
 - ``recipe``: Optuna (in memory) with ``optuna_integration.MLflowCallback`` and
   ``mlflow.keras.autolog()`` on a SQLite MLflow store, as Optuna's and MLflow's docs show it.
@@ -61,14 +61,14 @@ LOOPS = ("bare", "cnnlab", "recipe")
 def _config(trials: int):
     import tomllib
 
-    from cnnlab.config import parse_study
+    from cnnlab.search.config import parse_study
 
     text = STUDY.format(trials=trials)
     return parse_study(tomllib.loads(text), text=text)
 
 
 def _data(config):
-    from cnnlab.data import load_mnist
+    from cnnlab.train.data import load_mnist
 
     return load_mnist(train_size=config.train_size, val_size=config.val_size)
 
@@ -77,7 +77,7 @@ def _train(config, data, trial) -> float:
     """One trial as the bare loop and the recipe train it: the drawn network, fitted, scored."""
     import keras
 
-    from cnnlab.model import build_model
+    from cnnlab.train.model import build_model
 
     arch = config.space.suggest(trial).architecture
     keras.backend.clear_session(free_memory=True)
@@ -102,7 +102,7 @@ def _bare(config, data, trials: int, tmp: str) -> list[int]:
 
 
 def _cnnlab(config, data, trials: int, tmp: str) -> list[int]:
-    from cnnlab.study import run_study
+    from cnnlab.study.runner import run_study
 
     outcome = run_study(config, storage=f"sqlite:///{tmp}/optuna.db",
                         tracking_uri=f"sqlite:///{tmp}/mlflow.db", data=data, out=lambda _: None)

@@ -5,7 +5,7 @@ For each shipped study file, with its own sampler and options, on Optuna's in-me
 - **before** (cnnlab until this change): the sampler is seeded once per process; an
   architecture that cannot be built or is over ``max_params`` is a FAIL trial that counts
   toward ``n_trials`` and that TPE ignores;
-- **after** (cnnlab now): the sampler is seeded per trial (``cnnlab.sampling``); such an
+- **after** (cnnlab now): the sampler is seeded per trial (``cnnlab.search.sampling``); such an
   architecture is pruned at once with Optuna constraint values (TPE and NSGA-II learn from them)
   and does not count: the study goes on until ``n_trials`` architectures were trained.
 
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import optuna
 
-from cnnlab.config import SAMPLERS, load_study_config
-from cnnlab.space import check_architecture, constraints, feasibility
+from cnnlab.search.config import SAMPLERS, load_study_config
+from cnnlab.search.space import check_architecture, constraints, feasibility
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

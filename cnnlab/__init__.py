@@ -1,14 +1,14 @@
 """cnnlab: hyperparameter experiments on convolutional networks for MNIST.
 
-The arithmetic (``cnnlab.shapes``, ``cnnlab.spec``, ``cnnlab.conv``) imports no framework;
+The arithmetic (``cnnlab.spec.shapes``, ``cnnlab.spec.architecture``, ``cnnlab.spec.conv``) imports no framework;
 the rest uses Keras 3, Optuna and MLflow and is imported where it is needed.
 """
 
-from cnnlab.conv import conv2d
-from cnnlab.data import MnistSplits, Split, load_mnist, load_test_split
+from cnnlab.spec.conv import conv2d
+from cnnlab.train.data import MnistSplits, Split, load_mnist, load_test_split
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
-from cnnlab.shapes import LayerRow, LayerTable
-from cnnlab.spec import NOTEBOOK_CNN, Architecture, ConvLayer
+from cnnlab.spec.shapes import LayerRow, LayerTable
+from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
 
 __all__ = [
     "NOTEBOOK_CNN",

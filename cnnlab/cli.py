@@ -12,11 +12,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cnnlab import defaults
-from cnnlab.data import DATA_DIR_ENV
+from cnnlab.spec import defaults
+from cnnlab.train.data import DATA_DIR_ENV
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
-from cnnlab.spec import NOTEBOOK_CNN, Architecture
-from cnnlab.trialspec import OPTIMIZERS
+from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture
+from cnnlab.spec.trialspec import OPTIMIZERS
 
 
 def _add_architecture_args(parser: argparse.ArgumentParser) -> None:
@@ -117,9 +117,9 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab import tracking
-    from cnnlab.run import run_training
-    from cnnlab.trialspec import TrainConfig, TrialSpec
+    from cnnlab.tracking import runs as tracking
+    from cnnlab.tracking.training_run import run_training
+    from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 
     arch = _architecture(args)
     spec = TrialSpec(arch, TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
@@ -141,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_study_check(args: argparse.Namespace) -> int:
-    from cnnlab.config import check_runnable, load_study_config
+    from cnnlab.search.config import check_runnable, load_study_config
 
     config = load_study_config(args.file)
     feasible = check_runnable(config)
@@ -162,12 +162,12 @@ def cmd_study_check(args: argparse.Namespace) -> int:
 
 
 def cmd_study_run(args: argparse.Namespace) -> int:
-    from cnnlab.config import load_study_config
-    from cnnlab.study import run_study
+    from cnnlab.search.config import load_study_config
+    from cnnlab.study.runner import run_study
 
     config = load_study_config(args.file)
     if args.workers > 1:
-        from cnnlab.workers import run_workers
+        from cnnlab.study.workers import run_workers
 
         return run_workers(args, config)
     prefix = f"[worker {args.worker_name}] " if args.worker_name else ""
@@ -199,7 +199,7 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cnnlab.evaluate import evaluate_study
+    from cnnlab.results.evaluate import evaluate_study
 
     evaluate_study(args.study, trial=args.trial, max_params=args.max_params, within=args.within,
                    complete=args.complete, storage=args.storage,
@@ -209,7 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from cnnlab.confirm import confirm_study
+    from cnnlab.results.confirm import confirm_study
 
     confirm_study(args.study, top=None if args.front else args.top, front=args.front,
                   seeds=args.seeds, baseline=args.baseline, storage=args.storage,
@@ -221,7 +221,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cnnlab.compare import LEADERBOARD, front, leaderboard, trials_frame
+    from cnnlab.results.compare import LEADERBOARD, front, leaderboard, trials_frame
 
     frame = trials_frame(args.studies or None, storage=args.storage,
                          tracking_uri=args.tracking_uri)
@@ -267,7 +267,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from cnnlab import stores as tracking  # URIs only: serving the UI needs no Keras.
+    from cnnlab.tracking import stores as tracking# URIs only: serving the UI needs no Keras.
 
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
     command = [sys.executable, "-c", _MLFLOW_SERVER, "server", "--host", args.host,

@@ -5,7 +5,7 @@ of run it makes (the value of ``KIND_TAG``).
 Plain strings, no imports: every module (and the framework-free ones) can share them. The values
 are what the stores hold: stores written by earlier versions of cnnlab are read with them, so a
 value never changes. What a trial's outcome means, and whether it counts, is in
-``cnnlab.trials``.
+``cnnlab.search.trials``.
 """
 
 # -- Optuna study attributes ----------------------------------------------------------------
@@ -30,7 +30,7 @@ FRONT_ATTR = "cnnlab_front"
 tagged in MLflow (``cnnlab.front`` on their runs)."""
 CONFIRMED_ATTR = "cnnlab_confirmed"
 """Set by ``cnnlab confirm``: the seeds, each confirmed trial's scores over them, the ranking
-and the trials tied with the best (``cnnlab.confirm``)."""
+and the trials tied with the best (``cnnlab.results.confirm``)."""
 
 # -- Optuna trial attributes ----------------------------------------------------------------
 
@@ -43,7 +43,7 @@ REASON_ATTR = "cnnlab_reason"
 WORKER_ATTR = "cnnlab_worker"
 """The worker process (host, pid) that runs the trial."""
 OUTCOME_ATTR = "cnnlab_outcome"
-"""What became of the trial: one of ``cnnlab.trials.OUTCOMES``."""
+"""What became of the trial: one of ``cnnlab.search.trials.OUTCOMES``."""
 CONFIG_KEY_ATTR = "cnnlab_config_key"
 """A digest of the trial's whole configuration: equal keys, equal trials."""
 DUPLICATE_OF_ATTR = "cnnlab_duplicate_of"

@@ -6,10 +6,10 @@ parameter count change with filters, kernel size, stride and padding?
 
 Default studies: filters-kernels and strides-padding (run them first with `cnnlab study run`),
 or whichever studies are named. Every trial that ended complete or pruned is compared after the
-same number of epochs (``cnnlab.compare.at_epoch``: by default the last epoch every one of
+same number of epochs (``cnnlab.results.compare.at_epoch``: by default the last epoch every one of
 them reached, so a pruned trial counts at the epochs it reached; ``--epoch N`` for another).
 Prints each knob's effect -- the mean score per value with its 95% Student-t interval, the
-number of trials, the median parameter count (``cnnlab.compare.knob_effects``) -- and writes
+number of trials, the median parameter count (``cnnlab.results.compare.knob_effects``) -- and writes
 one figure per question to --out (default: the current directory):
 
 - ``kernel_5x5_vs_3x3.png``: does a 5x5 kernel beat 3x3 at equal parameter count?
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cnnlab.compare import at_epoch, knob_effects, per_layer, study_names, trials_frame
+from cnnlab.results.compare import at_epoch, knob_effects, per_layer, study_names, trials_frame
 from cnnlab.errors import ConfigError
 
 FACTORS = ("filters", "kernel_size", "strides", "padding")

@@ -31,7 +31,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
 
 
 def test_frame_rows_and_columns_match_the_stores(stores: Stores) -> None:
-    from cnnlab.compare import trials_frame
+    from cnnlab.results.compare import trials_frame
 
     frame = trials_frame("tiny", storage=stores.storage, tracking_uri=stores.tracking)
     study = stores.study("tiny")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab.conv import conv2d
+from cnnlab.spec.conv import conv2d
 
 X = np.array([[6, 1, 7, 3, 6, 7], [3, 2, 2, 8, 6, 1], [8, 5, 3, 0, 1, 8],
               [8, 7, 8, 3, 4, 8], [5, 4, 7, 3, 6, 4], [7, 3, 2, 5, 5, 2]])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab import data
+from cnnlab.train import data
 from cnnlab.errors import DataError
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -189,7 +189,7 @@ def test_without_folder_falls_back_to_keras_and_says_what_to_do(tmp_path: Path) 
     connected machine Keras downloads MNIST and the loader gives the notebook's split.
     """
     code = (
-        "import cnnlab.data as d\n"
+        "import cnnlab.train.data as d\n"
         "try:\n"
         "    s = d.load_mnist()\n"
         "    print('LOADED', len(s.train), len(s.validation), s.source)\n"

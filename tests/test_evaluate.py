@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from studies import TINY, Stores
 
-from cnnlab import cli, data
-from cnnlab.evaluate import registered_model_name
+from cnnlab import cli
+from cnnlab.train import data
+from cnnlab.results.evaluate import registered_model_name
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +147,7 @@ def test_bad_test_files_are_refused_before_the_claim(stores: Stores, mnist_dir: 
 
 def test_a_crashed_evaluation_completes_on_the_same_model_only(
         stores: Stores, monkeypatch, capsys) -> None:
-    import cnnlab.evaluate
+    import cnnlab.results.evaluate
 
     def crash(*args, **kwargs):  # The process dies between the claim and the result.
         raise RuntimeError("crashed after the claim")
@@ -180,7 +181,7 @@ def test_studies_and_training_never_read_the_test_split(
         mnist_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """A whole study and a tracked run succeed with test files that cannot be read and with
     the test loader made to fail: only `cnnlab evaluate` touches the test split."""
-    import cnnlab.evaluate
+    import cnnlab.results.evaluate
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the test split was read outside cnnlab evaluate")
@@ -256,7 +257,7 @@ def test_a_registered_model_of_another_study_is_not_taken_for_ours(stores: Store
 def test_once_survives_deleting_records_with_the_stock_tools(stores: Stores, capsys) -> None:
     """Deleting the registered model and the study's run in the MLflow UI does not make the
     study evaluable again: any one record of the evaluation is enough."""
-    from cnnlab.evaluate import evaluation_records
+    from cnnlab.results.evaluate import evaluation_records
 
     if "cnnlab_evaluation" not in stores.study("once").user_attrs:
         assert _evaluate(stores, "once") == 0

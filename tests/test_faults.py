@@ -16,7 +16,7 @@ import pytest
 from studies import TINY, Stores
 
 from cnnlab import cli
-from cnnlab.data import NUM_CLASSES, MnistSplits, Split, load_mnist
+from cnnlab.train.data import NUM_CLASSES, MnistSplits, Split, load_mnist
 
 pytestmark = pytest.mark.slow
 
@@ -141,8 +141,8 @@ class _NanTargets(Split):
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(
         tmp_path: Path, mnist_dir: Path, monkeypatch) -> None:
-    from cnnlab.config import load_study_config
-    from cnnlab.study import run_study
+    from cnnlab.search.config import load_study_config
+    from cnnlab.study.runner import run_study
 
     monkeypatch.chdir(tmp_path)
     stores = Stores(tmp_path, TINY.replace("epochs = 2", "epochs = 3").replace(
@@ -186,7 +186,7 @@ def test_unreachable_stores_are_named_without_password_and_nothing_is_written(
 
 
 def test_command_tag_hides_passwords(monkeypatch) -> None:
-    from cnnlab.tracking import command_line
+    from cnnlab.tracking.runs import command_line
 
     monkeypatch.setattr(sys, "argv", ["cnnlab", "study", "run", "f.toml", "--storage",
                                       "postgresql://me:hunter2@db:5432/optuna",
@@ -336,15 +336,15 @@ def test_a_worker_killed_by_a_signal_makes_the_command_fail(tmp_path: Path) -> N
     again = subprocess.run(_command(stores), cwd=tmp_path, capture_output=True, text=True,
                            timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert again.returncode == 0, again.stderr
-    from cnnlab import trials as T
+    from cnnlab.search import trials as T
 
     assert sum(T.counts(t) for t in stores.study("tiny").trials) == 4
 
 
 DRIVER = """
 import sys
-from cnnlab.config import load_study_config
-from cnnlab.study import run_study
+from cnnlab.search.config import load_study_config
+from cnnlab.study.runner import run_study
 
 outcome = run_study(load_study_config(sys.argv[1]), storage=sys.argv[2], tracking_uri=sys.argv[3],
                     out=lambda line: None)

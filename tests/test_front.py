@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from cnnlab.front import Point, dominates, front_at_epoch, pareto_front, should_stop
-from cnnlab.pruning import CURVE_ATTR, PRUNED_BY_ATTR, DominancePruner
+from cnnlab.spec.front import Point, dominates, front_at_epoch, pareto_front, should_stop
+from cnnlab.search.pruning import CURVE_ATTR, PRUNED_BY_ATTR, DominancePruner
 
 # --- dominance and fronts --------------------------------------------------------------------
 
@@ -153,7 +153,7 @@ def test_should_stop_refuses_an_empty_curve():
 
 
 def test_importing_them_imports_no_framework():
-    code = ("import cnnlab.front, cnnlab.pruning, sys; "
+    code = ("import cnnlab.spec.front, cnnlab.search.pruning, sys; "
             "found = sorted(m for m in sys.modules "
             "if m.split('.')[0] in ('keras', 'tensorflow', 'optuna')); "
             "assert not found, found")
@@ -246,7 +246,7 @@ def test_a_real_keras_fit_is_ended_by_the_callback():
     import numpy as np
     import optuna
 
-    from cnnlab.tf_quiet import import_keras
+    from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
     study = optuna.create_study(directions=["maximize", "minimize"])

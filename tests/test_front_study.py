@@ -33,8 +33,8 @@ def _front_by_hand(trials: list) -> set[int]:
 
 def test_a_two_objective_study_has_its_front_in_every_store(tmp_path: Path, monkeypatch,
                                                             capsys) -> None:
-    from cnnlab.compare import front, trials_frame
-    from cnnlab.evaluate import choose_trial
+    from cnnlab.results.compare import front, trials_frame
+    from cnnlab.results.evaluate import choose_trial
 
     monkeypatch.chdir(tmp_path)
     stores = Stores(tmp_path, TWO)
@@ -91,9 +91,9 @@ def test_optuna_pruners_are_refused_with_two_objectives(tmp_path: Path, capsys) 
 
 def test_confirm_retrains_with_the_same_seeds_as_nested_runs(tmp_path: Path,
                                                              monkeypatch) -> None:
-    from cnnlab.confirm import confirm_seeds, confirm_study
-    from cnnlab.evaluate import choose_trial
-    from cnnlab.ranking import summarize
+    from cnnlab.results.confirm import confirm_seeds, confirm_study
+    from cnnlab.results.evaluate import choose_trial
+    from cnnlab.spec.ranking import summarize
 
     monkeypatch.chdir(tmp_path)
     text = TINY.replace("epochs = 2", "epochs = 1")

@@ -29,7 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from studies import TINY
 
-from cnnlab import cli, data
+from cnnlab import cli
+from cnnlab.train import data
 
 pytestmark = pytest.mark.slow
 

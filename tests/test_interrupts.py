@@ -1,5 +1,5 @@
 """Interrupts at every point of a trial's life: SIGINT, SIGTERM, and SIGKILL then a resume, sent
-by the process to itself at a named point (``cnnlab.faults``). After each, the Optuna study and
+by the process to itself at a named point (``cnnlab.train.faults``). After each, the Optuna study and
 the MLflow runs agree, and running the same command again finishes the study."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from studies import TINY, Stores
 
-from cnnlab import trials as T
-from cnnlab.faults import POINTS
+from cnnlab.search import trials as T
+from cnnlab.train.faults import POINTS
 
 pytestmark = pytest.mark.slow
 

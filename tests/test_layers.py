@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cnnlab.errors import ArchitectureError
-from cnnlab.spec import NOTEBOOK_CNN, Architecture, ConvLayer
+from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
 
 VARIANTS = [
     # Batch normalisation alone, and on a 'same' strided conv.
@@ -47,7 +47,7 @@ VARIANTS = [
 
 @pytest.mark.parametrize("arch", VARIANTS, ids=lambda a: a.describe())
 def test_rows_and_params_equal_keras(arch: Architecture) -> None:
-    from cnnlab.model import build_model, check_layer_table, keras_layer_table
+    from cnnlab.train.model import build_model, check_layer_table, keras_layer_table
 
     model = build_model(arch, seed=0)
     table = arch.layer_table()
@@ -62,7 +62,7 @@ def test_rows_and_params_equal_keras(arch: Architecture) -> None:
 
 
 def test_no_dropout_means_no_dropout_layers() -> None:
-    from cnnlab.model import build_model
+    from cnnlab.train.model import build_model
 
     names = [layer.name for layer in build_model(NOTEBOOK_CNN, seed=0).layers]
     assert names == ["image", "conv1", "conv2", "conv3", "conv4", "flatten", "dense1", "output"]
@@ -99,7 +99,7 @@ def test_macs_by_hand() -> None:
 
 
 def test_pool_shrinking_below_one_pixel_names_the_layer() -> None:
-    from cnnlab.model import build_model
+    from cnnlab.train.model import build_model
 
     # 28 -> conv 5 s3 'valid' -> 8 -> max3 -> 2 -> conv 2 -> 1 -> max2 -> 0.
     arch = Architecture(conv=(ConvLayer(4, 5, 3, pool="max", pool_size=3),
@@ -137,7 +137,7 @@ def _trunk_gradient_support(arch: Architecture, position: tuple[int, int]) -> tu
     import keras
     import tensorflow as tf
 
-    from cnnlab.model import build_model
+    from cnnlab.train.model import build_model
 
     model = build_model(arch, seed=0)
     for layer in model.layers:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from studies import TINY, Stores
 
-from cnnlab import trials as T
+from cnnlab.search import trials as T
 from cnnlab.errors import ConfigError
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
 
 @pytest.fixture(scope="module")
 def frame(stores: Stores):
-    from cnnlab.compare import trials_frame
+    from cnnlab.results.compare import trials_frame
 
     return trials_frame("tiny", storage=stores.storage, tracking_uri=stores.tracking)
 
@@ -80,7 +80,7 @@ def test_the_study_has_a_pruned_trial(stores: Stores) -> None:
 
 
 def test_curves_are_the_mlflow_histories(stores: Stores, frame) -> None:
-    from cnnlab.compare import curves
+    from cnnlab.results.compare import curves
 
     histories = _histories(stores)
     long = curves(frame)
@@ -96,7 +96,7 @@ def test_curves_are_the_mlflow_histories(stores: Stores, frame) -> None:
 
 def test_at_epoch_compares_every_finished_trial_at_the_shortest_ones_last_epoch(
         stores: Stores, frame) -> None:
-    from cnnlab.compare import at_epoch, trials_frame
+    from cnnlab.results.compare import at_epoch, trials_frame
 
     histories = _histories(stores)
     trials = _compared(stores)
@@ -151,7 +151,7 @@ def _check_row(row, values: list[float], sizes: list[int]) -> None:
 
 
 def test_knob_effects_are_the_trials_means_with_t_intervals(stores: Stores, frame) -> None:
-    from cnnlab.compare import at_epoch, knob_effects
+    from cnnlab.results.compare import at_epoch, knob_effects
 
     histories = _histories(stores)
     trials = _compared(stores)
@@ -190,7 +190,7 @@ def test_knob_effects_are_the_trials_means_with_t_intervals(stores: Stores, fram
 
 
 def test_anytime_is_the_best_so_far_against_optunas_clock(stores: Stores, frame) -> None:
-    from cnnlab.compare import anytime
+    from cnnlab.results.compare import anytime
 
     study = stores.study("tiny")
     curve = anytime(frame)
@@ -235,7 +235,7 @@ def test_the_notebook_example_writes_one_figure_per_question(stores: Stores, tmp
 
 
 def test_the_notebook_example_says_which_questions_the_trials_cannot_answer(frame) -> None:
-    from cnnlab.compare import at_epoch
+    from cnnlab.results.compare import at_epoch
 
     compare_notebook = _compare_notebook()
     scores = at_epoch(frame)

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from cnnlab import progress
-from cnnlab.progress import (
+from cnnlab.train import progress
+from cnnlab.train.progress import (
     ERASE,
     estimate_remaining,
     format_duration,
@@ -126,7 +126,7 @@ def test_clear_erases_only_a_drawn_line():
 
 
 def test_importing_it_imports_no_keras_nor_tensorflow():
-    code = ("import cnnlab.progress, sys; "
+    code = ("import cnnlab.train.progress, sys; "
             "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, "
             "sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -137,8 +137,8 @@ def test_importing_it_imports_no_keras_nor_tensorflow():
 # --- a real Keras fit ------------------------------------------------------------------------
 
 def _tiny_fit(callbacks, epochs=2):
-    from cnnlab.model import build_model
-    from cnnlab.spec import Architecture, ConvLayer
+    from cnnlab.train.model import build_model
+    from cnnlab.spec.architecture import Architecture, ConvLayer
 
     arch = Architecture(conv=(ConvLayer(filters=2, kernel_size=3, strides=2),), dense=(4,))
     model = build_model(arch, seed=0)
@@ -205,9 +205,9 @@ TINY = {"conv": [{"filters": 2, "kernel_size": 3, "strides": 2}], "dense": [4]}
 @pytest.mark.slow
 def test_run_training_draws_the_line_on_a_terminal_and_erases_it(
         tracking_uri, mnist_dir, monkeypatch):
-    from cnnlab.run import run_training
-    from cnnlab.spec import Architecture
-    from cnnlab.trialspec import TrainConfig, TrialSpec
+    from cnnlab.tracking.training_run import run_training
+    from cnnlab.spec.architecture import Architecture
+    from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 
     stream = FakeTTY()
     monkeypatch.setattr(sys, "stderr", stream)
@@ -223,9 +223,9 @@ def test_run_training_draws_the_line_on_a_terminal_and_erases_it(
 
 def test_run_training_erases_the_line_when_training_raises(tracking_uri, mnist_dir,
                                                            monkeypatch):
-    from cnnlab import run
-    from cnnlab.spec import Architecture
-    from cnnlab.trialspec import TrainConfig, TrialSpec
+    from cnnlab.tracking import training_run as run
+    from cnnlab.spec.architecture import Architecture
+    from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 
     def failing_train(spec, data, callbacks=(), verbose=0):
         drawer = callbacks[-1]

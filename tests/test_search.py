@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from studies import TINY, Stores
 
-from cnnlab import trials as T
+from cnnlab.search import trials as T
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,7 @@ def test_resuming_with_other_data_is_refused(tmp_path: Path, mnist_dir: Path, mo
                                              capsys) -> None:
     import numpy as np
 
-    from cnnlab import data
+    from cnnlab.train import data
 
     monkeypatch.chdir(tmp_path)
     stores = Stores(tmp_path, TINY.replace("n_trials = 3", "n_trials = 1").replace(

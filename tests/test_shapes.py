@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import shapes
+from cnnlab.spec import shapes
 from cnnlab.errors import ArchitectureError
-from cnnlab.spec import NOTEBOOK_CNN, Architecture, ConvLayer
+from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
 
 # The notebook's exercises: 2 filters of 3x3, stride 1, valid padding, on a batch of 4.
 EXERCISES = [
@@ -31,7 +31,7 @@ def test_notebook_shape_exercises(input_shape: tuple, expected: tuple) -> None:
 
 
 def test_notebook_cnn_table_equals_keras() -> None:
-    from cnnlab.model import build_model, keras_layer_table
+    from cnnlab.train.model import build_model, keras_layer_table
 
     table = NOTEBOOK_CNN.layer_table()
     assert table.total_params == 361_322
@@ -55,7 +55,7 @@ VARIANTS = [
 
 @pytest.mark.parametrize("arch", VARIANTS, ids=lambda a: a.describe())
 def test_variants_equal_keras(arch: Architecture) -> None:
-    from cnnlab.model import build_model, keras_layer_table
+    from cnnlab.train.model import build_model, keras_layer_table
 
     model = build_model(arch, seed=0)
     table = arch.layer_table()
@@ -89,7 +89,7 @@ def test_shrinking_below_one_pixel_names_layer_and_shapes() -> None:
 
 
 def test_rejected_before_anything_is_built() -> None:
-    from cnnlab.model import build_model
+    from cnnlab.train.model import build_model
 
     arch = Architecture(conv=(ConvLayer(4, 29, 1),))
     with pytest.raises(ArchitectureError, match="conv1"):

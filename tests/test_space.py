@@ -13,9 +13,9 @@ import pytest
 from studies import TINY, Stores
 
 from cnnlab.errors import ConfigError
-from cnnlab.space import Choices, FloatRange, IntRange, parse_space
-from cnnlab.spec import Architecture, ConvLayer
-from cnnlab.trialspec import TrainConfig, TrialSpec, param_name
+from cnnlab.search.space import Choices, FloatRange, IntRange, parse_space
+from cnnlab.spec.architecture import Architecture, ConvLayer
+from cnnlab.spec.trialspec import TrainConfig, TrialSpec, param_name
 
 SPACE = """
 n_conv = [1, 2]
@@ -167,7 +167,7 @@ def _rows(stores: Stores, run_id: str, name: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_the_dataframe_carries_the_spec_with_its_types(tmp_path: Path, monkeypatch) -> None:
-    from cnnlab.compare import trials_frame
+    from cnnlab.results.compare import trials_frame
 
     monkeypatch.chdir(tmp_path)
     text = TINY.replace("n_trials = 3", "n_trials = 2").replace("epochs = 2", "epochs = 1") \

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.errors import ArchitectureError
-from cnnlab.spec import NOTEBOOK_CNN, Architecture, ConvLayer
+from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
 
 
 def test_notebook_default() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab import tf_quiet
+from cnnlab.train import quiet as tf_quiet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def test_the_known_start_up_lines_are_noise_and_nothing_else() -> None:
 
 FILTERED = """
 import os, sys
-from cnnlab import tf_quiet
+from cnnlab.train import quiet as tf_quiet
 with tf_quiet._filtered_stderr():
     os.write(2, b"I0000 00:00:1.0 1 cudart_stub.cc:31] Could not find cuda drivers here\\n")
     os.write(2, b"E0000 00:00:1.0 1 some_kernel.cc:7] a real error\\n")
@@ -93,7 +93,7 @@ def test_the_filter_passes_every_other_line_on() -> None:
 
 @pytest.mark.slow
 def test_importing_keras_through_cnnlab_prints_no_start_up_noise() -> None:
-    code = ("from cnnlab.tf_quiet import import_keras; import_keras(); "
+    code = ("from cnnlab.train.quiet import import_keras; import_keras(); "
             "import tensorflow as tf; tf.zeros(1); print('ok')")
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=300)

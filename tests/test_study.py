@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from studies import TINY, Stores
 
-from cnnlab import trials as T
+from cnnlab.search import trials as T
 from cnnlab.names import OUTCOME_ATTR
 
 pytestmark = pytest.mark.slow
@@ -44,8 +44,8 @@ def test_one_child_run_per_trial_linked_both_ways(tiny: Stores) -> None:
 
 
 def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
-    from cnnlab.model import build_model
-    from cnnlab.spec import Architecture
+    from cnnlab.train.model import build_model
+    from cnnlab.spec.architecture import Architecture
 
     study = tiny.study("tiny")
     _, children = tiny.runs("tiny")
@@ -114,7 +114,7 @@ def test_trial_model_loads_and_scores_as_recorded(tiny: Stores, mnist_dir: Path)
     import mlflow
     import numpy as np
 
-    from cnnlab.data import load_mnist
+    from cnnlab.train.data import load_mnist
 
     study = tiny.study("tiny")
     _, children = tiny.runs("tiny")
@@ -338,8 +338,8 @@ def test_experiments_include_the_required_studies() -> None:
 def test_every_experiment_file_runs_shrunk(path: Path, tmp_path: Path, monkeypatch) -> None:
     from dataclasses import replace
 
-    from cnnlab.config import load_study_config, with_overrides
-    from cnnlab.study import run_study
+    from cnnlab.search.config import load_study_config, with_overrides
+    from cnnlab.study.runner import run_study
 
     config = load_study_config(path)
     small = with_overrides(config, train_size=256, val_size=128,

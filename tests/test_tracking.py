@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from studies import ui_server
 
-from cnnlab import cli, data
-from cnnlab.spec import Architecture
+from cnnlab import cli
+from cnnlab.train import data
+from cnnlab.spec.architecture import Architecture
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path):
 
 
 def test_parameters_and_counts(store) -> None:
-    from cnnlab.model import build_model
+    from cnnlab.train.model import build_model
 
     _, run = store
     params = run.data.params

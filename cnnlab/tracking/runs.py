@@ -1,6 +1,6 @@
 """MLflow tracking: the stores, and what one training run records.
 
-The objective and ``cnnlab.training`` know nothing of MLflow. This module hands training a Keras
+The objective and ``cnnlab.train.fit`` know nothing of MLflow. This module hands training a Keras
 callback for the per-epoch curves and logs everything else before and after it: parameters, the
 per-layer parameter table, the data used, the two curve plots and the model.
 """
@@ -22,18 +22,18 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from cnnlab.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
-from cnnlab.defaults import LOSS
-from cnnlab.plots import curve_figures
-from cnnlab.shapes import LayerTable
-from cnnlab.spec import Architecture
-from cnnlab.stores import (  # noqa: F401  (re-exported: tracking's view of the stores)
+from cnnlab.train.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
+from cnnlab.spec.defaults import LOSS
+from cnnlab.tracking.plots import curve_figures
+from cnnlab.spec.shapes import LayerTable
+from cnnlab.spec.architecture import Architecture
+from cnnlab.tracking.stores import (  # noqa: F401  (re-exported: tracking's view of the stores)
     DEFAULT_TRACKING_URI,
     redact,
     resolve_tracking_uri,
     sqlite_path,
 )
-from cnnlab.trialspec import TrialSpec
+from cnnlab.spec.trialspec import TrialSpec
 
 DEFAULT_EXPERIMENT = "cnnlab-train"
 MODEL_NAME = "model"
@@ -114,7 +114,7 @@ class EpochMetricsCallback:
     def __new__(cls) -> Any:
         global _EpochMetrics
         if _EpochMetrics is None:
-            from cnnlab.tf_quiet import import_keras
+            from cnnlab.train.quiet import import_keras
 
             keras = import_keras()
 

@@ -17,12 +17,12 @@ import subprocess
 import sys
 from typing import Any
 
-from cnnlab.config import StudyConfig
-from cnnlab.stores import STORAGE_ENV
+from cnnlab.search.config import StudyConfig
+from cnnlab.tracking.stores import STORAGE_ENV
 
 
 def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
-    from cnnlab.study import counted, run_study
+    from cnnlab.study.runner import counted, run_study
 
     # Create (or resume) the study and its study run once, before any worker starts.
     outcome = run_study(config, n_trials=args.n_trials, timeout=args.timeout,
@@ -33,7 +33,7 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
     remaining = None if total is None else max(total - counted(outcome.study), 0)
     if remaining == 0:
         print(f"study '{config.name}' is finished: {total} of {total} trials; nothing to do.")
-        from cnnlab.study import confirm_if_asked
+        from cnnlab.study.runner import confirm_if_asked
 
         confirm_if_asked(config, outcome.study, storage=args.storage,
                          tracking_uri=args.tracking_uri, data_dir=args.data_dir,
@@ -82,7 +82,7 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
         print(f"cnnlab study run: worker {i} (pid {p.pid}) {how}; run the same command again "
               "to finish the study.", file=sys.stderr)
     if not failed:
-        from cnnlab.study import confirm_if_asked
+        from cnnlab.study.runner import confirm_if_asked
 
         confirm_if_asked(config, outcome.study, storage=args.storage,
                          tracking_uri=args.tracking_uri, data_dir=args.data_dir,

@@ -1,6 +1,6 @@
 """The search space as data, and the one function that turns an Optuna trial into a ``TrialSpec``.
 
-A space maps *paths* into the trial spec (``cnnlab.trialspec``) to what a trial may choose
+A space maps *paths* into the trial spec (``cnnlab.spec.trialspec``) to what a trial may choose
 there: a list of choices, an integer range or a float range (``{low, high, step, log}``). A list
 of one value is fixed: it is not sampled, and Optuna does not see it. In a study file the
 paths are the keys of ``[search]`` (TOML's dotted keys and nested tables are the same thing):
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cnnlab.errors import ArchitectureError, ConfigError
-from cnnlab.shapes import LayerTable
-from cnnlab.spec import Architecture, ConvLayer
-from cnnlab.trialspec import (
+from cnnlab.spec.shapes import LayerTable
+from cnnlab.spec.architecture import Architecture, ConvLayer
+from cnnlab.spec.trialspec import (
     ARCHITECTURE_FIELDS,
     CONV_FIELDS,
     TRAINING_FIELDS,

@@ -4,7 +4,7 @@ Optuna's pruners need ``Trial.report``, which raises ``NotImplementedError`` in 
 several directions. ``DominancePruner`` takes their place: at the end of every epoch a trial
 appends its monitored metric to its user attribute ``cnnlab_curve`` (so that every worker
 sharing the storage sees it), reads the curves of the other trials of the study, and asks
-``cnnlab.front.should_stop`` whether some trial had, at the same epoch, a metric better by
+``cnnlab.spec.front.should_stop`` whether some trial had, at the same epoch, a metric better by
 ``margin`` with a size no larger. If so, it records the reason in ``cnnlab_pruned_by`` and
 raises ``optuna.TrialPruned``, which ends ``model.fit`` (as optuna_integration's
 ``KerasPruningCallback`` does) and makes the trial PRUNED, also in a multi-objective study.
@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab.front import should_stop
+from cnnlab.spec.front import should_stop
 from cnnlab.names import CURVE_ATTR, N_PARAMS_ATTR, PRUNED_BY_ATTR
 
 
 @dataclass(frozen=True)
 class DominancePruner:
-    """How a trial is judged against the others (see ``cnnlab.front.should_stop``).
+    """How a trial is judged against the others (see ``cnnlab.spec.front.should_stop``).
 
     ``maximize`` is the monitored metric's direction; None (the default) means "minimize if the
     metric's name ends in ``loss``, maximize otherwise".
@@ -101,7 +101,7 @@ class DominancePruner:
         """A Keras callback calling ``epoch_end(trial, logs[monitor])`` after every epoch."""
         global _Callback
         if _Callback is None:
-            from cnnlab.tf_quiet import import_keras
+            from cnnlab.train.quiet import import_keras
 
             keras = import_keras()
 

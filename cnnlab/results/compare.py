@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from cnnlab import tracking
-from cnnlab import trials as T
+from cnnlab.tracking import runs as tracking
+from cnnlab.search import trials as T
 from cnnlab.errors import ConfigError
 from cnnlab.names import (
     ARCHITECTURE_ATTR,
@@ -55,7 +55,7 @@ def study_names(storage: str | None = None) -> list[str]:
     """Every study in the Optuna storage."""
     import optuna
 
-    from cnnlab.study import open_existing_storage
+    from cnnlab.study.runner import open_existing_storage
 
     _, opened = open_existing_storage(storage)
     return sorted(optuna.study.get_all_study_names(storage=opened))
@@ -81,7 +81,7 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     ``curves=False`` skips the per-epoch histories (faster; no ``best_*``/``epochs_run`` and
     no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``).
     """
-    from cnnlab.evaluate import load_existing_study
+    from cnnlab.results.evaluate import load_existing_study
 
     if isinstance(studies, str):
         studies = [studies]
@@ -163,8 +163,8 @@ def _confirmed(study: Any) -> dict[int, dict[str, Any]]:
     """Per confirmed trial (``cnnlab confirm``): mean, standard deviation and interval of its
     validation score over the new seeds, their number, its rank and whether it is tied with
     the best."""
-    from cnnlab.confirm import load_record, ranking_of
-    from cnnlab.ranking import summarize
+    from cnnlab.results.confirm import load_record, ranking_of
+    from cnnlab.spec.ranking import summarize
 
     record = load_record(study)
     ranking = ranking_of(record, maximize=T.maximizes(study)) if record else None
@@ -459,7 +459,7 @@ def knob_effects(frame: pd.DataFrame, knob: str, *, by: str | Sequence[str] | No
     of the mean over trials (each trial once per row), with ``ci_low``/``ci_high`` empty for a
     single trial; two rows are told apart when their intervals do not overlap.
     """
-    from cnnlab.ranking import summarize
+    from cnnlab.spec.ranking import summarize
 
     if "score" not in frame.columns:
         frame = at_epoch(frame, epoch)

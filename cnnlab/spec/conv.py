@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnlab import shapes
+from cnnlab.spec import shapes
 
 
 def conv2d(

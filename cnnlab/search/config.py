@@ -55,11 +55,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cnnlab import defaults
+from cnnlab.spec import defaults
 from cnnlab.errors import ConfigError
 from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR
-from cnnlab.space import HARD_MAX_PARAMS, SearchSpace, parse_space
-from cnnlab.trialspec import TrainConfig
+from cnnlab.search.space import HARD_MAX_PARAMS, SearchSpace, parse_space
+from cnnlab.spec.trialspec import TrainConfig
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MAX_EPOCHS = 10_000
@@ -82,7 +82,7 @@ PRUNERS = {
     "threshold": "ThresholdPruner",
     "dominance": "DominancePruner",
 }
-"""Optuna's pruners by cnnlab name, and cnnlab's own dominance pruner (``cnnlab.pruning``),
+"""Optuna's pruners by cnnlab name, and cnnlab's own dominance pruner (``cnnlab.search.pruning``),
 the one that works with two objectives."""
 SIZES = (N_PARAMS_ATTR, MACS_ATTR)
 """What a second objective may minimize: the parameter count or the multiply-adds per image
@@ -138,10 +138,10 @@ class StudyConfig:
 
     def make_sampler(self) -> Any:
         """The study's sampler, seeded per trial from the study's seed and the trial's number
-        (``cnnlab.sampling``): a resume or another worker never restarts its sequence."""
+        (``cnnlab.search.sampling``): a resume or another worker never restarts its sequence."""
         import optuna
 
-        from cnnlab.sampling import TrialSeededSampler
+        from cnnlab.search.sampling import TrialSeededSampler
 
         cls = getattr(optuna.samplers, SAMPLERS[self.sampler.name])
 
@@ -177,10 +177,10 @@ class StudyConfig:
             return cls(**self.pruner.options)
 
     def dominance_pruner(self) -> Any:
-        """The study's ``cnnlab.pruning.DominancePruner``: it stops dominated trials when the
+        """The study's ``cnnlab.search.pruning.DominancePruner``: it stops dominated trials when the
         study's pruner is ``dominance``, and otherwise only records each trial's curve (what
         the front and ``benchmarks/dominance_pruner.py`` read)."""
-        from cnnlab.pruning import DominancePruner
+        from cnnlab.search.pruning import DominancePruner
 
         options = self.pruner.options if self.pruner.name == "dominance" else {}
         return DominancePruner(**options, monitor=self.metric, size_attr=self.size_attr,
@@ -347,7 +347,7 @@ def check_runnable(config: StudyConfig) -> Any:
     """What `study run` and `study check` both check before any store is touched: the sampler
     and pruner work in Optuna (``dry_run``), and enough of the space can be trained. Returns
     the space's ``Feasibility``."""
-    from cnnlab.space import MIN_FEASIBLE, feasibility
+    from cnnlab.search.space import MIN_FEASIBLE, feasibility
 
     dry_run(config)
     feasible = feasibility(config.space, config.max_params, seed=config.seed)
@@ -531,8 +531,8 @@ def _check_builds(config: StudyConfig, where: str) -> None:
     """Refuse a space in which no architecture could be built at all: the gentlest one (the
     fewest layers; for each conv layer its smallest numbers, 'same' padding and no pooling
     where offered) is built with the shape arithmetic."""
-    from cnnlab.spec import Architecture, ConvLayer
-    from cnnlab.trialspec import CONV_FIELDS
+    from cnnlab.spec.architecture import Architecture, ConvLayer
+    from cnnlab.spec.trialspec import CONV_FIELDS
 
     space = config.space
     gentlest = {"padding": "same", "pool": "none"}

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab import tracking
-from cnnlab import trials as T
-from cnnlab.data import (
+from cnnlab.tracking import runs as tracking
+from cnnlab.search import trials as T
+from cnnlab.train.data import (
     KERAS_SOURCE,
     NUM_CLASSES,
     image_fingerprints,
@@ -125,7 +125,7 @@ def load_existing_study(study_name: str, storage: str | None = None) -> Any:
     """An existing study, or a one-sentence error naming it and what the storage has."""
     import optuna
 
-    from cnnlab.study import open_existing_storage
+    from cnnlab.study.runner import open_existing_storage
 
     url, storage_obj = open_existing_storage(storage)
     names = optuna.study.get_all_study_names(storage=storage_obj)
@@ -202,7 +202,7 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
 def confirmed_means(study: Any) -> dict[int, float]:
     """Trial number -> mean validation score over the seeds of ``cnnlab confirm`` (trials
     confirmed with at least two seeds); empty if the study was not confirmed."""
-    from cnnlab.confirm import BASELINE, load_record
+    from cnnlab.results.confirm import BASELINE, load_record
 
     record = load_record(study) or {}
     return {int(k): sum(e["values"]) / len(e["values"])
@@ -484,7 +484,7 @@ def evaluate_study(
 def _evaluate(choice: Choice, test: Any) -> Evaluation:
     import mlflow
 
-    from cnnlab.tf_quiet import import_keras
+    from cnnlab.train.quiet import import_keras
 
     import_keras()
     model = mlflow.keras.load_model(choice.model_uri)
@@ -507,7 +507,7 @@ def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from cnnlab.plots import confusion_matrix_figure
+    from cnnlab.tracking.plots import confusion_matrix_figure
 
     client = MlflowClient()
     name = evaluation.registered_model

@@ -8,7 +8,7 @@ Before anything is built, a trial is judged with the shape arithmetic alone: an 
 that cannot be built or is over ``max_params`` is *infeasible* (pruned at once, with Optuna
 constraint values so that constrained samplers learn from it), and a configuration that an
 earlier trial already judged is a *duplicate* (the earlier result is reused, not retrained,
-unless the study sets ``allow_repeats``). See ``cnnlab.trials`` for the outcomes.
+unless the study sets ``allow_repeats``). See ``cnnlab.search.trials`` for the outcomes.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import math
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from cnnlab import faults, liveness
-from cnnlab import trials as T
-from cnnlab.config import StudyConfig
-from cnnlab.data import MnistSplits
+from cnnlab.train import faults
+from cnnlab.study import liveness
+from cnnlab.search import trials as T
+from cnnlab.search.config import StudyConfig
+from cnnlab.train.data import MnistSplits
 from cnnlab.errors import ArchitectureError
 from cnnlab.names import (
     ARCHITECTURE_ATTR,
@@ -36,8 +37,8 @@ from cnnlab.names import (
     SEED_ATTR,
     WORKER_ATTR,
 )
-from cnnlab.space import check_architecture, constraints
-from cnnlab.trialspec import TrialSpec
+from cnnlab.search.space import check_architecture, constraints
+from cnnlab.spec.trialspec import TrialSpec
 
 # Kept here too for the modules and scripts that import them from the objective.
 FAIL_REASON = FAIL_REASON_ATTR
@@ -110,7 +111,7 @@ class Objective:
     def __call__(self, trial: Any) -> float | tuple[float, float]:
         import optuna
 
-        from cnnlab.sampling import trial_seed
+        from cnnlab.search.sampling import trial_seed
 
         faults.current_trial = trial.number
         trial.set_user_attr(WORKER_ATTR, liveness.identity())
@@ -154,12 +155,12 @@ class Objective:
                          record: TrialRecord) -> float:
         import optuna
 
-        from cnnlab.tf_quiet import import_keras
+        from cnnlab.train.quiet import import_keras
 
         keras = import_keras()
         from optuna_integration import KerasPruningCallback
 
-        from cnnlab.training import train
+        from cnnlab.train.fit import train
 
         arch = spec.architecture
         try:

@@ -33,10 +33,11 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from cnnlab import faults, tracking
-from cnnlab import trials as T
-from cnnlab.config import StudyConfig
-from cnnlab.data import MnistSplits
+from cnnlab.train import faults
+from cnnlab.tracking import runs as tracking
+from cnnlab.search import trials as T
+from cnnlab.search.config import StudyConfig
+from cnnlab.train.data import MnistSplits
 from cnnlab.names import (
     ARCHITECTURE_ATTR,
     BEST_RUN_ID_TAG,
@@ -66,7 +67,7 @@ from cnnlab.names import (
     TRIAL_NUMBER_TAG,
     UID_ATTR,
 )
-from cnnlab.trialspec import TrialSpec
+from cnnlab.spec.trialspec import TrialSpec
 
 FAIL_REASON = FAIL_REASON_ATTR  # Kept here too for the modules that import it from here.
 RAISED = "the trial raised an error"
@@ -85,7 +86,7 @@ class HistoryRecorder:
     (a pruned trial's ``fit`` ends in an exception, so Keras's own History is lost)."""
 
     def __new__(cls) -> Any:
-        from cnnlab.tf_quiet import import_keras
+        from cnnlab.train.quiet import import_keras
 
         keras = import_keras()
 
@@ -314,7 +315,7 @@ class TrialRun:
     def keras_callbacks(self) -> list[Any]:
         """Keras callbacks to train the trial with: its curves in MLflow every epoch, the
         history and model kept for the end, and the live progress line."""
-        from cnnlab.progress import progress_callback
+        from cnnlab.train.progress import progress_callback
 
         self._recorder = HistoryRecorder()
         self._progress = progress_callback(f"trial {self.trial.number}",
@@ -478,7 +479,7 @@ class StudySummary:
         return front
 
     def _log_study_plots(self, study: Any) -> None:
-        from cnnlab import study_plots
+        from cnnlab.tracking import study_plots
 
         self._plots_due, self._plots_at = 0, time.monotonic()
         for path, fig in study_plots.study_figures(study, self.config.metric,

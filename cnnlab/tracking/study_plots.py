@@ -66,8 +66,8 @@ def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Fig
     against size drawn through the trials on it, and the notebook's CNN marked at its size."""
     from optuna.trial import TrialState
 
-    from cnnlab.spec import NOTEBOOK_CNN
-    from cnnlab.trials import front, outcome
+    from cnnlab.spec.architecture import NOTEBOOK_CNN
+    from cnnlab.search.trials import front, outcome
 
     nouns = {N_PARAMS_ATTR: "parameters", MACS_ATTR: "multiply-adds per image"}
     noun = nouns.get(size_attr, size_attr)
@@ -111,7 +111,7 @@ def _confirmed_points(ax: Any, study: Any, size_attr: str) -> None:
     """Where ``cnnlab confirm`` ran: each confirmed trial's (and the notebook CNN's) mean over
     the new seeds, with its 95% interval."""
     from cnnlab.names import CONFIRMED_ATTR
-    from cnnlab.ranking import summarize
+    from cnnlab.spec.ranking import summarize
 
     record = study.user_attrs.get(CONFIRMED_ATTR) or {}
     for key, entry in record.get("entries", {}).items():
@@ -128,7 +128,7 @@ def _confirmed_points(ax: Any, study: Any, size_attr: str) -> None:
 
 
 def _score(trial: Any) -> float | None:
-    from cnnlab.trials import score
+    from cnnlab.search.trials import score
 
     return score(trial)
 

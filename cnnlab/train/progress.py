@@ -146,12 +146,12 @@ def _callback_class() -> type:
     if _CLASS is not None:
         return _CLASS
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from cnnlab.tf_quiet import import_keras
+    from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
 
     class ProgressCallback(keras.callbacks.Callback):
-        """One status line on a TTY; see ``cnnlab.progress``."""
+        """One status line on a TTY; see ``cnnlab.train.progress``."""
 
         def __init__(self, label: str, epochs: int, stream: IO[str]) -> None:
             super().__init__()

@@ -239,7 +239,7 @@ def _validate(x: np.ndarray, y: np.ndarray, part: str, where: str) -> None:
 def _load_keras() -> tuple[tuple, tuple, tuple]:
     """(train, test) from Keras, cached; the error says what to do when it cannot be had."""
     try:
-        from cnnlab.tf_quiet import import_keras  # Sets TensorFlow's log level too.
+        from cnnlab.train.quiet import import_keras  # Sets TensorFlow's log level too.
 
         keras = import_keras()
 

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlab import faults
-from cnnlab.data import MnistSplits
-from cnnlab.shapes import LayerTable
-from cnnlab.space import check_architecture
-from cnnlab.trialspec import TrainConfig, TrialSpec
+from cnnlab.train import faults
+from cnnlab.train.data import MnistSplits
+from cnnlab.spec.shapes import LayerTable
+from cnnlab.search.space import check_architecture
+from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 
 __all__ = ["HISTORY_KEYS", "TrainConfig", "TrainResult", "train"]
 
@@ -42,7 +42,7 @@ def train(
 ) -> TrainResult:
     """Build, compile and fit ``spec``'s architecture as its training settings say; returns
     the model and the per-epoch history."""
-    from cnnlab.model import build_model, check_layer_table  # Keras: only when training.
+    from cnnlab.train.model import build_model, check_layer_table  # Keras: only when training.
 
     arch, config = spec.architecture, spec.training
     table = check_architecture(arch, None)  # Buildable, and under cnnlab's ceiling.

@@ -43,7 +43,7 @@ def keras_callbacks(trial: int | None = None) -> list[Any]:
     """A Keras callback that reaches ``epoch`` at each epoch's end, when one is asked for."""
     if not os.environ.get(ENV, "").startswith("epoch:"):
         return []
-    from cnnlab.tf_quiet import import_keras
+    from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
 

@@ -1,6 +1,6 @@
 """What a trial is: one ``TrialSpec``, the architecture and how to train it.
 
-The search space builds a ``TrialSpec`` from a trial's draws (``cnnlab.space``); the objective,
+The search space builds a ``TrialSpec`` from a trial's draws (``cnnlab.search.space``); the objective,
 its hooks, tracking, ``compare`` and ``evaluate`` pass it on unchanged. It is plain data (no
 framework import): frozen dataclasses that check their own values, so that a study file's
 choices are judged by the same rules that build the network.
@@ -18,9 +18,9 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from cnnlab import defaults
+from cnnlab.spec import defaults
 from cnnlab.errors import ArchitectureError, ConfigError
-from cnnlab.spec import NOTEBOOK_CNN, Architecture, ConvLayer
+from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
 
 OPTIMIZERS = ("adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "ftrl", "lion",
               "nadam", "rmsprop", "sgd")

@@ -102,7 +102,7 @@ def size_attr(study: Any) -> str:
 def front(study: Any, size_attr: str = N_PARAMS_ATTR) -> list[Any]:
     """The complete trials on the front of the validation metric against size (``n_params``
     or ``macs``), smallest first: none of them is beaten on both by another."""
-    from cnnlab.front import Point, pareto_front
+    from cnnlab.spec.front import Point, pareto_front
 
     by_number = {}
     points = []

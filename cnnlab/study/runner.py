@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab import liveness, tracking
-from cnnlab import trials as T
-from cnnlab.config import StudyConfig, check_runnable
-from cnnlab.data import MnistSplits, load_mnist
+from cnnlab.study import liveness
+from cnnlab.tracking import runs as tracking
+from cnnlab.search import trials as T
+from cnnlab.search.config import StudyConfig, check_runnable
+from cnnlab.train.data import MnistSplits, load_mnist
 from cnnlab.errors import ArchitectureError, ConfigError
 from cnnlab.names import (
     ARCHITECTURE_ATTR,
@@ -48,9 +49,9 @@ from cnnlab.names import (
     UID_ATTR,
     WORKER_ATTR,
 )
-from cnnlab.objective import DivergedError, DuplicateRunningError, Objective
-from cnnlab.space import MIN_FEASIBLE
-from cnnlab.stores import redact, resolve_storage
+from cnnlab.study.objective import DivergedError, DuplicateRunningError, Objective
+from cnnlab.search.space import MIN_FEASIBLE
+from cnnlab.tracking.stores import redact, resolve_storage
 
 HEARTBEAT_INTERVAL = 10
 """Seconds between a running trial's heartbeats in the Optuna storage."""
@@ -98,7 +99,7 @@ def open_existing_storage(storage: str | None = None) -> tuple[str, Any]:
 
 
 def counted(study: Any) -> int:
-    """Trials that count towards the total (``cnnlab.trials.counts``): trained, and ended for a
+    """Trials that count towards the total (``cnnlab.search.trials.counts``): trained, and ended for a
     reason of their own. Infeasible draws, duplicates, copies and trials whose worker was
     killed do not count."""
     return sum(T.counts(t) for t in study.get_trials(deepcopy=False))
@@ -107,7 +108,7 @@ def counted(study: Any) -> int:
 def fail_dead_trials(study: Any) -> list[int]:
     """Fail the RUNNING trials of workers that are gone, now: those whose process is known to
     be gone (this host and boot, no process with its pid and start time; see
-    ``cnnlab.liveness``), and (through Optuna's heartbeats) any whose heartbeat stopped more
+    ``cnnlab.study.liveness``), and (through Optuna's heartbeats) any whose heartbeat stopped more
     than the grace period ago. A process that cannot be checked is left to the heartbeats.
     Returns the trial numbers failed here."""
     import optuna
@@ -205,7 +206,7 @@ def run_study(
         + (f", total {total}" if total is not None else "")
         + (f", time budget {timeout:g} s" if timeout is not None else "")
         + f"; {feasible.describe()}")
-    from cnnlab.study_tracking import StudyTracker
+    from cnnlab.study.study_run import StudyTracker
 
     if total is not None and done >= total:
         out(f"study '{config.name}' is finished: {done} of {total} trials; nothing to do "
@@ -282,8 +283,8 @@ def confirm_if_asked(config: StudyConfig, study: Any, *, storage: str | None,
     the file's ``n_trials``) and was not evaluated, unless every trial it asks for (the top K
     or the front as they are now, and the baseline) already has its seeds: a study resumed
     with more trials confirms its new leaders, and seeds already done are not trained again
-    (``cnnlab.confirm``)."""
-    from cnnlab.confirm import BASELINE, candidates, confirm_study, load_record
+    (``cnnlab.results.confirm``)."""
+    from cnnlab.results.confirm import BASELINE, candidates, confirm_study, load_record
 
     asked = config.confirm
     if asked is None or study.user_attrs.get(EVALUATION_ATTR):
@@ -335,10 +336,10 @@ def data_identity(data: MnistSplits) -> dict[str, Any]:
 def _refuse_if_evaluated(study: Any, config: StudyConfig, tracking_uri: str | None) -> None:
     """An evaluated study takes no more trials: its best model was tested, and going on would
     let the test set steer the search. Every record of an evaluation counts (see
-    ``cnnlab.evaluate.evaluation_records``), a claim of one in progress too."""
+    ``cnnlab.results.evaluate.evaluation_records``), a claim of one in progress too."""
     record = study.user_attrs.get(EVALUATION_ATTR)
     if record is None and study.get_trials(deepcopy=False):
-        from cnnlab.evaluate import evaluation_records
+        from cnnlab.results.evaluate import evaluation_records
 
         tracking.use_tracking_store(tracking_uri)
         records = evaluation_records(study)
@@ -438,7 +439,7 @@ def _copy_trials(source: Any, study: Any) -> int:
 
 
 def _print_best(study: Any, config: StudyConfig, out: Callable[[str], None]) -> None:
-    from cnnlab.study_tracking import _best_trial
+    from cnnlab.study.study_run import _best_trial
 
     best = _best_trial(study)
     if best is None:
@@ -505,7 +506,7 @@ class ProgressPrinter:
         self.started = time.monotonic()
 
     def __call__(self, study: Any, trial: Any) -> None:
-        from cnnlab.study_tracking import _best_trial
+        from cnnlab.study.study_run import _best_trial
 
         state = trial.state.name
         kind = T.outcome(trial)

@@ -1,7 +1,7 @@
 """Rankings that survive seed noise: a score's mean over seeds with its confidence interval,
 and which entries are tied with the best.
 
-Pure arithmetic (the t quantile comes from SciPy, imported where it is used): ``cnnlab.confirm``
+Pure arithmetic (the t quantile comes from SciPy, imported where it is used): ``cnnlab.results.confirm``
 feeds it the validation scores of trials re-trained with further seeds.
 """
 

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab import tracking
-from cnnlab import trials as T
+from cnnlab.tracking import runs as tracking
+from cnnlab.search import trials as T
 from cnnlab.errors import ConfigError
 from cnnlab.names import (
     COMMAND_TAG,
@@ -51,7 +51,7 @@ from cnnlab.names import (
     STUDY_UID_TAG,
     UID_ATTR,
 )
-from cnnlab.ranking import Ranking, Summary, rank, summarize
+from cnnlab.spec.ranking import Ranking, Summary, rank, summarize
 
 BASELINE = "notebook"
 """The key of the notebook's CNN among the confirmed entries."""
@@ -70,7 +70,7 @@ def confirm_seeds(study_seed: int, count: int) -> list[int]:
 def study_config(study: Any) -> Any:
     """The study's configuration, from its identity kept in Optuna (the file's contents but the
     budget and the words)."""
-    from cnnlab.config import parse_study
+    from cnnlab.search.config import parse_study
 
     identity = study.user_attrs.get(CONFIG_ATTR)
     if not identity:
@@ -173,7 +173,7 @@ def confirm_study(
     """Re-train the study's top ``top`` trials (or its ``front``), and with ``baseline`` the
     notebook's CNN, with ``seeds`` seeds each; rank them; record it all. Seeds already done
     (an interrupted confirmation, or an earlier one with fewer seeds) are not trained again."""
-    from cnnlab.evaluate import evaluation_records, load_existing_study
+    from cnnlab.results.evaluate import evaluation_records, load_existing_study
 
     if not 2 <= seeds <= MAX_SEEDS:
         raise ConfigError(f"--seeds must be from 2 to {MAX_SEEDS} (an interval needs two), "
@@ -195,12 +195,12 @@ def confirm_study(
     chosen = candidates(study, config, top=top, front=front)
     specs = {str(t.number): trial_spec(config, t) for t in chosen}
     if baseline:
-        from cnnlab.spec import NOTEBOOK_CNN
-        from cnnlab.trialspec import TrialSpec
+        from cnnlab.spec.architecture import NOTEBOOK_CNN
+        from cnnlab.spec.trialspec import TrialSpec
 
         specs[BASELINE] = TrialSpec(NOTEBOOK_CNN, config.training)
     if data is None:
-        from cnnlab.data import load_mnist
+        from cnnlab.train.data import load_mnist
 
         data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
     _check_data(study, data)
@@ -268,9 +268,9 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
     validation score and the run's id."""
     import mlflow
 
-    from cnnlab.progress import progress_callback
-    from cnnlab.tf_quiet import import_keras
-    from cnnlab.training import train
+    from cnnlab.train.progress import progress_callback
+    from cnnlab.train.quiet import import_keras
+    from cnnlab.train.fit import train
 
     keras = import_keras()
     keras.backend.clear_session(free_memory=True)
@@ -323,7 +323,7 @@ def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
     its mean, standard deviation, interval, seed count and rank."""
     from mlflow.entities import Metric, RunTag
 
-    from cnnlab import study_plots
+    from cnnlab.tracking import study_plots
 
     race = tracking.once_more_on_a_race
     client.log_dict(parent, record, "confirm.json")
