@@ -39,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnnlab.spec.front import Point, pareto_front, should_stop  # noqa: E402
 from cnnlab.search.pruning import CURVE_ATTR  # noqa: E402
+from cnnlab.spec.front import Point, pareto_front, should_stop  # noqa: E402
 
 # The synthetic generator's parameters, printed with every synthetic run.
 SYNTH = {

@@ -27,9 +27,9 @@ def main() -> None:
     import numpy as np
     from mlflow.models import infer_signature
 
-    from cnnlab.train.model import build_model
     from cnnlab.spec.architecture import NOTEBOOK_CNN
     from cnnlab.tracking.runs import model_pip_requirements
+    from cnnlab.train.model import build_model
 
     model = build_model(NOTEBOOK_CNN, seed=0)
     x = np.zeros((2, 28, 28, 1), np.float32)

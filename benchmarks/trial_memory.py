@@ -68,15 +68,16 @@ def main() -> None:
 
     import tomllib
 
-    from cnnlab.search.config import parse_study, with_overrides
+    from cnnlab.search.config import parse_study
     from cnnlab.study.runner import run_study
+    from cnnlab.tracking.stores import Stores
 
     text = STUDY
     if args.fixed:
         text = text.split("[search]")[0] + "[search]\nn_conv = [2]\nfilters = [32]\n" \
             "kernel_size = [3]\nstrides = [1]\npadding = [\"valid\"]\ndense_units = [128]\n"
     config = parse_study(tomllib.loads(text), text=text)
-    config = with_overrides(config, train_size=args.train_size, val_size=1000,
+    config = replace(config, train_size=args.train_size, val_size=1000,
                             training=replace(config.training, epochs=args.epochs))
     samples: list[float] = []
 
@@ -91,10 +92,10 @@ def main() -> None:
 
         import keras
 
-        from cnnlab.train.data import load_mnist
         from cnnlab.spec.architecture import Architecture
-        from cnnlab.train.fit import train
         from cnnlab.spec.trialspec import TrainConfig, TrialSpec
+        from cnnlab.train.data import load_mnist
+        from cnnlab.train.fit import train
 
         data = load_mnist(train_size=args.train_size, val_size=1000)
         arch = Architecture.from_strings(["32:3", "32:3"], ["128"])
@@ -107,8 +108,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         if args.trials:
-            run_study(config, n_trials=args.trials, storage=f"sqlite:///{tmp}/optuna.db",
-                      tracking_uri=f"sqlite:///{tmp}/mlflow.db", out=out)
+            run_study(replace(config, n_trials=args.trials),
+                      Stores(f"sqlite:///{tmp}/optuna.db", f"sqlite:///{tmp}/mlflow.db"), out=out)
     warm = max(1, len(samples) // 4)
     growth = (samples[-1] - samples[warm - 1]) / (len(samples) - warm)
     print(f"resident memory after trial {warm - 1}: {samples[warm - 1]:.1f} MB; after trial "

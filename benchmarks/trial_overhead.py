@@ -63,6 +63,7 @@ def _config(trials: int):
 
     from cnnlab.search.config import parse_study
 
+
     text = STUDY.format(trials=trials)
     return parse_study(tomllib.loads(text), text=text)
 
@@ -96,16 +97,19 @@ def _bare(config, data, trials: int, tmp: str) -> list[int]:
     def objective(trial):
         return _train(config, data, trial)
 
-    study = optuna.create_study(direction="maximize", sampler=config.make_sampler())
+    from cnnlab.search.factory import make_sampler
+
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(config))
     study.optimize(objective, n_trials=trials)
     return study.trials
 
 
 def _cnnlab(config, data, trials: int, tmp: str) -> list[int]:
     from cnnlab.study.runner import run_study
+    from cnnlab.tracking.stores import Stores
 
-    outcome = run_study(config, storage=f"sqlite:///{tmp}/optuna.db",
-                        tracking_uri=f"sqlite:///{tmp}/mlflow.db", data=data, out=lambda _: None)
+    outcome = run_study(config, Stores(f"sqlite:///{tmp}/optuna.db", f"sqlite:///{tmp}/mlflow.db"),
+                        data=data, out=lambda _: None)
     return outcome.study.trials
 
 
@@ -128,7 +132,9 @@ def _recipe(config, data, trials: int, tmp: str) -> list[int]:
     def objective(trial):
         return _train(config, data, trial)
 
-    study = optuna.create_study(direction="maximize", sampler=config.make_sampler(),
+    from cnnlab.search.factory import make_sampler
+
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(config),
                                 study_name="overhead")
     study.optimize(objective, n_trials=trials, callbacks=[callback])
     return study.trials

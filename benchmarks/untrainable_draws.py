@@ -29,8 +29,10 @@ from pathlib import Path
 
 import optuna
 
-from cnnlab.search.config import SAMPLERS, load_study_config
-from cnnlab.search.space import check_architecture, constraints, feasibility
+from cnnlab.search.config import load_study_config
+from cnnlab.search.factory import SAMPLERS, make_sampler
+from cnnlab.search.space import constraints, feasibility
+from cnnlab.spec.architecture import check_architecture
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -58,7 +60,7 @@ def after(config, seed: int) -> tuple[int, int]:
     """(untrainable draws, draws) now: pruned with constraints, not counted."""
     from dataclasses import replace
 
-    sampler = replace(config, seed=seed).make_sampler()
+    sampler = make_sampler(replace(config, seed=seed))
     study = optuna.create_study(direction="maximize", sampler=sampler)
     trained = 0
 

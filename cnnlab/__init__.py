@@ -4,11 +4,11 @@ The arithmetic (``cnnlab.spec.shapes``, ``cnnlab.spec.architecture``, ``cnnlab.s
 the rest uses Keras 3, Optuna and MLflow and is imported where it is needed.
 """
 
-from cnnlab.spec.conv import conv2d
-from cnnlab.train.data import MnistSplits, Split, load_mnist, load_test_split
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
-from cnnlab.spec.shapes import LayerRow, LayerTable
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
+from cnnlab.spec.conv import conv2d
+from cnnlab.spec.shapes import LayerRow, LayerTable
+from cnnlab.train.data import MnistSplits, Split, load_mnist, load_test_split
 
 __all__ = [
     "NOTEBOOK_CNN",

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from cnnlab.spec import defaults
-from cnnlab.train.data import DATA_DIR_ENV
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
+from cnnlab.spec import defaults
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture
 from cnnlab.spec.trialspec import OPTIMIZERS
+from cnnlab.train.data import DATA_DIR_ENV
 
 
 def _add_architecture_args(parser: argparse.ArgumentParser) -> None:
@@ -117,9 +119,9 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.spec.trialspec import TrainConfig, TrialSpec
     from cnnlab.tracking import runs as tracking
     from cnnlab.tracking.training_run import run_training
-    from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 
     arch = _architecture(args)
     spec = TrialSpec(arch, TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
@@ -161,33 +163,60 @@ def cmd_study_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_study_run(args: argparse.Namespace) -> int:
+def study_config(args: argparse.Namespace) -> Any:
+    """The study's configuration, built once: the file, then the command line's overrides."""
     from cnnlab.search.config import load_study_config
-    from cnnlab.study.runner import run_study
 
     config = load_study_config(args.file)
+    overrides = {k: getattr(args, k) for k in ("n_trials", "timeout")
+                 if getattr(args, k) is not None}
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def cmd_study_run(args: argparse.Namespace) -> int:
+    from cnnlab.results.confirm import confirm_if_asked
+    from cnnlab.study.runner import run_study
+    from cnnlab.tracking.stores import Stores, load_existing_study
+
+    config = study_config(args)
+    stores = Stores.resolve(args.storage, args.tracking_uri)
     if args.workers > 1:
         from cnnlab.study.workers import run_workers
 
-        return run_workers(args, config)
+        code = run_workers(config, stores, workers=args.workers, file=args.file,
+                           data_dir=args.data_dir, from_study=args.from_study)
+        if code == 0:
+            confirm_if_asked(config, load_existing_study(config.name, stores.storage), stores,
+                             data_dir=args.data_dir, out=lambda line: print(line, flush=True))
+        return code
     prefix = f"[worker {args.worker_name}] " if args.worker_name else ""
+
+    def out(line: str) -> None:
+        print(prefix + line, flush=True)
+
+    with _signals_as_interrupts():
+        try:
+            outcome = run_study(config, stores, data_dir=args.data_dir, share=args.share,
+                                from_study=args.from_study, out=out)
+            if args.share is None:  # A worker's parent confirms once its workers are done.
+                confirm_if_asked(config, outcome.study, stores, data=outcome.data, out=out)
+        except KeyboardInterrupt as stop:
+            how = "terminated" if isinstance(stop, Terminated) else "interrupted"
+            print(f"{prefix}{how}: the current trial and the study's run were closed.",
+                  file=sys.stderr)
+            return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+    return 1 if outcome.stopped is not None else 0
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) where the program is, so that
+    SIGTERM and Ctrl-C take one path from here on: trials and runs are closed the same way."""
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        outcome = run_study(config, n_trials=args.n_trials, timeout=args.timeout,
-                            storage=args.storage, tracking_uri=args.tracking_uri,
-                            data_dir=args.data_dir, share=args.share, from_study=args.from_study,
-                            out=lambda line: print(prefix + line, flush=True))
-    except Terminated:
-        print(f"{prefix}terminated: the current trial and the study's run were closed.",
-              file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print(f"{prefix}interrupted: the current trial and the study's run were closed.",
-              file=sys.stderr)
-        return 128 + signal.SIGINT
+        yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return 1 if outcome.stopped is not None else 0
 
 
 class Terminated(KeyboardInterrupt):
@@ -267,7 +296,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from cnnlab.tracking import stores as tracking# URIs only: serving the UI needs no Keras.
+    from cnnlab.tracking import stores as tracking  # URIs only: serving the UI needs no Keras.
 
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
     command = [sys.executable, "-c", _MLFLOW_SERVER, "server", "--host", args.host,

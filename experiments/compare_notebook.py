@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cnnlab.results.compare import at_epoch, knob_effects, per_layer, study_names, trials_frame
 from cnnlab.errors import ConfigError
+from cnnlab.results.compare import at_epoch, knob_effects, per_layer, study_names, trials_frame
 
 FACTORS = ("filters", "kernel_size", "strides", "padding")
 FIGURES = ("kernel_5x5_vs_3x3.png", "stride_2_cost.png", "same_padding.png")

@@ -14,8 +14,8 @@ import pytest
 from studies import TINY, Stores
 
 from cnnlab import cli
+from cnnlab.tracking.evaluations import registered_model_name
 from cnnlab.train import data
-from cnnlab.results.evaluate import registered_model_name
 
 pytestmark = pytest.mark.slow
 
@@ -257,7 +257,7 @@ def test_a_registered_model_of_another_study_is_not_taken_for_ours(stores: Store
 def test_once_survives_deleting_records_with_the_stock_tools(stores: Stores, capsys) -> None:
     """Deleting the registered model and the study's run in the MLflow UI does not make the
     study evaluable again: any one record of the evaluation is enough."""
-    from cnnlab.results.evaluate import evaluation_records
+    from cnnlab.tracking.evaluations import evaluation_records
 
     if "cnnlab_evaluation" not in stores.study("once").user_attrs:
         assert _evaluate(stores, "once") == 0

@@ -143,6 +143,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(
         tmp_path: Path, mnist_dir: Path, monkeypatch) -> None:
     from cnnlab.search.config import load_study_config
     from cnnlab.study.runner import run_study
+    from cnnlab.tracking.stores import Stores
 
     monkeypatch.chdir(tmp_path)
     stores = Stores(tmp_path, TINY.replace("epochs = 2", "epochs = 3").replace(
@@ -150,8 +151,9 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(
     real = load_mnist(mnist_dir, train_size=512, val_size=256)
     diverging = MnistSplits(train=_NanTargets(real.train.x, real.train.y, real.train.sha256),
                             validation=real.validation, source=real.source)
-    outcome = run_study(load_study_config(stores.file), storage=stores.storage,
-                        tracking_uri=stores.tracking, data=diverging, out=lambda _: None)
+    outcome = run_study(load_study_config(stores.file),
+                        Stores(storage=stores.storage, tracking_uri=stores.tracking),
+                        data=diverging, out=lambda _: None)
     assert outcome.ran == 2
     study = stores.study("tiny")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # Both ran: it went on.
@@ -345,8 +347,9 @@ DRIVER = """
 import sys
 from cnnlab.search.config import load_study_config
 from cnnlab.study.runner import run_study
+from cnnlab.tracking.stores import Stores
 
-outcome = run_study(load_study_config(sys.argv[1]), storage=sys.argv[2], tracking_uri=sys.argv[3],
+outcome = run_study(load_study_config(sys.argv[1]), Stores(sys.argv[2], sys.argv[3]),
                     out=lambda line: None)
 sys.exit(0 if outcome.stopped is None else 1)
 """

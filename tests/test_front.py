@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from cnnlab.spec.front import Point, dominates, front_at_epoch, pareto_front, should_stop
 from cnnlab.search.pruning import CURVE_ATTR, PRUNED_BY_ATTR, DominancePruner
+from cnnlab.spec.front import Point, dominates, front_at_epoch, pareto_front, should_stop
 
 # --- dominance and fronts --------------------------------------------------------------------
 

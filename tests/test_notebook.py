@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from studies import TINY, Stores
 
-from cnnlab.search import trials as T
 from cnnlab.errors import ConfigError
+from cnnlab.search import trials as T
 
 pytestmark = pytest.mark.slow
 

@@ -137,8 +137,8 @@ def test_importing_it_imports_no_keras_nor_tensorflow():
 # --- a real Keras fit ------------------------------------------------------------------------
 
 def _tiny_fit(callbacks, epochs=2):
-    from cnnlab.train.model import build_model
     from cnnlab.spec.architecture import Architecture, ConvLayer
+    from cnnlab.train.model import build_model
 
     arch = Architecture(conv=(ConvLayer(filters=2, kernel_size=3, strides=2),), dense=(4,))
     model = build_model(arch, seed=0)
@@ -205,9 +205,9 @@ TINY = {"conv": [{"filters": 2, "kernel_size": 3, "strides": 2}], "dense": [4]}
 @pytest.mark.slow
 def test_run_training_draws_the_line_on_a_terminal_and_erases_it(
         tracking_uri, mnist_dir, monkeypatch):
-    from cnnlab.tracking.training_run import run_training
     from cnnlab.spec.architecture import Architecture
     from cnnlab.spec.trialspec import TrainConfig, TrialSpec
+    from cnnlab.tracking.training_run import run_training
 
     stream = FakeTTY()
     monkeypatch.setattr(sys, "stderr", stream)
@@ -223,9 +223,9 @@ def test_run_training_draws_the_line_on_a_terminal_and_erases_it(
 
 def test_run_training_erases_the_line_when_training_raises(tracking_uri, mnist_dir,
                                                            monkeypatch):
-    from cnnlab.tracking import training_run as run
     from cnnlab.spec.architecture import Architecture
     from cnnlab.spec.trialspec import TrainConfig, TrialSpec
+    from cnnlab.tracking import training_run as run
 
     def failing_train(spec, data, callbacks=(), verbose=0):
         drawer = callbacks[-1]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.spec import shapes
 from cnnlab.errors import ArchitectureError
+from cnnlab.spec import shapes
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
 
 # The notebook's exercises: 2 filters of 3x3, stride 1, valid padding, on a batch of 4.

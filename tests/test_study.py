@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from studies import TINY, Stores
 
-from cnnlab.search import trials as T
 from cnnlab.names import OUTCOME_ATTR
+from cnnlab.search import trials as T
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,8 @@ def test_one_child_run_per_trial_linked_both_ways(tiny: Stores) -> None:
 
 
 def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
-    from cnnlab.train.model import build_model
     from cnnlab.spec.architecture import Architecture
+    from cnnlab.train.model import build_model
 
     study = tiny.study("tiny")
     _, children = tiny.runs("tiny")
@@ -338,15 +338,17 @@ def test_experiments_include_the_required_studies() -> None:
 def test_every_experiment_file_runs_shrunk(path: Path, tmp_path: Path, monkeypatch) -> None:
     from dataclasses import replace
 
-    from cnnlab.search.config import load_study_config, with_overrides
+    from cnnlab.search.config import load_study_config
     from cnnlab.study.runner import run_study
+    from cnnlab.tracking.stores import Stores
 
     config = load_study_config(path)
-    small = with_overrides(config, train_size=256, val_size=128,
+    small = replace(config, train_size=256, val_size=128,
                            training=replace(config.training, epochs=1))
     monkeypatch.chdir(tmp_path)
-    outcome = run_study(small, n_trials=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}",
-                        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", out=lambda _: None)
+    outcome = run_study(replace(small, n_trials=2),
+                        Stores(f"sqlite:///{tmp_path / 'optuna.db'}",
+                               f"sqlite:///{tmp_path / 'mlflow.db'}"), out=lambda _: None)
     # Two trained trials; draws over max_params (five_percent.toml's first) are trials that
     # do not count toward the budget.
     trials = outcome.study.trials

@@ -11,8 +11,8 @@ import pytest
 from studies import ui_server
 
 from cnnlab import cli
-from cnnlab.train import data
 from cnnlab.spec.architecture import Architecture
+from cnnlab.train import data
 
 pytestmark = pytest.mark.slow
 

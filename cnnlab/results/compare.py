@@ -18,8 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from cnnlab.tracking import runs as tracking
-from cnnlab.search import trials as T
 from cnnlab.errors import ConfigError
 from cnnlab.names import (
     ARCHITECTURE_ATTR,
@@ -33,6 +31,8 @@ from cnnlab.names import (
     RUN_ID_ATTR,
     SEED_ATTR,
 )
+from cnnlab.search import trials as T
+from cnnlab.tracking import runs as tracking
 
 CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
 EPOCH_CURVES = CURVES[:2]
@@ -55,7 +55,7 @@ def study_names(storage: str | None = None) -> list[str]:
     """Every study in the Optuna storage."""
     import optuna
 
-    from cnnlab.study.runner import open_existing_storage
+    from cnnlab.tracking.stores import open_existing_storage
 
     _, opened = open_existing_storage(storage)
     return sorted(optuna.study.get_all_study_names(storage=opened))
@@ -81,7 +81,7 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     ``curves=False`` skips the per-epoch histories (faster; no ``best_*``/``epochs_run`` and
     no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``).
     """
-    from cnnlab.results.evaluate import load_existing_study
+    from cnnlab.tracking.stores import load_existing_study
 
     if isinstance(studies, str):
         studies = [studies]

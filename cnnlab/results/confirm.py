@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab.tracking import runs as tracking
-from cnnlab.search import trials as T
 from cnnlab.errors import ConfigError
 from cnnlab.names import (
     COMMAND_TAG,
@@ -51,7 +49,10 @@ from cnnlab.names import (
     STUDY_UID_TAG,
     UID_ATTR,
 )
+from cnnlab.search import trials as T
 from cnnlab.spec.ranking import Ranking, Summary, rank, summarize
+from cnnlab.tracking import runs as tracking
+from cnnlab.tracking.stores import Stores
 
 BASELINE = "notebook"
 """The key of the notebook's CNN among the confirmed entries."""
@@ -173,7 +174,8 @@ def confirm_study(
     """Re-train the study's top ``top`` trials (or its ``front``), and with ``baseline`` the
     notebook's CNN, with ``seeds`` seeds each; rank them; record it all. Seeds already done
     (an interrupted confirmation, or an earlier one with fewer seeds) are not trained again."""
-    from cnnlab.results.evaluate import evaluation_records, load_existing_study
+    from cnnlab.tracking.evaluations import evaluation_records
+    from cnnlab.tracking.stores import load_existing_study
 
     if not 2 <= seeds <= MAX_SEEDS:
         raise ConfigError(f"--seeds must be from 2 to {MAX_SEEDS} (an interval needs two), "
@@ -262,15 +264,43 @@ def confirm_study(
     return Confirmation(ranking, base, record)
 
 
+def confirm_if_asked(config: Any, study: Any, stores: Stores, *, data: Any = None,
+                     data_dir: str | None = None, out: Callable[[str], None] = print) -> None:
+    """Run the study file's ``[confirm]`` once the study has its ``config.n_trials`` trials
+    and was not evaluated, unless every trial it asks for (the top K or the front as they are
+    now, and the baseline) already has its seeds: a study resumed with more trials confirms its
+    new leaders, and seeds already done are not trained again. The command line's ``study run``
+    calls it after the runner returns."""
+    asked = config.confirm
+    if asked is None or study.user_attrs.get(EVALUATION_ATTR):
+        return
+    total = config.n_trials
+    if total is not None and T.counted(study) < total:
+        return  # Not finished yet: the next run of the same command goes on, then confirms.
+    try:
+        wanted = [str(t.number) for t in candidates(study, config, top=asked.top,
+                                                    front=asked.front)]
+    except ConfigError:
+        return  # No complete trial: nothing to confirm.
+    wanted += [BASELINE] if asked.baseline else []
+    entries = (load_record(study) or {}).get("entries", {})
+    if all(len(entries.get(key, {}).get("values", [])) >= asked.seeds for key in wanted):
+        return
+    confirm_study(config.name, top=asked.top, front=asked.front, seeds=asked.seeds,
+                  baseline=asked.baseline, storage=stores.storage,
+                  tracking_uri=stores.tracking_uri,
+                  data=data, data_dir=data_dir, config=config, out=out)
+
+
 def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: Any,
                client: Any, experiment_id: str, parent: str, study: Any) -> tuple[float, str]:
     """One seed of one entry, as a run nested under the study's run; its last epoch's
     validation score and the run's id."""
     import mlflow
 
+    from cnnlab.train.fit import train
     from cnnlab.train.progress import progress_callback
     from cnnlab.train.quiet import import_keras
-    from cnnlab.train.fit import train
 
     keras = import_keras()
     keras.backend.clear_session(free_memory=True)

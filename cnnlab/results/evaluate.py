@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -38,16 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.tracking import runs as tracking
-from cnnlab.search import trials as T
-from cnnlab.train.data import (
-    KERAS_SOURCE,
-    NUM_CLASSES,
-    image_fingerprints,
-    load_mnist,
-    load_test_split,
-    resolve_data_dir,
-)
 from cnnlab.errors import ConfigError, EvaluationRefusedError
 from cnnlab.names import (
     CLAIM_TAG,
@@ -71,6 +59,18 @@ from cnnlab.names import (
     TEST_SHA256_TAG,
     TEST_SOURCE_TAG,
     UID_ATTR,
+)
+from cnnlab.search import trials as T
+from cnnlab.tracking import runs as tracking
+from cnnlab.tracking.evaluations import evaluation_records, registered_model_name
+from cnnlab.tracking.stores import load_existing_study
+from cnnlab.train.data import (
+    KERAS_SOURCE,
+    NUM_CLASSES,
+    image_fingerprints,
+    load_mnist,
+    load_test_split,
+    resolve_data_dir,
 )
 
 ALIAS = "evaluated"
@@ -106,34 +106,6 @@ class Evaluation:
     version: str
     test_source: str = ""
     test_sha256: str = ""
-
-
-def registered_model_name(study_name: str) -> str:
-    """The registry name of a study's evaluated model: the name made safe, and a short hash of
-    the exact name, so that names differing only in punctuation get models of their own
-    (``"rev a"`` and ``"rev-a"``), e.g. ``cnnlab-quickstart-1c2d3e4f``."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", study_name).strip("-")[:80]
-    return f"cnnlab-{safe}-{hashlib.sha256(study_name.encode()).hexdigest()[:8]}"
-
-
-def _legacy_model_name(study_name: str) -> str:
-    """The name used before names were unique per study (still checked for records)."""
-    return "cnnlab-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", study_name).strip("-")
-
-
-def load_existing_study(study_name: str, storage: str | None = None) -> Any:
-    """An existing study, or a one-sentence error naming it and what the storage has."""
-    import optuna
-
-    from cnnlab.study.runner import open_existing_storage
-
-    url, storage_obj = open_existing_storage(storage)
-    names = optuna.study.get_all_study_names(storage=storage_obj)
-    if study_name not in names:
-        known = ", ".join(sorted(names)) or "none"
-        raise ConfigError(f"no study named {study_name!r} in {tracking.redact(url)} "
-                          f"(studies there: {known}).")
-    return optuna.load_study(study_name=study_name, storage=storage_obj)
 
 
 def choose_trial(study: Any, trial: int | None = None, max_params: int | None = None,
@@ -292,50 +264,6 @@ def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
             f"{candidate.number}, the next by the same rule that has its model.")
         return choice
     raise ConfigError(missing)
-
-
-def evaluation_records(study: Any) -> list[tuple[str, dict]]:
-    """Every record that the study was evaluated (or that its evaluation was claimed), as
-    (where, record) pairs: the study's attribute, its registered model (result or claim, under
-    today's name and the name used before), and the test metrics on any run of the study,
-    deleted runs included. Any one of them means the test set was looked at."""
-    from mlflow.entities import ViewType
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    name, uid = study.study_name, study.user_attrs.get(UID_ATTR)
-    found: list[tuple[str, dict]] = []
-    attr = study.user_attrs.get(EVALUATION_ATTR)
-    if attr:
-        found.append(("the study's attribute in Optuna", attr))
-    for model_name in dict.fromkeys((registered_model_name(name), _legacy_model_name(name))):
-        try:
-            tags = client.get_registered_model(model_name).tags
-        except MlflowException:
-            continue
-        if tags.get(STUDY_TAG) != name or tags.get(STUDY_UID_TAG, uid) != uid:
-            continue  # Another study's (a name that sanitizes alike, or another storage).
-        if RESULT_TAG in tags:
-            found.append((f"registered model '{model_name}'", json.loads(tags[RESULT_TAG])))
-        elif CLAIM_TAG in tags:
-            found.append((f"registered model '{model_name}' (claim)",
-                          {**json.loads(tags[CLAIM_TAG]), "claim": True}))
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        owner = (f"tags.`{STUDY_UID_TAG}` = '{uid}'" if uid else
-                 f"tags.`{STUDY_TAG}` = '{name.replace(chr(39), chr(92) + chr(39))}'")
-        for run in client.search_runs([experiment.experiment_id],
-                                      filter_string=f"{owner} and metrics.test_accuracy >= 0",
-                                      run_view_type=ViewType.ALL, max_results=10):
-            tags, metrics = run.data.tags, run.data.metrics
-            found.append((f"MLflow run {run.info.run_id}", {
-                "evaluated_at": tags.get(EVALUATED_AT_TAG, "?"),
-                "trial": tags.get(EVALUATED_TRIAL_TAG, "?"),
-                "model_uri": tags.get(EVALUATED_MODEL_TAG, "?"),
-                "test_accuracy": metrics["test_accuracy"],
-                "test_loss": metrics.get("test_loss", float("nan"))}))
-    return found
 
 
 def _refuse_if_evaluated(study: Any, complete: bool) -> dict | None:

@@ -49,16 +49,16 @@ import math
 import re
 import tomllib
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnlab.spec import defaults
 from cnnlab.errors import ConfigError
 from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR
-from cnnlab.search.space import HARD_MAX_PARAMS, SearchSpace, parse_space
+from cnnlab.search.factory import PRUNERS, SAMPLERS, experimental_ok, make_pruner, make_sampler
+from cnnlab.search.space import SearchSpace, parse_space
+from cnnlab.spec import defaults
+from cnnlab.spec.architecture import HARD_MAX_PARAMS
 from cnnlab.spec.trialspec import TrainConfig
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
@@ -67,23 +67,6 @@ MAX_EPOCHS = 10_000
 MAX_NAME = 200
 """The longest study name: it names an Optuna study, an MLflow experiment and folders."""
 
-SAMPLERS = {
-    "tpe": "TPESampler",
-    "random": "RandomSampler",
-    "bruteforce": "BruteForceSampler",
-    "nsgaii": "NSGAIISampler",
-}
-PRUNERS = {
-    "none": "NopPruner",
-    "median": "MedianPruner",
-    "percentile": "PercentilePruner",
-    "successive_halving": "SuccessiveHalvingPruner",
-    "hyperband": "HyperbandPruner",
-    "threshold": "ThresholdPruner",
-    "dominance": "DominancePruner",
-}
-"""Optuna's pruners by cnnlab name, and cnnlab's own dominance pruner (``cnnlab.search.pruning``),
-the one that works with two objectives."""
 SIZES = (N_PARAMS_ATTR, MACS_ATTR)
 """What a second objective may minimize: the parameter count or the multiply-adds per image
 (both known from the shape arithmetic before a network is built; each trial keeps them in the
@@ -135,21 +118,8 @@ class StudyConfig:
     path: Path | None = None
     text: str = ""
     """The file's text, logged as it was on the study's MLflow run."""
-
-    def make_sampler(self) -> Any:
-        """The study's sampler, seeded per trial from the study's seed and the trial's number
-        (``cnnlab.search.sampling``): a resume or another worker never restarts its sequence."""
-        import optuna
-
-        from cnnlab.search.sampling import TrialSeededSampler
-
-        cls = getattr(optuna.samplers, SAMPLERS[self.sampler.name])
-
-        def build(seed: int) -> Any:
-            with _experimental_ok():
-                return cls(seed=seed, **self.sampler.options)
-
-        return TrialSeededSampler(build, self.seed)
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The file's settings as data (the parsed TOML): the study's identity is made from it."""
 
     @property
     def objectives(self) -> list[str]:
@@ -165,33 +135,19 @@ class StudyConfig:
         """The size that fronts are drawn against: the size objective, else parameters."""
         return self.size_objective or N_PARAMS_ATTR
 
-    def make_pruner(self) -> Any:
-        """Optuna's pruner for the study (a no-op one when the dominance pruner judges trials
-        from the objective instead; see ``dominance_pruner``)."""
-        import optuna
-
-        if self.pruner.name == "dominance":
-            return optuna.pruners.NopPruner()
-        cls = getattr(optuna.pruners, PRUNERS[self.pruner.name])
-        with _experimental_ok():
-            return cls(**self.pruner.options)
-
-    def dominance_pruner(self) -> Any:
-        """The study's ``cnnlab.search.pruning.DominancePruner``: it stops dominated trials when the
-        study's pruner is ``dominance``, and otherwise only records each trial's curve (what
-        the front and ``benchmarks/dominance_pruner.py`` read)."""
-        from cnnlab.search.pruning import DominancePruner
-
-        options = self.pruner.options if self.pruner.name == "dominance" else {}
-        return DominancePruner(**options, monitor=self.metric, size_attr=self.size_attr,
-                               stop=self.pruner.name == "dominance")
-
     def identity(self) -> dict[str, Any]:
-        """What makes two runs of a study the same study: all but the budget and the words."""
-        data = tomllib.loads(self.text) if self.text else {}
-        for key in ("n_trials", "timeout", "description", "confirm"):
-            data.pop(key, None)
-        return data
+        """What makes two runs of a study the same study: the file's settings (``source``) but
+        the budget and the words."""
+        skip = ("n_trials", "timeout", "description", "confirm")
+        return {k: v for k, v in self.source.items() if k not in skip}
+
+    def __post_init__(self) -> None:
+        if self.n_trials is not None and (isinstance(self.n_trials, bool) or self.n_trials < 1):
+            raise ConfigError(f"study '{self.name}': n_trials must be at least 1, not "
+                              f"{self.n_trials}.")
+        if self.timeout is not None and not 0 < self.timeout < math.inf:
+            raise ConfigError(f"study '{self.name}': timeout must be a positive number of "
+                              f"seconds, not {self.timeout}.")
 
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
@@ -303,7 +259,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         max_params=max_params,
         allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
-        space=space, confirm=confirm, path=path, text=text)
+        space=space, confirm=confirm, path=path, text=text, source=data)
     _check_builds(config, where)
     return config
 
@@ -330,8 +286,8 @@ def dry_run(config: StudyConfig) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             study = optuna.create_study(directions=config.directions,
-                                        sampler=config.make_sampler(),
-                                        pruner=config.make_pruner())
+                                        sampler=make_sampler(config),
+                                        pruner=make_pruner(config))
             study.optimize(objective, n_trials=3)
     except Exception as err:  # Whatever Optuna raises: say which component and why.
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -357,13 +313,6 @@ def check_runnable(config: StudyConfig) -> Any:
             f"(max_params) or narrow the search so that at least {MIN_FEASIBLE:.0%} can be "
             "trained.")
     return feasible
-
-
-def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
-    """A copy with some fields replaced (used by tests and the command line)."""
-    values = {f.name: getattr(config, f.name) for f in fields(StudyConfig)}
-    values.update(overrides)
-    return StudyConfig(**values)
 
 
 def _typed(data: dict, key: str, kind: type, where: str, default: Any = ...) -> Any:
@@ -470,7 +419,7 @@ def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Compo
             raise ConfigError(f"{where}: {key!r} of optuna.{kind}.{names[name]} takes "
                               f"{_plain(annotation)}, not {value!r}.")
     try:
-        with _experimental_ok():
+        with experimental_ok():
             cls(**options) if kind == "pruners" else cls(seed=0, **options)
     except (TypeError, ValueError, OverflowError) as err:
         raise ConfigError(f"{where}: optuna.{kind}.{names[name]} refuses these options: "
@@ -514,17 +463,6 @@ def _fits(value: Any, annotation: str) -> bool:
 
 def _plain(annotation: str) -> str:
     return re.sub(r"<class '(\w+)'>", r"\1", annotation).replace(" | None", "")
-
-
-@contextmanager
-def _experimental_ok() -> Iterator[None]:
-    """Samplers and options that Optuna marks experimental (BruteForceSampler, TPE's
-    ``group``) are chosen deliberately in a study file; their warning is noise here."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
 
 
 def _check_builds(config: StudyConfig, where: str) -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab.spec.front import should_stop
 from cnnlab.names import CURVE_ATTR, N_PARAMS_ATTR, PRUNED_BY_ATTR
+from cnnlab.spec.front import should_stop
 
 
 @dataclass(frozen=True)

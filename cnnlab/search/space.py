@@ -34,8 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cnnlab.errors import ArchitectureError, ConfigError
-from cnnlab.spec.shapes import LayerTable
-from cnnlab.spec.architecture import Architecture, ConvLayer
+from cnnlab.spec.architecture import (
+    HARD_MAX_PARAMS,
+    Architecture,
+    ConvLayer,
+)
 from cnnlab.spec.trialspec import (
     ARCHITECTURE_FIELDS,
     CONV_FIELDS,
@@ -365,27 +368,10 @@ def parse_space(data: dict[str, Any], where: str = "search") -> SearchSpace:
 
 # -- feasibility: what can be trained, known before anything is built -----------------------
 
-HARD_MAX_PARAMS = 100_000_000
-"""No architecture over this many parameters is built (400 MB of float32 weights, before the
-optimizer's copies): more than a 2-core CPU can train, and a typo away from exhausting memory."""
 FEASIBILITY_DRAWS = 2000
 """Random architectures drawn to estimate how much of a space can be trained."""
 MIN_FEASIBLE = 0.01
 """A study whose space is less feasible than this is refused before any store is touched."""
-
-
-def check_architecture(arch: Architecture, max_params: int | None) -> LayerTable:
-    """The layer table, or ``ArchitectureError`` if it cannot be built or is over budget."""
-    table = arch.layer_table()
-    if max_params is not None and table.total_params > max_params:
-        raise ArchitectureError(
-            f"{arch.describe()} has {table.total_params:,} parameters, over the study's "
-            f"max_params of {max_params:,}.")
-    if table.total_params > HARD_MAX_PARAMS:
-        raise ArchitectureError(
-            f"{arch.describe()} has {table.total_params:,} parameters, over cnnlab's ceiling of "
-            f"{HARD_MAX_PARAMS:,} (more than this kind of machine can train).")
-    return table
 
 
 def constraints(arch: Architecture, max_params: int | None) -> dict[str, float]:

@@ -20,6 +20,7 @@ diverging loss) count toward ``n_trials``; a trial whose worker was killed does 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from cnnlab import names
@@ -58,6 +59,13 @@ def counts(trial: Any) -> bool:
     if outcome(trial) != "trained":
         return False
     return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and FAIL_REASON in trial.user_attrs)
+
+
+def counted(study: Any) -> int:
+    """Trials that count towards the study's total (``counts``): trained, and ended for a
+    reason of their own. Infeasible draws, duplicates, copies and trials whose worker was
+    killed do not count."""
+    return sum(counts(t) for t in study.get_trials(deepcopy=False))
 
 
 def score(trial: Any) -> float | None:
@@ -112,3 +120,15 @@ def front(study: Any, size_attr: str = N_PARAMS_ATTR) -> list[Any]:
             by_number[trial.number] = trial
             points.append(Point(trial.number, trial.values[0], size))
     return [by_number[p.key] for p in pareto_front(points, maximize=maximizes(study))]
+
+
+def best_trial(study: Any) -> Any:
+    """Optuna's best trial; with two objectives, the complete trial of the best metric."""
+    if len(study.directions) > 1:
+        return best(study)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return study.best_trial
+    except ValueError:
+        return None

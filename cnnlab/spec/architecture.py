@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cnnlab.spec import shapes
 from cnnlab.errors import ArchitectureError
+from cnnlab.spec import shapes
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
 MNIST_CLASSES = 10
@@ -393,3 +393,22 @@ NOTEBOOK_CONV = (
 
 NOTEBOOK_CNN = Architecture()
 """The notebook's CNN: 361,322 parameters."""
+
+
+HARD_MAX_PARAMS = 100_000_000
+"""No architecture over this many parameters is built (400 MB of float32 weights, before the
+optimizer's copies): more than a 2-core CPU can train, and a typo away from exhausting memory."""
+
+
+def check_architecture(arch: Architecture, max_params: int | None) -> shapes.LayerTable:
+    """The layer table, or ``ArchitectureError`` if it cannot be built or is over budget."""
+    table = arch.layer_table()
+    if max_params is not None and table.total_params > max_params:
+        raise ArchitectureError(
+            f"{arch.describe()} has {table.total_params:,} parameters, over the study's "
+            f"max_params of {max_params:,}.")
+    if table.total_params > HARD_MAX_PARAMS:
+        raise ArchitectureError(
+            f"{arch.describe()} has {table.total_params:,} parameters, over cnnlab's ceiling of "
+            f"{HARD_MAX_PARAMS:,} (more than this kind of machine can train).")
+    return table

@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from cnnlab.spec import defaults
 from cnnlab.errors import ArchitectureError, ConfigError
+from cnnlab.spec import defaults
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
 
 OPTIMIZERS = ("adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "ftrl", "lion",

@@ -18,11 +18,6 @@ import math
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from cnnlab.train import faults
-from cnnlab.study import liveness
-from cnnlab.search import trials as T
-from cnnlab.search.config import StudyConfig
-from cnnlab.train.data import MnistSplits
 from cnnlab.errors import ArchitectureError
 from cnnlab.names import (
     ARCHITECTURE_ATTR,
@@ -37,8 +32,15 @@ from cnnlab.names import (
     SEED_ATTR,
     WORKER_ATTR,
 )
-from cnnlab.search.space import check_architecture, constraints
+from cnnlab.search import trials as T
+from cnnlab.search.config import StudyConfig
+from cnnlab.search.factory import make_dominance_pruner
+from cnnlab.search.space import constraints
+from cnnlab.spec.architecture import check_architecture
 from cnnlab.spec.trialspec import TrialSpec
+from cnnlab.study import liveness
+from cnnlab.train import faults
+from cnnlab.train.data import MnistSplits
 
 # Kept here too for the modules and scripts that import them from the objective.
 FAIL_REASON = FAIL_REASON_ATTR
@@ -91,6 +93,10 @@ class DivergedError(ArithmeticError):
 class DuplicateRunningError(RuntimeError):
     """The trial's configuration is being trained by another trial right now: this one is
     failed at once (it does not count), and the study draws again."""
+
+
+KNOWN_FAILURES = (ArchitectureError, DivergedError, DuplicateRunningError)
+"""Failures that end one trial, with its reason, while the study goes on."""
 
 
 def config_key(spec: TrialSpec) -> str:
@@ -191,7 +197,7 @@ class Objective:
         # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
         # Every trial records its curve for the dominance pruner (which stops it only when it
         # is the study's pruner); a one-objective study also reports to Optuna's pruner.
-        pruning = [self.config.dominance_pruner().keras_callback(trial)]
+        pruning = [make_dominance_pruner(self.config).keras_callback(trial)]
         if self.config.size_objective is None:
             pruning.append(KerasPruningCallback(trial, monitor=self.config.metric))
         callbacks = [*record.keras_callbacks(), keras.callbacks.TerminateOnNaN(),

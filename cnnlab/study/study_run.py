@@ -26,18 +26,12 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any
 
 import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from cnnlab.train import faults
-from cnnlab.tracking import runs as tracking
-from cnnlab.search import trials as T
-from cnnlab.search.config import StudyConfig
-from cnnlab.train.data import MnistSplits
 from cnnlab.names import (
     ARCHITECTURE_ATTR,
     BEST_RUN_ID_TAG,
@@ -67,18 +61,15 @@ from cnnlab.names import (
     TRIAL_NUMBER_TAG,
     UID_ATTR,
 )
+from cnnlab.search import trials as T
+from cnnlab.search.config import StudyConfig
 from cnnlab.spec.trialspec import TrialSpec
+from cnnlab.tracking import runs as tracking
+from cnnlab.train import faults
+from cnnlab.train.data import MnistSplits
 
-FAIL_REASON = FAIL_REASON_ATTR  # Kept here too for the modules that import it from here.
 RAISED = "the trial raised an error"
 """The reason on a trial's run that ended in an error of no known reason."""
-PLOTS_EVERY = 20
-"""The study run's plots are drawn again after this many trials..."""
-PLOTS_SECONDS = 60.0
-"""...or once this many seconds have passed since they were last drawn, whichever comes first,
-and always when the study's process ends (drawing them took 1.1 s a trial, more than the
-short trials of a successive-halving search train; the counts and the best trial are
-updated after every trial)."""
 
 
 class HistoryRecorder:
@@ -106,8 +97,7 @@ class StudyTracker:
     """Records a study in MLflow; see the module's docstring."""
 
     def __init__(self, study: Any, config: StudyConfig, data: MnistSplits,
-                 tracking_uri: str | None = None, *, plots_every: int = PLOTS_EVERY,
-                 plots_seconds: float = PLOTS_SECONDS) -> None:
+                 tracking_uri: str | None = None) -> None:
         self.study = study
         self.config = config
         self.data = data
@@ -118,8 +108,7 @@ class StudyTracker:
         self.uid = study.user_attrs.get(UID_ATTR, "")
         self.experiment_id = tracking.get_or_create_experiment(config.name, self.uri)
         self.parent_run_id = self._parent_run()
-        self.summary = StudySummary(self.client, self.parent_run_id, config,
-                                    plots_every=plots_every, plots_seconds=plots_seconds)
+        self.summary = StudySummary(self.client, self.parent_run_id, config)
         """The Optuna callback that keeps the study's summary on its run."""
         self._trial_run: TrialRun | None = None
         """The last trial's run, while it is open."""
@@ -238,19 +227,24 @@ class StudyTracker:
             if not token:
                 return found
 
-    def start(self) -> None:
-        """Make the parent run the active one (again, on resume); trials nest under it."""
+    def __enter__(self) -> StudyTracker:
+        """Make MLflow agree with Optuna on trials that ended elsewhere, and make the study's
+        run the active one (again, on resume); trials nest under it."""
+        self.close_orphan_runs(self.study)
         mlflow.set_tracking_uri(self.uri)
         while mlflow.active_run() is not None:
             mlflow.end_run()
         mlflow.start_run(run_id=self.parent_run_id)
         # Every worker tags the shared study run as it starts: the writes may race.
         tracking.once_more_on_a_race(mlflow.set_tag, COMMAND_TAG, tracking.command_line())
+        return self
 
-    def finish(self, status: str = "FINISHED") -> None:
-        """End any trial run still open as KILLED or FAILED, make MLflow agree with what
-        Optuna recorded (an interrupt may have come between a run's end and Optuna's tell),
-        then end the parent run."""
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        """End any trial run still open as KILLED (an interrupt) or FAILED (an error), make
+        MLflow agree with what Optuna recorded (an interrupt may come between a run's end and
+        Optuna's tell), draw the study's plots, then end the study's run."""
+        status = ("FINISHED" if error is None else
+                  "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         if self._open_run_id() is not None:
             self._trial_run.abandon(status)
         self._trial_run = None
@@ -260,6 +254,20 @@ class StudyTracker:
         self.summary.flush(self.study)
         if mlflow.active_run() is not None:
             mlflow.end_run(status)
+
+    def settle(self) -> None:
+        """For a finished study whose last process died after Optuna recorded the last trial:
+        make its runs agree with Optuna, and, when no trial is running anywhere, refresh the
+        study run's summary and plots and end it."""
+        from optuna.trial import TrialState
+
+        self.close_orphan_runs(self.study)
+        if self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            return  # Other workers are still at it; the last of them ends the study run.
+        if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
+            self.summary.refresh(self.study)
+            self.summary.plots(self.study)
+            self.client.set_terminated(self.parent_run_id, "FINISHED")
 
     def _open_run_id(self) -> str | None:
         """The id of the trial run still open in this process, if any."""
@@ -391,33 +399,28 @@ class TrialRun:
 
 class StudySummary:
     """The study's summary on its run, as an Optuna callback: after Optuna recorded a trial,
-    the counts of trials by state and outcome, the best trial, the front's tags and table;
-    the study's plots after ``plots_every`` trials or ``plots_seconds`` seconds, whichever
-    comes first, and at the end (``flush``)."""
+    the counts of trials by state and outcome, the best trial, the front's tags and table. The
+    study's plots are drawn when the study's process ends (``flush``): drawing them takes about
+    a second, more than a short trial trains."""
 
-    def __init__(self, client: Any, parent_run_id: str, config: StudyConfig, *,
-                 plots_every: int = PLOTS_EVERY, plots_seconds: float = PLOTS_SECONDS) -> None:
+    def __init__(self, client: Any, parent_run_id: str, config: StudyConfig) -> None:
         self.client = client
         self.parent_run_id = parent_run_id
         self.config = config
-        self.plots_every = plots_every
-        self.plots_seconds = plots_seconds
-        self._plots_due = 0  # Trials ended since the study's plots were last drawn.
-        self._plots_at = time.monotonic()
+        self._plots_due = False  # Whether trials ended since the study's plots were drawn.
 
     def __call__(self, study: Any, trial: Any) -> None:
         faults.reach("refresh", trial.number)
-        self._plots_due += 1
-        self.refresh(study, plots=self._plots_due >= self.plots_every or
-                     time.monotonic() - self._plots_at >= self.plots_seconds)
+        self._plots_due = True
+        self.refresh(study)
 
     def flush(self, study: Any) -> None:
         """Draw the study's plots if trials ended since they were last drawn."""
         if self._plots_due:
-            self._log_study_plots(study)
+            self.plots(study)
 
-    def refresh(self, study: Any, *, plots: bool = True) -> None:
-        """The study's summary on its run: counts, best trial and (with ``plots``) the plots."""
+    def refresh(self, study: Any) -> None:
+        """The study's summary on its run: counts, best trial, the front."""
         from optuna.trial import TrialState
 
         trials = study.get_trials(deepcopy=False)
@@ -430,7 +433,7 @@ class StudySummary:
                    "n_trials_counted": sum(T.counts(t) for t in trials),
                    "n_draws_infeasible": sum(T.outcome(t) == "infeasible" for t in trials),
                    "n_draws_duplicate": sum(T.outcome(t) == "duplicate" for t in trials)}
-        best = _best_trial(study)
+        best = T.best_trial(study)
         if best is not None:
             metrics["best_value"] = best.values[0]
             metrics["best_n_params"] = best.user_attrs.get(N_PARAMS_ATTR, float("nan"))
@@ -450,8 +453,6 @@ class StudySummary:
         stamp = int(time.time() * 1000)
         tracking.once_more_on_a_race(self.client.log_batch, self.parent_run_id, metrics=[
             Metric(key, float(value), stamp, step) for key, value in metrics.items()])
-        if plots:
-            self._log_study_plots(study)
 
     def _tag_front(self, study: Any) -> list[Any]:
         """Tag the runs of the trials that joined or left the front (``cnnlab.front`` true or
@@ -478,26 +479,15 @@ class StudySummary:
              "run_id": t.user_attrs.get(RUN_ID_ATTR)} for t in front], "front.json")
         return front
 
-    def _log_study_plots(self, study: Any) -> None:
+    def plots(self, study: Any) -> None:
+        """Draw the study's plots on its run (Optuna's, and the front)."""
         from cnnlab.tracking import study_plots
 
-        self._plots_due, self._plots_at = 0, time.monotonic()
+        self._plots_due = False
         for path, fig in study_plots.study_figures(study, self.config.metric,
                                                    self.config.size_attr).items():
             self.client.log_figure(self.parent_run_id, fig, path)
             study_plots.close(fig)
-
-
-def _best_trial(study: Any) -> Any:
-    """Optuna's best trial; with two objectives, the complete trial of the best metric."""
-    if len(study.directions) > 1:
-        return T.best(study)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return study.best_trial
-    except ValueError:
-        return None
 
 
 def _quote(text: str) -> str:

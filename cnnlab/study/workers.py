@@ -10,58 +10,35 @@ Ctrl-C or SIGTERM here is passed on to every worker.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
-from cnnlab.tracking.stores import STORAGE_ENV
+from cnnlab.study.runner import run_study
+from cnnlab.tracking.stores import STORAGE_ENV, Stores
 
 
-def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
-    from cnnlab.study.runner import counted, run_study
-
+def run_workers(config: StudyConfig, stores: Stores, *, workers: int, file: Path,
+                data_dir: str | None = None, from_study: str | None = None) -> int:
+    """Run the study's remaining trials in ``workers`` processes of ``cnnlab study run FILE
+    --share K``; returns the exit code (0 once every worker finished its share)."""
     # Create (or resume) the study and its study run once, before any worker starts.
-    outcome = run_study(config, n_trials=args.n_trials, timeout=args.timeout,
-                        storage=args.storage, tracking_uri=args.tracking_uri,
-                        data_dir=args.data_dir, share=0, from_study=args.from_study,
+    outcome = run_study(config, stores, data_dir=data_dir, share=0, from_study=from_study,
                         out=lambda line: None)
-    total = outcome.total
-    remaining = None if total is None else max(total - counted(outcome.study), 0)
+    total = config.n_trials
+    remaining = None if total is None else max(total - T.counted(outcome.study), 0)
     if remaining == 0:
         print(f"study '{config.name}' is finished: {total} of {total} trials; nothing to do.")
-        from cnnlab.study.runner import confirm_if_asked
-
-        confirm_if_asked(config, outcome.study, storage=args.storage,
-                         tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                         out=lambda line: print(line, flush=True), total=total)
         return 0
-    shares = _split(remaining, args.workers)
-    print(f"study '{config.name}': {args.workers} workers"
+    print(f"study '{config.name}': {workers} workers"
           + (f" for the {remaining} trial(s) still to run" if remaining is not None else ""),
           flush=True)
-    # The stores' URLs reach the workers through their environment, never their command
-    # lines, which every user of the machine can read (ps).
-    env = os.environ.copy()
-    for name, value in ((STORAGE_ENV, args.storage), ("MLFLOW_TRACKING_URI", args.tracking_uri)):
-        if value is not None:
-            env[name] = value
-    procs = []
-    for i, share in enumerate(shares):
-        if share == 0:
-            continue
-        command = [sys.executable, "-m", "cnnlab.cli", "study", "run", str(args.file),
-                   "--worker-name", str(i)]
-        for flag, value in (("--n-trials", args.n_trials), ("--timeout", args.timeout),
-                            ("--data-dir", args.data_dir), ("--share", share)):
-            if value is not None:
-                command += [flag, str(value)]
-        # In a process group of its own: a Ctrl-C at the terminal reaches the parent alone,
-        # which passes it on once (a second SIGINT would interrupt a worker's cleanup).
-        procs.append(subprocess.Popen(command, env=env, process_group=0))
+    procs = _start(config, stores, file, data_dir, _split(remaining, workers))
     # SIGTERM here, as Ctrl-C, is passed on to every worker, which closes its trial and runs.
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
@@ -75,6 +52,33 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
         return 128 + signum
     finally:
         signal.signal(signal.SIGTERM, previous)
+    return _exit_code(procs)
+
+
+def _start(config: StudyConfig, stores: Stores, file: Path, data_dir: str | None,
+           shares: list[int | None]) -> list[subprocess.Popen]:
+    """One ``cnnlab study run`` process per non-empty share."""
+    # The stores' URLs reach the workers through their environment, never their command
+    # lines, which every user of the machine can read (ps).
+    env = {**os.environ, STORAGE_ENV: stores.storage, "MLFLOW_TRACKING_URI": stores.tracking_uri}
+    procs = []
+    for i, share in enumerate(shares):
+        if share == 0:
+            continue
+        command = [sys.executable, "-m", "cnnlab.cli", "study", "run", str(file),
+                   "--worker-name", str(i)]
+        for flag, value in (("--n-trials", config.n_trials), ("--timeout", config.timeout),
+                            ("--data-dir", data_dir), ("--share", share)):
+            if value is not None:
+                command += [flag, str(value)]
+        # In a process group of its own: a Ctrl-C at the terminal reaches the parent alone,
+        # which passes it on once (a second SIGINT would interrupt a worker's cleanup).
+        procs.append(subprocess.Popen(command, env=env, process_group=0))
+    return procs
+
+
+def _exit_code(procs: list[subprocess.Popen]) -> int:
+    """0 if every worker finished; else the first failed worker's code, each failure said."""
     failed = [(i, p) for i, p in enumerate(procs) if p.returncode != 0]
     for i, p in failed:
         how = (f"was killed by {signal.Signals(-p.returncode).name}" if p.returncode < 0
@@ -82,11 +86,6 @@ def run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
         print(f"cnnlab study run: worker {i} (pid {p.pid}) {how}; run the same command again "
               "to finish the study.", file=sys.stderr)
     if not failed:
-        from cnnlab.study.runner import confirm_if_asked
-
-        confirm_if_asked(config, outcome.study, storage=args.storage,
-                         tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                         out=lambda line: print(line, flush=True), total=total)
         return 0
     code = failed[0][1].returncode
     return 128 - code if code < 0 else code

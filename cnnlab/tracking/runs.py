@@ -22,18 +22,18 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from cnnlab.train.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
-from cnnlab.spec.defaults import LOSS
-from cnnlab.tracking.plots import curve_figures
-from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.architecture import Architecture
+from cnnlab.spec.defaults import LOSS
+from cnnlab.spec.shapes import LayerTable
+from cnnlab.spec.trialspec import TrialSpec
+from cnnlab.tracking.plots import curve_figures
 from cnnlab.tracking.stores import (  # noqa: F401  (re-exported: tracking's view of the stores)
     DEFAULT_TRACKING_URI,
     redact,
     resolve_tracking_uri,
     sqlite_path,
 )
-from cnnlab.spec.trialspec import TrialSpec
+from cnnlab.train.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
 
 DEFAULT_EXPERIMENT = "cnnlab-train"
 MODEL_NAME = "model"

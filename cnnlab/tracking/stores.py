@@ -1,4 +1,4 @@
-"""Where the two stores are: MLflow's tracking store and Optuna's storage (no framework import).
+"""Where the two stores are, MLflow's tracking store and Optuna's storage, and how to open them.
 
 Defaults are local, under ``mlruns/`` of the current directory: ``sqlite:///mlruns/mlflow.db``
 (artifacts beside it) and ``sqlite:///mlruns/optuna.db``. ``MLFLOW_TRACKING_URI`` and
@@ -9,11 +9,31 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import ConfigError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 STORAGE_ENV = "CNNLAB_STORAGE"
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where a study is kept: the Optuna storage's URL and the MLflow tracking store's URI,
+    resolved once (by the command line, or ``Stores.resolve()``) and handed down."""
+
+    storage: str = DEFAULT_STORAGE
+    tracking_uri: str = DEFAULT_TRACKING_URI
+
+    @classmethod
+    def resolve(cls, storage: str | None = None, tracking_uri: str | None = None) -> Stores:
+        """The stores named, else those of ``$CNNLAB_STORAGE`` and ``$MLFLOW_TRACKING_URI``,
+        else the local ones under ``mlruns/``."""
+        return cls(resolve_storage(storage), resolve_tracking_uri(tracking_uri))
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -45,3 +65,57 @@ def redact(text: str) -> str:
     included), and query parameters that carry secrets (``?password=...``, ``&token=...``)."""
     text = _USERINFO.sub(r"\g<scheme>\g<user>:***@", text)
     return _SECRET_QUERY.sub(r"\g<key>***", text)
+
+
+HEARTBEAT_INTERVAL = 10
+"""Seconds between a running trial's heartbeats in the Optuna storage."""
+GRACE_PERIOD = 60
+"""A running trial without a heartbeat for this long belongs to a dead worker: it is failed."""
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage for ``url``, with heartbeats so that a killed worker's trial is failed.
+
+    A local SQLite file gets its folder and a patient lock (several workers may share it). An
+    unreachable or malformed URL is a ``ConfigError`` that names it (password hidden).
+    """
+    import optuna
+
+    kwargs: dict[str, Any] = {"heartbeat_interval": HEARTBEAT_INTERVAL,
+                              "grace_period": GRACE_PERIOD}
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    elif url.startswith("postgresql"):
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10},
+                                   "pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, **kwargs)
+    except Exception as err:  # SQLAlchemy's and Optuna's errors alike: say which URL and why.
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot open the Optuna storage {redact(url)}: {reason}") from None
+
+
+def open_existing_storage(storage: str | None = None) -> tuple[str, Any]:
+    """(URL, storage) of a storage that studies have run in, for evaluate and compare: a local
+    SQLite file that does not exist yet is an error, not a new empty store."""
+    url = resolve_storage(storage)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).expanduser().exists():
+        raise ConfigError(f"there is no Optuna storage at {url} (no study has run there); "
+                          "run `cnnlab study run` first, or name the storage with --storage.")
+    return url, open_storage(url)
+
+
+def load_existing_study(study_name: str, storage: str | None = None) -> Any:
+    """An existing study, or a one-sentence error naming it and what the storage has."""
+    import optuna
+
+    url, storage_obj = open_existing_storage(storage)
+    names = optuna.study.get_all_study_names(storage=storage_obj)
+    if study_name not in names:
+        known = ", ".join(sorted(names)) or "none"
+        raise ConfigError(f"no study named {study_name!r} in {redact(url)} "
+                          f"(studies there: {known}).")
+    return optuna.load_study(study_name=study_name, storage=storage_obj)

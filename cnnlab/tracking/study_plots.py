@@ -66,8 +66,8 @@ def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Fig
     against size drawn through the trials on it, and the notebook's CNN marked at its size."""
     from optuna.trial import TrialState
 
-    from cnnlab.spec.architecture import NOTEBOOK_CNN
     from cnnlab.search.trials import front, outcome
+    from cnnlab.spec.architecture import NOTEBOOK_CNN
 
     nouns = {N_PARAMS_ATTR: "parameters", MACS_ATTR: "multiply-adds per image"}
     noun = nouns.get(size_attr, size_attr)

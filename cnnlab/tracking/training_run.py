@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnnlab.names import COMMAND_TAG, KIND_TAG, KIND_TRAIN
+from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking import runs as tracking
 from cnnlab.train.data import load_mnist
-from cnnlab.names import COMMAND_TAG, KIND_TAG, KIND_TRAIN
-from cnnlab.train.progress import progress_callback
 from cnnlab.train.fit import TrainResult, train
-from cnnlab.spec.trialspec import TrialSpec
+from cnnlab.train.progress import progress_callback
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnlab.spec.architecture import check_architecture
+from cnnlab.spec.shapes import LayerTable
+from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 from cnnlab.train import faults
 from cnnlab.train.data import MnistSplits
-from cnnlab.spec.shapes import LayerTable
-from cnnlab.search.space import check_architecture
-from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 
 __all__ = ["HISTORY_KEYS", "TrainConfig", "TrainResult", "train"]
 

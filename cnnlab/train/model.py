@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from cnnlab.spec.architecture import Architecture
 from cnnlab.spec.defaults import LOSS, METRICS, OPTIMIZER
 from cnnlab.spec.shapes import LayerTable
-from cnnlab.spec.architecture import Architecture
 from cnnlab.train.quiet import import_keras
 
 keras = import_keras()  # TensorFlow's start-up lines filtered out (cnnlab.tf_quiet).

@@ -1,0 +1,86 @@
+"""Optuna's samplers and pruners for a study, built from its configuration (``StudyConfig``).
+
+The configuration holds them as data (a name and options, checked when the file is read); the
+study runner, ``study check``'s dry run and the objective build them here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cnnlab.search.config import StudyConfig
+    from cnnlab.search.pruning import DominancePruner
+
+SAMPLERS = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "bruteforce": "BruteForceSampler",
+    "nsgaii": "NSGAIISampler",
+}
+PRUNERS = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+    "threshold": "ThresholdPruner",
+    "dominance": "DominancePruner",
+}
+"""Optuna's pruners by cnnlab name, and cnnlab's own dominance pruner (``cnnlab.search.pruning``),
+the one that works with two objectives."""
+
+
+def make_sampler(config: StudyConfig) -> Any:
+    """The study's sampler, seeded per trial from the study's seed and the trial's number
+    (``cnnlab.search.sampling``): a resume or another worker never restarts its sequence."""
+    import optuna
+
+    from cnnlab.search.sampling import TrialSeededSampler
+
+    cls = getattr(optuna.samplers, SAMPLERS[config.sampler.name])
+
+    def build(seed: int) -> Any:
+        with experimental_ok():
+            return cls(seed=seed, **config.sampler.options)
+
+    return TrialSeededSampler(build, config.seed)
+
+
+def make_pruner(config: StudyConfig) -> Any:
+    """Optuna's pruner for the study (a no-op one when the dominance pruner judges trials
+    from the objective instead; see ``make_dominance_pruner``)."""
+    import optuna
+
+    if config.pruner.name == "dominance":
+        return optuna.pruners.NopPruner()
+    cls = getattr(optuna.pruners, PRUNERS[config.pruner.name])
+    with experimental_ok():
+        return cls(**config.pruner.options)
+
+
+def make_dominance_pruner(config: StudyConfig) -> DominancePruner:
+    """The study's ``cnnlab.search.pruning.DominancePruner``: it stops dominated trials when the
+    study's pruner is ``dominance``, and otherwise only records each trial's curve (what the
+    front and ``benchmarks/dominance_pruner.py`` read)."""
+    from cnnlab.search.pruning import DominancePruner
+
+    options = config.pruner.options if config.pruner.name == "dominance" else {}
+    return DominancePruner(**options, monitor=config.metric, size_attr=config.size_attr,
+                           stop=config.pruner.name == "dominance")
+
+
+@contextmanager
+def experimental_ok() -> Iterator[None]:
+    """Samplers and options that Optuna marks experimental (BruteForceSampler, TPE's
+    ``group``) are chosen deliberately in a study file; their warning is noise here."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+

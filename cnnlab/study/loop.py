@@ -1,0 +1,137 @@
+"""The optimization loop's small Optuna callbacks: the budget that stops it, one printed line
+per trial, and the filter that keeps Optuna's own warnings about known failures quiet."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cnnlab.names import (
+    CURVE_ATTR,
+    DUPLICATE_OF_ATTR,
+    FAIL_REASON_ATTR,
+    N_PARAMS_ATTR,
+    REASON_ATTR,
+)
+from cnnlab.search import trials as T
+from cnnlab.search.config import StudyConfig
+from cnnlab.search.space import MIN_FEASIBLE
+from cnnlab.study.objective import KNOWN_FAILURES
+
+
+def untrained_limit(fraction: float) -> int:
+    """Draws in a row that may go untrained before a study is stopped: ten times the draws
+    that one trainable architecture takes at the space's feasible fraction, and at least 100
+    (duplicates count too: a small space can be exhausted)."""
+    return max(100, math.ceil(10 / max(fraction, MIN_FEASIBLE)))
+
+
+class Budget:
+    """Stops the optimization loop when enough trials were trained: ``to_train`` by this
+    process (a worker's share, ``mine_only``), or the study's ``total`` counting the trials
+    running elsewhere (the same command started by hand several times). Also stops, with a
+    message in ``stopped``, after ``max_untrained`` draws in a row that were not trained."""
+
+    def __init__(self, total: int | None, to_train: int | None, *, mine_only: bool,
+                 max_untrained: int) -> None:
+        self.total = total
+        self.to_train = to_train
+        self.mine_only = mine_only
+        self.max_untrained = max_untrained
+        self.trained = self.duplicates = self.infeasible = 0
+        self.in_a_row = 0
+        self.stopped: str | None = None
+        self.reached = False
+        """Whether the loop was stopped because the budget was reached."""
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        kind = T.outcome(trial)
+        if T.counts(trial):
+            self.trained += 1
+            self.in_a_row = 0
+        elif kind in ("duplicate", "infeasible"):
+            self.duplicates += kind == "duplicate"
+            self.infeasible += kind == "infeasible"
+            self.in_a_row += 1
+        if self.in_a_row >= self.max_untrained:
+            self.stopped = (
+                f"stopped: the last {self.in_a_row} draws could not be trained (infeasible "
+                "architectures or configurations already judged); the space seems exhausted "
+                "for this sampler: widen the search or allow larger networks (max_params).")
+            study.stop()
+        elif self.mine_only:
+            if self.to_train is not None and self.trained >= self.to_train:
+                self.reached = True
+                study.stop()
+        elif self.total is not None:
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            if T.counted(study) + running >= self.total:
+                self.reached = True
+                study.stop()
+
+
+class ProgressPrinter:
+    """One line per finished trial: state, score or why it was not trained, size, time, and
+    the best so far."""
+
+    def __init__(self, config: StudyConfig, out: Callable[[str], None]) -> None:
+        self.config = config
+        self.out = out
+        self.started = time.monotonic()
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        state = trial.state.name
+        kind = T.outcome(trial)
+        seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
+        size = trial.user_attrs.get(N_PARAMS_ATTR)
+        size_text = f"{size:>10,} params" if size is not None else " " * 17
+        if kind == "infeasible":
+            state = "INFEASIBLE"
+            detail = "not trained: " + trial.user_attrs.get(REASON_ATTR, "infeasible")
+        elif state == "COMPLETE":
+            detail = f"{self.config.metric} {trial.values[0]:.4f}"
+        elif state == "PRUNED":
+            step = max(trial.intermediate_values, default=None)
+            if step is None and trial.user_attrs.get(CURVE_ATTR):
+                step = len(trial.user_attrs[CURVE_ATTR]) - 1
+            detail = (f"pruned after epoch {step}" if step is not None else "pruned")
+        else:
+            detail = trial.user_attrs.get(FAIL_REASON_ATTR, "failed")
+        if kind == "duplicate":
+            earlier = trial.user_attrs.get(DUPLICATE_OF_ATTR)
+            detail = (f"drawn again: #{earlier} is training it" if state == "FAIL" else
+                      f"{detail} (reused #{earlier}, not retrained)")
+        best = T.best_trial(study)
+        best_text = f"best: #{best.number} {best.values[0]:.4f}" if best is not None else ""
+        self.out(f"trial {trial.number:>3}  {state:<10}  {detail:<28} {size_text}  "
+                 f"{seconds:6.1f} s   {best_text}")
+
+
+class QuietKnownFailures(logging.Filter):
+    """Optuna logs two warnings, one with a traceback, for every caught known failure; the
+    progress line already says why the trial failed, so those records are dropped (other
+    failures are kept)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trials: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        match = re.match(r"Trial (\d+) failed with ", message)
+        error = record.exc_info[1] if record.exc_info else None
+        known = isinstance(error, KNOWN_FAILURES) or any(
+            f"because of the following error: {cls.__name__}(" in message
+            for cls in KNOWN_FAILURES)
+        if known:
+            if match:
+                self.trials.add(match.group(1))
+            return False
+        return not (match and match.group(1) in self.trials
+                    and message.endswith("failed with value None."))

@@ -1,0 +1,105 @@
+"""The package's shape: layers that import one way, no import cycle, a framework-free spec.
+
+Every ``import`` in ``cnnlab/`` is read from the source (those inside functions too), so that an
+import placed in a function to hide a cycle is found as well.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "cnnlab"
+LAYERS = ["errors", "names", "spec", "train", "search", "tracking", "study", "results", "cli"]
+"""cnnlab's layers, lowest first: a module imports from its own layer and the ones before it."""
+FRAMEWORKS = ("tensorflow", "keras", "mlflow", "optuna", "optuna_integration")
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The cnnlab modules that ``name`` imports, anywhere in its source (but for type checkers
+    only, under ``if TYPE_CHECKING:``)."""
+    modules = _modules()
+    out = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        out.update(t for t in targets if t in modules and t.startswith("cnnlab"))
+    out.discard(name)
+    return out
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 else -1
+
+
+def _graph() -> dict[str, set[str]]:
+    return {name: _imports(name, path) for name, path in _modules().items()}
+
+
+def test_layers_import_downwards_only():
+    upward = [f"{m} imports {t}" for m, targets in _graph().items() if m != "cnnlab"
+              for t in sorted(targets) if t != "cnnlab" and _layer(t) > _layer(m)]
+    assert not upward, upward
+
+
+def test_there_is_no_import_cycle():
+    graph = _graph()
+    graph.pop("cnnlab")  # The public API re-exports from everywhere and is imported by none.
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == "cnnlab" or nxt.count(".") == 1 and nxt.split(".")[1] in LAYERS[2:-1] \
+                    and nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not cycles, cycles
+
+
+def test_the_spec_layer_imports_no_framework():
+    spec = [m for m in _modules() if m.startswith("cnnlab.spec")]
+    code = (f"import sys; import {', '.join(spec)}; "
+            f"found = sorted(m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r}); "
+            "assert not found, found")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_layer_is_a_package_of_the_list():
+    layers = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert layers | modules == set(LAYERS)
