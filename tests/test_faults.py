@@ -143,7 +143,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(
         tmp_path: Path, mnist_dir: Path, monkeypatch) -> None:
     from cnnlab.search.config import load_study_config
     from cnnlab.study.runner import run_study
-    from cnnlab.tracking.stores import Stores
+    from cnnlab.tracking.stores import Stores as StoreURLs
 
     monkeypatch.chdir(tmp_path)
     stores = Stores(tmp_path, TINY.replace("epochs = 2", "epochs = 3").replace(
@@ -152,7 +152,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(
     diverging = MnistSplits(train=_NanTargets(real.train.x, real.train.y, real.train.sha256),
                             validation=real.validation, source=real.source)
     outcome = run_study(load_study_config(stores.file),
-                        Stores(storage=stores.storage, tracking_uri=stores.tracking),
+                        StoreURLs(storage=stores.storage, tracking_uri=stores.tracking),
                         data=diverging, out=lambda _: None)
     assert outcome.ran == 2
     study = stores.study("tiny")

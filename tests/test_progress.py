@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from cnnlab.train import progress
+from cnnlab.train.callbacks import progress_callback
 from cnnlab.train.progress import (
     ERASE,
     estimate_remaining,
     format_duration,
-    progress_callback,
     status_line,
 )
 

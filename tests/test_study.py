@@ -340,14 +340,14 @@ def test_every_experiment_file_runs_shrunk(path: Path, tmp_path: Path, monkeypat
 
     from cnnlab.search.config import load_study_config
     from cnnlab.study.runner import run_study
-    from cnnlab.tracking.stores import Stores
+    from cnnlab.tracking.stores import Stores as StoreURLs
 
     config = load_study_config(path)
     small = replace(config, train_size=256, val_size=128,
                            training=replace(config.training, epochs=1))
     monkeypatch.chdir(tmp_path)
     outcome = run_study(replace(small, n_trials=2),
-                        Stores(f"sqlite:///{tmp_path / 'optuna.db'}",
+                        StoreURLs(f"sqlite:///{tmp_path / 'optuna.db'}",
                                f"sqlite:///{tmp_path / 'mlflow.db'}"), out=lambda _: None)
     # Two trained trials; draws over max_params (five_percent.toml's first) are trials that
     # do not count toward the budget.

@@ -44,6 +44,7 @@ from cnnlab.names import (
     PARENT_RUN_TAG,
     RUN_ID_ATTR,
     SEED_TAG,
+    SPEC_ATTR,
     STATE_TAG,
     STUDY_TAG,
     STUDY_UID_TAG,
@@ -81,10 +82,16 @@ def study_config(study: Any) -> Any:
 
 
 def trial_spec(config: Any, trial: Any) -> Any:
-    """The trial's ``TrialSpec``, drawn again from the study's space with the trial's values;
-    checked against the configuration key the trial was trained with."""
+    """The trial's ``TrialSpec`` as the objective stored it with the trial. A trial recorded by
+    a cnnlab that did not store it is drawn again from the study's space with its values,
+    checked against the configuration key it was trained with."""
     import optuna
 
+    from cnnlab.spec.trialspec import TrialSpec
+
+    stored = trial.user_attrs.get(SPEC_ATTR)
+    if stored is not None:
+        return TrialSpec.from_dict(stored, where=f"trial {trial.number}'s spec")
     spec = config.space.suggest(optuna.trial.FixedTrial(trial.params), config.training)
     key = trial.user_attrs.get(CONFIG_KEY_ATTR)
     if key is not None and spec.key() != key:
@@ -298,8 +305,8 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
     validation score and the run's id."""
     import mlflow
 
+    from cnnlab.train.callbacks import progress_callback
     from cnnlab.train.fit import train
-    from cnnlab.train.progress import progress_callback
     from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
@@ -316,7 +323,7 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
             tracking.log_run_inputs(spec, data, {"confirms": key, "confirm_seed_index": index})
             progress = progress_callback(f"confirm {label} seed {index + 1}/{count}",
                                          spec.training.epochs)
-            callbacks = [tracking.EpochMetricsCallback(), keras.callbacks.TerminateOnNaN(),
+            callbacks = [tracking.epoch_metrics_callback(), keras.callbacks.TerminateOnNaN(),
                          *([progress] if progress is not None else [])]
             try:
                 result = train(spec, data, callbacks=callbacks)

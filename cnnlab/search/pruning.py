@@ -11,7 +11,7 @@ raises ``optuna.TrialPruned``, which ends ``model.fit`` (as optuna_integration's
 
 The size is the trial's user attribute ``n_params`` (or ``macs``, by ``size_attr``), which the
 objective sets before it builds the network. Importing this module imports neither Optuna nor
-Keras: Optuna is imported where it is used, and the Keras callback class is made on first use.
+Keras: Optuna is imported where it is used, Keras only when a callback is made.
 """
 
 from __future__ import annotations
@@ -99,28 +99,7 @@ class DominancePruner:
 
     def keras_callback(self, trial: Any) -> Any:
         """A Keras callback calling ``epoch_end(trial, logs[monitor])`` after every epoch."""
-        global _Callback
-        if _Callback is None:
-            from cnnlab.train.quiet import import_keras
+        from cnnlab.train.callbacks import EpochEnd, monitored
 
-            keras = import_keras()
-
-            class _Callback(keras.callbacks.Callback):  # type: ignore[no-redef]
-                def __init__(self, pruner: DominancePruner, trial: Any) -> None:
-                    super().__init__()
-                    self.pruner = pruner
-                    self.trial = trial
-
-                def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                    logs = logs or {}
-                    monitor = self.pruner.monitor
-                    if monitor not in logs:
-                        raise KeyError(f"the pruner monitors {monitor!r}, but epoch {epoch}'s "
-                                       f"logs have only {', '.join(logs) or 'nothing'}: pass "
-                                       f"validation data to fit.")
-                    self.pruner.epoch_end(self.trial, float(logs[monitor]))
-
-        return _Callback(self, trial)
-
-
-_Callback: Any = None
+        return EpochEnd(lambda epoch, logs: self.epoch_end(
+            trial, monitored(logs, self.monitor, epoch)))

@@ -30,6 +30,7 @@ from cnnlab.names import (
     REASON_ATTR,
     SAMPLER_SEED_ATTR,
     SEED_ATTR,
+    SPEC_ATTR,
     WORKER_ATTR,
 )
 from cnnlab.search import trials as T
@@ -126,6 +127,7 @@ class Objective:
         spec = self.config.space.suggest(trial, self.config.training).with_seed(seed)
         faults.reach("sampling", trial.number)
         trial.set_user_attr(ARCHITECTURE_ATTR, spec.architecture.describe())
+        trial.set_user_attr(SPEC_ATTR, spec.to_dict())
         key = config_key(spec)
         trial.set_user_attr(CONFIG_KEY_ATTR, key)
         for name, value in constraints(spec.architecture, self.config.max_params).items():

@@ -72,27 +72,6 @@ RAISED = "the trial raised an error"
 """The reason on a trial's run that ended in an error of no known reason."""
 
 
-class HistoryRecorder:
-    """A Keras callback that keeps each epoch's logs and the model, for the end of the trial
-    (a pruned trial's ``fit`` ends in an exception, so Keras's own History is lost)."""
-
-    def __new__(cls) -> Any:
-        from cnnlab.train.quiet import import_keras
-
-        keras = import_keras()
-
-        class _Recorder(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.history: dict[str, list[float]] = {}
-
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                for key, value in (logs or {}).items():
-                    self.history.setdefault(key, []).append(float(value))
-
-        return _Recorder()
-
-
 class StudyTracker:
     """Records a study in MLflow; see the module's docstring."""
 
@@ -323,12 +302,12 @@ class TrialRun:
     def keras_callbacks(self) -> list[Any]:
         """Keras callbacks to train the trial with: its curves in MLflow every epoch, the
         history and model kept for the end, and the live progress line."""
-        from cnnlab.train.progress import progress_callback
+        from cnnlab.train.callbacks import HistoryRecorder, progress_callback
 
         self._recorder = HistoryRecorder()
         self._progress = progress_callback(f"trial {self.trial.number}",
                                            self.config.training.epochs)
-        return [tracking.EpochMetricsCallback(), self._recorder,
+        return [tracking.epoch_metrics_callback(), self._recorder,
                 *([self._progress] if self._progress is not None else [])]
 
     def ended(self, state: str, value: float | None = None) -> None:

@@ -99,41 +99,30 @@ def check_experiment(name: str, uri: str | None = None) -> None:
     check_experiment_active(MlflowClient(resolve_tracking_uri(uri)).get_experiment_by_name(name))
 
 
-class EpochMetricsCallback:
+def epoch_metrics_callback() -> Any:
     """A Keras callback logging ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` to the
     active MLflow run once per epoch (step = epoch, from 0), and, as training begins, the
-    optimizer's configuration (``optimizer_*`` parameters) and the model's summary.
+    optimizer's configuration (``optimizer_*`` parameters) and the model's summary: what
+    ``mlflow.keras.MlflowCallback`` records, written synchronously (its background queue cost
+    about a second a trial to drain)."""
+    from cnnlab.train.callbacks import EpochEnd
 
-    What ``mlflow.keras.MlflowCallback`` records, written synchronously: MLflow's callback
-    queues metrics for a background thread, and draining that queue at the end of every trial
-    (``flush_async_logging``) took about a second here, far more than the writes themselves
-    (a few milliseconds per epoch on SQLite). The class is made on first use, so that
-    importing this module does not import Keras.
-    """
-
-    def __new__(cls) -> Any:
-        global _EpochMetrics
-        if _EpochMetrics is None:
-            from cnnlab.train.quiet import import_keras
-
-            keras = import_keras()
-
-            class _EpochMetrics(keras.callbacks.Callback):  # type: ignore[no-redef]
-                def on_train_begin(self, logs: dict | None = None) -> None:
-                    config = self.model.optimizer.get_config()
-                    mlflow.log_params({f"optimizer_{k}": v for k, v in config.items()})
-                    lines: list[str] = []
-                    self.model.summary(print_fn=lambda line, *a, **k: lines.append(line))
-                    mlflow.log_text("\n".join(lines), artifact_file="model_summary.txt")
-
-                def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                    if logs:
-                        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch,
-                                           synchronous=True)
-        return _EpochMetrics()
+    return EpochEnd(log_epoch_metrics, on_train_begin=log_model_setup)
 
 
-_EpochMetrics: Any = None
+def log_model_setup(model: Any) -> None:
+    """The optimizer's configuration (``optimizer_*`` parameters) and the model's summary
+    (``model_summary.txt``), on the active run."""
+    mlflow.log_params({f"optimizer_{k}": v for k, v in model.optimizer.get_config().items()})
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    mlflow.log_text("\n".join(lines), artifact_file="model_summary.txt")
+
+
+def log_epoch_metrics(epoch: int, logs: dict[str, Any]) -> None:
+    """One epoch's metrics on the active run, at step ``epoch``."""
+    if logs:
+        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch, synchronous=True)
 
 
 def architecture_params(arch: Architecture, table: LayerTable) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from cnnlab.names import COMMAND_TAG, KIND_TAG, KIND_TRAIN
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking import runs as tracking
+from cnnlab.train.callbacks import progress_callback
 from cnnlab.train.data import load_mnist
 from cnnlab.train.fit import TrainResult, train
-from cnnlab.train.progress import progress_callback
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def run_training(
     tags = {KIND_TAG: KIND_TRAIN, COMMAND_TAG: tracking.command_line()}
     with tracking.tracked_run(experiment, run_name or arch.describe(), tags, uri) as run:
         tracking.log_run_inputs(spec, data)
-        callbacks = [tracking.EpochMetricsCallback()]
+        callbacks = [tracking.epoch_metrics_callback()]
         # On a terminal one live status line replaces Keras's own output (no mix of the two).
         progress = progress_callback(run_name or "train", config.epochs)
         if progress is not None:

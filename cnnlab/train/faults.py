@@ -43,12 +43,6 @@ def keras_callbacks(trial: int | None = None) -> list[Any]:
     """A Keras callback that reaches ``epoch`` at each epoch's end, when one is asked for."""
     if not os.environ.get(ENV, "").startswith("epoch:"):
         return []
-    from cnnlab.train.quiet import import_keras
+    from cnnlab.train.callbacks import EpochEnd
 
-    keras = import_keras()
-
-    class _EpochFault(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            reach("epoch", trial)
-
-    return [_EpochFault()]
+    return [EpochEnd(lambda epoch, logs: reach("epoch", trial))]
