@@ -191,14 +191,19 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
 # --- every path and command is real ---------------------------------------------------------
 
 
+def _has_placeholder(path: str) -> bool:
+    """Whether a path stands for others: experiments/FILE, benchmarks/X.py."""
+    return any(PLACEHOLDER.match(part.split(".")[0]) for part in path.split("/")[1:])
+
+
 def _named_paths(page: Path) -> set[str]:
     texts = [body for _, body in _fences(page)] + _spans(page)
     paths = set()
     for text in texts:
         for path in PATH.findall(text):
             path = path.rstrip(".,:;")
-            if any(PLACEHOLDER.match(part.split(".")[0]) for part in path.split("/")[1:]):
-                continue  # experiments/FILE
+            if _has_placeholder(path):
+                continue
             if "<" in path:
                 continue  # a pattern such as mlruns/<experiment>-<hash>/
             paths.add(path)
@@ -316,7 +321,7 @@ def _script_calls() -> list[tuple[str, str, list[str]]]:
                     script, args = words[0], words[1:]
                 else:
                     continue
-                if script.endswith(".py"):
+                if script.endswith(".py") and not _has_placeholder(script):
                     options = [a.split("=")[0] for a in args if a.startswith("--")]
                     calls.append((_rel(page), script, options))
     return calls
