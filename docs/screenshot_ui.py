@@ -1,4 +1,4 @@
-"""Screenshots of the MLflow UI for the README, from a real (headless) Chromium.
+"""Screenshots of the MLflow UI for docs/commands.md, from a real (headless) Chromium.
 
     cnnlab ui --port 5055 &                      # over a store with the quickstart study
     python -m venv /tmp/pw && /tmp/pw/bin/pip install playwright
