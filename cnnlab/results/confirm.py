@@ -305,8 +305,7 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
     validation score and the run's id."""
     import mlflow
 
-    from cnnlab.train.callbacks import progress_callback
-    from cnnlab.train.fit import train
+    from cnnlab.tracking.training_run import train_and_record
     from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
@@ -320,19 +319,12 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
     status = "FAILED"
     try:
         with mlflow.start_run(run_id=run.info.run_id):
-            tracking.log_run_inputs(spec, data, {"confirms": key, "confirm_seed_index": index})
-            progress = progress_callback(f"confirm {label} seed {index + 1}/{count}",
-                                         spec.training.epochs)
-            callbacks = [tracking.epoch_metrics_callback(), keras.callbacks.TerminateOnNaN(),
-                         *([progress] if progress is not None else [])]
-            try:
-                result = train(spec, data, callbacks=callbacks)
-            finally:
-                if progress is not None:
-                    progress.clear()
+            result = train_and_record(
+                spec, data, label=f"confirm {label} seed {index + 1}/{count}",
+                callbacks=[keras.callbacks.TerminateOnNaN()], log_model=False,
+                extra_params={"confirms": key, "confirm_seed_index": index})
             curve = result.history.get(config.metric, [])
             value = curve[-1] if curve else math.nan
-            tracking.log_curve_plots(result.history)
             tracking.log_batch(metrics={"objective": value} if math.isfinite(value) else None,
                                tags={STATE_TAG: "COMPLETE"})
             status = "FINISHED"
