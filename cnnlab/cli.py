@@ -120,7 +120,7 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.spec.trialspec import TrainConfig, TrialSpec
-    from cnnlab.tracking import runs as tracking
+    from cnnlab.tracking.stores import redact, resolve_tracking_uri
     from cnnlab.tracking.training_run import run_training
 
     arch = _architecture(args)
@@ -134,11 +134,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_size=args.val_size, experiment=args.experiment, run_name=args.run_name,
         tracking_uri=args.tracking_uri, verbose=2)
     history = outcome.result.history
-    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    uri = resolve_tracking_uri(args.tracking_uri)
     print(f"val_accuracy {history['val_accuracy'][-1]:.4f}  val_loss {history['val_loss'][-1]:.4f}"
           f" after {outcome.result.epochs_run} epochs")
     print(f"MLflow run {outcome.run_id} in experiment '{args.experiment}' "
-          f"({tracking.redact(uri)}); browse it with: cnnlab ui")
+          f"({redact(uri)}); browse it with: cnnlab ui")
     return 0
 
 
@@ -296,9 +296,9 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from cnnlab.tracking import stores as tracking  # URIs only: serving the UI needs no Keras.
+    from cnnlab.tracking import stores  # URIs only: serving the UI needs no Keras.
 
-    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    uri = stores.resolve_tracking_uri(args.tracking_uri)
     command = [sys.executable, "-c", _MLFLOW_SERVER, "server", "--host", args.host,
                "--port", str(args.port), "--workers", "1"]
     if args.allowed_hosts:
@@ -310,7 +310,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # only runs its GenAI jobs (scorers, prompt optimization, evaluation), which a tracking UI
     # of CNN runs never asks for: off, unless the environment turns it on explicitly.
     env.setdefault(_JOB_EXECUTION, "false")
-    db = tracking.sqlite_path(uri)
+    db = stores.sqlite_path(uri)
     if db is not None:
         if not db.exists():
             raise DataError(f"there is no MLflow store at {db} yet; run `cnnlab train` (or a "
@@ -319,7 +319,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         command += ["--default-artifact-root", db.parent.resolve().as_uri(),
                     "--no-serve-artifacts"]
     _check_port_free(args.host, args.port)
-    print(f"MLflow UI at http://{args.host}:{args.port} over {tracking.redact(uri)} "
+    print(f"MLflow UI at http://{args.host}:{args.port} over {stores.redact(uri)} "
           "(Ctrl-C stops it)", flush=True)
     # The server runs in a process group of its own; whatever ends this command ends the whole
     # group, so nothing is left running.

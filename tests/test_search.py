@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from studies import TINY, Stores
 
+from cnnlab.names import OUTCOME_ATTR
 from cnnlab.search import trials as T
 
 pytestmark = pytest.mark.slow
@@ -94,7 +95,7 @@ def test_a_judged_configuration_is_reused_not_retrained(tmp_path: Path, monkeypa
     study = stores.study("tiny")
     first, again, new = study.trials
     assert again.params == first.params
-    assert again.user_attrs[T.OUTCOME] == "duplicate"
+    assert again.user_attrs[OUTCOME_ATTR] == "duplicate"
     assert again.user_attrs[T.DUPLICATE_OF] == 0
     assert again.user_attrs[T.CONFIG_KEY] == first.user_attrs[T.CONFIG_KEY]
     assert again.state == first.state
@@ -102,7 +103,7 @@ def test_a_judged_configuration_is_reused_not_retrained(tmp_path: Path, monkeypa
     assert again.value == (None if pruned else first.value)
     # No curve: the pruner's statistics count the configuration once (its first trial).
     assert first.intermediate_values and again.intermediate_values == {}
-    assert new.user_attrs[T.OUTCOME] == "trained" and new.params != first.params
+    assert new.user_attrs[OUTCOME_ATTR] == "trained" and new.params != first.params
     assert [T.counts(t) for t in study.trials] == [True, False, True]
     assert "(reused #0, not retrained)" in out
     _, children = stores.runs("tiny")
@@ -123,7 +124,7 @@ def test_allow_repeats_trains_a_configuration_again(tmp_path: Path, monkeypatch)
     stores.study("tiny").enqueue_trial(stores.study("tiny").trials[0].params)
     assert stores.run("--n-trials", "2") == 0
     first, again = stores.study("tiny").trials
-    assert again.params == first.params and again.user_attrs[T.OUTCOME] == "trained"
+    assert again.params == first.params and again.user_attrs[OUTCOME_ATTR] == "trained"
     assert again.user_attrs["seed"] == first.user_attrs["seed"] + 1
     _, children = stores.runs("tiny")
     assert len(children[1].outputs.model_outputs) == 1

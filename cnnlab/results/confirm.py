@@ -181,7 +181,6 @@ def confirm_study(
     """Re-train the study's top ``top`` trials (or its ``front``), and with ``baseline`` the
     notebook's CNN, with ``seeds`` seeds each; rank them; record it all. Seeds already done
     (an interrupted confirmation, or an earlier one with fewer seeds) are not trained again."""
-    from cnnlab.tracking.evaluations import evaluation_records
     from cnnlab.tracking.stores import load_existing_study
 
     if not 2 <= seeds <= MAX_SEEDS:
@@ -189,18 +188,10 @@ def confirm_study(
                           f"not {seeds}.")
     if not front and (top is None or top < 1):
         raise ConfigError(f"--top must be at least 1, not {top}.")
-    import logging
-
     study = load_existing_study(study_name, storage)
     # The study's own configuration (from the process that runs it), else its identity.
     config = config if config is not None else study_config(study)
-    # Every seed builds a new model; TensorFlow's note that functions are traced again is
-    # expected here and says nothing useful.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    uri = tracking.use_tracking_store(tracking_uri, create=False)
-    if study.user_attrs.get(EVALUATION_ATTR) or evaluation_records(study):
-        raise ConfigError(f"study '{study_name}' was evaluated on the test set already; its "
-                          "choice is made, and confirming now would not change it.")
+    uri = _check_confirmable(study, tracking_uri)
     chosen = candidates(study, config, top=top, front=front)
     specs = {str(t.number): trial_spec(config, t) for t in chosen}
     if baseline:
@@ -213,35 +204,82 @@ def confirm_study(
 
         data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
     _check_data(study, data)
-    parent = study.user_attrs.get(PARENT_RUN_ATTR)
-    if parent is None:
-        raise ConfigError(f"study '{study_name}' has no MLflow study run to nest the "
+    record = _open_record(study, config, specs, chosen, seeds)
+    rule = "front" if front else f"top {top}"
+    out(f"confirming study '{study_name}' ({rule}{' and the notebook CNN' if baseline else ''}) "
+        f"with {seeds} seeds: {', '.join(('#' + k) if k != BASELINE else k for k in specs)}")
+    client = tracking.MlflowClient(uri)
+    _train_seeds(study, config, specs, record, record["seeds"][:seeds], data, client,
+                 tracking.get_or_create_experiment(study_name, uri), out)
+    maximize = T.maximizes(study)
+    ranking = ranking_of(record, maximize=maximize, keys=[k for k in specs if k != BASELINE])
+    assert ranking is not None  # Every entry has at least two seeds now.
+    entries = record["entries"]
+    base = summarize(BASELINE, entries[BASELINE]["values"]) if BASELINE in specs else None
+    record.update({
+        "rule": rule, "n_seeds": seeds, "confirmed_at": _now(),
+        "ranking": [s.key for s in ranking.entries],
+        "tied_with_best": list(ranking.tied_with_best),
+    })
+    study.set_user_attr(CONFIRMED_ATTR, record)
+    _record_in_mlflow(client, study.user_attrs[PARENT_RUN_ATTR], study, ranking, record, base,
+                      config)
+    _print(ranking, base, record, config, out, maximize=maximize)
+    return Confirmation(ranking, base, record)
+
+
+def _check_confirmable(study: Any, tracking_uri: str | None) -> str:
+    """Refuse a study that was evaluated or has no study run to nest the runs under; returns
+    the tracking store's URI."""
+    import logging
+
+    from cnnlab.tracking.evaluations import evaluation_records
+
+    # Every seed builds a new model; TensorFlow's note that functions are traced again is
+    # expected here and says nothing useful.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    uri = tracking.use_tracking_store(tracking_uri, create=False)
+    if study.user_attrs.get(EVALUATION_ATTR) or evaluation_records(study):
+        raise ConfigError(f"study '{study.study_name}' was evaluated on the test set already; "
+                          "its choice is made, and confirming now would not change it.")
+    if study.user_attrs.get(PARENT_RUN_ATTR) is None:
+        raise ConfigError(f"study '{study.study_name}' has no MLflow study run to nest the "
                           "confirmation's runs under; run it with cnnlab first.")
+    return uri
+
+
+def _open_record(study: Any, config: Any, specs: dict[str, Any], chosen: list[Any],
+                 seeds: int) -> dict[str, Any]:
+    """The confirmation's record as kept on the study (seeds already done included), with an
+    entry for each spec to confirm."""
     record = dict(load_record(study) or {})
     record.setdefault("metric", config.metric)
     record["seeds"] = confirm_seeds(config.seed, max(seeds, len(record.get("seeds", []))))
     entries: dict[str, Any] = dict(record.get("entries", {}))
     by_number = {str(t.number): t for t in chosen}
-    for key in specs:
+    for key, spec in specs.items():
         trial = by_number.get(key)
+        table = spec.architecture.layer_table()
         entry = dict(entries.get(key, {"values": [], "seeds": [], "run_ids": []}))
         entry.update({
-            "architecture": specs[key].architecture.describe(),
-            "n_params": trial.user_attrs.get(N_PARAMS_ATTR) if trial else
-            specs[key].architecture.layer_table().total_params,
-            "macs": trial.user_attrs.get(MACS_ATTR) if trial else
-            specs[key].architecture.layer_table().total_macs,
+            "architecture": spec.architecture.describe(),
+            "n_params": trial.user_attrs.get(N_PARAMS_ATTR) if trial else table.total_params,
+            "macs": trial.user_attrs.get(MACS_ATTR) if trial else table.total_macs,
             "first_value": trial.values[0] if trial else None,
         })
         entries[key] = entry
-    rule = "front" if front else f"top {top}"
-    out(f"confirming study '{study_name}' ({rule}{' and the notebook CNN' if baseline else ''}) "
-        f"with {seeds} seeds: {', '.join(('#' + k) if k != BASELINE else k for k in specs)}")
-    seed_list = record["seeds"][:seeds]
-    client = tracking.MlflowClient(uri)
-    experiment_id = tracking.get_or_create_experiment(study_name, uri)
+    record["entries"] = entries
+    return record
+
+
+def _train_seeds(study: Any, config: Any, specs: dict[str, Any], record: dict[str, Any],
+                 seed_list: list[int], data: Any, client: Any, experiment_id: str,
+                 out: Callable[[str], None]) -> None:
+    """Train every spec with every seed it does not have yet, keeping the record on the study
+    after each one (an interrupted confirmation resumes where it stopped)."""
+    parent = study.user_attrs[PARENT_RUN_ATTR]
     for key, spec in specs.items():
-        entry = entries[key]
+        entry = record["entries"][key]
         for j, seed in enumerate(seed_list):
             if seed in entry["seeds"]:
                 continue
@@ -251,24 +289,10 @@ def confirm_study(
             entry["values"] = [*entry["values"], value]
             entry["seeds"] = [*entry["seeds"], seed]
             entry["run_ids"] = [*entry["run_ids"], run_id]
-            record["entries"] = entries
-            study.set_user_attr(CONFIRMED_ATTR, record)  # Kept after every seed: resumable.
+            study.set_user_attr(CONFIRMED_ATTR, record)
             label = f"#{key}" if key != BASELINE else "notebook CNN"
             out(f"  {label:<12} seed {j + 1}/{len(seed_list)}  {config.metric} {value:.4f}  "
                 f"{time.monotonic() - started:6.1f} s")
-    maximize = T.maximizes(study)
-    ranking = ranking_of(record, maximize=maximize, keys=[k for k in specs if k != BASELINE])
-    assert ranking is not None  # Every entry has at least two seeds now.
-    base = summarize(BASELINE, entries[BASELINE]["values"]) if BASELINE in specs else None
-    record.update({
-        "rule": rule, "n_seeds": seeds, "confirmed_at": _now(),
-        "ranking": [s.key for s in ranking.entries],
-        "tied_with_best": list(ranking.tied_with_best),
-    })
-    study.set_user_attr(CONFIRMED_ATTR, record)
-    _record_in_mlflow(client, parent, study, ranking, record, base, config)
-    _print(ranking, base, record, config, out, maximize=maximize)
-    return Confirmation(ranking, base, record)
 
 
 def confirm_if_asked(config: Any, study: Any, stores: Stores, *, data: Any = None,

@@ -63,7 +63,7 @@ from cnnlab.names import (
 from cnnlab.search import trials as T
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.evaluations import evaluation_records, registered_model_name
-from cnnlab.tracking.stores import load_existing_study
+from cnnlab.tracking.stores import load_existing_study, redact, resolve_tracking_uri
 from cnnlab.train.data import (
     KERAS_SOURCE,
     NUM_CLASSES,
@@ -203,7 +203,7 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
     client = mlflow.tracking.MlflowClient()
     tracking.check_experiment_active(client.get_experiment_by_name(study_name))
     parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
-    store = tracking.redact(tracking.resolve_tracking_uri(tracking_uri))
+    store = redact(resolve_tracking_uri(tracking_uri))
     for what, rid in (("the MLflow run of trial " + str(chosen.number), run_id),
                       (f"the MLflow run of study {study_name!r}", parent_run_id)):
         if rid is None:

@@ -184,17 +184,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of "
                           f"{', '.join(sorted(_TOP))}.")
-    if "name" not in data:
-        raise ConfigError(f"{where}: 'name' is required (the study's name).")
-    name = _typed(data, "name", str, where)
-    if not name.strip():
-        raise ConfigError(f"{where}: 'name' must not be empty.")
-    if len(name) > MAX_NAME:
-        raise ConfigError(f"{where}: 'name' is {len(name)} characters long; at most {MAX_NAME} "
-                          "(it names the Optuna study, the MLflow experiment and folders).")
-    if any(not c.isprintable() for c in name):
-        raise ConfigError(f"{where}: 'name' must be printable text, without control "
-                          f"characters such as newlines, not {name!r}.")
+    name = _name(data, where)
     description = _typed(data, "description", str, where, "")
     seed = _integer(data, "seed", where, 0, minimum=0, maximum=2**32 - 1)  # NumPy's range.
     n_trials = _integer(data, "n_trials", where, None, minimum=1)
@@ -230,7 +220,39 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
                           "with two objectives (Optuna reports one value per epoch); use "
                           "'dominance' (cnnlab's) or 'none'.")
 
-    training_data = data.get("training", {})
+    training, train_size, val_size = _training(data.get("training", {}), where, seed)
+    space = parse_space(data.get("search", {}), where=f"{where}: search")
+    confirm = _confirm(data.get("confirm"), f"{where}: confirm")
+    config = StudyConfig(
+        name=name, description=description, seed=seed, n_trials=n_trials, timeout=timeout,
+        metric=metric, direction=direction, size_objective=size_objective,
+        max_params=max_params,
+        allow_repeats=allow_repeats, sampler=sampler,
+        pruner=pruner, training=training, train_size=train_size, val_size=val_size,
+        space=space, confirm=confirm, path=path, text=text, source=data)
+    _check_builds(config, where)
+    return config
+
+
+def _name(data: dict[str, Any], where: str) -> str:
+    """The study's name: required, printable, not empty, at most ``MAX_NAME`` characters."""
+    if "name" not in data:
+        raise ConfigError(f"{where}: 'name' is required (the study's name).")
+    name = _typed(data, "name", str, where)
+    if not name.strip():
+        raise ConfigError(f"{where}: 'name' must not be empty.")
+    if len(name) > MAX_NAME:
+        raise ConfigError(f"{where}: 'name' is {len(name)} characters long; at most {MAX_NAME} "
+                          "(it names the Optuna study, the MLflow experiment and folders).")
+    if any(not c.isprintable() for c in name):
+        raise ConfigError(f"{where}: 'name' must be printable text, without control "
+                          f"characters such as newlines, not {name!r}.")
+    return name
+
+
+def _training(training_data: Any, where: str, seed: int) -> tuple[TrainConfig, int | None,
+                                                                   int | None]:
+    """The ``[training]`` table: how every trial is trained, and the data sizes."""
     if not isinstance(training_data, dict):
         raise ConfigError(f"{where}: 'training' must be a table.")
     bad = sorted(set(training_data) - _TRAINING)
@@ -251,17 +273,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         raise ConfigError(f"{tw}: {err}") from None
     train_size = _integer(training_data, "train_size", tw, None, minimum=1, maximum=50_000)
     val_size = _integer(training_data, "val_size", tw, None, minimum=1, maximum=10_000)
-    space = parse_space(data.get("search", {}), where=f"{where}: search")
-    confirm = _confirm(data.get("confirm"), f"{where}: confirm")
-    config = StudyConfig(
-        name=name, description=description, seed=seed, n_trials=n_trials, timeout=timeout,
-        metric=metric, direction=direction, size_objective=size_objective,
-        max_params=max_params,
-        allow_repeats=allow_repeats, sampler=sampler,
-        pruner=pruner, training=training, train_size=train_size, val_size=val_size,
-        space=space, confirm=confirm, path=path, text=text, source=data)
-    _check_builds(config, where)
-    return config
+    return training, train_size, val_size
 
 
 def dry_run(config: StudyConfig) -> None:

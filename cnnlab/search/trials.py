@@ -26,27 +26,16 @@ from typing import Any
 from cnnlab import names
 from cnnlab.names import CURVE_ATTR, N_PARAMS_ATTR
 
-# The trial attributes' names as this module has long called them (their home is
-# ``cnnlab.names``), for the modules, scripts and tests that import them from here.
-FAIL_REASON = names.FAIL_REASON_ATTR
-REASON = names.REASON_ATTR
-WORKER = names.WORKER_ATTR
-OUTCOME = names.OUTCOME_ATTR
-CONFIG_KEY = names.CONFIG_KEY_ATTR
-DUPLICATE_OF = names.DUPLICATE_OF_ATTR
-SAMPLER_SEED = names.SAMPLER_SEED_ATTR
-COPIED_FROM = names.COPIED_FROM_ATTR
-
 OUTCOMES = ("trained", "infeasible", "duplicate", "copied")
 
 
 def outcome(trial: Any) -> str:
     """What became of ``trial`` (see the module's docstring). Trials recorded before cnnlab kept
     outcomes are read from their failure reason."""
-    found = trial.user_attrs.get(OUTCOME)
+    found = trial.user_attrs.get(names.OUTCOME_ATTR)
     if found is not None:
         return found
-    reason = trial.user_attrs.get(FAIL_REASON, "")
+    reason = trial.user_attrs.get(names.FAIL_REASON_ATTR, "")
     if "over the study's max_params" in reason or "would shrink" in reason:
         return "infeasible"
     return "trained"
@@ -58,7 +47,7 @@ def counts(trial: Any) -> bool:
     state = trial.state.name
     if outcome(trial) != "trained":
         return False
-    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and FAIL_REASON in trial.user_attrs)
+    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and names.FAIL_REASON_ATTR in trial.user_attrs)
 
 
 def counted(study: Any) -> int:

@@ -43,9 +43,6 @@ from cnnlab.study import liveness
 from cnnlab.train import faults
 from cnnlab.train.data import MnistSplits
 
-# Kept here too for the modules and scripts that import them from the objective.
-FAIL_REASON = FAIL_REASON_ATTR
-
 
 class TrialRecord(Protocol):
     """What an objective tells the world about one trial while it runs (``TrialHooks.trial``)."""
@@ -190,8 +187,8 @@ class Objective:
         if not self._frozen:
             # What is alive now (TensorFlow, MLflow, Optuna, the data: most of the heap) lives
             # to the study's end: out of the garbage collector's sight from here on, so that the
-            # collection of every trial's clear_session scans only what trials make (0.40 s a
-            # trial against 0.23 s for a bare loop here, before). run_study unfreezes.
+            # collection of every trial's clear_session scans only what trials make. The
+            # runner's optimize unfreezes.
             gc.freeze()
             self._frozen = True
         trial.set_user_attr(SEED_ATTR, spec.training.seed)
@@ -235,10 +232,8 @@ def _reuse(trial: Any, earlier: Any) -> float:
     the same failure; a configuration still running elsewhere is drawn again.
 
     The duplicate reports no intermediate values: a pruner's statistics (the median pruner's
-    median at each epoch) must count each configuration once. Copying the curve made every
-    re-draw of the leader one more vote at its first-epoch score; on short trials TPE re-draws
-    its leader often, the median climbed to the leader's, and nearly every new trial was pruned
-    after one epoch (benchmarks/anytime.py, quickstart: 46 of 70 trials of one run)."""
+    median at each epoch) must count each configuration once, and TPE re-draws its leader often
+    (a copied curve would be one more vote at the leader's score for every re-draw)."""
     import optuna
 
     trial.set_user_attr(OUTCOME_ATTR, "duplicate")

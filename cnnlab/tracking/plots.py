@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 def curve_figure(history: dict[str, list[float]], metric: str, title: str) -> Figure:
     """Training vs validation ``metric`` per epoch, as the notebook plots them.
 
-    Fixed margins instead of a layout engine: every trial draws two of these, and the
-    constrained layout nearly doubled the time to draw them (194 ms against 107 ms here)."""
+    Fixed margins instead of a layout engine: every trial draws two of these, and a layout
+    engine nearly doubles the time to draw them (docs/benchmarks.md)."""
     fig = Figure(figsize=(6, 4), dpi=100)
     fig.subplots_adjust(left=0.13, right=0.97, top=0.92, bottom=0.12)
     ax = fig.add_subplot()

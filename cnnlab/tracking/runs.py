@@ -27,12 +27,7 @@ from cnnlab.spec.defaults import LOSS
 from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking.plots import curve_figures
-from cnnlab.tracking.stores import (  # noqa: F401  (re-exported: tracking's view of the stores)
-    DEFAULT_TRACKING_URI,
-    redact,
-    resolve_tracking_uri,
-    sqlite_path,
-)
+from cnnlab.tracking.stores import redact, resolve_tracking_uri, sqlite_path
 from cnnlab.train.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
 
 DEFAULT_EXPERIMENT = "cnnlab-train"
@@ -237,16 +232,10 @@ def dataset_source(source: str) -> Any:
 def model_pip_requirements() -> list[str]:
     """The model's requirements, pinned from what is installed.
 
-    Given explicitly because MLflow's inference of them imports the model in a subprocess: it
-    took 8.7 s of a 8.75 s ``log_model`` here, against 0.05 s with the list given.
+    Given explicitly because MLflow's inference of them imports the model in a subprocess,
+    which is nearly all of ``log_model``'s time (``benchmarks/log_model_overhead.py``).
     """
     return [f"keras=={version('keras')}", f"tensorflow=={version('tensorflow')}"]
-
-
-def log_run_outputs(model: Any, history: dict[str, list[float]], sample_x: Any) -> None:
-    """The curve plots and the model."""
-    log_curve_plots(history)
-    log_model(model, sample_x)
 
 
 def log_model(model: Any, sample_x: Any) -> None:
