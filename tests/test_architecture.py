@@ -103,3 +103,16 @@ def test_every_layer_is_a_package_of_the_list():
     layers = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("_")}
     modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
     assert layers | modules == set(LAYERS)
+
+
+def test_the_public_api_resolves_and_importing_it_imports_no_framework():
+    code = ("import sys, cnnlab; "
+            f"found = sorted(m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r}); "
+            "assert not found, found; "
+            "missing = [n for n in cnnlab.__all__ if getattr(cnnlab, n, None) is None]; "
+            "assert not missing, missing; "
+            "from cnnlab import trials_frame, run_study, NOTEBOOK_CNN; "
+            "assert NOTEBOOK_CNN.layer_table().total_params == 361_322")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
