@@ -5,7 +5,9 @@
 Times, in fresh processes, ``cnnlab --help``, ``cnnlab shapes``, ``cnnlab study check`` of the
 quickstart file, ``cnnlab compare`` over a small study made first, and the time from
 ``cnnlab study run`` of a tiny study (one epoch per trial) to the line that reports its first
-trial (its one epoch trained and recorded), and says for each command whether it imported
+trial (its one epoch trained and recorded), and, on new stores each time (a first run: MLflow
+creates its database), the time to the study's first validated epoch (the timestamp of its
+first ``val_accuracy`` in the new MLflow store), and says for each command whether it imported
 TensorFlow. With ``--before REV`` the same commands run from a checkout of that revision too
 (a git worktree, same interpreter), alternated with this one: before and after in one run.
 Medians of ``--repeats`` runs. ``--short``: 2 repeats.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -57,10 +60,14 @@ dense_units = [16]
 """
 
 
-def run(source: Path, argv: list[str], cwd: Path, first_epoch: bool = False) -> tuple[float, bool]:
-    """Seconds until the command ends (or, with ``first_epoch``, until its first epoch ends),
-    and whether it imported TensorFlow."""
+def run(source: Path, argv: list[str], cwd: Path, first_epoch: bool | str = False
+        ) -> tuple[float, bool]:
+    """Seconds until the command ends (or, with ``first_epoch``, until its first trial's line;
+    with ``first_epoch`` the path of a fresh MLflow SQLite store, until its first validated
+    epoch: the timestamp of the first ``val_accuracy`` recorded there, which MLflow takes when
+    the epoch's metrics are logged, at the epoch's end), and whether it imported TensorFlow."""
     env = {**os.environ, "PYTHONPATH": str(source), "PYTHONUNBUFFERED": "1"}
+    wall = time.time()
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", PROBE, *argv], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -69,7 +76,7 @@ def run(source: Path, argv: list[str], cwd: Path, first_epoch: bool = False) -> 
     buffer = ""
     for line in proc.stdout:
         buffer += line
-        if first_epoch and seconds is None and re.match(r"trial +0 ", line):
+        if first_epoch is True and seconds is None and re.match(r"trial +0 ", line):
             seconds = time.perf_counter() - start
     proc.wait()
     for line in buffer.splitlines():
@@ -77,6 +84,11 @@ def run(source: Path, argv: list[str], cwd: Path, first_epoch: bool = False) -> 
             tensorflow = line.split()[1] == "True"
     if proc.returncode not in (0, None) and not argv[0] == "--help":
         raise SystemExit(f"{' '.join(argv)} failed in {source}:\n{buffer[-2000:]}")
+    if isinstance(first_epoch, str):
+        with sqlite3.connect(first_epoch) as db:
+            (stamp,) = db.execute("select min(timestamp) from metrics "
+                                  "where key = 'val_accuracy'").fetchone()
+        seconds = stamp / 1000 - wall
     return (seconds if seconds is not None else time.perf_counter() - start), bool(tensorflow)
 
 
@@ -113,6 +125,8 @@ def main() -> None:
                 "cnnlab study run: to its first trial's line": (
                     ["study", "run", str(root / "tiny.toml"), "--n-trials", "99", *uris],
                     True),
+                "cnnlab study run, new stores: to its first validated epoch": (
+                    ["study", "run", str(root / "tiny.toml"), "--n-trials", "1"], "fresh"),
             }
             times: dict[tuple[str, str], list[float]] = {}
             imports: dict[tuple[str, str], bool] = {}
@@ -122,6 +136,16 @@ def main() -> None:
                     if repeat % 2:
                         order.reverse()
                     for name, source in order:
+                        if first == "fresh":  # New stores each time, in a folder of its own.
+                            folder = root / f"fresh-{name}-{repeat}"
+                            folder.mkdir()
+                            argv = [*argv[:3], "--n-trials", "1",
+                                    "--storage", f"sqlite:///{folder}/optuna.db",
+                                    "--tracking-uri", f"sqlite:///{folder}/mlflow.db"]
+                            seconds, tf = run(source, argv, root, str(folder / "mlflow.db"))
+                            times.setdefault((label, name), []).append(seconds)
+                            imports[(label, name)] = tf
+                            continue
                         if first:  # A new study each time: the same first trial.
                             argv = [*argv[:2], str(root / f"tiny-{name}-{repeat}.toml"),
                                     *argv[3:]]
