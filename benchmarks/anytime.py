@@ -58,8 +58,8 @@ The same for every tool:
   FAIL trial that TPE ignores). For KerasTuner the build raises
   ``keras_tuner.errors.FailedTrialError``, as its docs show (a FAILED trial, not retried;
   KerasTuner's default ``max_consecutive_failed_trials=3`` is kept).
-- **The data**: ``cnnlab.train.data.load_mnist`` in every process, the notebook's split (validation =
-  the first 10,000 training images, training = the rest). ``quickstart``: the first 10,000
+- **The data**: ``cnnlab.train.data.load_mnist`` in every process, the notebook's split
+  (validation = the first 10,000 training images, training = the rest). ``quickstart``: the first 10,000
   training images (as ``experiments/quickstart.toml``), validation on all 10,000, 3 epochs at
   most, 240 s per run. ``medium``: all 50,000 training images, 10,000 validation images, 5
   epochs at most, 420 s per run. Five epochs, not the notebook's 10: the whole medium benchmark

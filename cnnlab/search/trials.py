@@ -47,7 +47,8 @@ def counts(trial: Any) -> bool:
     state = trial.state.name
     if outcome(trial) != "trained":
         return False
-    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and names.FAIL_REASON_ATTR in trial.user_attrs)
+    return state in ("COMPLETE", "PRUNED") or (
+        state == "FAIL" and names.FAIL_REASON_ATTR in trial.user_attrs)
 
 
 def counted(study: Any) -> int:

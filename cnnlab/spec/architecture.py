@@ -1,8 +1,9 @@
 """The architecture spec: frozen dataclasses for the MNIST CNN, with the notebook's CNN as default.
 
 A spec is plain data. ``Architecture.layer_table()`` judges it with the pure arithmetic in
-``cnnlab.spec.shapes`` (a feature map that would shrink below 1x1 is an ``ArchitectureError`` naming
-the layer and the shapes) before any framework is imported; ``cnnlab.train.model`` builds it in Keras.
+``cnnlab.spec.shapes`` (a feature map that would shrink below 1x1 is an ``ArchitectureError``
+naming the layer and the shapes) before any framework is imported; ``cnnlab.train.model`` builds
+it in Keras.
 
 Options that default to "absent" (batch normalisation, pooling, the GAP head, dropout) are left
 out of ``to_dict()`` when absent, so the dict of an architecture without them is what it was

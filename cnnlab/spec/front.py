@@ -22,8 +22,8 @@ Conventions, kept the same everywhere below:
 - Epochs are indices from 0: ``curve[e]`` is the metric after epoch ``e``.
 
 This module is plain Python, with no Optuna, Keras or NumPy, so that the arithmetic can be
-tested and replayed (``benchmarks/dominance_pruner.py``) on its own; ``cnnlab.search.pruning`` wires it
-to Optuna trials and Keras.
+tested and replayed (``benchmarks/dominance_pruner.py``) on its own; ``cnnlab.search.pruning``
+wires it to Optuna trials and Keras.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Rankings that survive seed noise: a score's mean over seeds with its confidence interval,
 and which entries are tied with the best.
 
-Pure arithmetic (the t quantile comes from SciPy, imported where it is used): ``cnnlab.results.confirm``
-feeds it the validation scores of trials re-trained with further seeds.
+Pure arithmetic (the t quantile comes from SciPy, imported where it is used):
+``cnnlab.results.confirm`` feeds it the validation scores of trials re-trained with further seeds.
 """
 
 from __future__ import annotations

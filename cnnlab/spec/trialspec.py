@@ -1,9 +1,9 @@
 """What a trial is: one ``TrialSpec``, the architecture and how to train it.
 
-The search space builds a ``TrialSpec`` from a trial's draws (``cnnlab.search.space``); the objective,
-its hooks, tracking, ``compare`` and ``evaluate`` pass it on unchanged. It is plain data (no
-framework import): frozen dataclasses that check their own values, so that a study file's
-choices are judged by the same rules that build the network.
+The search space builds a ``TrialSpec`` from a trial's draws (``cnnlab.search.space``); the
+objective, its hooks, tracking, ``compare`` and ``evaluate`` pass it on unchanged. It is plain
+data (no framework import): frozen dataclasses that check their own values, so that a study
+file's choices are judged by the same rules that build the network.
 
 A spec has *paths* (``conv2.strides``, ``head``, ``training.learning_rate``): the keys of a
 study's search space, and the names of its parameters in Optuna and MLflow (``conv2_strides``,

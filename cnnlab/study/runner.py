@@ -96,7 +96,7 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
         for note in tracker.notes:
             out(f"note: {note}")
         ran = optimize(study, Objective(config, data, hooks=tracker),
-                       [tracker.summary, ProgressPrinter(config, out), budget], budget, config)
+                       [tracker.after_trial, ProgressPrinter(config, out), budget], budget, config)
     report(study, config, budget, ran, tracker, out)
     return StudyOutcome(study, data, ran, tracker.parent_run_id, budget.stopped)
 

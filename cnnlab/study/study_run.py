@@ -50,6 +50,7 @@ from cnnlab.names import (
     OPTUNA_STUDY_TAG,
     OUTCOME_TAG,
     PARENT_RUN_ATTR,
+    PARENT_RUN_TAG,
     PRUNED_AT_EPOCH_TAG,
     PRUNED_BY_ATTR,
     REASON_ATTR,
@@ -65,6 +66,7 @@ from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking import runs as tracking
+from cnnlab.tracking.stores import resolve_tracking_uri, sqlite_path
 from cnnlab.train import faults
 from cnnlab.train.data import MnistSplits
 
@@ -80,17 +82,30 @@ class StudyTracker:
         self.study = study
         self.config = config
         self.data = data
-        self.uri = tracking.use_tracking_store(tracking_uri)
-        self.client = MlflowClient(self.uri)
+        self.uri = resolve_tracking_uri(tracking_uri)
         self.notes: list[str] = []
         """What the tracker found and worked around (a deleted study run, say), to be said."""
         self.uid = study.user_attrs.get(UID_ATTR, "")
-        self.experiment_id = tracking.get_or_create_experiment(config.name, self.uri)
-        self.parent_run_id = self._parent_run()
-        self.summary = StudySummary(self.client, self.parent_run_id, config)
-        """The Optuna callback that keeps the study's summary on its run."""
+        self.opened = False
+        """Whether the study's records are open in MLflow (``open``)."""
+        self.summary: StudySummary | None = None
+        """The study's summary on its run, once the records are found."""
         self._trial_run: TrialRun | None = None
         """The last trial's run, while it is open."""
+
+    def open(self) -> None:
+        """Open the study's records in MLflow, once: the store (created if new), the study's
+        experiment and run (found, or created on the first run of the study), made the active
+        run; MLflow made to agree with Optuna on trials that ended elsewhere."""
+        if self.opened:
+            return
+        self._find_records()
+        self.opened = True
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.start_run(run_id=self.parent_run_id)
+        # Every worker tags the shared study run as it starts: the writes may race.
+        tracking.once_more_on_a_race(mlflow.set_tag, COMMAND_TAG, tracking.command_line())
 
     # -- the parent run --------------------------------------------------------------------
 
@@ -206,17 +221,31 @@ class StudyTracker:
             if not token:
                 return found
 
-    def __enter__(self) -> StudyTracker:
-        """Make MLflow agree with Optuna on trials that ended elsewhere, and make the study's
-        run the active one (again, on resume); trials nest under it."""
+    def _find_records(self) -> None:
+        """The store, the experiment and the study's run; MLflow made to agree with Optuna."""
+        if getattr(self, "summary", None) is not None:
+            return
+        tracking.use_tracking_store(self.uri)
+        self.client = MlflowClient(self.uri)
+        self.experiment_id = tracking.get_or_create_experiment(self.config.name, self.uri)
+        self.parent_run_id = self._parent_run()
+        self.summary = StudySummary(self.client, self.parent_run_id, self.config)
         self.close_orphan_runs(self.study)
-        mlflow.set_tracking_uri(self.uri)
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.start_run(run_id=self.parent_run_id)
-        # Every worker tags the shared study run as it starts: the writes may race.
-        tracking.once_more_on_a_race(mlflow.set_tag, COMMAND_TAG, tracking.command_line())
+
+    def __enter__(self) -> StudyTracker:
+        """Open the study's records (``open``), unless the store is a new local one: creating
+        it takes seconds, which would delay the first trial's first epoch, so it is created
+        when that epoch ends (``TrialRun``) and the epoch's metrics keep its end as their time.
+        Trials' runs nest under the study's run."""
+        db = sqlite_path(self.uri)
+        if db is None or db.exists():
+            self.open()
         return self
+
+    def after_trial(self, study: Any, trial: Any) -> None:
+        """The Optuna callback: the study's summary on its run, after Optuna recorded a trial."""
+        self.open()
+        self.summary(study, trial)
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
         """End any trial run still open as KILLED (an interrupt) or FAILED (an error), make
@@ -224,6 +253,7 @@ class StudyTracker:
         Optuna's tell), draw the study's plots, then end the study's run."""
         status = ("FINISHED" if error is None else
                   "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        self.open()  # The study's run exists once the command ran, however it ended.
         if self._open_run_id() is not None:
             self._trial_run.abandon(status)
         self._trial_run = None
@@ -240,7 +270,7 @@ class StudyTracker:
         study run's summary and plots and end it."""
         from optuna.trial import TrialState
 
-        self.close_orphan_runs(self.study)
+        self._find_records()
         if self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             return  # Other workers are still at it; the last of them ends the study run.
         if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
@@ -286,29 +316,55 @@ class TrialRun:
         self._value: float | None = None
         self._recorder: Any = None
         self._progress: Any = None
+        self._model: Any = None
 
     def __enter__(self) -> TrialRun:
+        if self._tracker.opened:
+            self._open_run()
+        return self
+
+    def _open_run(self) -> None:
+        """Start the trial's run under the study's (opening the study's records first if they
+        are not open yet) and log its inputs."""
         tracker, trial = self._tracker, self.trial
-        run = mlflow.start_run(experiment_id=tracker.experiment_id,
-                               run_name=f"trial-{trial.number}", nested=True, tags={
-            KIND_TAG: KIND_TRIAL, STUDY_TAG: self.config.name,
-            STUDY_UID_TAG: tracker.uid, TRIAL_NUMBER_TAG: str(trial.number),
-            OPTUNA_STUDY_TAG: tracker.study.study_name})
+        tracker.open()
+        # The run starts when its trial did, also when it is opened after the first epoch.
+        started = getattr(trial, "datetime_start", None)
+        run = tracker.client.create_run(
+            tracker.experiment_id, run_name=f"trial-{trial.number}",
+            start_time=int(started.timestamp() * 1000) if started is not None else None, tags={
+                PARENT_RUN_TAG: tracker.parent_run_id, KIND_TAG: KIND_TRIAL,
+                STUDY_TAG: self.config.name, STUDY_UID_TAG: tracker.uid,
+                TRIAL_NUMBER_TAG: str(trial.number), OPTUNA_STUDY_TAG: tracker.study.study_name})
+        mlflow.start_run(run_id=run.info.run_id, nested=True)
         self.run_id = run.info.run_id
         trial.set_user_attr(RUN_ID_ATTR, self.run_id)
         tracking.log_run_inputs(self.spec, tracker.data, {"trial_number": trial.number})
-        return self
 
     def keras_callbacks(self) -> list[Any]:
         """Keras callbacks to train the trial with: its curves in MLflow every epoch, the
         history and model kept for the end, and the live progress line."""
-        from cnnlab.train.callbacks import HistoryRecorder, progress_callback
+        from cnnlab.train.callbacks import EpochEnd, HistoryRecorder, progress_callback
 
         self._recorder = HistoryRecorder()
         self._progress = progress_callback(f"trial {self.trial.number}",
                                            self.config.training.epochs)
-        return [tracking.epoch_metrics_callback(), self._recorder,
+        logging = (tracking.epoch_metrics_callback() if self.run_id is not None else
+                   EpochEnd(self._log_epoch_opening, on_train_begin=self._recorder_model))
+        return [logging, self._recorder,
                 *([self._progress] if self._progress is not None else [])]
+
+    def _recorder_model(self, model: Any) -> None:
+        self._model = model
+
+    def _log_epoch_opening(self, epoch: int, logs: dict[str, Any]) -> None:
+        """The epoch's metrics, timed at the epoch's end; the run is opened first if it is not
+        (the first trial on a new store), with the model's setup."""
+        stamp = int(time.time() * 1000)
+        if self.run_id is None:
+            self._open_run()
+            tracking.log_model_setup(self._model)
+        tracking.log_epoch_metrics(epoch, logs, timestamp=stamp)
 
     def ended(self, state: str, value: float | None = None) -> None:
         """How the trial ended (COMPLETE, PRUNED or FAIL, and its score), recorded on exit."""
@@ -316,6 +372,8 @@ class TrialRun:
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
         self._clear_progress()
+        if error is None or isinstance(error, Exception):
+            self._open_run_if_needed()
         if error is None and self._state is not None:
             self._record_end(self._state, self._value)
         elif error is None or isinstance(error, Exception):  # An error of no known reason.
@@ -358,9 +416,18 @@ class TrialRun:
         mlflow.end_run("FAILED" if state == "FAIL" else "FINISHED")
         self.closed = True
 
+    def _open_run_if_needed(self) -> None:
+        if self.run_id is None:  # The trial ended before its first epoch did.
+            self._open_run()
+
     def abandon(self, status: str) -> None:
-        """End the run left open by an interrupt (``status`` KILLED) or an error (FAILED)."""
+        """End the run left open by an interrupt (``status`` KILLED) or an error (FAILED); a
+        run that was never opened (an interrupt in the first trial on a new store, before its
+        first epoch ended) stays absent, as for an interrupt before the trial's spec is known."""
         self._clear_progress()
+        if self.run_id is None:
+            self.closed = True
+            return
         killed = status == "KILLED"
         self._end_failed("interrupted" if killed else RAISED, "KILLED" if killed else "FAILED")
 

@@ -114,10 +114,12 @@ def log_model_setup(model: Any) -> None:
     mlflow.log_text("\n".join(lines), artifact_file="model_summary.txt")
 
 
-def log_epoch_metrics(epoch: int, logs: dict[str, Any]) -> None:
-    """One epoch's metrics on the active run, at step ``epoch``."""
+def log_epoch_metrics(epoch: int, logs: dict[str, Any], timestamp: int | None = None) -> None:
+    """One epoch's metrics on the active run, at step ``epoch`` (and at ``timestamp``, in
+    milliseconds since the epoch, if given; else now)."""
     if logs:
-        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch, synchronous=True)
+        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch, synchronous=True,
+                           timestamp=timestamp)
 
 
 def architecture_params(arch: Architecture, table: LayerTable) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Live progress of a training on a terminal: one status line, redrawn in place.
 
-``cnnlab.train.callbacks.progress_callback(label, epochs)`` gives a Keras callback that draws, on a TTY, e.g.::
+``cnnlab.train.callbacks.progress_callback(label, epochs)`` gives a Keras callback that draws,
+on a TTY, e.g.::
 
     trial 3  epoch 2/10  batch 120/196  loss 0.2312 acc 0.9310 | val_loss 0.1201 val_acc 0.9650
     00:41 elapsed, ~02:44 left    (all on one line)
