@@ -27,10 +27,10 @@ import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from studies import TINY
 
 from cnnlab import cli
 from cnnlab.train import data
+from tests.studies import TINY
 
 pytestmark = pytest.mark.slow
 

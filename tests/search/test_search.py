@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.search import trials as T
+from tests.studies import TINY, Stores
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.names import OUTCOME_ATTR
 from cnnlab.search import trials as T
+from tests.studies import TINY, Stores
 
 pytestmark = pytest.mark.slow
 
@@ -326,7 +326,7 @@ def test_bad_study_files_touch_no_store(change: tuple[str, str], message: str,
     assert not (tmp_path / "mlruns").exists()
 
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.toml"))
 
 
 def test_experiments_include_the_required_studies() -> None:

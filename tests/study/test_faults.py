@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from studies import TINY, Stores
 
 from cnnlab import cli
 from cnnlab.train.data import NUM_CLASSES, MnistSplits, Split, load_mnist
+from tests.studies import TINY, Stores
 
 pytestmark = pytest.mark.slow
 

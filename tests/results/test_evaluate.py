@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from studies import TINY, Stores
 
 from cnnlab import cli
 from cnnlab.tracking.evaluations import registered_model_name
 from cnnlab.train import data
+from tests.studies import TINY, Stores
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from studies import TINY, Stores, ui_server
 
 from cnnlab import cli
+from tests.studies import TINY, Stores, ui_server
 
 pytestmark = pytest.mark.slow
 

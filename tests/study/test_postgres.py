@@ -16,7 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores, ui_server
+
+from tests.studies import TINY, Stores, ui_server
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab import cli
+from tests.studies import TINY, Stores
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.search import trials as T
 from cnnlab.train.faults import POINTS
+from tests.studies import TINY, Stores
 
 pytestmark = pytest.mark.slow
 

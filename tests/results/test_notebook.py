@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.errors import ConfigError
 from cnnlab.search import trials as T
+from tests.studies import TINY, Stores
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "experiments" / "compare.ipynb"
 # Six trained trials of three epochs; trial 1 is pruned after its second epoch.
 TEXT = TINY.replace("n_trials = 3", "n_trials = 6").replace("epochs = 2", "epochs = 3")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from studies import ui_server
 
 from cnnlab import cli
 from cnnlab.spec.architecture import Architecture
 from cnnlab.train import data
+from tests.studies import ui_server
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ import statistics
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab import cli
 from cnnlab.errors import ConfigError
+from tests.studies import TINY, Stores
 
 pytestmark = pytest.mark.slow
 
