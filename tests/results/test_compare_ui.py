@@ -14,7 +14,7 @@ import pytest
 from cnnlab import cli
 from tests.studies import TINY, Stores, ui_server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # Every test here uses `stores`, which runs a study.
 
 
 

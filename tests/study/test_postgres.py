@@ -19,7 +19,7 @@ import pytest
 
 from tests.studies import TINY, Stores, ui_server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # Its one test runs workers and a tracking server.
 
 SERVER = os.environ.get("CNNLAB_TEST_POSTGRES")
 needs_postgres = pytest.mark.skipif(
