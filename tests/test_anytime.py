@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # Its one test runs the benchmark's four tools.
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "anytime.py"
 

@@ -27,12 +27,10 @@ import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from studies import TINY
 
 from cnnlab import cli
 from cnnlab.train import data
-
-pytestmark = pytest.mark.slow
+from tests.studies import TINY
 
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
                 database=None)
@@ -137,6 +135,7 @@ def named_study_files(draw) -> bytes:
     return tomli_w.dumps(doc).encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("files", ["any_key", "names"])
 def test_study_files_are_accepted_and_work_or_refused_in_one_line(files, fuzz_examples,
                                                                   monkeypatch, capsys) -> None:
@@ -193,6 +192,7 @@ def command_lines(draw) -> list[str]:
     return command + draw(st.lists(TOKENS, max_size=6))
 
 
+@pytest.mark.slow
 def test_command_lines_are_accepted_or_refused_in_one_line(fuzz_examples, monkeypatch,
                                                            capsys) -> None:
     """Every command, any arguments, against empty stores. Commands that would train or serve
@@ -254,6 +254,7 @@ def npz_files(draw) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_data_folders_are_read_or_refused_in_one_sentence(fuzz_examples, monkeypatch) -> None:
     @settings(FUZZ, max_examples=fuzz_examples * 2)
     @given(kind=st.sampled_from(["idx", "idx.gz", "npz"]), images=idx_files(),

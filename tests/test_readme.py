@@ -33,8 +33,10 @@ FENCE = re.compile(r"^```([\w-]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 SPAN = re.compile(r"(?<!`)`([^`]+)`(?!`)")
 # A markdown link or image: [text](target) or ![alt](target "title").
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-# A repository path the pages name, e.g. experiments/quickstart.toml or benchmarks/anytime.py.
-PATH = re.compile(r"(?<![\w./-])((?:experiments|benchmarks|scripts|docs)/[\w./*<>-]*)")
+# A repository path the pages name, e.g. experiments/quickstart.toml, benchmarks/anytime.py,
+# cnnlab/spec/shapes.py or tests/spec/test_layers.py.
+PATH = re.compile(
+    r"(?<![\w./-])((?:experiments|benchmarks|scripts|docs|tests|cnnlab)/[\w./*<>-]*)")
 # A placeholder in a path or a command (FILE, STUDY, DBHOST): capitals, digits and underscores.
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")
 SHELL_OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", ">", ">>", "<", "$"}

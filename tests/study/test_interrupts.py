@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.search import trials as T
 from cnnlab.train.faults import POINTS
+from tests.studies import TINY, Stores
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # Every test here runs a study, interrupted.
 
 STUDY = TINY.replace("train_size = 512", "train_size = 256")  # Three trials to count.
 CODES = {"INT": 130, "TERM": 143, "KILL": -signal.SIGKILL}

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab import cli
+from tests.studies import TINY, Stores
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # Every test here runs a study.
 
 ONE = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1").replace(
     "train_size = 512", "train_size = 256")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.errors import ConfigError
 from cnnlab.search.space import Choices, FloatRange, IntRange, parse_space
 from cnnlab.spec.architecture import Architecture, ConvLayer
 from cnnlab.spec.trialspec import TrainConfig, TrialSpec, param_name
+from tests.studies import TINY, Stores
 
 SPACE = """
 n_conv = [1, 2]

@@ -167,7 +167,7 @@ def test_option_validation(make: Callable[[], object], message: str) -> None:
         make()
 
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
 @pytest.mark.parametrize("path", sorted((EXPERIMENTS / "architectures").glob("*.toml")),

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from studies import TINY, Stores
 
 from cnnlab import cli
 from cnnlab.tracking.evaluations import registered_model_name
 from cnnlab.train import data
+from tests.studies import TINY, Stores
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # Every test here runs a study (most through `stores`).
 
 
 def _study(root: Path, name: str, n_trials: int = 2) -> Stores:

@@ -9,13 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.names import OUTCOME_ATTR
 from cnnlab.search import trials as T
+from tests.studies import TINY, Stores
 
-pytestmark = pytest.mark.slow
 
+# Runs a study: every test that uses it is marked slow.
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     stores = Stores(tmp_path_factory.mktemp("tiny"), TINY)
@@ -25,6 +25,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     return stores
 
 
+@pytest.mark.slow
 def test_one_child_run_per_trial_linked_both_ways(tiny: Stores) -> None:
     study = tiny.study("tiny")
     parent, children = tiny.runs("tiny")
@@ -43,6 +44,7 @@ def test_one_child_run_per_trial_linked_both_ways(tiny: Stores) -> None:
         assert run.info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
     from cnnlab.spec.architecture import Architecture
     from cnnlab.train.model import build_model
@@ -88,6 +90,7 @@ def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
             run.info.run_id, "model_summary.txt")).read_text()
 
 
+@pytest.mark.slow
 def test_the_study_leaves_the_garbage_collector_as_it_found_it(tiny: Stores) -> None:
     import gc
 
@@ -95,6 +98,7 @@ def test_the_study_leaves_the_garbage_collector_as_it_found_it(tiny: Stores) -> 
     assert gc.get_freeze_count() == 0
 
 
+@pytest.mark.slow
 def test_live_progress_of_each_trial_on_a_terminal(tmp_path: Path, capsys,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     stores = Stores(tmp_path, TINY.replace("n_trials = 3", "n_trials = 1"))
@@ -110,6 +114,7 @@ def test_live_progress_of_each_trial_on_a_terminal(tmp_path: Path, capsys,
     assert "epoch" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_trial_model_loads_and_scores_as_recorded(tiny: Stores, mnist_dir: Path) -> None:
     import mlflow
     import numpy as np
@@ -129,6 +134,7 @@ def test_trial_model_loads_and_scores_as_recorded(tiny: Stores, mnist_dir: Path)
     assert np.isfinite(accuracy)
 
 
+@pytest.mark.slow
 def test_parent_run_summarises_the_study(tiny: Stores) -> None:
     study = tiny.study("tiny")
     parent, _ = tiny.runs("tiny")
@@ -154,6 +160,7 @@ def test_parent_run_summarises_the_study(tiny: Stores) -> None:
                      "plots/param_importances.png", "plots/front.png"}
 
 
+@pytest.mark.slow
 def test_resume_to_a_larger_total_then_nothing_more(tiny: Stores, capsys) -> None:
     parent_before, _ = tiny.runs("tiny")
     with pytest.MonkeyPatch.context() as mp:
@@ -173,6 +180,7 @@ def test_resume_to_a_larger_total_then_nothing_more(tiny: Stores, capsys) -> Non
     assert tiny.client.get_metric_history(parent.info.run_id, "n_trials_complete")[-1].value == 5
 
 
+@pytest.mark.slow
 def test_a_changed_study_file_is_refused(tiny: Stores, tmp_path: Path, capsys) -> None:
     changed = Stores(tmp_path, TINY.replace("filters = [4, 8]", "filters = [4, 16]"))
     changed.storage, changed.tracking = tiny.storage, tiny.tracking
@@ -189,6 +197,7 @@ PRUNED = TINY.replace('name = "tiny"', 'name = "pruned"').replace(
     "epochs = 2", "epochs = 3").replace("n_trials = 3", "n_trials = 2")
 
 
+@pytest.mark.slow
 def test_pruned_trial_keeps_its_partial_curve(tmp_path: Path, monkeypatch) -> None:
     # ThresholdPruner(lower=2.0) prunes every trial after its first epoch: an accuracy is at
     # most 1, so the decision rests on no trained value.
@@ -238,6 +247,7 @@ dense_units = [8, 512]       # 196 x 512 weights are over max_params.
 """
 
 
+@pytest.mark.slow
 def test_infeasible_draws_teach_the_sampler_and_do_not_count(tmp_path: Path, monkeypatch,
                                                               capsys) -> None:
     """Architectures that cannot be built or are over max_params are judged by the shape
@@ -290,6 +300,7 @@ def test_an_impossible_space_is_refused_before_any_store(tmp_path: Path, capsys)
     assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.slow
 def test_same_file_and_seed_give_the_same_architectures(tmp_path: Path, monkeypatch) -> None:
     tpe = TINY.replace('[sampler]\nname = "random"',
                        '[sampler]\nname = "tpe"\nn_startup_trials = 2').replace(
@@ -326,7 +337,7 @@ def test_bad_study_files_touch_no_store(change: tuple[str, str], message: str,
     assert not (tmp_path / "mlruns").exists()
 
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.toml"))
 
 
 def test_experiments_include_the_required_studies() -> None:
@@ -334,6 +345,7 @@ def test_experiments_include_the_required_studies() -> None:
     assert {"quickstart", "filters_kernels", "strides_padding", "full_space"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
 def test_every_experiment_file_runs_shrunk(path: Path, tmp_path: Path, monkeypatch) -> None:
     from dataclasses import replace

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from studies import TINY, Stores
 
 from cnnlab import cli
 from cnnlab.train.data import NUM_CLASSES, MnistSplits, Split, load_mnist
-
-pytestmark = pytest.mark.slow
+from tests.studies import TINY, Stores
 
 # Trials of many short epochs: a trial is inside fit for seven epochs of eight, a window that
 # _freeze_in_trial's checks (every few hundredths of a second) cannot miss on a fast machine.
@@ -82,6 +80,7 @@ def _freeze_in_trial(stores: Stores, proc: subprocess.Popen, first: int = 0) -> 
     raise AssertionError("no trial was caught inside fit")
 
 
+@pytest.mark.slow
 def test_killed_mid_trial_then_resumed(tmp_path: Path) -> None:
     stores = Stores(tmp_path, SLOW)
     proc = _start(stores)
@@ -109,6 +108,7 @@ def test_killed_mid_trial_then_resumed(tmp_path: Path) -> None:
     assert parent.info.status == "FINISHED"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_closes_the_trial_and_the_study_run(tmp_path: Path, signum: int,
                                                         code: int) -> None:
@@ -139,6 +139,7 @@ class _NanTargets(Split):
         return np.full((len(self.y), NUM_CLASSES), np.nan, dtype=np.float32)
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(
         tmp_path: Path, mnist_dir: Path, monkeypatch) -> None:
     from cnnlab.search.config import load_study_config
@@ -200,6 +201,7 @@ def test_command_tag_hides_passwords(monkeypatch) -> None:
         "?password=***")
 
 
+@pytest.mark.slow
 def test_workers_share_one_study_on_the_local_default(tmp_path: Path) -> None:
     """`--workers 2` on the default local stores: exactly the total, no lost or duplicate
     trials, one study run, and no 'database is locked'."""
@@ -225,6 +227,7 @@ def test_workers_share_one_study_on_the_local_default(tmp_path: Path) -> None:
         {c.info.run_id for c in children.values()}
 
 
+@pytest.mark.slow  # Recompresses the 47 MB training images: about 15 s.
 def test_corrupt_data_leaves_the_stores_as_they_were(mnist_dir: Path, tmp_path: Path,
                                                       capsys) -> None:
     import gzip
@@ -301,6 +304,7 @@ def _start_workers(stores: Stores) -> subprocess.Popen:
     return _start(stores, "--workers", "2")
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_workers_parent_ends_every_worker(tmp_path: Path) -> None:
     stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 8"))
     parent = _start_workers(stores)
@@ -324,6 +328,7 @@ def test_sigterm_to_the_workers_parent_ends_every_worker(tmp_path: Path) -> None
     assert "RUNNING" not in {t.state.name for t in study.trials}
 
 
+@pytest.mark.slow
 def test_a_worker_killed_by_a_signal_makes_the_command_fail(tmp_path: Path) -> None:
     stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 4"))
     parent = _start_workers(stores)
@@ -355,6 +360,7 @@ sys.exit(0 if outcome.stopped is None else 1)
 """
 
 
+@pytest.mark.slow
 def test_a_live_trial_of_another_program_is_never_failed(tmp_path: Path) -> None:
     """A study driven through the Python API (its command line does not say cnnlab) is inside a
     trial when `cnnlab study run` starts beside it: that trial is alive, and stays alive."""

@@ -16,9 +16,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores, ui_server
 
-pytestmark = pytest.mark.slow
+from tests.studies import TINY, Stores, ui_server
+
+pytestmark = pytest.mark.slow  # Its one test runs workers and a tracking server.
 
 SERVER = os.environ.get("CNNLAB_TEST_POSTGRES")
 needs_postgres = pytest.mark.skipif(

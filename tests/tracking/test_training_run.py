@@ -8,20 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from studies import ui_server
 
 from cnnlab import cli
 from cnnlab.spec.architecture import Architecture
 from cnnlab.train import data
-
-pytestmark = pytest.mark.slow
+from tests.studies import ui_server
 
 ARGS = ["--conv", "8:3:2:same", "--conv", "16:3:2:valid", "--dense", "32"]
 ARCH = Architecture.from_strings(["8:3:2:same", "16:3:2:valid"], ["32"])
 EPOCHS, TRAIN, VAL = 3, 512, 256
 
 
-@pytest.fixture(scope="module")
+# Trains a model: every test that uses it is marked slow.@pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path):
     """One `cnnlab train` run in a fresh SQLite store; yields (uri, run)."""
     import mlflow
@@ -44,6 +42,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path):
         mlflow.set_tracking_uri(None)
 
 
+@pytest.mark.slow
 def test_parameters_and_counts(store) -> None:
     from cnnlab.train.model import build_model
 
@@ -65,6 +64,7 @@ def test_parameters_and_counts(store) -> None:
     assert run.data.tags["cnnlab.kind"] == "train"
 
 
+@pytest.mark.slow
 def test_data_recorded(store, mnist_dir: Path) -> None:
     _, run = store
     splits = data.load_mnist(mnist_dir, train_size=TRAIN, val_size=VAL)
@@ -78,6 +78,7 @@ def test_data_recorded(store, mnist_dir: Path) -> None:
     assert inputs["validation"].digest == splits.validation.sha256[:16]
 
 
+@pytest.mark.slow
 def test_curves_one_value_per_epoch(store) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -91,6 +92,7 @@ def test_curves_one_value_per_epoch(store) -> None:
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_artifacts_present(store) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -110,6 +112,7 @@ def test_artifacts_present(store) -> None:
         Path(uri.removeprefix("sqlite:///")).parent)
 
 
+@pytest.mark.slow
 def test_model_loads_and_reproduces_logged_accuracy(store, mnist_dir: Path) -> None:
     import mlflow
 
@@ -157,6 +160,7 @@ def _get(url: str) -> bytes:
         return response.read()
 
 
+@pytest.mark.slow
 def test_ui_serves_the_store(store) -> None:
     uri, run = store
     with ui_server(uri) as (base, _):
@@ -166,6 +170,7 @@ def test_ui_serves_the_store(store) -> None:
         assert png[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_ui_answers_the_host_names_it_is_given(store) -> None:
     """Workers on other machines reach the tracking server by its name: MLflow's host check
     refuses any Host header but localhost's unless --allowed-hosts names it."""
@@ -190,6 +195,7 @@ def test_ui_answers_the_host_names_it_is_given(store) -> None:
         assert status(base) == 200
 
 
+@pytest.mark.slow
 def test_run_architecture_json_trains_again(store, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 

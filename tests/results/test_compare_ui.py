@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from studies import TINY, Stores, ui_server
 
 from cnnlab import cli
+from tests.studies import TINY, Stores, ui_server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # Every test here uses `stores`, which runs a study.
 
 
 

@@ -9,12 +9,10 @@ import statistics
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab import cli
 from cnnlab.errors import ConfigError
-
-pytestmark = pytest.mark.slow
+from tests.studies import TINY, Stores
 
 TWO = TINY.replace('seed = 5', 'seed = 5\nobjectives = ["val_accuracy", "n_params"]').replace(
     "n_trials = 3", "n_trials = 5").replace('[pruner]\nname = "none"',
@@ -31,6 +29,7 @@ def _front_by_hand(trials: list) -> set[int]:
         for o in done)}
 
 
+@pytest.mark.slow
 def test_a_two_objective_study_has_its_front_in_every_store(tmp_path: Path, monkeypatch,
                                                             capsys) -> None:
     from cnnlab.results.compare import front, trials_frame
@@ -89,6 +88,7 @@ def test_optuna_pruners_are_refused_with_two_objectives(tmp_path: Path, capsys) 
     assert not (tmp_path / "optuna.db").exists()
 
 
+@pytest.mark.slow
 def test_confirm_retrains_with_the_same_seeds_as_nested_runs(tmp_path: Path,
                                                              monkeypatch) -> None:
     from cnnlab.results.confirm import confirm_seeds, confirm_study
@@ -151,6 +151,7 @@ def test_confirm_retrains_with_the_same_seeds_as_nested_runs(tmp_path: Path,
         assert summarize(key, entry["values"]).n == len(entry["seeds"])
 
 
+@pytest.mark.slow
 def test_the_study_file_confirm_table_runs_after_the_last_trial(tmp_path: Path,
                                                                 monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -11,21 +11,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.errors import ConfigError
 from cnnlab.search import trials as T
+from tests.studies import TINY, Stores
 
-pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "experiments" / "compare.ipynb"
 # Six trained trials of three epochs; trial 1 is pruned after its second epoch.
 TEXT = TINY.replace("n_trials = 3", "n_trials = 6").replace("epochs = 2", "epochs = 3")
 PRUNED_TRIAL = 1
 
 
-@pytest.fixture(scope="module")
+# Runs a study: every test that uses it, or `frame`, is marked slow.@pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     import optuna
 
@@ -69,6 +67,7 @@ def _compared(stores: Stores) -> list:
             if t.state.name in ("COMPLETE", "PRUNED") and T.outcome(t) == "trained"]
 
 
+@pytest.mark.slow
 def test_the_study_has_a_pruned_trial(stores: Stores) -> None:
     trials = _compared(stores)
     assert len(trials) == 6
@@ -79,6 +78,7 @@ def test_the_study_has_a_pruned_trial(stores: Stores) -> None:
                if t.state.name == "COMPLETE")
 
 
+@pytest.mark.slow
 def test_curves_are_the_mlflow_histories(stores: Stores, frame) -> None:
     from cnnlab.results.compare import curves
 
@@ -94,6 +94,7 @@ def test_curves_are_the_mlflow_histories(stores: Stores, frame) -> None:
     assert long["val_loss"].notna().all()
 
 
+@pytest.mark.slow
 def test_at_epoch_compares_every_finished_trial_at_the_shortest_ones_last_epoch(
         stores: Stores, frame) -> None:
     from cnnlab.results.compare import at_epoch, trials_frame
@@ -150,6 +151,7 @@ def _check_row(row, values: list[float], sizes: list[int]) -> None:
     assert row["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_knob_effects_are_the_trials_means_with_t_intervals(stores: Stores, frame) -> None:
     from cnnlab.results.compare import at_epoch, knob_effects
 
@@ -189,6 +191,7 @@ def test_knob_effects_are_the_trials_means_with_t_intervals(stores: Stores, fram
         knob_effects(scores, "colour")
 
 
+@pytest.mark.slow
 def test_anytime_is_the_best_so_far_against_optunas_clock(stores: Stores, frame) -> None:
     from cnnlab.results.compare import anytime
 
@@ -217,6 +220,7 @@ def _compare_notebook():
     return compare_notebook
 
 
+@pytest.mark.slow
 def test_the_notebook_example_writes_one_figure_per_question(stores: Stores, tmp_path: Path,
                                                              capsys) -> None:
     compare_notebook = _compare_notebook()
@@ -234,6 +238,7 @@ def test_the_notebook_example_writes_one_figure_per_question(stores: Stores, tmp
     assert "val_accuracy after 3 epoch(s): 5 trials (0 pruned" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_notebook_example_says_which_questions_the_trials_cannot_answer(frame) -> None:
     from cnnlab.results.compare import at_epoch
 
@@ -300,6 +305,7 @@ def _rows(cell) -> dict[int, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_headless_on_the_study(stores: Stores, tmp_path: Path,
                                                  monkeypatch) -> None:
     import nbformat

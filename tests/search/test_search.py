@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from studies import TINY, Stores
 
 from cnnlab.names import OUTCOME_ATTR
 from cnnlab.search import trials as T
+from tests.studies import TINY, Stores
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # Every test here runs studies.
 
 # A large space (thousands of architectures) and a TPE that is still drawing at random: what
 # the issue saw re-drawn on every resume.
