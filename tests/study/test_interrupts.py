@@ -1,6 +1,8 @@
-"""Interrupts at every point of a trial's life: SIGINT, SIGTERM, and SIGKILL then a resume, sent
-by the process to itself at a named point (``cnnlab.train.faults``). After each, the Optuna study and
-the MLflow runs agree, and running the same command again finishes the study."""
+"""Interrupts at every point of a trial's life: SIGINT and SIGKILL then a resume, sent by the
+process to itself at a named point (``cnnlab.train.faults``); SIGTERM at one point, since the
+command line turns it into the same interrupt as Ctrl-C (``cnnlab.cli._signals_as_interrupts``)
+and from there both take one path. After each, the Optuna study and the MLflow runs agree, and
+running the same command again finishes the study."""
 
 from __future__ import annotations
 
@@ -15,8 +17,6 @@ import pytest
 from cnnlab.search import trials as T
 from cnnlab.train.faults import POINTS
 from tests.studies import TINY, Stores
-
-pytestmark = pytest.mark.slow  # Every test here runs a study, interrupted.
 
 STUDY = TINY.replace("train_size = 512", "train_size = 256")  # Three trials to count.
 CODES = {"INT": 130, "TERM": 143, "KILL": -signal.SIGKILL}
@@ -54,13 +54,18 @@ def _assert_agree(stores: Stores) -> None:
             assert len(run.outputs.model_outputs) == 1, f"trial {trial.number} has no model"
 
 
+TERM_AT = "epoch"
+"""The one point where SIGTERM is sent too (its path after the handler is SIGINT's)."""
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS)
 def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str) -> None:
-    """At ``point``: SIGINT, then (running the command again) SIGTERM, then SIGKILL, each the
-    first time the process reaches the point; after each the stores agree (after SIGKILL, once
-    the next run has reconciled them), and a last run finishes the study."""
+    """At ``point``: SIGINT, then (running the command again) SIGTERM at one point, then
+    SIGKILL, each the first time the process reaches the point; after each the stores agree
+    (after SIGKILL, once the next run has reconciled them), and a last run finishes the study."""
     stores = Stores(tmp_path, STUDY)
-    for sig in ("INT", "TERM", "KILL"):
+    for sig in ("INT", "TERM", "KILL") if point == TERM_AT else ("INT", "KILL"):
         interrupted = _run(stores, f"{point}:{sig}")
         assert interrupted.returncode == CODES[sig], (sig, interrupted.stderr)
         if sig != "KILL":
@@ -70,3 +75,16 @@ def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str
     assert resumed.returncode == 0, resumed.stderr
     _assert_agree(stores)
     assert sum(T.counts(t) for t in stores.study("tiny").trials) == 3
+
+
+def test_sigterm_takes_the_path_of_ctrl_c():
+    """The command line's handler turns SIGTERM into an interrupt (a ``KeyboardInterrupt``, as
+    Ctrl-C raises) where the program is, and puts the previous handler back afterwards."""
+    from cnnlab import cli
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt) as raised, cli._signals_as_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 1)  # The handler runs at the next bytecode; wait for it here.
+    assert isinstance(raised.value, cli.Terminated)
+    assert signal.getsignal(signal.SIGTERM) == before
