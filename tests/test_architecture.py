@@ -10,6 +10,9 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cnnlab"
 LAYERS = ["errors", "names", "spec", "train", "search", "tracking", "study", "results", "cli"]
@@ -116,3 +119,37 @@ def test_the_public_api_resolves_and_importing_it_imports_no_framework():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_a_study_s_configuration_visits_each_module_once_on_its_way_to_a_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the command line to a trained trial, the configuration is handed down: the cnnlab
+    modules on the call stack when a trial's network is fitted appear once each, in layer
+    order from the top (no module is re-entered after another one was): today cnnlab.cli,
+    cnnlab.study.runner, cnnlab.study.objective, then cnnlab.train.fit."""
+    import inspect
+
+    from cnnlab.train import fit
+    from tests.studies import TINY, Stores
+
+    stacks: list[list[str]] = []
+    real = fit.train
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        frames = reversed(inspect.stack()[1:])
+        names = [f.frame.f_globals.get("__name__", "") for f in frames]
+        stacks.append([n for n in names if n.startswith("cnnlab.")])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit, "train", spy)
+    monkeypatch.chdir(tmp_path)
+    stores = Stores(tmp_path, TINY.replace("n_trials = 3", "n_trials = 1"))
+    assert stores.run() == 0
+    assert stacks, "no trial was trained"
+    path = [m for i, m in enumerate(stacks[0]) if i == 0 or stacks[0][i - 1] != m]
+    assert len(path) == len(set(path)), path
+    # The spy stands in for cnnlab.train.fit.train: its caller is the last module on the way.
+    assert path[0] == "cnnlab.cli" and path[-1] == "cnnlab.study.objective", path
+    layers = [_layer(m) for m in path]
+    assert layers == sorted(layers, reverse=True), path
