@@ -107,7 +107,7 @@ class Architecture:
                 f"dropout must be a rate from 0 up to (not including) 1, not {self.dropout!r}.")
         object.__setattr__(self, "dropout", float(self.dropout))
 
-    # Names follow the Keras layers that cnnlab.model builds, so tables can be compared.
+    # Names follow the Keras layers that cnnlab.train.model builds, so tables can be compared.
     def conv_name(self, index: int) -> str:
         return f"conv{index + 1}"
 

@@ -153,7 +153,7 @@ def test_a_crashed_evaluation_completes_on_the_same_model_only(
         raise RuntimeError("crashed after the claim")
 
     with monkeypatch.context() as mp:
-        mp.setattr(cnnlab.evaluate, "_evaluate", crash)
+        mp.setattr(cnnlab.results.evaluate, "_evaluate", crash)
         with pytest.raises(RuntimeError, match="crashed after the claim"):
             _evaluate(stores, "crash")
     capsys.readouterr()
@@ -187,7 +187,7 @@ def test_studies_and_training_never_read_the_test_split(
         raise AssertionError("the test split was read outside cnnlab evaluate")
 
     monkeypatch.setattr(data, "load_test_split", forbidden)
-    monkeypatch.setattr(cnnlab.evaluate, "load_test_split", forbidden)
+    monkeypatch.setattr(cnnlab.results.evaluate, "load_test_split", forbidden)
     broken = _folder_with_broken_test_files(mnist_dir, tmp_path)
     monkeypatch.setenv("CNNLAB_MNIST_DIR", str(broken))
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,4 @@
-"""The live status line of a training (cnnlab.progress): pure formatting, when it is drawn,
+"""The live status line of a training (cnnlab.train.progress): pure formatting, when it is drawn,
 a real Keras fit drawing it, and ``cnnlab train``'s wiring (erased on success and on errors)."""
 
 from __future__ import annotations
