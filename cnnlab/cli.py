@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import math
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture
 from cnnlab.spec.trialspec import OPTIMIZERS
+from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 from cnnlab.train.data import DATA_DIR_ENV
 
 
@@ -194,7 +194,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     def out(line: str) -> None:
         print(prefix + line, flush=True)
 
-    with _signals_as_interrupts():
+    with signals_as_interrupts():
         try:
             outcome = run_study(config, stores, data_dir=args.data_dir, share=args.share,
                                 from_study=args.from_study, out=out)
@@ -204,27 +204,8 @@ def cmd_study_run(args: argparse.Namespace) -> int:
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             print(f"{prefix}{how}: the current trial and the study's run were closed.",
                   file=sys.stderr)
-            return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+            return exit_code(stop)
     return 1 if outcome.stopped is not None else 0
-
-
-@contextlib.contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    """SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) where the program is, so that
-    SIGTERM and Ctrl-C take one path from here on: trials and runs are closed the same way."""
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is so that trials and runs are closed as for Ctrl-C."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise Terminated()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -324,17 +305,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # The server runs in a process group of its own; whatever ends this command ends the whole
     # group, so nothing is left running.
     server = subprocess.Popen(command, start_new_session=True, env=env)
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        code = server.wait()
-        print(f"cnnlab ui: the MLflow server stopped by itself (exit code {code}).",
-              file=sys.stderr)
-        return code or 1
-    except KeyboardInterrupt as interrupt:
-        return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        _stop_group(server)
+    with signals_as_interrupts():
+        try:
+            code = server.wait()
+            print(f"cnnlab ui: the MLflow server stopped by itself (exit code {code}).",
+                  file=sys.stderr)
+            return code or 1
+        except KeyboardInterrupt as interrupt:
+            return exit_code(interrupt)
+        finally:
+            _stop_group(server)
 
 
 _JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"

@@ -20,6 +20,7 @@ from typing import Any
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.study.runner import run_study
+from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 from cnnlab.tracking.stores import STORAGE_ENV, Stores
 
 
@@ -40,18 +41,15 @@ def run_workers(config: StudyConfig, stores: Stores, *, workers: int, file: Path
           flush=True)
     procs = _start(config, stores, file, data_dir, _split(remaining, workers))
     # SIGTERM here, as Ctrl-C, is passed on to every worker, which closes its trial and runs.
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        for p in procs:
-            p.wait()
-    except KeyboardInterrupt as stop:
-        signum = signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT
-        _signal_all(procs, signum)
-        for p in procs:
-            p.wait()
-        return 128 + signum
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with signals_as_interrupts():
+        try:
+            for p in procs:
+                p.wait()
+        except KeyboardInterrupt as stop:
+            _signal_all(procs, signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+            for p in procs:
+                p.wait()
+            return exit_code(stop)
     return _exit_code(procs)
 
 
@@ -89,14 +87,6 @@ def _exit_code(procs: list[subprocess.Popen]) -> int:
         return 0
     code = failed[0][1].returncode
     return 128 - code if code < 0 else code
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM to the parent of the workers."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise _Terminated()
 
 
 def _split(remaining: int | None, workers: int) -> list[int | None]:

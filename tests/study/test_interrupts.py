@@ -1,6 +1,6 @@
 """Interrupts at every point of a trial's life: SIGINT and SIGKILL then a resume, sent by the
 process to itself at a named point (``cnnlab.train.faults``); SIGTERM at one point, since the
-command line turns it into the same interrupt as Ctrl-C (``cnnlab.cli._signals_as_interrupts``)
+command line turns it into the same interrupt as Ctrl-C (``cnnlab.study.signals``)
 and from there both take one path. After each, the Optuna study and the MLflow runs agree, and
 running the same command again finishes the study."""
 
@@ -80,11 +80,12 @@ def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str
 def test_sigterm_takes_the_path_of_ctrl_c():
     """The command line's handler turns SIGTERM into an interrupt (a ``KeyboardInterrupt``, as
     Ctrl-C raises) where the program is, and puts the previous handler back afterwards."""
-    from cnnlab import cli
+    from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt) as raised, cli._signals_as_interrupts():
+    with pytest.raises(KeyboardInterrupt) as raised, signals_as_interrupts():
         os.kill(os.getpid(), signal.SIGTERM)
         signal.sigtimedwait([], 1)  # The handler runs at the next bytecode; wait for it here.
-    assert isinstance(raised.value, cli.Terminated)
+    assert isinstance(raised.value, Terminated)
+    assert exit_code(raised.value) == 143 and exit_code(KeyboardInterrupt()) == 130
     assert signal.getsignal(signal.SIGTERM) == before

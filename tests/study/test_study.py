@@ -94,7 +94,8 @@ def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
 def test_the_study_leaves_the_garbage_collector_as_it_found_it(tiny: Stores) -> None:
     import gc
 
-    # The objective freezes the heap after its first trial (cnnlab.study.objective); the runner thaws it.
+    # The objective freezes the heap after its first trial (cnnlab.study.objective); the
+    # runner thaws it.
     assert gc.get_freeze_count() == 0
 
 
