@@ -23,7 +23,8 @@ TEXT = TINY.replace("n_trials = 3", "n_trials = 6").replace("epochs = 2", "epoch
 PRUNED_TRIAL = 1
 
 
-# Runs a study: every test that uses it, or `frame`, is marked slow.@pytest.fixture(scope="module")
+# Runs a study: every test that uses it, or `frame`, is marked slow.
+@pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     import optuna
 

@@ -19,7 +19,8 @@ ARCH = Architecture.from_strings(["8:3:2:same", "16:3:2:valid"], ["32"])
 EPOCHS, TRAIN, VAL = 3, 512, 256
 
 
-# Trains a model: every test that uses it is marked slow.@pytest.fixture(scope="module")
+# Trains a model: every test that uses it is marked slow.
+@pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path):
     """One `cnnlab train` run in a fresh SQLite store; yields (uri, run)."""
     import mlflow
