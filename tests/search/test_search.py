@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.names import OUTCOME_ATTR
+from cnnlab.names import CONFIG_KEY_ATTR, DUPLICATE_OF_ATTR, OUTCOME_ATTR, SAMPLER_SEED_ATTR
 from cnnlab.search import trials as T
 from tests.studies import TINY, Stores
 
@@ -50,7 +50,7 @@ def test_a_resumed_study_draws_new_architectures_as_a_fresh_one_would(
     # ...but exactly what one uninterrupted run draws: trial k's draw depends on the study's
     # seed, its number and the history, not on which process ran it.
     assert again == _params(fresh)
-    seeds = [t.user_attrs[T.SAMPLER_SEED] for t in resumed.study("tiny").trials]
+    seeds = [t.user_attrs[SAMPLER_SEED_ATTR] for t in resumed.study("tiny").trials]
     assert len(set(seeds)) == 4
 
 
@@ -69,7 +69,7 @@ def test_two_workers_draw_what_one_process_draws(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
     trials = pair.study("tiny").trials
     assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in trials}) == 2
-    keys = [t.user_attrs[T.CONFIG_KEY] for t in trials]
+    keys = [t.user_attrs[CONFIG_KEY_ATTR] for t in trials]
     assert len(set(keys)) == len(keys) == 4
     assert {t.number: t.params for t in trials} == \
         {t.number: t.params for t in single.study("tiny").trials}
@@ -96,8 +96,8 @@ def test_a_judged_configuration_is_reused_not_retrained(tmp_path: Path, monkeypa
     first, again, new = study.trials
     assert again.params == first.params
     assert again.user_attrs[OUTCOME_ATTR] == "duplicate"
-    assert again.user_attrs[T.DUPLICATE_OF] == 0
-    assert again.user_attrs[T.CONFIG_KEY] == first.user_attrs[T.CONFIG_KEY]
+    assert again.user_attrs[DUPLICATE_OF_ATTR] == 0
+    assert again.user_attrs[CONFIG_KEY_ATTR] == first.user_attrs[CONFIG_KEY_ATTR]
     assert again.state == first.state
     # A pruned trial's value is its last reported score; the duplicate reports none.
     assert again.value == (None if pruned else first.value)
