@@ -402,3 +402,16 @@ def test_readme_study_file_is_the_quickstart() -> None:
     shown = next(body for lang, body in _fences(README) if lang == "toml")
     with open(REPO / "experiments" / "quickstart.toml", "rb") as file:
         assert tomllib.loads(shown) == tomllib.load(file)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_rel)
+def test_every_study_file_shown_passes_study_check(page: Path) -> None:
+    """A TOML block that is a whole study file (it has a name and a [search]) is what
+    `cnnlab study check` accepts: read, checked, its sampler and pruner dry-run in Optuna and
+    enough of its space trainable; nothing is written."""
+    from cnnlab.search.config import check_runnable, parse_study
+
+    for lang, body in _fences(page):
+        data = tomllib.loads(body) if lang == "toml" else {}
+        if "name" in data and "search" in data:
+            check_runnable(parse_study(data, where=f"{page.name}'s study file"))
