@@ -2,16 +2,18 @@
 
 Three parts, each with one job:
 
-- ``StudyTracker`` keeps the study's run (found or created, active while the study runs, ended
-  by ``finish``), makes MLflow agree with Optuna on trials that ended elsewhere
+- ``StudyTracker`` is a context manager around the study's optimization: it keeps the study's
+  run (found or created, active while the study runs, ended when the block exits, KILLED after
+  an interrupt), makes MLflow agree with Optuna on trials that ended elsewhere
   (``close_orphan_runs``), and is the objective's ``TrialHooks``: ``trial(trial, spec)`` gives
-  the trial's run;
+  the trial's run. A new local store is created when the first trial's first epoch ends;
 - ``TrialRun`` is one trial's run, a context manager: it opens when the trial's spec is known
   (with the inputs), hands training its Keras callbacks (per-epoch curves), and on exit records
   how the trial ended (its state, why it failed or was pruned, the curves' plots, the model) and
   ends the run, all before the objective returns, so before Optuna is told;
-- ``StudySummary`` is an Optuna callback: after Optuna recorded a trial, the study's summary on
-  the study run (counts, best trial, the front's tags, the plots now and then).
+- ``StudySummary`` is an Optuna callback (``StudyTracker.after_trial``): after Optuna recorded a
+  trial, the study's summary on the study run (counts, best trial, the front's tags); the
+  study's plots when the study's process ends.
 
 The objective never calls MLflow itself.
 
@@ -302,7 +304,12 @@ class TrialRun:
     the curves' plots, the model) and ends FINISHED, or FAILED for a failed trial, so that
     Optuna, told only when the objective returns, never counts a trial whose run is open or
     whose model is missing. An unexpected error ends the run FAILED with its reason. An
-    interrupt leaves it open: ``StudyTracker.finish`` ends it as KILLED (or FAILED).
+    interrupt leaves it open: the study tracker's exit ends it as KILLED (or FAILED).
+
+    On a new local store (the study's records not open yet) the run is opened when the trial's
+    first epoch ends, or on exit if the trial ends before that, so that creating the store does
+    not delay the first epoch; an interrupt before then leaves no run, as one before the trial's
+    spec is known does.
     """
 
     def __init__(self, tracker: StudyTracker, trial: Any, spec: TrialSpec) -> None:
@@ -350,11 +357,11 @@ class TrialRun:
         self._progress = progress_callback(f"trial {self.trial.number}",
                                            self.config.training.epochs)
         logging = (tracking.epoch_metrics_callback() if self.run_id is not None else
-                   EpochEnd(self._log_epoch_opening, on_train_begin=self._recorder_model))
+                   EpochEnd(self._log_epoch_opening, on_train_begin=self._keep_model))
         return [logging, self._recorder,
                 *([self._progress] if self._progress is not None else [])]
 
-    def _recorder_model(self, model: Any) -> None:
+    def _keep_model(self, model: Any) -> None:
         self._model = model
 
     def _log_epoch_opening(self, epoch: int, logs: dict[str, Any]) -> None:
@@ -378,7 +385,7 @@ class TrialRun:
             self._record_end(self._state, self._value)
         elif error is None or isinstance(error, Exception):  # An error of no known reason.
             self._end_failed(self.trial.user_attrs.get(FAIL_REASON_ATTR, RAISED), "FAILED")
-        # An interrupt leaves the run open, for StudyTracker.finish to end as KILLED.
+        # An interrupt leaves the run open, for the study tracker's exit to end as KILLED.
 
     def _record_end(self, state: str, value: float | None) -> None:
         """The end tags, the objective, the curves' plots and the model; then the end."""
