@@ -259,7 +259,7 @@ def _open_record(study: Any, config: Any, specs: dict[str, Any], chosen: list[An
     by_number = {str(t.number): t for t in chosen}
     for key, spec in specs.items():
         trial = by_number.get(key)
-        table = spec.architecture.layer_table()
+        table = None if trial else spec.architecture.layer_table()  # The baseline's.
         entry = dict(entries.get(key, {"values": [], "seeds": [], "run_ids": []}))
         entry.update({
             "architecture": spec.architecture.describe(),

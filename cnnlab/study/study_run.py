@@ -225,7 +225,7 @@ class StudyTracker:
 
     def _find_records(self) -> None:
         """The store, the experiment and the study's run; MLflow made to agree with Optuna."""
-        if getattr(self, "summary", None) is not None:
+        if self.summary is not None:
             return
         tracking.use_tracking_store(self.uri)
         self.client = MlflowClient(self.uri)
@@ -379,13 +379,14 @@ class TrialRun:
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
         self._clear_progress()
-        if error is None or isinstance(error, Exception):
-            self._open_run_if_needed()
+        if error is not None and not isinstance(error, Exception):
+            return  # An interrupt leaves the run open, for the study tracker's exit to end.
+        if self.run_id is None:  # The trial ended before its first epoch did.
+            self._open_run()
         if error is None and self._state is not None:
             self._record_end(self._state, self._value)
-        elif error is None or isinstance(error, Exception):  # An error of no known reason.
+        else:  # An error of no known reason.
             self._end_failed(self.trial.user_attrs.get(FAIL_REASON_ATTR, RAISED), "FAILED")
-        # An interrupt leaves the run open, for the study tracker's exit to end as KILLED.
 
     def _record_end(self, state: str, value: float | None) -> None:
         """The end tags, the objective, the curves' plots and the model; then the end."""
@@ -422,10 +423,6 @@ class TrialRun:
         del recorder, model
         mlflow.end_run("FAILED" if state == "FAIL" else "FINISHED")
         self.closed = True
-
-    def _open_run_if_needed(self) -> None:
-        if self.run_id is None:  # The trial ended before its first epoch did.
-            self._open_run()
 
     def abandon(self, status: str) -> None:
         """End the run left open by an interrupt (``status`` KILLED) or an error (FAILED); a
