@@ -66,6 +66,11 @@ N_PARAMS_ATTR = "n_params"
 MACS_ATTR = "macs"
 """The trial's network's multiply-adds per image (a size objective too)."""
 SEED_ATTR = "seed"
+DESIGN_KNOB_ATTR = "design_knob"
+"""A designed experiment's trial: the knob its setting changes (``base``, ``filters``, or
+``filters x kernel_size`` from a factorial; also an MLflow parameter of its run)."""
+DESIGN_VALUE_ATTR = "design_value"
+"""A designed experiment's trial: the knob's value as a label (``x2``, ``5``, ``base``)."""
 """The seed the trial's network was trained with."""
 
 # -- MLflow tags: cnnlab's ------------------------------------------------------------------

@@ -33,6 +33,10 @@ val_size = 10000                 # optional: the first N validation images
 n_conv = [2, 3]
 filters = [16, 32, 64]
 
+[design]                         # instead of [search], [sampler] and [pruner]: a designed
+seeds = 2                        # experiment, one knob at a time around the notebook's CNN
+filters = [0.5, 1, 2]            # (cnnlab.search.design)
+
 [confirm]                        # optional: once the study has its trials, re-train the
 top = 3                          # top 3 (or: front = true) with 3 more seeds each, and the
 seeds = 3                        # notebook's CNN too with baseline = true (cnnlab.confirm)
@@ -55,6 +59,7 @@ from typing import Any
 
 from cnnlab.errors import ConfigError
 from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR
+from cnnlab.search.design import Design, parse_design
 from cnnlab.search.factory import PRUNERS, SAMPLERS, experimental_ok, make_pruner, make_sampler
 from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
@@ -112,7 +117,8 @@ class StudyConfig:
     training: TrainConfig = TrainConfig()
     train_size: int | None = None
     val_size: int | None = None
-    space: SearchSpace = SearchSpace()
+    space: SearchSpace | Design = SearchSpace()
+    """What each trial may choose: a search space, or a designed experiment's settings."""
     confirm: ConfirmConfig | None = None
     """Confirm the leading trials over seeds once the study has its trials."""
     path: Path | None = None
@@ -129,6 +135,11 @@ class StudyConfig:
     @property
     def directions(self) -> list[str]:
         return [self.direction] + (["minimize"] if self.size_objective else [])
+
+    @property
+    def design(self) -> Design | None:
+        """The designed experiment, for a study file with ``[design]``; else None."""
+        return self.space if isinstance(self.space, Design) else None
 
     @property
     def size_attr(self) -> str:
@@ -148,11 +159,19 @@ class StudyConfig:
         if self.timeout is not None and not 0 < self.timeout < math.inf:
             raise ConfigError(f"study '{self.name}': timeout must be a positive number of "
                               f"seconds, not {self.timeout}.")
+        design = self.design
+        if design is not None and self.n_trials is not None and self.n_trials > design.size:
+            raise ConfigError(f"study '{self.name}': n_trials {self.n_trials} is more than the "
+                              f"design's {design.size} trials ({len(design.settings())} "
+                              f"settings x {design.seeds} seeds).")
 
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
         "objectives", "max_params", "allow_repeats", "sampler", "pruner", "training", "search",
-        "confirm"}
+        "confirm", "design"}
+_NOT_WITH_DESIGN = ("search", "sampler", "pruner", "objectives", "allow_repeats", "confirm")
+"""What a study file with ``[design]`` cannot also give: its trials are the design's grid,
+trained in full (no pruning), one objective, each setting over its own seeds."""
 _TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size"}
 
 
@@ -195,7 +214,16 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
             raise ConfigError(f"{where}: 'timeout' must be a positive number of seconds, "
                               f"not {timeout!r}.")
         timeout = float(timeout)
-    if n_trials is None and timeout is None:
+    design = None
+    if "design" in data:
+        given = [k for k in _NOT_WITH_DESIGN if k in data]
+        if given:
+            raise ConfigError(f"{where}: '{given[0]}' cannot be given with [design] (a design "
+                              "trains every setting of its grid in full, over its seeds); "
+                              "remove it, or remove [design] for a search.")
+        design = parse_design(data["design"], f"{where}: design",
+                              path.parent if path is not None else None)
+    if n_trials is None and timeout is None and design is None:
         raise ConfigError(f"{where}: give 'n_trials' or 'timeout' (or both), so that the study "
                           "ends.")
     named = data.get("objectives")
@@ -211,9 +239,10 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     size_objective = _objectives(data, metric, where)
     max_params = _integer(data, "max_params", where, None, minimum=1, maximum=HARD_MAX_PARAMS)
     allow_repeats = _typed(data, "allow_repeats", bool, where, False)
-    sampler = _component(data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS,
-                         "samplers")
-    pruner = _component(data.get("pruner", {"name": "dominance" if size_objective else "median"}),
+    sampler = Component("design") if design else _component(
+        data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS, "samplers")
+    pruner = _component(data.get("pruner", {"name": "none" if design else "dominance"
+                                             if size_objective else "median"}),
                         f"{where}: pruner", PRUNERS, "pruners")
     if size_objective and pruner.name not in ("none", "dominance"):
         raise ConfigError(f"{where}: pruner {pruner.name!r} is one of Optuna's, which do not work "
@@ -221,7 +250,10 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
                           "'dominance' (cnnlab's) or 'none'.")
 
     training, train_size, val_size = _training(data.get("training", {}), where, seed)
-    space = parse_space(data.get("search", {}), where=f"{where}: search")
+    space = design or parse_space(data.get("search", {}), where=f"{where}: search")
+    if design is not None:
+        n_trials = n_trials or design.size
+        _within_budget(design, max_params, where)
     confirm = _confirm(data.get("confirm"), f"{where}: confirm")
     config = StudyConfig(
         name=name, description=description, seed=seed, n_trials=n_trials, timeout=timeout,
@@ -230,8 +262,20 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
         space=space, confirm=confirm, path=path, text=text, source=data)
-    _check_builds(config, where)
+    if design is None:
+        _check_builds(config, where)
     return config
+
+
+def _within_budget(design: Design, max_params: int | None, where: str) -> None:
+    """Every setting of a design within ``max_params``: a design trains all of them."""
+    if max_params is None:
+        return
+    for setting in design.settings():
+        total = setting.architecture.layer_table().total_params
+        if total > max_params:
+            raise ConfigError(f"{where}: design setting '{setting.label}' has {total:,} "
+                              f"parameters, over max_params ({max_params:,}).")
 
 
 def _name(data: dict[str, Any], where: str) -> str:

@@ -39,8 +39,10 @@ def make_sampler(config: StudyConfig) -> Any:
     (``cnnlab.search.sampling``): a resume or another worker never restarts its sequence."""
     import optuna
 
-    from cnnlab.search.sampling import TrialSeededSampler
+    from cnnlab.search.sampling import DesignSampler, TrialSeededSampler
 
+    if config.design is not None:
+        return DesignSampler(config.design.grid())
     cls = getattr(optuna.samplers, SAMPLERS[config.sampler.name])
 
     def build(seed: int) -> Any:

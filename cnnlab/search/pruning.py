@@ -103,3 +103,24 @@ class DominancePruner:
 
         return EpochEnd(lambda epoch, logs: self.epoch_end(
             trial, monitored(logs, self.monitor, epoch)))
+
+
+def optuna_pruning_callback(trial: Any, monitor: str, epochs: int) -> Any:
+    """A Keras callback that reports ``logs[monitor]`` to the Optuna trial after every epoch, at
+    step = the epoch's number (from 1, as MLflow's steps and every printed line), and stops the
+    trial (``optuna.TrialPruned``) when the study's pruner says so, except after its last
+    epoch (``epochs``): then nothing is left to save, and the trial completes.
+
+    What ``optuna_integration.KerasPruningCallback`` does, but with 1-based steps and no
+    decision after the last epoch."""
+    import optuna
+
+    from cnnlab.train.callbacks import EpochEnd, monitored
+
+    def epoch_end(epoch: int, logs: dict[str, Any]) -> None:
+        step = epoch + 1
+        trial.report(monitored(logs, monitor, step), step)
+        if step < epochs and trial.should_prune():
+            raise optuna.TrialPruned(f"trial was pruned at epoch {step}.")
+
+    return EpochEnd(epoch_end)

@@ -65,3 +65,71 @@ class TrialSeededSampler(BaseSampler):
 
     def reseed_rng(self) -> None:
         self._inner.reseed_rng()
+
+
+DESIGN_CELL = "cnnlab_design_cell"
+"""The system attribute in which ``DesignSampler`` keeps a trial's cell of the grid."""
+
+
+class DesignSampler(BaseSampler):
+    """Walks a designed experiment's grid (``cnnlab.search.design.Design.grid``) in order: each
+    trial takes the first cell that no trial has completed, been pruned in or is running now.
+
+    Optuna's ``GridSampler`` does nearly this, but counts a *failed* trial's cell as visited: a
+    design interrupted mid-trial (its trial failed on the next start) or a trial that diverged
+    would never train that setting again, and a design must train every cell. When every cell
+    is taken, a trial takes the first cell again (the objective then reuses that result as a
+    duplicate) and the study stops."""
+
+    def __init__(self, grid: dict[str, list[Any]]) -> None:
+        import itertools
+
+        self._names = list(grid)
+        self._cells = list(itertools.product(*grid.values()))
+
+    def __str__(self) -> str:
+        return f"DesignSampler({len(self._cells)} cells)"
+
+    def _taken(self, study: Any, trial: Any) -> set[int]:
+        from optuna.trial import TrialState
+
+        taken = set()
+        for other in study.get_trials(deepcopy=False):
+            cell = other.system_attrs.get(DESIGN_CELL)
+            if cell is None or other.number == trial.number:
+                continue
+            if other.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+                taken.add(cell)
+        return taken
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        if DESIGN_CELL in trial.system_attrs or "fixed_params" in trial.system_attrs:
+            return
+        taken = self._taken(study, trial)
+        free = [i for i in range(len(self._cells)) if i not in taken]
+        cell = free[0] if free else 0
+        study._storage.set_trial_system_attr(trial._trial_id, DESIGN_CELL, cell)
+        if not free:
+            study.stop()
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+        return {}
+
+    def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict:
+        return {}
+
+    def sample_independent(self, study: Any, trial: Any, param_name: str,
+                           param_distribution: Any) -> Any:
+        if param_name not in self._names:
+            raise ValueError(f"the design's grid has no parameter {param_name!r}.")
+        cell = trial.system_attrs[DESIGN_CELL]
+        return self._cells[cell][self._names.index(param_name)]
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        from optuna.trial import TrialState
+
+        taken = self._taken(study, trial)
+        if state in (TrialState.COMPLETE, TrialState.PRUNED):
+            taken.add(trial.system_attrs.get(DESIGN_CELL))
+        if len(taken) >= len(self._cells):
+            study.stop()

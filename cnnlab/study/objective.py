@@ -22,6 +22,8 @@ from cnnlab.errors import ArchitectureError
 from cnnlab.names import (
     ARCHITECTURE_ATTR,
     CONFIG_KEY_ATTR,
+    DESIGN_KNOB_ATTR,
+    DESIGN_VALUE_ATTR,
     DUPLICATE_OF_ATTR,
     FAIL_REASON_ATTR,
     MACS_ATTR,
@@ -35,7 +37,9 @@ from cnnlab.names import (
 )
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
+from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.factory import make_dominance_pruner
+from cnnlab.search.pruning import optuna_pruning_callback
 from cnnlab.search.space import constraints
 from cnnlab.spec.architecture import check_architecture
 from cnnlab.spec.trialspec import TrialSpec
@@ -120,12 +124,19 @@ class Objective:
         faults.current_trial = trial.number
         trial.set_user_attr(WORKER_ATTR, liveness.identity())
         trial.set_user_attr(SAMPLER_SEED_ATTR, trial_seed(self.config.seed, trial.number))
-        seed = self.config.seed + trial.number
-        spec = self.config.space.suggest(trial, self.config.training).with_seed(seed)
+        spec = self.config.space.suggest(trial, self.config.training)
+        if self.config.design is None:
+            spec = spec.with_seed(self.config.seed + trial.number)
+        else:  # The design's seed (the same seeds for every setting); its setting's labels.
+            setting = self.config.design.setting(trial.params[DESIGN_SETTING_PARAM])
+            trial.set_user_attr(DESIGN_KNOB_ATTR, setting.knob)
+            trial.set_user_attr(DESIGN_VALUE_ATTR, setting.value)
         faults.reach("sampling", trial.number)
         trial.set_user_attr(ARCHITECTURE_ATTR, spec.architecture.describe())
         trial.set_user_attr(SPEC_ATTR, spec.to_dict())
         key = config_key(spec)
+        if self.config.design is not None:  # Each seed of a setting is trained.
+            key = f"{key}-seed{spec.training.seed}"
         trial.set_user_attr(CONFIG_KEY_ATTR, key)
         for name, value in constraints(spec.architecture, self.config.max_params).items():
             trial.set_constraint(name, value)
@@ -163,7 +174,6 @@ class Objective:
         from cnnlab.train.quiet import import_keras
 
         keras = import_keras()
-        from optuna_integration import KerasPruningCallback
 
         from cnnlab.train.fit import train
 
@@ -198,7 +208,8 @@ class Objective:
         # is the study's pruner); a one-objective study also reports to Optuna's pruner.
         pruning = [make_dominance_pruner(self.config).keras_callback(trial)]
         if self.config.size_objective is None:
-            pruning.append(KerasPruningCallback(trial, monitor=self.config.metric))
+            pruning.append(optuna_pruning_callback(trial, self.config.metric,
+                                                   spec.training.epochs))
         callbacks = [*record.keras_callbacks(), keras.callbacks.TerminateOnNaN(),
                      *pruning, *faults.keras_callbacks(trial.number)]
         result = train(spec, self.data, callbacks=callbacks)

@@ -39,6 +39,8 @@ from cnnlab.names import (
     BEST_RUN_ID_TAG,
     BEST_TRIAL_TAG,
     COMMAND_TAG,
+    DESIGN_KNOB_ATTR,
+    DESIGN_VALUE_ATTR,
     DUPLICATE_OF_ATTR,
     DUPLICATE_OF_TAG,
     FAIL_REASON_ATTR,
@@ -346,7 +348,12 @@ class TrialRun:
         mlflow.start_run(run_id=run.info.run_id, nested=True)
         self.run_id = run.info.run_id
         trial.set_user_attr(RUN_ID_ATTR, self.run_id)
-        tracking.log_run_inputs(self.spec, tracker.data, {"trial_number": trial.number})
+        extra: dict[str, Any] = {"trial_number": trial.number}
+        attrs = trial.user_attrs
+        if DESIGN_KNOB_ATTR in attrs:  # A design's trial: its setting, by knob, and its seed.
+            extra.update({DESIGN_KNOB_ATTR: attrs[DESIGN_KNOB_ATTR],
+                          DESIGN_VALUE_ATTR: attrs[DESIGN_VALUE_ATTR], **trial.params})
+        tracking.log_run_inputs(self.spec, tracker.data, extra)
 
     def keras_callbacks(self) -> list[Any]:
         """Keras callbacks to train the trial with: its curves in MLflow every epoch, the
