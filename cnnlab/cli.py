@@ -175,6 +175,7 @@ def study_config(args: argparse.Namespace) -> Any:
 
 def cmd_study_run(args: argparse.Namespace) -> int:
     from cnnlab.results.confirm import confirm_if_asked
+    from cnnlab.results.report import report_study
     from cnnlab.study.runner import run_study
     from cnnlab.tracking.stores import Stores, load_existing_study
 
@@ -188,6 +189,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
         if code == 0:
             confirm_if_asked(config, load_existing_study(config.name, stores.storage), stores,
                              data_dir=args.data_dir, out=lambda line: print(line, flush=True))
+            report_study(config.name, stores, out=lambda line: print(line, flush=True))
         return code
     prefix = f"[worker {args.worker_name}] " if args.worker_name else ""
 
@@ -200,6 +202,8 @@ def cmd_study_run(args: argparse.Namespace) -> int:
                                 from_study=args.from_study, out=out)
             if args.share is None:  # A worker's parent confirms once its workers are done.
                 confirm_if_asked(config, outcome.study, stores, data=outcome.data, out=out)
+                if outcome.parent_run_id is not None:
+                    report_study(config.name, stores, out=out)
         except KeyboardInterrupt as stop:
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             print(f"{prefix}{how}: the current trial and the study's run were closed.",
@@ -225,6 +229,15 @@ def cmd_confirm(args: argparse.Namespace) -> int:
                   seeds=args.seeds, baseline=args.baseline, storage=args.storage,
                   tracking_uri=args.tracking_uri, data_dir=args.data_dir,
                   out=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cnnlab.results.report import report_study
+    from cnnlab.tracking.stores import Stores
+
+    report_study(args.study, Stores.resolve(args.storage, args.tracking_uri), path=args.out,
+                 out=lambda line: print(line, flush=True))
     return 0
 
 
@@ -385,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     _confirm_parser(sub)
     _compare_parser(sub)
+    _report_parser(sub)
     _ui_parser(sub)
     return parser
 
@@ -546,6 +560,23 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     _add_storage_arg(compare)
     _add_tracking_arg(compare)
     compare.set_defaults(func=cmd_compare)
+
+
+def _report_parser(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser(
+        "report", help="a study's answer as one HTML page, logged on its MLflow run",
+        description="Write the study's report: for a designed experiment, per knob, parameters "
+                    "against validation accuracy with 95%% intervals over seeds, the curves of "
+                    "each setting and a table with the difference to the base; for a search, "
+                    "the leaderboard, the front, the leaders' curves and knob effects. One "
+                    "self-contained HTML file, also logged on the study's MLflow run as "
+                    "report.html.")
+    report.add_argument("study", help="the study's name")
+    report.add_argument("--out", type=Path, metavar="FILE",
+                        help="where to write it (default mlruns/reports/STUDY.html)")
+    _add_storage_arg(report)
+    _add_tracking_arg(report)
+    report.set_defaults(func=cmd_report)
 
 
 def _ui_parser(sub: argparse._SubParsersAction) -> None:

@@ -62,7 +62,8 @@ def study_names(storage: str | None = None) -> list[str]:
 
 
 def trials_frame(studies: str | list[str] | None = None, *, storage: str | None = None,
-                 tracking_uri: str | None = None, curves: bool = True) -> pd.DataFrame:
+                 tracking_uri: str | None = None, curves: bool = True,
+                 epoch_curves: Sequence[str] = EPOCH_CURVES) -> pd.DataFrame:
     """One row per trial of ``studies`` (default: every study in the storage).
 
     Columns, Optuna's: ``study``, ``trial``, ``state``, ``metric`` and ``value`` (the
@@ -79,7 +80,9 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     the first epoch, ``val_accuracy_epoch2`` ...: MLflow's step + 1; empty past the epochs a
     trial ran), ``test_accuracy`` where the study was evaluated, ``artifact_uri``.
     ``curves=False`` skips the per-epoch histories (faster; no ``best_*``/``epochs_run`` and
-    no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``).
+    no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``); ``epoch_curves``
+    names the curves kept epoch by epoch (``CURVES`` adds the training ``accuracy`` and
+    ``loss``: ``accuracy_epoch1`` ...).
     """
     from cnnlab.tracking.stores import load_existing_study
 
@@ -90,12 +93,13 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
         raise ConfigError("there are no studies in the Optuna storage yet.")
     loaded = [load_existing_study(name, storage) for name in names]
     tracking.use_tracking_store(tracking_uri, create=False)
-    frames = [_one_study(study, curves) for study in loaded]
+    frames = [_one_study(study, curves, epoch_curves) for study in loaded]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return _tidy(frame)
 
 
-def _one_study(study: Any, curves: bool) -> pd.DataFrame:
+def _one_study(study: Any, curves: bool,
+               epoch_curves: Sequence[str] = EPOCH_CURVES) -> pd.DataFrame:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
@@ -141,7 +145,7 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
                 row[f"final_{key}"] = run.data.metrics.get(key)
             row["test_accuracy"] = run.data.metrics.get("test_accuracy")
             if curves:
-                for key in EPOCH_CURVES:
+                for key in dict.fromkeys([*EPOCH_CURVES, *epoch_curves]):
                     metrics = client.get_metric_history(run_id, key)
                     history = [m.value for m in metrics]
                     if history:
@@ -149,7 +153,7 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
                     if key == "val_accuracy":
                         row["epochs_run"] = len(history)
                     for step, value in _by_step(metrics).items():
-                        row[epoch_column(key, step + 1)] = value
+                        row[epoch_column(key, step)] = value
             # Fixed (unsampled) choices are not Optuna params; MLflow has the whole spec.
             for key, value in run.data.params.items():
                 if (key.startswith(SPEC_PREFIXES) or key in SPEC_COLUMNS) and key not in row \
@@ -221,7 +225,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     first = ["study", "trial", "state", "metric", "value", "n_params", "macs", "architecture"]
     arch = sorted(c for c in frame.columns
                   if c.startswith(SPEC_PREFIXES) or c in SPEC_COLUMNS)
-    epochs = [c for metric in EPOCH_CURVES for c in _epoch_columns(frame, metric).values()]
+    epochs = [c for metric in CURVES for c in _epoch_columns(frame, metric).values()]
     rest = [c for c in frame.columns if c not in first and c not in arch and c not in epochs]
     frame = frame[[c for c in first if c in frame.columns] + arch + rest + epochs]
     for column in epochs:

@@ -1,0 +1,403 @@
+"""A study's report: one self-contained HTML page (figures embedded) that answers its question.
+
+For a designed experiment (``cnnlab.search.design``), the notebook's exercise, knob by knob:
+a panel of parameters (log axis) against the mean validation accuracy over seeds with its 95%
+interval, the base network marked; beside it the notebook's own view, the training and
+validation curves of each setting (mean over seeds); and a table: setting, parameters,
+multiply-adds, final training and validation accuracy and loss with their intervals, and the
+difference to the base with its interval. For a search: the leaderboard, the front of score
+against size, the leaders' curves and the knob effects grouped per network
+(``compare.knob_effects``).
+
+Every number comes from the stores (``compare.trials_frame``: Optuna's trials joined with their
+MLflow runs). ``design_tables`` and ``knob_table`` are the arithmetic; ``write_report`` the page;
+``cnnlab report STUDY`` and the end of ``cnnlab study run`` call it, and the comparison notebook
+uses the same functions.
+
+Intervals: Student-t 95% intervals of the mean over seeds (``cnnlab.spec.ranking.summarize``),
+clipped to what the quantity can be (accuracies in [0, 1], losses at least 0); the difference to
+the base is paired seed by seed (a setting and the base share their seeds, so the pair differs
+by the knob alone), its interval clipped to [-1, 1] for accuracies. With one seed an interval is
+unknown (NaN).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cnnlab.results import compare
+from cnnlab.search.design import BASE, SEED_PARAM, SETTING_PARAM, Design
+from cnnlab.spec.ranking import summarize
+
+FINALS = ("val_accuracy", "val_loss", "accuracy", "loss")
+"""The final values a design's table summarizes: validation, then training."""
+REPORT_ARTIFACT = "report.html"
+"""The report's name among the study run's artifacts."""
+
+
+def _bounds(metric: str, difference: bool = False) -> tuple[float, float]:
+    if "accuracy" in metric:
+        return (-1.0, 1.0) if difference else (0.0, 1.0)
+    return (-math.inf, math.inf) if difference else (0.0, math.inf)
+
+
+def interval(values: Sequence[float], metric: str, difference: bool = False
+             ) -> tuple[float, float, float, int]:
+    """Mean, 95% interval (low, high) and count of ``values``, the interval clipped to what
+    ``metric`` can be (``_bounds``); NaN bounds for fewer than two values."""
+    values = [float(v) for v in values if v is not None and not pd.isna(v)]
+    if not values:
+        return math.nan, math.nan, math.nan, 0
+    s = summarize(metric, values)
+    low, high = _bounds(metric, difference)
+    if s.n < 2:
+        return s.mean, math.nan, math.nan, 1
+    return s.mean, max(s.ci_low, low), min(s.ci_high, high), s.n
+
+
+def design_trials(frame: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """The design's trained trials (COMPLETE, trained by this study: not duplicates), with
+    their setting's ``knob`` and ``value`` labels and the seed's index."""
+    done = frame[(frame["state"].astype(str) == "COMPLETE")
+                 & (frame["outcome"].astype(str) != "duplicate")].copy()
+    if done.empty or SETTING_PARAM not in done:
+        return done.assign(knob=pd.Series(dtype="object"), value_label=pd.Series(dtype="object"))
+    settings = {s.label: s for s in design.settings()}
+    done = done[done[SETTING_PARAM].astype(str).isin(settings)]
+    done["knob"] = [settings[str(v)].knob for v in done[SETTING_PARAM]]
+    done["value_label"] = [settings[str(v)].value for v in done[SETTING_PARAM]]
+    done["seed_index"] = done[SEED_PARAM].astype(int)
+    return done
+
+
+def knob_settings(design: Design, knob: str) -> list[str]:
+    """The settings of ``knob``'s panel and table, base first: the base and every setting that
+    changes this knob alone (for a factorial ``a x b``, every setting that changes only a and
+    b)."""
+    parts = set(knob.split(" x "))
+    return [s.label for s in design.settings()
+            if s.label == BASE or {k for k, _ in s.changes} <= parts and
+            (s.knob == knob or " x " in knob)]
+
+
+def knobs(design: Design) -> list[str]:
+    """The knobs the report has a panel for: each knob varied, then the factorial's pair."""
+    names = [k for k, _ in design.knobs]
+    if design.factorial is not None:
+        names.append(" x ".join(design.factorial))
+    return names
+
+
+def knob_table(trials: pd.DataFrame, design: Design, knob: str) -> pd.DataFrame:
+    """One row per setting of ``knob`` (base first): ``setting``, ``value``, ``n_params``,
+    ``macs``, ``seeds`` (trained so far), for each of ``FINALS`` its mean and 95% interval
+    (``val_accuracy``, ``val_accuracy_low``, ``val_accuracy_high`` ...), and the difference
+    of the validation accuracy to the base, paired by seed (``diff_val_accuracy`` with
+    ``_low``/``_high``; 0 for the base itself)."""
+    rows = []
+    base = trials[trials[SETTING_PARAM].astype(str) == BASE].set_index("seed_index")
+    for label in knob_settings(design, knob):
+        mine = trials[trials[SETTING_PARAM].astype(str) == label]
+        setting = design.setting(label)
+        table = setting.architecture.layer_table()
+        row: dict[str, Any] = {"setting": label, "value": setting.value,
+                               "n_params": table.total_params, "macs": table.total_macs,
+                               "seeds": len(mine)}
+        for metric in FINALS:
+            mean, low, high, _ = interval(mine[f"final_{metric}"].tolist(), metric)
+            row.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high})
+        paired = mine.set_index("seed_index")["final_val_accuracy"]
+        common = paired.index.intersection(base.index)
+        diffs = (paired.loc[common] - base.loc[common, "final_val_accuracy"]).tolist()
+        mean, low, high, _ = interval(diffs, "val_accuracy", difference=True)
+        row.update({"diff_val_accuracy": mean, "diff_val_accuracy_low": low,
+                    "diff_val_accuracy_high": high, "paired_seeds": len(common)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def design_tables(frame: pd.DataFrame, design: Design) -> dict[str, pd.DataFrame]:
+    """``knob_table`` for every knob of the design (``knobs``), from a ``trials_frame``."""
+    trials = design_trials(frame, design)
+    return {knob: knob_table(trials, design, knob) for knob in knobs(design)}
+
+
+def mean_curves(trials: pd.DataFrame, label: str) -> dict[str, list[float]]:
+    """A setting's curves, each epoch's mean over its seeds: metric -> values from epoch 1."""
+    mine = trials[trials[SETTING_PARAM].astype(str) == label]
+    curves: dict[str, list[float]] = {}
+    for metric in FINALS:
+        columns = compare._epoch_columns(mine, metric)
+        values = [float(mine[c].mean()) for c in columns.values() if mine[c].notna().any()]
+        if values:
+            curves[metric] = values
+    return curves
+
+
+# -- text -------------------------------------------------------------------------------------
+
+def _ci(mean: float, low: float, high: float, digits: int = 4) -> str:
+    if pd.isna(mean):
+        return "-"
+    if pd.isna(low):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _signed(mean: float, low: float, high: float) -> str:
+    if pd.isna(mean):
+        return "-"
+    if pd.isna(low):
+        return f"{mean:+.4f}"
+    return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def format_tables(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The per-knob tables as text lines, for the end of a study: setting, parameters, seeds,
+    validation accuracy with its interval and the difference to the base."""
+    lines = []
+    for knob, table in tables.items():
+        lines.append(f"{knob}:")
+        for row in table.itertuples():
+            lines.append(
+                f"  {row.value:<24} {row.n_params:>10,} params  {row.seeds} seed(s)  val_accuracy "
+                f"{_ci(row.val_accuracy, row.val_accuracy_low, row.val_accuracy_high)}"
+                + ("" if row.setting == BASE else "  vs base " + _signed(
+                    row.diff_val_accuracy, row.diff_val_accuracy_low,
+                    row.diff_val_accuracy_high)))
+    return lines
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+def knob_figure(trials: pd.DataFrame, table: pd.DataFrame, knob: str, base_name: str) -> Any:
+    """The knob's panel (parameters on a log axis against the mean validation accuracy with its
+    95% interval; the base marked; points labelled) beside the notebook's curves of each
+    setting (training solid, validation dashed; mean over seeds): loss, then accuracy."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(15, 4.4))
+    ax, loss_ax, acc_ax = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.15, 1, 1]})
+    colors = [f"C{i}" for i in range(10)]
+    for i, row in enumerate(table.itertuples()):
+        color = colors[i % 10]
+        if pd.isna(row.val_accuracy):
+            continue
+        low = row.val_accuracy - row.val_accuracy_low if not pd.isna(row.val_accuracy_low) else 0
+        high = row.val_accuracy_high - row.val_accuracy if not pd.isna(row.val_accuracy_low) \
+            else 0
+        is_base = row.setting == BASE
+        ax.errorbar([row.n_params], [row.val_accuracy], yerr=[[low], [high]], fmt="*" if is_base
+                    else "o", markersize=14 if is_base else 7, color=color, capsize=4)
+        ax.annotate(f"base ({base_name})" if is_base else row.value,
+                    (row.n_params, row.val_accuracy), textcoords="offset points", xytext=(6, 6),
+                    fontsize=9)
+        curves = mean_curves(trials, row.setting)
+        for metric, axis in (("loss", loss_ax), ("accuracy", acc_ax)):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                values = curves.get(prefix + metric)
+                if values:
+                    axis.plot(range(1, len(values) + 1), values, style, color=color,
+                              label=(("base" if is_base else row.value) if prefix == "" else None))
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("validation accuracy (mean over seeds, 95% interval)")
+    ax.set_title(f"{knob}: size against accuracy")
+    ax.grid(True, alpha=0.3)
+    for axis, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.set_title(f"{metric}: training (solid), validation (dashed)")
+        axis.grid(True, alpha=0.3)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    acc_ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1250px;margin:2em auto;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}img{max-width:100%}
+.note{color:#555;font-size:14px}"""
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    shown = pd.DataFrame({
+        "setting": table["value"],
+        "parameters": table["n_params"].map("{:,}".format),
+        "MACs": table["macs"].map("{:,}".format),
+        "seeds": table["seeds"],
+        "val accuracy [95%]": [_ci(r.val_accuracy, r.val_accuracy_low, r.val_accuracy_high)
+                               for r in table.itertuples()],
+        "vs base [95%]": ["-" if r.setting == BASE else _signed(
+            r.diff_val_accuracy, r.diff_val_accuracy_low, r.diff_val_accuracy_high)
+            for r in table.itertuples()],
+        "val loss": [_ci(r.val_loss, r.val_loss_low, r.val_loss_high)
+                     for r in table.itertuples()],
+        "train accuracy": [_ci(r.accuracy, r.accuracy_low, r.accuracy_high)
+                           for r in table.itertuples()],
+        "train loss": [_ci(r.loss, r.loss_low, r.loss_high) for r in table.itertuples()],
+    })
+    return shown.to_html(index=False, escape=True)
+
+
+def design_report(frame: pd.DataFrame, design: Design, title: str, facts: str) -> str:
+    """The HTML page of a designed experiment from its ``trials_frame``."""
+    trials = design_trials(frame, design)
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=note>{facts}</p>",
+             "<p class=note>Each setting changes one knob of the base network on every conv "
+             "layer and is trained with the same seeds as the base. Left: parameters against "
+             "validation accuracy (mean over seeds, bars: 95% Student-t interval, clipped to "
+             "[0, 1]); the star is the base. Middle and right: training (solid) and validation "
+             "(dashed) curves, mean over seeds: a validation curve that flattens or rises while "
+             "training keeps improving is overfitting. Table: 'vs base' is the setting's "
+             "validation accuracy minus the base's, seed by seed, with its 95% interval: an "
+             "interval that holds 0 is no measured difference.</p>"]
+    for knob in knobs(design):
+        table = knob_table(trials, design, knob)
+        fig = knob_figure(trials, table, knob, design.base_name)
+        parts += [f"<h2>{html.escape(knob)}</h2>",
+                  f"<img alt='{html.escape(knob)}' src='data:image/png;base64,{_png(fig)}'>",
+                  _html_table(table)]
+    return _page(title, parts)
+
+
+def search_report(frame: pd.DataFrame, title: str, facts: str) -> str:
+    """The HTML page of a search: leaderboard, front, the leaders' curves, knob effects."""
+    from matplotlib.figure import Figure
+
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=note>{facts}</p>"]
+    board = compare.leaderboard(frame, states=["COMPLETE"], top=10)
+    columns = [c for c in ("trial", "value", "n_params", "macs", "architecture", "epochs_run",
+                           "duration_s") if c in board]
+    parts += ["<h2>Leaderboard (the 10 best complete trials)</h2>",
+              board[columns].to_html(index=False, float_format="{:.4f}".format)]
+    on_front = compare.front(frame)
+    if not on_front.empty:
+        parts += ["<h2>Front: no trial is both smaller and better</h2>",
+                  on_front[[c for c in columns if c in on_front]].to_html(
+                      index=False, float_format="{:.4f}".format)]
+    if not board.empty:
+        fig = Figure(figsize=(12, 4))
+        loss_ax, acc_ax = fig.subplots(1, 2)
+        for i, row in enumerate(board.head(5).itertuples()):
+            for metric, axis in (("val_loss", loss_ax), ("val_accuracy", acc_ax)):
+                cols = compare._epoch_columns(board, metric)
+                values = [getattr(row, c) for c in cols.values()]
+                values = [v for v in values if not pd.isna(v)]
+                axis.plot(range(1, len(values) + 1), values, color=f"C{i}",
+                          label=f"trial {row.trial}")
+                axis.set_title(metric)
+                axis.set_xlabel("epoch")
+        acc_ax.legend(fontsize=8)
+        fig.tight_layout()
+        parts += ["<h2>The leaders' validation curves</h2>",
+                  f"<img alt=curves src='data:image/png;base64,{_png(fig)}'>"]
+    effects = []
+    for knob in ("padding", "strides", "filters", "kernel_size", "n_conv"):
+        try:
+            table = compare.knob_effects(frame, knob)
+        except Exception:  # A knob this study did not vary, or too few trials.
+            continue
+        effects += [f"<h3>{html.escape(knob)}</h3>", table.to_html(
+            float_format="{:.4f}".format)]
+    if effects:
+        parts += ["<h2>Knob effects (a search draws confounded networks: read with care)</h2>",
+                  *effects]
+    return _page(title, parts)
+
+
+def _page(title: str, parts: list[str]) -> str:
+    return ("<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
+
+
+def build_report(study_name: str, *, storage: str | None = None,
+                 tracking_uri: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The study's report page and, for a design, its per-knob tables (else empty)."""
+    from cnnlab.results.confirm import study_config
+    from cnnlab.tracking.stores import load_existing_study
+
+    study = load_existing_study(study_name, storage)
+    config = study_config(study)
+    frame = compare.trials_frame(study_name, storage=storage, tracking_uri=tracking_uri,
+                                 epoch_curves=compare.CURVES)
+    t = config.training
+    sizes = (f"{config.train_size or 50_000:,} training images, "
+             f"{config.val_size or 10_000:,} validation images")
+    if config.design is not None:
+        d = config.design
+        facts = (f"Designed experiment around the {html.escape(d.base_name)} "
+                 f"({html.escape(d.base.describe())}): {len(d.settings())} settings x "
+                 f"{d.seeds} seeds, {t.epochs} epochs each on {sizes}, batch {t.batch_size}, "
+                 f"{t.optimizer}. {html.escape(config.description)}")
+        return (design_report(frame, d, f"cnnlab report: {study_name}", facts),
+                design_tables(frame, d))
+    facts = (f"Search: {len(frame)} trials, {t.epochs} epochs each on {sizes}. "
+             f"{html.escape(config.description)}")
+    return search_report(frame, f"cnnlab report: {study_name}", facts), {}
+
+
+def write_report(study_name: str, out: Path, *, storage: str | None = None,
+                 tracking_uri: str | None = None, log_to: str | None = None
+                 ) -> dict[str, pd.DataFrame]:
+    """Write the study's report to ``out`` and, with ``log_to`` (an MLflow run id: the study's
+    run), log it there as ``report.html``. Returns the design's per-knob tables (else empty)."""
+    page, tables = build_report(study_name, storage=storage, tracking_uri=tracking_uri)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    if log_to is not None:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().log_text(log_to, page, REPORT_ARTIFACT)
+    return tables
+
+
+def default_path(study_name: str, tracking_uri: str | None = None) -> Path:
+    """Where a study's report goes unless told: ``reports/<study>.html`` beside a local MLflow
+    store (``mlruns/reports/`` for the default ``sqlite:///mlruns/mlflow.db``), else under
+    ``mlruns/reports/`` here."""
+    import re
+
+    folder = Path("mlruns")
+    if tracking_uri and tracking_uri.startswith("sqlite:///"):
+        folder = Path(tracking_uri[len("sqlite:///"):]).parent
+    return folder / "reports" / (re.sub(r"[^\w.-]+", "_", study_name) + ".html")
+
+
+def report_study(study_name: str, stores: Any, *, path: Path | None = None,
+                 out: Any = print) -> Path:
+    """Write the study's report (``path``, else ``default_path``), log it on the study's MLflow
+    run as ``report.html`` when the study has one, print a design's per-knob tables and say
+    where the report is. Raises ``ConfigError`` for a study that is not in the storage."""
+    from cnnlab.names import PARENT_RUN_ATTR
+    from cnnlab.tracking.stores import load_existing_study
+
+    study = load_existing_study(study_name, stores.storage)
+    run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    path = path or default_path(study_name, stores.tracking_uri)
+    tables = write_report(study_name, path, storage=stores.storage,
+                          tracking_uri=stores.tracking_uri, log_to=run_id)
+    for line in format_tables(tables):
+        out(line)
+    where = f" and on the study's MLflow run {run_id} ({REPORT_ARTIFACT})" if run_id else ""
+    out(f"report: {path}{where}")
+    return path

@@ -1,0 +1,112 @@
+"""A designed experiment end to end on tiny MNIST slices: every setting and seed trained and
+tracked, and its report's tables equal to what MLflow holds."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from cnnlab.results.compare import CURVES, trials_frame
+from cnnlab.results.report import design_tables
+from cnnlab.search.config import load_study_config
+from tests.studies import Stores
+
+DESIGN = """
+name = "tiny-design"
+seed = 7
+
+[training]
+epochs = 2
+train_size = 512
+val_size = 256
+
+[design]
+seeds = 2
+filters = [0.25, 1]
+padding = ["valid"]
+"""
+
+
+@pytest.fixture(scope="module")
+def design(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    stores = Stores(tmp_path_factory.mktemp("design"), DESIGN)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(stores.root)
+        assert stores.run() == 0
+    return stores
+
+
+@pytest.mark.slow
+def test_every_setting_and_seed_is_trained_and_tracked(design: Stores) -> None:
+    study = design.study("tiny-design")
+    parent, children = design.runs("tiny-design")
+    cells = {(t.params["design_setting"], t.params["design_seed"]) for t in study.trials}
+    assert cells == {(s, i) for s in ("base", "filters x0.25", "padding valid") for i in (0, 1)}
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 6
+    for trial in study.trials:
+        run = children[trial.number]
+        # Every setting is trained with the same seeds: the study's seed plus the seed's index.
+        assert trial.user_attrs["seed"] == 7 + trial.params["design_seed"]
+        assert run.data.params["design_setting"] == trial.params["design_setting"]
+        assert run.data.params["design_seed"] == str(trial.params["design_seed"])
+        assert run.data.params["design_knob"] == trial.user_attrs["design_knob"]
+        assert run.data.params["design_value"] == trial.user_attrs["design_value"]
+        # Epochs are counted from 1: MLflow's steps, Optuna's intermediate values.
+        for metric in CURVES:
+            steps = [m.step for m in design.client.get_metric_history(run.info.run_id, metric)]
+            assert sorted(steps) == [1, 2], metric
+        assert sorted(trial.intermediate_values) == [1, 2]
+    knobs = {t.params["design_setting"]: t.user_attrs["design_knob"] for t in study.trials}
+    assert knobs == {"base": "base", "filters x0.25": "filters", "padding valid": "padding"}
+
+
+@pytest.mark.slow
+def test_the_report_tables_are_what_mlflow_holds(design: Stores) -> None:
+    parent, children = design.runs("tiny-design")
+    config = load_study_config(design.file)
+    frame = trials_frame("tiny-design", storage=design.storage, tracking_uri=design.tracking,
+                         epoch_curves=CURVES)
+    tables = design_tables(frame, config.design)
+    assert list(tables) == ["filters", "padding"]
+    by_setting: dict[str, dict[int, dict[str, float]]] = {}
+    for run in children.values():
+        by_setting.setdefault(run.data.params["design_setting"], {})[
+            int(run.data.params["design_seed"])] = run.data.metrics
+    for table in tables.values():
+        assert table["setting"].tolist()[0] == "base"
+        for row in table.itertuples():
+            runs = by_setting[row.setting]
+            assert row.seeds == len(runs) == 2
+            for metric in ("val_accuracy", "val_loss", "accuracy", "loss"):
+                assert getattr(row, metric) == pytest.approx(
+                    statistics.fmean(m[metric] for m in runs.values()), abs=1e-12)
+            diffs = [runs[i]["val_accuracy"] - by_setting["base"][i]["val_accuracy"]
+                     for i in (0, 1)]
+            assert row.diff_val_accuracy == pytest.approx(statistics.fmean(diffs), abs=1e-12)
+            # Intervals stay where accuracies can be.
+            assert 0 <= row.val_accuracy_low <= row.val_accuracy <= row.val_accuracy_high <= 1
+            assert -1 <= row.diff_val_accuracy_low <= row.diff_val_accuracy_high <= 1
+
+
+@pytest.mark.slow
+def test_the_report_is_on_the_study_run_and_printed(design: Stores, tmp_path: Path,
+                                                    capsys) -> None:
+    parent, _ = design.runs("tiny-design")
+    artifacts = [a.path for a in design.client.list_artifacts(parent.info.run_id)]
+    assert "report.html" in artifacts
+    page = Path(design.client.download_artifacts(parent.info.run_id, "report.html",
+                                                 str(tmp_path))).read_text()
+    assert page.count("<img") == 2 and "data:image/png;base64," in page
+    assert "filters" in page and "padding" in page and "x0.25" in page
+    # `cnnlab report` writes the same page again, anywhere.
+    from cnnlab import cli
+
+    out = tmp_path / "again.html"
+    assert cli.main(["report", "tiny-design", "--storage", design.storage, "--tracking-uri",
+                     design.tracking, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "filters:" in printed and "padding:" in printed and "vs base" in printed
+    assert f"report: {out}" in printed
+    assert out.read_text().count("<img") == 2
