@@ -158,7 +158,16 @@ def cmd_study_check(args: argparse.Namespace) -> int:
         c = config.confirm
         print(f"then confirm: {'the front' if c.front else f'the top {c.top}'} over {c.seeds} "
               f"seeds{' beside the notebook CNN' if c.baseline else ''}")
-    print(f"search space: {feasible.describe()}")
+    design = config.design
+    if design is None:
+        print(f"search space: {feasible.describe()}")
+    else:
+        print(f"design around the {design.base_name} ({design.base.describe()}): "
+              f"{len(design.settings())} settings x {design.seeds} seeds")
+        for setting in design.settings():
+            table = setting.architecture.layer_table()
+            print(f"  {setting.label:<32} {table.total_params:>10,} params "
+                  f"{table.total_macs:>12,} MACs  {setting.architecture.describe()}")
     print("the file is valid; nothing was written.")
     return 0
 

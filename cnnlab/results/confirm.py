@@ -191,6 +191,10 @@ def confirm_study(
     study = load_existing_study(study_name, storage)
     # The study's own configuration (from the process that runs it), else its identity.
     config = config if config is not None else study_config(study)
+    if config.design is not None:
+        raise ConfigError(f"study '{study_name}' is a designed experiment: every setting is "
+                          f"trained over {config.design.seeds} seeds already; its answer is "
+                          f"`cnnlab report {study_name}`.")
     uri = _check_confirmable(study, tracking_uri)
     chosen = candidates(study, config, top=top, front=front)
     specs = {str(t.number): trial_spec(config, t) for t in chosen}

@@ -206,7 +206,8 @@ def knob_figure(trials: pd.DataFrame, table: pd.DataFrame, knob: str, base_name:
                 values = curves.get(prefix + metric)
                 if values:
                     axis.plot(range(1, len(values) + 1), values, style, color=color,
-                              label=(("base" if is_base else row.value) if prefix == "" else None))
+                              label=(("base" if is_base else row.value)
+                                     if prefix == "" and axis is acc_ax else None))
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("validation accuracy (mean over seeds, 95% interval)")
@@ -214,11 +215,14 @@ def knob_figure(trials: pd.DataFrame, table: pd.DataFrame, knob: str, base_name:
     ax.grid(True, alpha=0.3)
     for axis, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
         axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
-        axis.set_title(f"{metric}: training (solid), validation (dashed)")
+        axis.set_ylabel(f"{metric} (mean over seeds)")
+        axis.set_title(f"{metric} per epoch")
         axis.grid(True, alpha=0.3)
         axis.xaxis.get_major_locator().set_params(integer=True)
-    acc_ax.legend(fontsize=8, loc="lower right")
+    loss_ax.plot([], [], "-", color="black", label="training")
+    loss_ax.plot([], [], "--", color="black", label="validation")
+    loss_ax.legend(fontsize=8, loc="upper right")
+    acc_ax.legend(fontsize=8, loc="lower right", title=knob, title_fontsize=8)
     fig.tight_layout()
     return fig
 

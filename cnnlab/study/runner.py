@@ -80,7 +80,9 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
     out(f"study '{config.name}' in {redact(stores.storage)}: {done} trial(s) so far"
         + (f", total {total}" if total is not None else "")
         + (f", time budget {config.timeout:g} s" if config.timeout is not None else "")
-        + f"; {feasible.describe()}")
+        + "; " + (feasible.describe() if config.design is None else
+                  f"a design of {len(config.design.settings())} settings x "
+                  f"{config.design.seeds} seeds"))
     if total is not None and done >= total:
         out(f"study '{config.name}' is finished: {done} of {total} trials; nothing to do "
             "(give a larger --n-trials to run more).")
