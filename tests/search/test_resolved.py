@@ -1,5 +1,6 @@
 """Fields a study does not search keep the base network's values (the notebook's CNN, layer by
-layer), fixed and not Optuna parameters; `conv.FIELD` overrides every layer, `convN.FIELD` one."""
+layer), fixed and not Optuna parameters; `conv.FIELD` overrides every layer, `convN.FIELD` one;
+`cnnlab study check` prints the resolved space with each value's source."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 import optuna
 import pytest
 
+from cnnlab import cli
 from cnnlab.errors import ArchitectureError, ConfigError
-from cnnlab.search.config import parse_study
-from cnnlab.search.space import RandomSuggester, feasibility
+from cnnlab.search.config import load_study_config, parse_study
+from cnnlab.search.resolved import resolved_space
+from cnnlab.search.space import Choices, RandomSuggester, feasibility
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ConvLayer
 from tests.studies import Stores
 
@@ -104,6 +107,89 @@ def test_a_layer_past_the_base_repeats_its_last_layer_keeping_the_map_size() -> 
     assert deeper.suggest(RandomSuggester(0)).architecture.dense == (128, 128, 128)
 
 
+def test_study_checks_rows_name_each_values_source() -> None:
+    config = _study(STRIDES_PADDING.replace("[training]\n", '[training]\nbatch_size = 64\n'),
+                    'n_conv = [3, 5]\nconv2.filters = [16, 48]\ntraining.optimizer = '
+                    '["adam", "sgd"]\n')
+    rows = {r.path: r for r in resolved_space(config)}
+    expected = {
+        "n_conv": (Choices((3, 5)), "search"),
+        "conv1.filters": (Choices((32,)), "base"),
+        "conv2.filters": (Choices((16, 48)), "search"),
+        "conv4.filters": (Choices((64,)), "base"),
+        "conv5.filters": (Choices((64,)), "base"),
+        "conv1.kernel_size": (Choices((3,)), "base"),
+        "conv2.strides": (Choices((1, 2)), "search"),
+        "conv5.strides": (Choices((1, 2)), "search"),
+        "conv1.batchnorm": (Choices((False,)), "default"),
+        "conv5.pool": (Choices(("none",)), "default"),
+        "n_dense": (Choices((1,)), "base"),
+        "dense1.units": (Choices((128,)), "base"),
+        "head": (Choices(("flatten",)), "default"),
+        "dropout": (Choices((0.0,)), "default"),
+        "training.epochs": (Choices((1,)), "training"),
+        "training.batch_size": (Choices((64,)), "training"),
+        "training.optimizer": (Choices(("adam", "sgd")), "search"),
+        "training.learning_rate": (Choices((None,)), "default"),
+        "training.train_size": (Choices((256,)), "training"),
+        "training.val_size": (Choices((128,)), "training"),
+    }
+    assert {path: (rows[path].param, rows[path].source) for path in expected} == expected
+    # Every field of every layer up to the largest depth, and no layer past it.
+    assert {p for p in rows if p.startswith("conv")} == {
+        f"conv{i}.{f}" for i in range(1, 6) for f in ("filters", "kernel_size", "strides",
+                                                      "padding", "batchnorm", "pool",
+                                                      "pool_size")}
+    assert not any(p.startswith("dense2") for p in rows)
+    assert rows["conv2.filters"].searched and not rows["conv1.filters"].searched
+
+
+def test_study_check_prints_the_resolved_space(tmp_path: Path, capsys) -> None:
+    file = tmp_path / "study.toml"
+    file.write_text(STRIDES_PADDING)
+    assert cli.main(["study", "check", str(file)]) == 0
+    out = capsys.readouterr().out
+    lines = {" ".join(line.split()) for line in out.splitlines()}
+    assert "n_conv 4 base" in lines
+    assert "conv1-4 filters 32, 32, 64, 64 base" in lines
+    assert "conv1-4 kernel_size 3 base" in lines
+    assert "conv1-4 strides 1 | 2 search" in lines
+    assert "conv1-4 padding valid | same search" in lines
+    assert "conv1-4 batchnorm false default" in lines
+    assert "dense1 units 128 base" in lines
+    assert "training.epochs 1 training" in lines
+    assert "training.optimizer rmsprop default" in lines
+    assert "training.val_size 128 training" in lines
+    assert "conv1-4 pool none default" in lines
+    assert out.rstrip().endswith("the file is valid; nothing was written.")
+    # One layer of its own splits the line; layers past the base's 4 are said to repeat its last.
+    file.write_text(STRIDES_PADDING + "conv2.filters = [16, 48]\nn_conv = [6]\n")
+    assert cli.main(["study", "check", str(file)]) == 0
+    lines = {" ".join(line.split()) for line in capsys.readouterr().out.splitlines()}
+    assert {"conv1 filters 32 base", "conv2 filters 16 | 48 search",
+            "conv3-6 filters 64 base", "n_conv 6 search"} <= lines
+    assert "conv5-6 (past the base's 4 layers): as its last layer, with stride 1, 'same' " \
+        "padding, no pool" in lines
+
+
+def test_the_shipped_studies_resolve_as_their_comments_say() -> None:
+    """strides_padding keeps the notebook's filters and kernels; filters_kernels its strides
+    and padding; every shipped file searches what its own [search] says and nothing else."""
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    sp = {r.path: r for r in resolved_space(load_study_config(root / "strides_padding.toml"))}
+    assert [sp[f"conv{i}.filters"].param for i in range(1, 5)] == [
+        Choices((f,)) for f in NOTEBOOK_FILTERS]
+    fk = {r.path: r for r in resolved_space(load_study_config(root / "filters_kernels.toml"))}
+    assert [(fk[f"conv{i}.strides"].param.values, fk[f"conv{i}.padding"].param.values)
+            for i in range(1, 5)] == [((1,), ("same",)), ((2,), ("valid",)),
+                                      ((1,), ("same",)), ((2,), ("valid",))]
+    for file in sorted(root.glob("*.toml")):
+        config = load_study_config(file)
+        searched = {r.path for r in resolved_space(config) if r.searched}
+        for path in searched:
+            assert config.space.given(path) is not None, (file.name, path)
+
+
 def test_feasibility_and_the_build_check_see_the_base_values() -> None:
     space = _study(STRIDES_PADDING.replace("max_params = 400000\n", "")).space
     buildable = 0
@@ -152,3 +238,16 @@ def test_a_study_of_strides_and_padding_trains_and_records_the_notebooks_filters
     assert params["n_conv"] == "4" and params["dense1_units"] == "128"
     assert [params[f"conv{i}_strides"] for i in range(1, 5)] == [
         str(trial.params[f"conv{i}_strides"]) for i in range(1, 5)]
+
+
+def test_the_resolved_space_in_docs_is_what_study_check_prints(tmp_path: Path, capsys) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "studies.md").read_text()
+    section = page[page.index("### What a study does not search"):]
+    study = section[section.index("```toml\n") + 8:]
+    study, shown = study[:study.index("```")], study[study.index("```text\n") + 8:]
+    shown = shown[:shown.index("```")]
+    file = tmp_path / "study.toml"
+    file.write_text(study)
+    assert cli.main(["study", "check", str(file)]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert printed == shown.splitlines()
