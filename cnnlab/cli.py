@@ -160,6 +160,7 @@ def cmd_study_check(args: argparse.Namespace) -> int:
               f"seeds{' beside the notebook CNN' if c.baseline else ''}")
     design = config.design
     if design is None:
+        _print_resolved(config)
         print(f"search space: {feasible.describe()}")
     else:
         print(f"design around the {design.base_name} ({design.base.describe()}): "
@@ -170,6 +171,81 @@ def cmd_study_check(args: argparse.Namespace) -> int:
                   f"{table.total_macs:>12,} MACs  {setting.architecture.describe()}")
     print("the file is valid; nothing was written.")
     return 0
+
+
+def _print_resolved(config: Any) -> None:
+    """The resolved space as a table: a line per field (a conv or Dense field over the layers
+    that share its source: ``conv1-4 filters  32, 32, 64, 64  base``), its value or choices
+    and where it comes from."""
+    import itertools
+    import re
+    import textwrap
+
+    from cnnlab.search.resolved import resolved_space
+    from cnnlab.search.space import SOURCES, fixed
+
+    def layer(path: str) -> tuple[str, int]:
+        found = re.fullmatch(r"(conv|dense)(\d+)\.(\w+)", path)
+        return (f"{found[1]} {found[3]}", int(found[2])) if found else (path, 0)
+
+    def span(kind: str, rows: list[Any]) -> str:
+        first, last = layer(rows[0].path)[1], layer(rows[-1].path)[1]
+        name, field = kind.split(" ")
+        return f"{name}{first}{f'-{last}' if last > first else ''} {field}"
+
+    rows, lines = resolved_space(config), []
+    for kind, group in itertools.groupby(rows, key=lambda r: layer(r.path)[0]):
+        field = list(group)
+        if layer(field[0].path)[1] == 0:
+            lines += [(field[0].path, _show(field[0].path, field[0].param), field[0].source)]
+            continue
+        for source, run in itertools.groupby(field, key=lambda r: r.source):
+            run = list(run)
+            if all(fixed(r.param) for r in run):
+                values = [_show(r.path, r.param) for r in run]
+                shown = values[0] if len(set(values)) == 1 else ", ".join(values)
+                lines.append((span(kind, run), shown, source))
+                continue
+            for _, same in itertools.groupby(run, key=lambda r: r.param):
+                same = list(same)
+                lines.append((span(kind, same), _show(same[0].path, same[0].param), source))
+    print(textwrap.fill(
+        "resolved space: every field's value (a | b: choices searched; low..high: a range "
+        "searched; one value: fixed) and its source (" + "; ".join(
+            f"{k}: {v}" for k, v in SOURCES.items()) + "):", width=96))
+    width = [max(len(line[i]) for line in lines) for i in (0, 1)]
+    for label, value, source in lines:
+        print(f"  {label:<{width[0]}}  {value:<{width[1]}}  {source}")
+    depth = len(config.space.base.conv)
+    past = sorted({layer(r.path)[1] for r in rows if r.path.startswith("conv")
+                   and layer(r.path)[1] > depth and r.source == "base"})
+    if past:
+        print(f"  conv{past[0]}{f'-{past[-1]}' if len(past) > 1 else ''} (past the base's "
+              f"{depth} layers): as its last layer, with stride 1, 'same' padding, no pool")
+
+
+def _show(path: str, param: Any) -> str:
+    """A resolved value as a study file would say it: ``32``, ``8 | 16 | 32``, ``1..5``,
+    ``0.0003..0.003 log``; no data size is the whole split, no learning rate Keras's own."""
+    from cnnlab.search.space import Choices
+
+    def one(value: Any) -> str:
+        if value is None:
+            return "Keras's default" if path.endswith("learning_rate") else "all"
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, tuple):
+            return "x".join(str(v) for v in value)
+        if isinstance(value, float):
+            return f"{value:g}"
+        return f"{value:,}" if isinstance(value, int) else str(value)
+
+    if isinstance(param, Choices):
+        return " | ".join(one(v) for v in param.values)
+    text = f"{one(param.low)}..{one(param.high)}"
+    if param.step not in (None, 1):
+        text += f" by {one(param.step)}"
+    return text + (" log" if param.log else "")
 
 
 def study_config(args: argparse.Namespace) -> Any:

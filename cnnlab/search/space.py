@@ -18,6 +18,18 @@ training.learning_rate = { low = 1e-4, high = 1e-2, log = true }
 training.optimizer = ["rmsprop", "adam"]
 ```
 
+A field the file does not give is fixed (not sampled, not an Optuna parameter) at the *base
+network*'s value, the notebook's CNN (``NOTEBOOK_CNN``), as ``cnnlab train`` builds it: 4 conv
+layers, each with its own filters, kernel size, strides and padding (32k3s1same, 32k3s2valid,
+64k3s1same, 64k3s2valid), one Dense layer of 128 units, and every other field at the spec's
+default (no batch normalisation, no pool, a Flatten head, no dropout). ``conv.FIELD`` replaces
+the base's value on every layer; ``convN.FIELD`` on layer N only, and wins over ``conv.FIELD``.
+A layer beyond the base's depth (conv5 when ``n_conv`` reaches 5) repeats the base's last layer
+with stride 1, 'same' padding and no pool, so that it keeps its input's size and any depth
+can be built; a Dense layer beyond the base's takes the base's last Dense layer's units.
+``SearchSpace.resolve`` says, for any path, what a trial may choose there and where it comes
+from (``SOURCES``).
+
 Values are checked by the spec's own classes (``ConvLayer``, ``Architecture``, ``TrainConfig``),
 so a new field there is a new searchable knob with nothing to add here. Parameter names are
 ``trialspec.param_name(path)`` (``conv2_strides``, ``learning_rate``), the names the spec
@@ -27,6 +39,7 @@ gives its MLflow parameters, so Optuna's and MLflow's columns line up.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 import re
@@ -36,6 +49,7 @@ from typing import Any, Protocol
 from cnnlab.errors import ArchitectureError, ConfigError
 from cnnlab.spec.architecture import (
     HARD_MAX_PARAMS,
+    NOTEBOOK_CNN,
     Architecture,
     ConvLayer,
 )
@@ -130,14 +144,13 @@ Param = Choices | IntRange | FloatRange
 
 STRUCTURE = ("n_conv", "n_dense")
 """Paths that set a depth."""
-DEFAULTS: dict[str, Param] = {
-    "n_conv": Choices((2,)), "n_dense": Choices((1,)),
-    "conv.filters": Choices((16, 32, 64)), "conv.kernel_size": Choices((3,)),
-    "conv.strides": Choices((1,)), "conv.padding": Choices(("valid",)),
-    "dense.units": Choices((128,)),
+SOURCES = {
+    "search": "the file's [search]",
+    "base": "the base network, the notebook's CNN",
+    "default": "the spec's default",
+    "training": "the file's [training]",
 }
-"""What a space searches where a study file says nothing (any other field keeps the spec's
-default)."""
+"""Where a resolved value comes from (``Resolved.source``)."""
 ALIASES = {**{f: f"conv.{f}" for f in CONV_FIELDS}, "dense_units": "dense.units"}
 """The keys of study files written before paths (``filters``, ``dense_units``)."""
 
@@ -150,15 +163,58 @@ MAX_LAYERS = {"n_conv": LIMITS["n_conv"][1], "n_dense": LIMITS["n_dense"][1]}
 MAX_UNITS = LIMITS["units"][1]
 
 
+def fixed(param: Param) -> bool:
+    """Whether ``param`` is one value (not sampled, not an Optuna parameter)."""
+    if isinstance(param, Choices):
+        return len(param.values) == 1
+    return param.low == param.high
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a trial may choose at ``path`` (``param``: searched, or fixed when it is one value)
+    and where that comes from (``source``, a key of ``SOURCES``)."""
+
+    path: str
+    param: Param
+    source: str
+
+    @property
+    def searched(self) -> bool:
+        return not fixed(self.param)
+
+
+def base_layer(base: Architecture, number: int) -> ConvLayer:
+    """Conv layer ``number`` (1-based) of ``base``; past its depth, its last layer with stride
+    1, 'same' padding and no pool (it keeps its input's size, so any depth can be built)."""
+    if number <= len(base.conv):
+        return base.conv[number - 1]
+    last = base.conv[-1] if base.conv else NOTEBOOK_CNN.conv[-1]
+    return dataclasses.replace(last, strides=1, padding="same", pool="none")
+
+
+@functools.lru_cache(maxsize=256)
+def _stated(arch: Architecture, layer: ConvLayer | None = None) -> frozenset[str]:
+    """The fields a network states rather than leaves at the spec's default: the keys of its
+    ``to_dict`` (a conv layer's filters, kernel size, strides, padding, and any option it
+    sets; the head or dropout only when not the default)."""
+    if layer is not None:
+        return frozenset(Architecture(conv=(layer,), dense=()).to_dict()["conv"][0])
+    return frozenset(arch.to_dict())
+
+
 @dataclass(frozen=True)
 class SearchSpace:
-    """Everything a trial may choose, by path; ``suggest`` turns a trial into a ``TrialSpec``."""
+    """What a study file searches (``params``, by path) around a ``base`` network, whose values
+    every other field keeps; ``suggest`` turns a trial into a ``TrialSpec``."""
 
-    params: dict[str, Param] = field(default_factory=lambda: dict(DEFAULTS))
+    params: dict[str, Param] = field(default_factory=dict)
+    base: Architecture = NOTEBOOK_CNN
 
-    def param(self, path: str) -> Param | None:
-        """What a trial may choose at ``path``: its own entry, or for ``convN.FIELD`` and
-        ``denseN.units`` the entry for every layer (``conv.FIELD``, ``dense.units``)."""
+    def given(self, path: str) -> Param | None:
+        """What the file says at ``path``: its own entry, or for ``convN.FIELD`` and
+        ``denseN.units`` the entry for every layer (``conv.FIELD``, ``dense.units``); None
+        when it says nothing there."""
         if path in self.params:
             return self.params[path]
         layer = re.fullmatch(r"(conv|dense)\d+\.(\w+)", path)
@@ -166,48 +222,81 @@ class SearchSpace:
             return self.params.get(f"{layer.group(1)}.{layer.group(2)}")
         return None
 
+    def resolve(self, path: str) -> Resolved:
+        """What a trial may choose at ``path`` and where it comes from: the file's entry, else
+        the base network's value (``base_layer`` past its depth), else the spec's default.
+        ``path`` is ``n_conv``, ``n_dense``, ``convN.FIELD``, ``denseN.units``, an architecture
+        field, or a searched ``training.FIELD`` (the others are the study's ``[training]``)."""
+        found = self.given(path)
+        if found is not None:
+            return Resolved(path, found, "search")
+        base = self.base
+        if path in STRUCTURE:
+            return Resolved(path, Choices((len(base.conv if path == "n_conv" else base.dense),)),
+                            "base")
+        layer = re.fullmatch(r"conv(\d+)\.(\w+)", path)
+        if layer and layer.group(2) in CONV_FIELDS:
+            conv = base_layer(base, int(layer.group(1)))
+            name = layer.group(2)
+            return Resolved(path, Choices((getattr(conv, name),)),
+                            "base" if name in _stated(base, conv) else "default")
+        dense = re.fullmatch(r"dense(\d+)\.units", path)
+        if dense:
+            units = base.dense or NOTEBOOK_CNN.dense
+            return Resolved(path, Choices((units[min(int(dense.group(1)), len(units)) - 1],)),
+                            "base")
+        if path in ARCHITECTURE_FIELDS:
+            return Resolved(path, Choices((getattr(base, path),)),
+                            "base" if path in _stated(base) else "default")
+        raise KeyError(f"{path} is not given by the file and has no base value")
+
+    def param(self, path: str) -> Param:
+        """What a trial may choose at ``path`` (``resolve``'s ``param``)."""
+        return self.resolve(path).param
+
     def layer_param(self, index: int, key: str) -> Param:
-        """The choices for ``key`` of conv layer ``index`` (0-based), override or default."""
-        found = self.param(f"conv{index + 1}.{key}")
-        return found if found is not None else Choices((_field_default(ConvLayer, key),))
+        """What a trial may choose for ``key`` of conv layer ``index`` (0-based)."""
+        return self.param(f"conv{index + 1}.{key}")
 
     @property
     def n_conv(self) -> Param:
-        return self.params["n_conv"]
+        return self.param("n_conv")
 
     @property
     def n_dense(self) -> Param:
-        return self.params["n_dense"]
+        return self.param("n_dense")
 
     def suggest(self, trial: Suggester, training: TrainConfig | None = None) -> TrialSpec:
-        """Sample a trial's spec; names as ``trialspec.param_name`` gives them."""
+        """Sample a trial's spec; names as ``trialspec.param_name`` gives them. Fixed values
+        are not suggested, so they are not Optuna parameters."""
         def pick(path: str) -> Any:
-            return self.param(path).suggest(trial, param_name(path))  # type: ignore[union-attr]
+            return self.param(path).suggest(trial, param_name(path))
 
-        layers = []
-        for i in range(1, pick("n_conv") + 1):
-            values = {f: pick(f"conv{i}.{f}") for f in CONV_FIELDS
-                      if self.param(f"conv{i}.{f}") is not None}
-            layers.append(ConvLayer(**values))
+        layers = [ConvLayer(**{f: pick(f"conv{i}.{f}") for f in CONV_FIELDS})
+                  for i in range(1, pick("n_conv") + 1)]
         dense = tuple(pick(f"dense{i}.units") for i in range(1, pick("n_dense") + 1))
-        arch = Architecture(conv=tuple(layers), dense=dense,
-                            **{f: pick(f) for f in ARCHITECTURE_FIELDS if f in self.params})
+        arch = Architecture(conv=tuple(layers), dense=dense, input_shape=self.base.input_shape,
+                            num_classes=self.base.num_classes,
+                            **{f: pick(f) for f in ARCHITECTURE_FIELDS})
         settings = {f: pick(f"training.{f}") for f in TRAINING_FIELDS
                     if f"training.{f}" in self.params}
         return TrialSpec(arch, dataclasses.replace(training or TrainConfig(), **settings))
 
+    def architecture_rows(self) -> list[Resolved]:
+        """Every architecture path up to the largest depths the space allows, resolved:
+        ``n_conv``, each conv field of each layer (conv1.filters, conv2.filters ...,
+        conv1.kernel_size ...), ``n_dense``, each Dense layer's units, then the architecture
+        fields (head, dropout)."""
+        rows = [self.resolve("n_conv")]
+        rows += [self.resolve(f"conv{i}.{f}") for f in CONV_FIELDS
+                 for i in range(1, self.n_conv.bounds[1] + 1)]
+        rows.append(self.resolve("n_dense"))
+        rows += [self.resolve(f"dense{i}.units") for i in range(1, self.n_dense.bounds[1] + 1)]
+        rows += [self.resolve(f) for f in ARCHITECTURE_FIELDS]
+        return rows
+
     def paths(self) -> list[str]:
         return sorted(self.params)
-
-
-def _field_default(cls: type, name: str) -> Any:
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            if f.default is not dataclasses.MISSING:
-                return f.default
-            if f.default_factory is not dataclasses.MISSING:
-                return f.default_factory()
-    raise KeyError(name)
 
 
 def _kind(cls: type, name: str) -> type:
@@ -340,7 +429,7 @@ def parse_space(data: dict[str, Any], where: str = "search") -> SearchSpace:
     """Read the ``[search]`` table of a study file; unknown paths and bad values are errors."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a table.")
-    params = dict(DEFAULTS)
+    params: dict[str, Param] = {}
     given: dict[str, str] = {}
     for key, value in _flatten(data).items():
         path = ALIASES.get(key, key)
@@ -357,13 +446,20 @@ def parse_space(data: dict[str, Any], where: str = "search") -> SearchSpace:
         layer = re.fullmatch(r"conv(\d+)\.\w+", path)
         if layer and int(layer.group(1)) > max_conv:
             raise ConfigError(f"{where}.conv{layer.group(1)} is beyond the largest number of "
-                              f"conv layers ({max_conv}) that {where}.n_conv allows.")
+                              f"conv layers ({max_conv}) that {_depth(where, 'n_conv', params)}.")
         layer = re.fullmatch(r"dense(\d+)\.\w+", path)
         if layer and int(layer.group(1)) > space.n_dense.bounds[1]:
             raise ConfigError(f"{where}.dense{layer.group(1)} is beyond the largest number of "
-                              f"dense layers ({space.n_dense.bounds[1]}) that {where}.n_dense "
-                              "allows.")
+                              f"dense layers ({space.n_dense.bounds[1]}) that "
+                              f"{_depth(where, 'n_dense', params)}.")
     return space
+
+
+def _depth(where: str, path: str, params: dict[str, Param]) -> str:
+    """Who sets a depth, for an error: the file's entry, or the base network."""
+    if path in params:
+        return f"{where}.{path} allows"
+    return f"the base network has (search {path} to go deeper)"
 
 
 # -- feasibility: what can be trained, known before anything is built -----------------------

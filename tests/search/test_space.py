@@ -39,9 +39,12 @@ def test_paths_read_from_nested_tables_and_dotted_keys_alike() -> None:
     assert space.params["dropout"] == FloatRange(0.0, 0.5)
     assert space.params["n_dense"] == IntRange(0, 2)
     assert space.params["training.learning_rate"] == FloatRange(1e-4, 1e-2, log=True)
-    # A layer's own entry wins over every layer's; others fall back to it.
+    # A layer's own entry wins over every layer's; others fall back to it, and what the file
+    # does not give is the base network's (the notebook CNN's conv1 is 32k3s1same).
     assert space.param("conv2.strides") == Choices((1, 2))
     assert space.param("conv1.strides") == Choices((1,))
+    assert space.param("conv1.padding") == Choices(("same",))
+    assert space.resolve("conv1.padding").source == "base"
     assert space.param("conv1.filters") == space.param("conv2.filters") == Choices((4, 8))
     nested = parse_space({"conv": {"filters": [4, 8]}, "training": {"optimizer": ["adam"]}})
     assert nested.params["conv.filters"] == Choices((4, 8))
