@@ -397,21 +397,24 @@ def test_every_toml_block_is_toml(page: Path) -> None:
             tomllib.loads(body)
 
 
-def test_readme_study_file_is_the_quickstart() -> None:
-    """README shows experiments/quickstart.toml with its comments shortened: the same values."""
+def test_readme_study_file_is_the_first_commands() -> None:
+    """README shows the study file its first command runs, comments shortened: the same
+    values."""
+    first = _blocks()[0]
+    path = re.search(r"study run (experiments/\S+\.toml)", first).group(1)
     shown = next(body for lang, body in _fences(README) if lang == "toml")
-    with open(REPO / "experiments" / "quickstart.toml", "rb") as file:
+    with open(REPO / path, "rb") as file:
         assert tomllib.loads(shown) == tomllib.load(file)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
 def test_every_study_file_shown_passes_study_check(page: Path) -> None:
-    """A TOML block that is a whole study file (it has a name and a [search]) is what
+    """A TOML block that is a whole study file (a name and a [search] or [design]) is what
     `cnnlab study check` accepts: read, checked, its sampler and pruner dry-run in Optuna and
     enough of its space trainable; nothing is written."""
     from cnnlab.search.config import check_runnable, parse_study
 
     for lang, body in _fences(page):
         data = tomllib.loads(body) if lang == "toml" else {}
-        if "name" in data and "search" in data:
+        if "name" in data and ("search" in data or "design" in data):
             check_runnable(parse_study(data, where=f"{page.name}'s study file"))
