@@ -1,4 +1,11 @@
-"""Early stopping by dominance for studies with two objectives (metric up, size down).
+"""How a trial is stopped early: Optuna's pruners told each epoch, and cnnlab's dominance
+pruner for studies with two objectives (metric up, size down).
+
+Epochs are counted from 1 here as everywhere in cnnlab: after its ``n``-th epoch a trial reports
+its monitored metric to Optuna at step ``n`` (``report_epoch``), the step at which MLflow holds
+that epoch's metrics, and a trial pruned there ran ``n`` epochs. Optuna's pruners compare
+``step < n_warmup_steps``, so ``n_warmup_steps = k`` lets a trial be stopped after its ``k``-th
+epoch at the earliest.
 
 Optuna's pruners need ``Trial.report``, which raises ``NotImplementedError`` in a study with
 several directions. ``DominancePruner`` takes their place: at the end of every epoch a trial
@@ -6,8 +13,8 @@ appends its monitored metric to its user attribute ``cnnlab_curve`` (so that eve
 sharing the storage sees it), reads the curves of the other trials of the study, and asks
 ``cnnlab.spec.front.should_stop`` whether some trial had, at the same epoch, a metric better by
 ``margin`` with a size no larger. If so, it records the reason in ``cnnlab_pruned_by`` and
-raises ``optuna.TrialPruned``, which ends ``model.fit`` (as optuna_integration's
-``KerasPruningCallback`` does) and makes the trial PRUNED, also in a multi-objective study.
+raises ``optuna.TrialPruned``, which ends ``model.fit`` and makes the trial PRUNED, also in a
+multi-objective study.
 
 The size is the trial's user attribute ``n_params`` (or ``macs``, by ``size_attr``), which the
 objective sets before it builds the network. Importing this module imports neither Optuna nor
@@ -32,8 +39,13 @@ class DominancePruner:
     """
 
     margin: float = 0.002
+    """How much better (in the metric's own units) another trial must have been, at the same
+    epoch and no larger, for this one to stop."""
     n_warmup_epochs: int = 1
+    """The first epochs on which no decision is taken: 1 gives verdicts from the second epoch
+    on (epochs counted from 1)."""
     n_min_trials: int = 4
+    """Other trials that must have reached the epoch before a verdict there."""
     size_attr: str = N_PARAMS_ATTR
     monitor: str = "val_accuracy"
     maximize: bool | None = None
@@ -75,6 +87,7 @@ class DominancePruner:
     def epoch_end(self, trial: Any, value: float) -> None:
         """Record ``value`` as the trial's next epoch and stop the trial if it is dominated:
         raises ``optuna.TrialPruned`` with the reason, also stored in ``cnnlab_pruned_by``.
+        ``ValueError`` if the trial has no size yet.
 
         Keras-free, so that it can be driven by hand; the Keras callback calls it.
         """
@@ -103,3 +116,31 @@ class DominancePruner:
 
         return EpochEnd(lambda epoch, logs: self.epoch_end(
             trial, monitored(logs, self.monitor, epoch)))
+
+
+def report_epoch(trial: Any, epoch: int, value: float, *, epochs: int) -> None:
+    """Tell Optuna ``value``, the trial's monitored metric after epoch ``epoch`` (counted from 1),
+    as its intermediate value at step ``epoch``, and stop the trial if the study's pruner says
+    so (``trial.should_prune()``): raises ``optuna.TrialPruned``, naming the epoch of the
+    trial's ``epochs``. ``ValueError`` for an ``epoch`` outside 1 to ``epochs``.
+
+    Keras-free, so that it can be driven by hand; ``optuna_callback`` calls it.
+    """
+    if not 1 <= epoch <= epochs:
+        raise ValueError(f"epochs are counted from 1 to the trial's {epochs}, not {epoch}.")
+    trial.report(float(value), epoch)
+    if trial.should_prune():
+        import optuna
+
+        raise optuna.TrialPruned(f"pruned by the study's pruner after epoch {epoch} of {epochs}.")
+
+
+def optuna_callback(trial: Any, monitor: str, epochs: int) -> Any:
+    """A Keras callback that tells Optuna ``monitor`` after every epoch of a trial that trains
+    ``epochs`` epochs (``report_epoch``): optuna_integration's ``KerasPruningCallback``, with
+    steps counted from 1. A ``KeyError`` names what the
+    epoch's logs have if they lack ``monitor``."""
+    from cnnlab.train.callbacks import EpochEnd, monitored
+
+    return EpochEnd(lambda epoch, logs: report_epoch(
+        trial, epoch, monitored(logs, monitor, epoch), epochs=epochs))

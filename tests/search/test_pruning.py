@@ -1,5 +1,6 @@
-"""The dominance pruner: its Optuna adapter (cnnlab.search.pruning) in real multi-objective
-studies, driven by hand and, once, by a real Keras fit; and the replay benchmark
+"""Pruning (cnnlab.search.pruning): what a trial tells Optuna's pruners each epoch (steps counted
+from 1); the dominance pruner's Optuna adapter in real multi-objective studies, driven by hand
+and, once, by a real Keras fit; and the replay benchmark
 (benchmarks/dominance_pruner.py). The front arithmetic it uses is in tests/spec/test_front.py."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from cnnlab.search.pruning import CURVE_ATTR, PRUNED_BY_ATTR, DominancePruner
+from cnnlab.search.pruning import CURVE_ATTR, PRUNED_BY_ATTR, DominancePruner, report_epoch
 
 # --- the Optuna adapter ---------------------------------------------------------------------
 
@@ -40,7 +41,7 @@ HISTORY = [
     ([0.70, 0.85, 0.92], 5_000),
     ([0.75, 0.88, 0.93], 20_000),
     ([0.60, 0.80, 0.90], 40_000),
-    ([0.50, 0.60, 0.70], 30_000),  # 4: dominated at epoch 1 by trial 0: pruned.
+    ([0.50, 0.60, 0.70], 30_000),  # 4: dominated after epoch 2 by trial 0: pruned.
     ([0.50, 0.60, 0.70], 1_000),   # 5: small and worse, no one as small: completes.
     ([0.50, 0.899, 0.949], 12_000),  # 6: within the margin of trial 0: completes.
     ([0.95], 8_000),               # 7: one epoch only, in the warmup: completes.
@@ -72,9 +73,9 @@ def test_a_multi_objective_study_prunes_dominated_trials(tmp_path):
     assert states == ["COMPLETE"] * 4 + ["PRUNED"] + ["COMPLETE"] * 3
     pruned = trials[4]
     assert pruned.values is None
-    assert pruned.user_attrs[CURVE_ATTR] == [0.50, 0.60]  # Stopped after epoch 1.
+    assert pruned.user_attrs[CURVE_ATTR] == [0.50, 0.60]  # Stopped after epoch 2.
     assert pruned.user_attrs[PRUNED_BY_ATTR] == (
-        "trial 0 had val_accuracy 0.9000 at epoch 1 with n_params 10,000, at least 0.002 "
+        "trial 0 had val_accuracy 0.9000 at epoch 2 with n_params 10,000, at least 0.002 "
         "higher than this trial's 0.6000 with n_params 30,000.")
     for trial in trials[:4] + trials[5:]:
         assert trial.user_attrs[CURVE_ATTR] == HISTORY[trial.number][0]
@@ -86,7 +87,7 @@ def test_running_trials_count_and_a_trial_needs_a_size():
     import optuna
 
     study = optuna.create_study(directions=["maximize", "minimize"])
-    # Four trials still running, at epoch 1 already, all tiny and perfect.
+    # Four trials still running, at epoch 2 already, all tiny and perfect.
     for number in range(4):
         running = study.ask()
         running.set_user_attr("n_params", 10)
@@ -101,6 +102,36 @@ def test_running_trials_count_and_a_trial_needs_a_size():
     with pytest.raises(optuna.TrialPruned, match="trial 0 had val_accuracy 1.0000"):
         pruner.epoch_end(trial, 0.6)
     assert trial.user_attrs[CURVE_ATTR] == [0.5, 0.6]
+
+
+# --- what Optuna's pruners are told -----------------------------------------------------------
+
+
+def test_optuna_is_told_each_epoch_at_its_number(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    # Prunes whatever it is asked about: no accuracy is above 2.
+    study = optuna.create_study(study_name="steps", storage=storage,
+                                pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    curve = [0.25, 0.5, 0.75]
+
+    def objective(trial):
+        for epoch in range(1, 4):
+            report_epoch(trial, epoch, curve[epoch - 1], epochs=3)
+        return curve[-1]
+
+    study.optimize(objective, n_trials=1)  # Pruned after its first epoch.
+    (pruned,) = optuna.load_study(study_name="steps", storage=storage).trials
+    assert pruned.state.name == "PRUNED" and pruned.intermediate_values == {1: 0.25}
+
+    memory = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    with pytest.raises(optuna.TrialPruned, match="after epoch 2 of 3"):
+        report_epoch(memory.ask(), 2, 0.5, epochs=3)
+    assert memory.trials[0].intermediate_values == {2: 0.5}  # Told at step 2.
+    for epoch in (0, 4):
+        with pytest.raises(ValueError, match=f"from 1 to the trial's 3, not {epoch}"):
+            report_epoch(memory.ask(), epoch, 0.5, epochs=3)
 
 
 @pytest.mark.slow
@@ -141,7 +172,7 @@ def test_a_real_keras_fit_is_ended_by_the_callback():
     assert epochs_seen == [0, 1]  # The third epoch never ran.
     assert len(trial.user_attrs[CURVE_ATTR]) == 2
     assert trial.user_attrs[PRUNED_BY_ATTR].startswith("trial 0 had val_accuracy 1.0000 at "
-                                                       "epoch 1 with n_params 1,")
+                                                       "epoch 2 with n_params 1,")
 
 
 # --- the replay benchmark ---------------------------------------------------------------------
