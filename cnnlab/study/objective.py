@@ -195,10 +195,11 @@ class Objective:
         # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
         # Every trial records its curve for the dominance pruner (which stops it only when it
         # is the study's pruner); a one-objective study also reports to Optuna's pruner, at
-        # step = the epoch's number (from 1).
-        pruning = [make_dominance_pruner(self.config).keras_callback(trial)]
+        # step = the epoch's number (from 1). Neither decides after the trial's last epoch.
+        epochs = spec.training.epochs
+        pruning = [make_dominance_pruner(self.config).keras_callback(trial, epochs)]
         if self.config.size_objective is None:
-            pruning.append(optuna_callback(trial, self.config.metric, spec.training.epochs))
+            pruning.append(optuna_callback(trial, self.config.metric, epochs))
         callbacks = [*record.keras_callbacks(), keras.callbacks.TerminateOnNaN(),
                      *pruning, *faults.keras_callbacks(trial.number)]
         result = train(spec, self.data, callbacks=callbacks)

@@ -1,6 +1,6 @@
 """Pruning (cnnlab.search.pruning): what a trial tells Optuna's pruners each epoch (steps counted
-from 1); the dominance pruner's Optuna adapter in real multi-objective studies, driven by hand
-and, once, by a real Keras fit; and the replay benchmark
+from 1, no decision after the last epoch); the dominance pruner's Optuna adapter in real
+multi-objective studies, driven by hand and, once, by a real Keras fit; and the replay benchmark
 (benchmarks/dominance_pruner.py). The front arithmetic it uses is in tests/spec/test_front.py."""
 
 from __future__ import annotations
@@ -104,10 +104,32 @@ def test_running_trials_count_and_a_trial_needs_a_size():
     assert trial.user_attrs[CURVE_ATTR] == [0.5, 0.6]
 
 
+def test_no_dominance_verdict_after_a_trials_last_epoch():
+    import optuna
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for _ in range(4):  # Perfect and tiny at every epoch: anything real is dominated.
+        study.add_trial(optuna.trial.create_trial(
+            values=[1.0, 1], user_attrs={"n_params": 1, CURVE_ATTR: [1.0, 1.0, 1.0]}))
+    pruner = DominancePruner()
+    trial = study.ask()
+    trial.set_user_attr("n_params", 1_000)
+    pruner.epoch_end(trial, 0.5)  # Warmup.
+    pruner.epoch_end(trial, 0.6, last=True)  # Dominated, but nothing is left to save.
+    assert trial.user_attrs[CURVE_ATTR] == [0.5, 0.6]  # Its last epoch is still recorded.
+    assert PRUNED_BY_ATTR not in trial.user_attrs
+    # The same trial at the same epoch, with one more epoch to go, is stopped.
+    again = study.ask()
+    again.set_user_attr("n_params", 1_000)
+    pruner.epoch_end(again, 0.5)
+    with pytest.raises(optuna.TrialPruned):
+        pruner.epoch_end(again, 0.6, last=False)
+
+
 # --- what Optuna's pruners are told -----------------------------------------------------------
 
 
-def test_optuna_is_told_each_epoch_at_its_number(tmp_path):
+def test_optuna_is_told_each_epoch_at_its_number_and_never_prunes_after_the_last(tmp_path):
     import optuna
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -116,14 +138,19 @@ def test_optuna_is_told_each_epoch_at_its_number(tmp_path):
                                 pruner=optuna.pruners.ThresholdPruner(lower=2.0))
     curve = [0.25, 0.5, 0.75]
 
-    def objective(trial):
-        for epoch in range(1, 4):
-            report_epoch(trial, epoch, curve[epoch - 1], epochs=3)
-        return curve[-1]
+    def objective(epochs):
+        def run(trial):
+            for epoch in range(1, epochs + 1):
+                report_epoch(trial, epoch, curve[epoch - 1], epochs=epochs)
+            return curve[epochs - 1]
+        return run
 
-    study.optimize(objective, n_trials=1)  # Pruned after its first epoch.
-    (pruned,) = optuna.load_study(study_name="steps", storage=storage).trials
+    study.optimize(objective(3), n_trials=1)  # Pruned after its first epoch.
+    study.optimize(objective(1), n_trials=1)  # Its first epoch is its last: it completes.
+    pruned, complete = optuna.load_study(study_name="steps", storage=storage).trials
     assert pruned.state.name == "PRUNED" and pruned.intermediate_values == {1: 0.25}
+    assert complete.state.name == "COMPLETE" and complete.intermediate_values == {1: 0.25}
+    assert complete.value == 0.25
 
     memory = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(lower=2.0))
     with pytest.raises(optuna.TrialPruned, match="after epoch 2 of 3"):
@@ -135,17 +162,14 @@ def test_optuna_is_told_each_epoch_at_its_number(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_real_keras_fit_is_ended_by_the_callback():
+def test_a_real_keras_fit_is_ended_by_the_callbacks_but_never_after_its_last_epoch():
     import numpy as np
     import optuna
 
+    from cnnlab.search.pruning import optuna_callback
     from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    for _ in range(4):  # Perfect and tiny at every epoch: anything real is dominated.
-        study.add_trial(optuna.trial.create_trial(
-            values=[1.0, 1], user_attrs={"n_params": 1, CURVE_ATTR: [1.0, 1.0, 1.0]}))
     rng = np.random.default_rng(0)
     x = rng.random((64, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, 64)
@@ -153,26 +177,50 @@ def test_a_real_keras_fit_is_ended_by_the_callback():
 
     class Count(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            epochs_seen.append(epoch)
+            epochs_seen.append(epoch + 1)
 
-    def objective(trial):
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3),
-                                  keras.layers.Flatten(), keras.layers.Dense(10)])
-        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
-        trial.set_user_attr("n_params", model.count_params())
-        model.fit(x, y, validation_data=(x, y), epochs=3, batch_size=32, verbose=0,
-                  callbacks=[Count(), DominancePruner().keras_callback(trial)])
-        return 0.0, model.count_params()
+    def objective(epochs, pruning, *, two=True):
+        def run(trial):
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3),
+                                      keras.layers.Flatten(), keras.layers.Dense(10)])
+            model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=["accuracy"])
+            trial.set_user_attr("n_params", model.count_params())
+            model.fit(x, y, validation_data=(x, y), epochs=epochs, batch_size=32, verbose=0,
+                      callbacks=[Count(), pruning(trial, epochs)])
+            return (0.0, model.count_params()) if two else 0.0
+        return run
 
-    study.optimize(objective, n_trials=1)
+    # The dominance pruner, against four trials perfect and tiny at every epoch.
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for _ in range(4):
+        study.add_trial(optuna.trial.create_trial(
+            values=[1.0, 1], user_attrs={"n_params": 1, CURVE_ATTR: [1.0, 1.0, 1.0]}))
+    dominance = DominancePruner().keras_callback
+    study.optimize(objective(3, dominance), n_trials=1)
     trial = study.trials[-1]
     assert trial.state.name == "PRUNED"
-    assert epochs_seen == [0, 1]  # The third epoch never ran.
+    assert epochs_seen == [1, 2]  # The third epoch never ran.
     assert len(trial.user_attrs[CURVE_ATTR]) == 2
     assert trial.user_attrs[PRUNED_BY_ATTR].startswith("trial 0 had val_accuracy 1.0000 at "
                                                        "epoch 2 with n_params 1,")
+    epochs_seen.clear()
+    study.optimize(objective(2, dominance), n_trials=1)  # Dominated after its last epoch.
+    trial = study.trials[-1]
+    assert trial.state.name == "COMPLETE" and epochs_seen == [1, 2]
+    assert len(trial.user_attrs[CURVE_ATTR]) == 2 and PRUNED_BY_ATTR not in trial.user_attrs
+
+    # Optuna's pruner, told at step = the epoch's number; this one prunes whatever it is asked.
+    single = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    told = lambda trial, epochs: optuna_callback(trial, "val_accuracy", epochs)  # noqa: E731
+    epochs_seen.clear()
+    single.optimize(objective(3, told, two=False), n_trials=1)
+    single.optimize(objective(1, told, two=False), n_trials=1)
+    pruned, complete = single.trials
+    assert epochs_seen == [1, 1]  # Each ran one epoch.
+    assert pruned.state.name == "PRUNED" and list(pruned.intermediate_values) == [1]
+    assert complete.state.name == "COMPLETE" and list(complete.intermediate_values) == [1]
 
 
 # --- the replay benchmark ---------------------------------------------------------------------

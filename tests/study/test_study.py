@@ -234,6 +234,30 @@ def test_pruned_after_epoch_n_means_n_epochs_ran(tmp_path: Path, monkeypatch, ca
             "plots/loss.png", "plots/accuracy.png"}
 
 
+@pytest.mark.slow
+def test_no_trial_is_pruned_after_its_last_epoch(tmp_path: Path, monkeypatch, capsys) -> None:
+    # The same pruner, in a study of one epoch a trial: that epoch is each trial's last, and
+    # nothing is left to save, so no verdict is asked for and both trials complete.
+    monkeypatch.chdir(tmp_path)
+    stores = Stores(tmp_path, _pruned(1, 0))
+    assert stores.run() == 0
+    out = capsys.readouterr().out
+    study = stores.study("pruned")
+    _, children = stores.runs("pruned")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert "PRUNED" not in out
+    assert [T.counts(t) for t in study.trials] == [True, True]
+    for trial in study.trials:
+        assert list(trial.intermediate_values) == [1]  # Its last epoch is still told.
+        assert trial.value == pytest.approx(trial.intermediate_values[1])
+        run = children[trial.number]
+        assert run.data.tags["cnnlab.state"] == "COMPLETE"
+        assert "cnnlab.pruned_at_epoch" not in run.data.tags
+        history = stores.client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == [1]
+        assert history[0].value == pytest.approx(trial.value)
+
+
 INVALID = """
 name = "invalid"
 seed = 0
