@@ -240,27 +240,30 @@ def _benchmark():
 def test_the_benchmark_replays_a_study(tmp_path, capsys):
     import optuna
 
+    # HISTORY's first 7, and a trial beaten by trial 0 by more than the margin only at its
+    # last epoch: no verdict is taken there, so it is not stopped.
+    recorded = [*HISTORY[:7], ([0.90, 0.90, 0.90], 30_000)]
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(study_name="recorded", storage=storage,
                                 directions=["maximize", "minimize"])
-    for curve, size in HISTORY[:7]:  # Recorded without a pruner: every curve whole.
+    for curve, size in recorded:  # Recorded without a pruner: every curve whole.
         study.add_trial(optuna.trial.create_trial(
             values=[curve[-1], size], user_attrs={"n_params": size, CURVE_ATTR: curve}))
-    # A single-objective study's curves come from its intermediate values.
+    # A single-objective study's curves come from its intermediate values, at steps from 1.
     single = optuna.create_study(study_name="single", storage=storage, direction="maximize")
-    for curve, size in HISTORY[:7]:
+    for curve, size in recorded:
         single.add_trial(optuna.trial.create_trial(
             value=curve[-1], user_attrs={"n_params": size},
-            intermediate_values=dict(enumerate(curve))))
+            intermediate_values=dict(enumerate(curve, start=1))))
     bench = _benchmark()
     for name in ("recorded", "single"):
         assert bench.main(["--study", name, "--storage", storage]) == 0
         out = capsys.readouterr().out
-        assert "7 complete trials with a curve and n_params" in out
-        # Trial 4 alone is stopped, after epoch 1 of 3: 1 epoch of 21 saved; it would have
+        assert "8 complete trials with a curve and n_params" in out
+        # Trial 4 alone is stopped, after epoch 2 of 3: 1 epoch of 24 saved; it would have
         # ended 0.25 below trial 0, and the front is trials 5, 1 and 0.
-        assert "epochs trained   21 without the pruner, 20 with it: 4.8% saved" in out
-        assert "trials stopped   1 of 7" in out
+        assert "epochs trained   24 without the pruner, 23 with it: 4.2% saved" in out
+        assert "trials stopped   1 of 8 (12.5%), median stop epoch 2" in out
         assert "gap below the full front: median 0.2500, max 0.2500" in out
         assert "false stops      0 of the 3 trials on the full front" in out
     with pytest.raises(SystemExit, match="no SQLite file"):
