@@ -254,7 +254,8 @@ def append(path: str | Path, record: dict[str, Any]) -> None:
 
 def epoch_log(keras: Any, path: Path, t0: float, trial: Any = None) -> Any:
     """The shared measure for Optuna's recipe and KerasTuner: a Keras callback appending
-    (seconds since the run's start, trial, epoch, val_accuracy) as each epoch ends."""
+    (seconds since the run's start, trial, epoch, val_accuracy) as each epoch ends; the epoch
+    counted from 1, as cnnlab's MLflow steps that its points come from."""
 
     class EpochLog(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -266,7 +267,7 @@ def epoch_log(keras: Any, path: Path, t0: float, trial: Any = None) -> Any:
             if value is not None:
                 trial = self.trial if self.trial is not None else CURRENT["trial"]
                 append(self.path, {"event": "epoch", "t": time.time() - self.t0,
-                                   "trial": str(trial), "epoch": int(epoch),
+                                   "trial": str(trial), "epoch": int(epoch) + 1,
                                    "val_accuracy": float(value)})
 
     return EpochLog()

@@ -2,9 +2,11 @@
 have lost, replayed on learning curves that were recorded without it.
 
 The trials are replayed one after another in number order, as one worker would have run them:
-each trial, after each epoch, is judged against the curves of the *earlier* trials only, as far
-as those got in the replay (a trial stopped at epoch 2 shows the later ones only epochs 0-2).
-Running trials of other workers are not simulated. For each margin asked, it prints:
+each trial, after each epoch but its last (no decision is taken after a trial's last epoch:
+nothing is left to save), is judged against the curves of the *earlier* trials only, as far as
+those got in the replay (a trial stopped after epoch 2 shows the later ones only epochs 1-2;
+epochs are counted from 1). Running trials of other workers are not simulated. For each margin
+asked, it prints:
 
 - the epochs trained without the pruner and with it, and the saving;
 - how many trials were stopped, and at which epoch (median);
@@ -23,9 +25,10 @@ Final values are the last epoch's, as the objective returns. Two sources of curv
 A study's COMPLETE trials are read: the curve is the user attribute ``cnnlab_curve`` if
 present, else the trial's intermediate values; the size is the user attribute ``n_params`` (or
 ``--size-attr macs``). Synthetic curves (no study needed) follow
-``acc_e = a - (a - 0.1) * exp(-k (e + 1)) + noise``, with the final accuracy ``a`` growing with
-the size, a random shortfall for the other hyperparameters and a few poor configurations; the
-parameters are printed. Only counts, medians and ratios are printed, no timings.
+``acc_e = a - (a - 0.1) * exp(-k e) + noise`` after epoch ``e`` (from 1), with the final
+accuracy ``a`` growing with the size, a random shortfall for the other hyperparameters and a
+few poor configurations; the parameters are printed. Only counts, medians and ratios are
+printed, no timings.
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ def synthetic(n: int, seed: int, epochs: int, k_range: tuple[float, float]
             final = cap - rng.expovariate(1 / SYNTH["shortfall_mean"])
         k = math.exp(rng.uniform(math.log(k_low), math.log(k_high)))
         curve = []
-        for e in range(epochs):
-            value = final - (final - 0.1) * math.exp(-k * (e + 1))
+        for e in range(1, epochs + 1):  # After epoch e, counted from 1.
+            value = final - (final - 0.1) * math.exp(-k * e)
             curve.append(min(1.0, max(0.0, value + rng.gauss(0, SYNTH["noise_sd"]))))
         curves[number] = curve
         sizes[number] = size
@@ -108,17 +111,18 @@ def from_study(name: str, storage: str, size_attr: str
 
 def replay(curves: dict[int, list[float]], sizes: dict[int, float], *, margin: float,
            warmup: int, min_trials: int, maximize: bool) -> dict[int, list[float]]:
-    """Each trial's curve as far as the pruner would have let it go, trials in number order."""
+    """Each trial's curve as far as the pruner would have let it go, trials in number order;
+    no decision after a trial's last epoch, as in a study (``DominancePruner.epoch_end``)."""
     seen: dict[int, list[float]] = {}
     for number in sorted(curves):
         curve = curves[number]
         kept = curve
-        for epoch in range(len(curve)):
-            stop, _ = should_stop(curve[:epoch + 1], sizes[number], seen, sizes, margin=margin,
+        for epoch in range(1, len(curve)):  # After epochs 1 .. len - 1 (counted from 1).
+            stop, _ = should_stop(curve[:epoch], sizes[number], seen, sizes, margin=margin,
                                   n_warmup_epochs=warmup, n_min_trials=min_trials,
                                   maximize=maximize)
             if stop:
-                kept = curve[:epoch + 1]
+                kept = curve[:epoch]
                 break
         seen[number] = kept
     return seen
@@ -167,7 +171,7 @@ def report(curves: dict[int, list[float]], sizes: dict[int, float], *, margin: f
     print(f"margin {margin:g}")
     print(f"  epochs trained   {full} without the pruner, {pruned} with it: "
           f"{100 * (full - pruned) / full:.1f}% saved (ratio {pruned / full:.3f})")
-    stop_epochs = [len(kept[n]) - 1 for n in stopped]
+    stop_epochs = [len(kept[n]) for n in stopped]  # The epochs they ran: from 1.
     median_stop = f"{statistics.median(stop_epochs):g}" if stop_epochs else "-"
     print(f"  trials stopped   {len(stopped)} of {len(curves)} "
           f"({100 * len(stopped) / len(curves):.1f}%), median stop epoch {median_stop}")
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         curves, sizes = synthetic(args.synthetic, args.seed, args.epochs, SYNTH["k_range"])
         print(f"synthetic curves: {args.synthetic} trials, {args.epochs} epochs, "
               f"seed {args.seed}")
-        print("  acc_e = a - (a - 0.1) * exp(-k (e + 1)) + noise, with")
+        print("  acc_e = a - (a - 0.1) * exp(-k e) + noise after epoch e (from 1), with")
         for key, value in SYNTH.items():
             if key != "epochs":
                 print(f"    {key} = {value}")
@@ -222,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         lengths = sorted({len(c) for c in curves.values()})
         print(f"  epochs per trial: {', '.join(map(str, lengths))}")
-    print(f"rule: no decision before epoch {args.warmup} (from 0), at least {args.min_trials} "
-          f"earlier trials at the epoch, trials replayed in number order")
+    print(f"rule: no decision in the first {args.warmup} epoch(s) nor after a trial's last, at "
+          f"least {args.min_trials} earlier trials at the epoch, trials replayed in number order")
     for margin in args.margin:
         report(curves, sizes, margin=margin, warmup=args.warmup, min_trials=args.min_trials,
                maximize=not args.minimize)

@@ -94,7 +94,7 @@ REASON_TAG = "cnnlab.reason"
 DUPLICATE_OF_TAG = "cnnlab.duplicate_of"
 """The number of the earlier trial whose result a duplicate reuses."""
 PRUNED_AT_EPOCH_TAG = "cnnlab.pruned_at_epoch"
-"""The last epoch a pruned trial trained."""
+"""The last epoch a pruned trial trained, counted from 1: the number of epochs it ran."""
 FRONT_TAG = "cnnlab.front"
 """On a trial run, whether it is on the study's front (true/false); on the study run, the
 front's trials (#n #m ...)."""

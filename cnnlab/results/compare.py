@@ -72,15 +72,15 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     ``confirm_rank`` and ``confirm_tied`` for trials ranked over seeds by ``cnnlab confirm``,
     ``on_front`` (on the study's front of score against size; ``front_size`` says which
     size: the second objective, else ``n_params``; see ``front``),
-    ``duration_s``, ``started``, ``finished``, ``pruned_at_epoch`` (Optuna's step, from 0),
+    ``duration_s``, ``started``, ``finished``, ``pruned_at_epoch`` (the epochs it ran),
     ``fail_reason``, the sampled and derived architecture (``architecture``, ``n_params``,
     ``macs``, ``n_conv``, ``conv1_filters`` ...); MLflow's: ``run_id``, ``epochs_run``,
     ``final_*`` and ``best_*`` of each curve (``val_accuracy``, ``val_loss``, ``accuracy``,
     ``loss``), every epoch's ``val_accuracy`` and ``val_loss`` (``val_accuracy_epoch1`` after
-    the first epoch, ``val_accuracy_epoch2`` ...: MLflow's step + 1; empty past the epochs a
-    trial ran), ``test_accuracy`` where the study was evaluated, ``artifact_uri``.
+    the first epoch, ``val_accuracy_epoch2`` ...: MLflow's step, the epoch's number; empty past
+    the epochs a trial ran), ``test_accuracy`` where the study was evaluated, ``artifact_uri``.
     ``curves=False`` skips the per-epoch histories (faster; no ``best_*``/``epochs_run`` and
-    no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``); ``epoch_curves``
+    no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``). ``epoch_curves``
     names the curves kept epoch by epoch (``CURVES`` adds the training ``accuracy`` and
     ``loss``: ``accuracy_epoch1`` ...).
     """
@@ -126,7 +126,7 @@ def _one_study(study: Any, curves: bool,
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
             "started": trial.datetime_start,
             "finished": trial.datetime_complete,
-            "pruned_at_epoch": steps[-1] if trial.state.name == "PRUNED" and steps else None,
+            "pruned_at_epoch": len(steps) if trial.state.name == "PRUNED" and steps else None,
             "fail_reason": attrs.get(FAIL_REASON_ATTR),
             "outcome": T.outcome(trial),
             "reason": attrs.get(REASON_ATTR, attrs.get(FAIL_REASON_ATTR)),
@@ -152,8 +152,8 @@ def _one_study(study: Any, curves: bool,
                         row[f"best_{key}"] = max(history) if "accuracy" in key else min(history)
                     if key == "val_accuracy":
                         row["epochs_run"] = len(history)
-                    for step, value in _by_step(metrics).items():
-                        row[epoch_column(key, step)] = value
+                    for epoch, value in _by_step(metrics).items():
+                        row[epoch_column(key, epoch)] = value
             # Fixed (unsampled) choices are not Optuna params; MLflow has the whole spec.
             for key, value in run.data.params.items():
                 if (key.startswith(SPEC_PREFIXES) or key in SPEC_COLUMNS) and key not in row \
@@ -197,10 +197,14 @@ def _trial_runs(client: Any, study_name: str) -> dict[str, Any]:
 
 
 def _by_step(metrics: Sequence[Any]) -> dict[int, float]:
-    """A metric's history as one value per step (the last logged, if a step was logged twice)."""
+    """A per-epoch metric's history as one value per epoch, counted from 1 (the last logged, if
+    a step was logged twice). The step is the epoch's number; a history with a step 0 was
+    recorded before cnnlab counted epochs from 1 (the first epoch at step 0), and is shifted."""
     values: dict[int, float] = {}
     for m in sorted(metrics, key=lambda m: (m.step, m.timestamp)):
         values[int(m.step)] = m.value
+    if 0 in values:
+        values = {step + 1: value for step, value in values.items()}
     return values
 
 
@@ -334,7 +338,7 @@ def _need_epochs(frame: pd.DataFrame, metric: str) -> dict[int, str]:
 def curves(frame: pd.DataFrame, metrics: str | Sequence[str] = EPOCH_CURVES) -> pd.DataFrame:
     """The per-epoch curves of a ``trials_frame``, long: one row per (trial, epoch it reached)
     with ``study``, ``trial``, ``state``, ``outcome``, ``epoch`` (1 after the first epoch:
-    MLflow's step + 1) and each of ``metrics`` then (``val_accuracy``, ``val_loss``), as
+    MLflow's step) and each of ``metrics`` then (``val_accuracy``, ``val_loss``), as
     plotting and groupby want them. A pruned trial has rows up to the epoch where it was
     stopped; trials that trained nothing (infeasible, duplicates) have none."""
     if isinstance(metrics, str):

@@ -20,7 +20,7 @@ n_startup_trials = 4
 [pruner]                         # none | median | percentile | successive_halving |
 name = "median"                  # hyperband | threshold, with Optuna's options, or dominance
                                  # (cnnlab.pruning: margin, n_warmup_epochs, n_min_trials)
-n_warmup_steps = 1
+n_warmup_steps = 2               # steps are epochs, from 1: none pruned after epoch 1
 
 [training]
 epochs = 3
@@ -331,8 +331,8 @@ def dry_run(config: StudyConfig) -> None:
         config.space.suggest(trial)
         if config.size_objective is not None:
             return 0.5, 1000.0  # Optuna's pruners are refused for two objectives.
-        for step in range(2):
-            trial.report(0.5, step)
+        for epoch in (1, 2):  # Optuna's step is the epoch's number, from 1.
+            trial.report(0.5, epoch)
             trial.should_prune()
         return 0.5
 

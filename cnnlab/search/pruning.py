@@ -1,4 +1,12 @@
-"""Early stopping by dominance for studies with two objectives (metric up, size down).
+"""How a trial is stopped early: Optuna's pruners told each epoch, and cnnlab's dominance
+pruner for studies with two objectives (metric up, size down).
+
+Epochs are counted from 1 here as everywhere in cnnlab: after its ``n``-th epoch a trial reports
+its monitored metric to Optuna at step ``n`` (``report_epoch``), the step at which MLflow holds
+that epoch's metrics, and a trial pruned there ran ``n`` epochs. No pruning decision is taken
+after a trial's last epoch: nothing is left to save, so the trial completes. Optuna's pruners
+compare ``step < n_warmup_steps``, so ``n_warmup_steps = k`` lets a trial be stopped after its
+``k``-th epoch at the earliest.
 
 Optuna's pruners need ``Trial.report``, which raises ``NotImplementedError`` in a study with
 several directions. ``DominancePruner`` takes their place: at the end of every epoch a trial
@@ -6,8 +14,8 @@ appends its monitored metric to its user attribute ``cnnlab_curve`` (so that eve
 sharing the storage sees it), reads the curves of the other trials of the study, and asks
 ``cnnlab.spec.front.should_stop`` whether some trial had, at the same epoch, a metric better by
 ``margin`` with a size no larger. If so, it records the reason in ``cnnlab_pruned_by`` and
-raises ``optuna.TrialPruned``, which ends ``model.fit`` (as optuna_integration's
-``KerasPruningCallback`` does) and makes the trial PRUNED, also in a multi-objective study.
+raises ``optuna.TrialPruned``, which ends ``model.fit`` and makes the trial PRUNED, also in a
+multi-objective study.
 
 The size is the trial's user attribute ``n_params`` (or ``macs``, by ``size_attr``), which the
 objective sets before it builds the network. Importing this module imports neither Optuna nor
@@ -32,8 +40,13 @@ class DominancePruner:
     """
 
     margin: float = 0.002
+    """How much better (in the metric's own units) another trial must have been, at the same
+    epoch and no larger, for this one to stop."""
     n_warmup_epochs: int = 1
+    """The first epochs on which no decision is taken: 1 gives verdicts from the second epoch
+    on (epochs counted from 1)."""
     n_min_trials: int = 4
+    """Other trials that must have reached the epoch before a verdict there."""
     size_attr: str = N_PARAMS_ATTR
     monitor: str = "val_accuracy"
     maximize: bool | None = None
@@ -72,9 +85,11 @@ class DominancePruner:
                 sizes[other.number] = size
         return curves, sizes
 
-    def epoch_end(self, trial: Any, value: float) -> None:
+    def epoch_end(self, trial: Any, value: float, *, last: bool = False) -> None:
         """Record ``value`` as the trial's next epoch and stop the trial if it is dominated:
         raises ``optuna.TrialPruned`` with the reason, also stored in ``cnnlab_pruned_by``.
+        ``last``: the epoch was the trial's last; its value is recorded and no decision is
+        taken (nothing is left to save). ``ValueError`` if the trial has no size yet.
 
         Keras-free, so that it can be driven by hand; the Keras callback calls it.
         """
@@ -84,7 +99,7 @@ class DominancePruner:
                              f"set it before training so that the pruner knows its size.")
         curve = [*trial.user_attrs.get(CURVE_ATTR, []), float(value)]
         trial.set_user_attr(CURVE_ATTR, curve)
-        if not self.stop:
+        if not self.stop or last:
             return
         curves, sizes = self.others(trial)
         stop, reason = should_stop(curve, size, curves, sizes, margin=self.margin,
@@ -97,30 +112,40 @@ class DominancePruner:
             trial.set_user_attr(PRUNED_BY_ATTR, reason)
             raise optuna.TrialPruned(reason)
 
-    def keras_callback(self, trial: Any) -> Any:
-        """A Keras callback calling ``epoch_end(trial, logs[monitor])`` after every epoch."""
+    def keras_callback(self, trial: Any, epochs: int) -> Any:
+        """A Keras callback calling ``epoch_end(trial, logs[monitor])`` after every epoch of a
+        trial that trains ``epochs`` epochs, with ``last`` after the last of them."""
         from cnnlab.train.callbacks import EpochEnd, monitored
 
         return EpochEnd(lambda epoch, logs: self.epoch_end(
-            trial, monitored(logs, self.monitor, epoch)))
+            trial, monitored(logs, self.monitor, epoch), last=epoch >= epochs))
 
 
-def optuna_pruning_callback(trial: Any, monitor: str, epochs: int) -> Any:
-    """A Keras callback that reports ``logs[monitor]`` to the Optuna trial after every epoch, at
-    step = the epoch's number (from 1, as MLflow's steps and every printed line), and stops the
-    trial (``optuna.TrialPruned``) when the study's pruner says so, except after its last
-    epoch (``epochs``): then nothing is left to save, and the trial completes.
+def report_epoch(trial: Any, epoch: int, value: float, *, epochs: int) -> None:
+    """Tell Optuna ``value``, the trial's monitored metric after epoch ``epoch`` (counted from 1),
+    as its intermediate value at step ``epoch``, and stop the trial if the study's pruner says
+    so (``trial.should_prune()``): raises ``optuna.TrialPruned``, naming the epoch. After the
+    trial's last epoch (``epoch == epochs``) the value is told and no decision is taken:
+    nothing is left to save, and the trial completes. ``ValueError`` for an ``epoch`` outside
+    1 to ``epochs``.
 
-    What ``optuna_integration.KerasPruningCallback`` does, but with 1-based steps and no
-    decision after the last epoch."""
-    import optuna
+    Keras-free, so that it can be driven by hand; ``optuna_callback`` calls it.
+    """
+    if not 1 <= epoch <= epochs:
+        raise ValueError(f"epochs are counted from 1 to the trial's {epochs}, not {epoch}.")
+    trial.report(float(value), epoch)
+    if epoch < epochs and trial.should_prune():
+        import optuna
 
+        raise optuna.TrialPruned(f"pruned by the study's pruner after epoch {epoch} of {epochs}.")
+
+
+def optuna_callback(trial: Any, monitor: str, epochs: int) -> Any:
+    """A Keras callback that tells Optuna ``monitor`` after every epoch of a trial that trains
+    ``epochs`` epochs (``report_epoch``): optuna_integration's ``KerasPruningCallback``, with
+    steps counted from 1 and no pruning after the last epoch. A ``KeyError`` names what the
+    epoch's logs have if they lack ``monitor``."""
     from cnnlab.train.callbacks import EpochEnd, monitored
 
-    def epoch_end(epoch: int, logs: dict[str, Any]) -> None:
-        step = epoch + 1
-        trial.report(monitored(logs, monitor, step), step)
-        if step < epochs and trial.should_prune():
-            raise optuna.TrialPruned(f"trial was pruned at epoch {step}.")
-
-    return EpochEnd(epoch_end)
+    return EpochEnd(lambda epoch, logs: report_epoch(
+        trial, epoch, monitored(logs, monitor, epoch), epochs=epochs))

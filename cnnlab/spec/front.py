@@ -19,7 +19,8 @@ Conventions, kept the same everywhere below:
   with nothing. (A diverging trial is Keras's ``TerminateOnNaN``'s business, not this rule's.)
 - Equal points (same metric and size) do not dominate each other, so duplicates are all kept
   on a front, in their input order.
-- Epochs are indices from 0: ``curve[e]`` is the metric after epoch ``e``.
+- Epochs are counted from 1, as everywhere in cnnlab: ``curve[e - 1]`` is the metric after
+  epoch ``e``, and a curve of ``e`` values has reached epoch ``e``.
 
 This module is plain Python, with no Optuna, Keras or NumPy, so that the arithmetic can be
 tested and replayed (``benchmarks/dominance_pruner.py``) on its own; ``cnnlab.search.pruning``
@@ -95,22 +96,24 @@ def pareto_front(points: Iterable[Point], *, maximize: bool = True) -> list[Poin
 
 def points_at_epoch(curves: Mapping[Hashable, Sequence[float]],
                     sizes: Mapping[Hashable, float], epoch: int) -> list[Point]:
-    """The point ``(curve[epoch], size)`` of every curve that reaches ``epoch``, in the order
-    of ``curves``; a curve without a size is an error."""
-    if epoch < 0:
-        raise ValueError(f"epochs are counted from 0, not {epoch}.")
+    """The point ``(curve[epoch - 1], size)`` of every curve that reaches ``epoch`` (counted
+    from 1), in the order of ``curves``. ``ValueError`` for an epoch below 1 or a curve
+    without a size."""
+    if epoch < 1:
+        raise ValueError(f"epochs are counted from 1, not {epoch}.")
     points = []
     for key, curve in curves.items():
-        if len(curve) > epoch:
+        if len(curve) >= epoch:
             if key not in sizes:
                 raise ValueError(f"trial {key!r} has a curve but no size.")
-            points.append(Point(key, float(curve[epoch]), float(sizes[key])))
+            points.append(Point(key, float(curve[epoch - 1]), float(sizes[key])))
     return points
 
 
 def front_at_epoch(curves: Mapping[Hashable, Sequence[float]], sizes: Mapping[Hashable, float],
                    epoch: int, *, maximize: bool = True) -> list[Point]:
-    """The Pareto front of what the trials whose curve reaches ``epoch`` had at that epoch."""
+    """The Pareto front of what the trials whose curve reaches ``epoch`` (counted from 1) had
+    at that epoch."""
     return pareto_front(points_at_epoch(curves, sizes, epoch), maximize=maximize)
 
 
@@ -121,25 +124,27 @@ def should_stop(curve: Sequence[float], size: float,
                 metric: str = "accuracy", size_label: str = "size") -> tuple[bool, str | None]:
     """Whether a trial should stop after the last epoch of ``curve``, and why.
 
-    The decision is at epoch ``e = len(curve) - 1``. There is none (``(False, None)``) while
-    ``e < n_warmup_epochs``, or when fewer than ``n_min_trials`` other trials reached epoch
-    ``e`` with a finite value. Otherwise the trial stops when a point of the others' front at
-    epoch ``e`` dominates ``(curve[e], size)`` by ``margin``; the reason is one sentence naming
-    that trial (the best of them if several), its metric and size. ``metric`` and
-    ``size_label`` only name the two quantities in that sentence.
+    The decision is after epoch ``e = len(curve)`` (counted from 1). There is none
+    (``(False, None)``) in the first ``n_warmup_epochs`` epochs (``e <= n_warmup_epochs``), or
+    when fewer than ``n_min_trials`` other trials reached epoch ``e`` with a finite value.
+    Otherwise the trial stops when a point of the others' front at epoch ``e`` dominates
+    ``(curve[-1], size)`` by ``margin``; the reason is one sentence naming that trial (the best
+    of them if several), its metric and size, and the epoch. ``metric`` and ``size_label`` only
+    name the two quantities in that sentence. ``ValueError`` for an empty curve or a negative
+    ``n_warmup_epochs`` or ``n_min_trials``.
     """
     if not curve:
         raise ValueError("a trial's curve needs at least one epoch to decide on.")
     if n_warmup_epochs < 0 or n_min_trials < 0:
         raise ValueError(f"n_warmup_epochs and n_min_trials must be zero or positive, "
                          f"not {n_warmup_epochs} and {n_min_trials}.")
-    epoch = len(curve) - 1
-    if epoch < n_warmup_epochs:
+    epoch = len(curve)
+    if epoch <= n_warmup_epochs:
         return False, None
     points = [p for p in points_at_epoch(others_curves, others_sizes, epoch) if p.is_finite()]
     if len(points) < n_min_trials:
         return False, None
-    me = Point(None, float(curve[epoch]), float(size))
+    me = Point(None, float(curve[-1]), float(size))
     beaters = [p for p in pareto_front(points, maximize=maximize)
                if dominates(p, me, margin, maximize=maximize)]
     if not beaters:

@@ -97,10 +97,9 @@ class ProgressPrinter:
         elif state == "COMPLETE":
             detail = f"{self.config.metric} {trial.values[0]:.4f}"
         elif state == "PRUNED":
-            step = max(trial.intermediate_values, default=None)
-            if step is None and trial.user_attrs.get(CURVE_ATTR):
-                step = len(trial.user_attrs[CURVE_ATTR]) - 1
-            detail = (f"pruned after epoch {step}" if step is not None else "pruned")
+            # One value per epoch run, to Optuna or in the curve: "after epoch N", N epochs ran.
+            ran = len(trial.intermediate_values) or len(trial.user_attrs.get(CURVE_ATTR) or [])
+            detail = f"pruned after epoch {ran}" if ran else "pruned"
         else:
             detail = trial.user_attrs.get(FAIL_REASON_ATTR, "failed")
         if kind == "duplicate":

@@ -39,7 +39,7 @@ from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.factory import make_dominance_pruner
-from cnnlab.search.pruning import optuna_pruning_callback
+from cnnlab.search.pruning import optuna_callback
 from cnnlab.search.space import constraints
 from cnnlab.spec.architecture import check_architecture
 from cnnlab.spec.trialspec import TrialSpec
@@ -174,7 +174,6 @@ class Objective:
         from cnnlab.train.quiet import import_keras
 
         keras = import_keras()
-
         from cnnlab.train.fit import train
 
         arch = spec.architecture
@@ -205,11 +204,12 @@ class Objective:
         trial.set_user_attr(OUTCOME_ATTR, "trained")
         # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
         # Every trial records its curve for the dominance pruner (which stops it only when it
-        # is the study's pruner); a one-objective study also reports to Optuna's pruner.
-        pruning = [make_dominance_pruner(self.config).keras_callback(trial)]
+        # is the study's pruner); a one-objective study also reports to Optuna's pruner, at
+        # step = the epoch's number (from 1). Neither decides after the trial's last epoch.
+        epochs = spec.training.epochs
+        pruning = [make_dominance_pruner(self.config).keras_callback(trial, epochs)]
         if self.config.size_objective is None:
-            pruning.append(optuna_pruning_callback(trial, self.config.metric,
-                                                   spec.training.epochs))
+            pruning.append(optuna_callback(trial, self.config.metric, epochs))
         callbacks = [*record.keras_callbacks(), keras.callbacks.TerminateOnNaN(),
                      *pruning, *faults.keras_callbacks(trial.number)]
         result = train(spec, self.data, callbacks=callbacks)
@@ -217,7 +217,7 @@ class Objective:
         if result.epochs_run < spec.training.epochs or not all(map(math.isfinite, losses)):
             reason = (f"training diverged: the loss became "
                       f"{losses[-1] if losses else float('nan')} in epoch "
-                      f"{max(len(losses) - 1, 0)} and training was stopped.")
+                      f"{max(len(losses), 1)} and training was stopped.")
             trial.set_user_attr(FAIL_REASON_ATTR, reason)
             raise DivergedError(reason)
         return result.history[self.config.metric][-1]

@@ -409,7 +409,7 @@ class TrialRun:
                 tags[DUPLICATE_OF_TAG] = str(attrs.get(DUPLICATE_OF_ATTR))
         elif state == "PRUNED":
             curve = history.get(config.metric, [])
-            last = len(curve) - 1 if curve else None
+            last = len(curve) if curve else None  # Epochs count from 1: the epochs it ran.
             tags[PRUNED_AT_EPOCH_TAG] = str(last)
             tags[REASON_TAG] = (
                 f"pruned by {config.pruner.name} after epoch {last} "

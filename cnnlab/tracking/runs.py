@@ -96,10 +96,11 @@ def check_experiment(name: str, uri: str | None = None) -> None:
 
 def epoch_metrics_callback() -> Any:
     """A Keras callback logging ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` to the
-    active MLflow run once per epoch (step = the epoch's number, from 1), and, as training
-    begins, the optimizer's configuration (``optimizer_*`` parameters) and the model's summary: what
-    ``mlflow.keras.MlflowCallback`` records, written synchronously (its background queue cost
-    about a second a trial to drain)."""
+    active MLflow run once per epoch (step = the epoch's number, from 1: the first epoch is step
+    1), and, as training begins, the optimizer's configuration (``optimizer_*`` parameters) and
+    the model's summary: what ``mlflow.keras.MlflowCallback`` records (though it counts steps
+    from 0), written synchronously (its background queue cost about a second a trial to
+    drain)."""
     from cnnlab.train.callbacks import EpochEnd
 
     return EpochEnd(log_epoch_metrics, on_train_begin=log_model_setup)
@@ -115,12 +116,11 @@ def log_model_setup(model: Any) -> None:
 
 
 def log_epoch_metrics(epoch: int, logs: dict[str, Any], timestamp: int | None = None) -> None:
-    """One epoch's metrics on the active run; ``epoch`` is Keras's (counted from 0) and the step
-    is the epoch's number, counted from 1 as every line cnnlab prints (at ``timestamp``, in
-    milliseconds since the epoch, if given; else now)."""
+    """One epoch's metrics on the active run, at step ``epoch`` (the epoch's number, from 1, as
+    ``cnnlab.train.callbacks.EpochEnd`` gives it) and at ``timestamp`` (milliseconds since
+    the Unix epoch, if given; else now)."""
     if logs:
-        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1,
-                           synchronous=True,
+        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch, synchronous=True,
                            timestamp=timestamp)
 
 

@@ -28,8 +28,10 @@ keras = import_keras()
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """Calls ``on_epoch_end(epoch, logs)`` after every epoch (``epoch`` counted from 0, ``logs``
-    Keras's metrics of the epoch), and ``on_train_begin(model)`` as training begins."""
+    """Calls ``on_epoch_end(epoch, logs)`` after every epoch, and ``on_train_begin(model)`` as
+    training begins. ``epoch`` is the number of the epoch that ended, counted from 1 as cnnlab
+    counts epochs everywhere (the MLflow step, Optuna's step, printed lines): Keras's own
+    count, from 0, stops here. ``logs`` are Keras's metrics of the epoch."""
 
     def __init__(self, on_epoch_end: Callable[[int, dict[str, Any]], None],
                  on_train_begin: Callable[[Any], None] | None = None) -> None:
@@ -42,7 +44,7 @@ class EpochEnd(keras.callbacks.Callback):
             self._train_begin(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch_end(epoch, dict(logs or {}))
+        self._epoch_end(epoch + 1, dict(logs or {}))
 
 
 class HistoryRecorder(keras.callbacks.Callback):
@@ -60,8 +62,9 @@ class HistoryRecorder(keras.callbacks.Callback):
 
 
 def monitored(logs: dict[str, Any], monitor: str, epoch: int) -> float:
-    """The value of ``monitor`` in an epoch's logs; ``KeyError`` naming what there is if the
-    logs lack it (no validation data given to fit)."""
+    """The value of ``monitor`` in the logs of epoch ``epoch`` (counted from 1; it only names
+    the epoch in the error); ``KeyError`` naming what there is if the logs lack it (no
+    validation data given to fit)."""
     if monitor not in logs:
         raise KeyError(f"the pruner monitors {monitor!r}, but epoch {epoch}'s logs have only "
                        f"{', '.join(logs) or 'nothing'}: pass validation data to fit.")

@@ -132,7 +132,7 @@ def test_ui_shows_the_study_nested(stores: Stores) -> None:
         for rid in complete:
             history = _api(base, f"/api/2.0/mlflow/metrics/get-history?run_id={rid}"
                                  "&metric_key=val_accuracy")["metrics"]
-            assert [m["step"] for m in history] == [0, 1]
+            assert [m["step"] for m in history] == [1, 2]
         png = urllib.request.urlopen(
             f"{base}/get-artifact?path=plots/front.png&run_uuid={parents[0]}",
             timeout=10).read()

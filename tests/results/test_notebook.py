@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cnnlab.errors import ConfigError
@@ -30,8 +32,8 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
 
     def prune(self, study, trial) -> bool:
         # The study's pruner ("none") stands in for a pruner's verdict that rests on no
-        # trained value: trial 1 is stopped after its second epoch (Optuna's step 1).
-        return trial.number == PRUNED_TRIAL and max(trial.intermediate_values) >= 1
+        # trained value: trial 1 is stopped after its second epoch (Optuna's step 2).
+        return trial.number == PRUNED_TRIAL and max(trial.intermediate_values) >= 2
 
     root = tmp_path_factory.mktemp("notebook")
     stores = Stores(root, TEXT)
@@ -57,7 +59,7 @@ def _histories(stores: Stores) -> dict[int, list[float]]:
         metrics = stores.client.get_metric_history(run.info.run_id, "val_accuracy")
         if metrics:
             assert [m.step for m in sorted(metrics, key=lambda m: m.step)] == \
-                list(range(len(metrics)))
+                list(range(1, len(metrics) + 1))
             histories[number] = [m.value for m in sorted(metrics, key=lambda m: m.step)]
     return histories
 
@@ -74,8 +76,8 @@ def test_the_study_has_a_pruned_trial(stores: Stores) -> None:
     assert len(trials) == 6
     pruned = [t for t in trials if t.state.name == "PRUNED"]
     assert [t.number for t in pruned] == [PRUNED_TRIAL]
-    assert sorted(pruned[0].intermediate_values) == [0, 1]
-    assert all(sorted(t.intermediate_values) == [0, 1, 2] for t in trials
+    assert sorted(pruned[0].intermediate_values) == [1, 2]
+    assert all(sorted(t.intermediate_values) == [1, 2, 3] for t in trials
                if t.state.name == "COMPLETE")
 
 
@@ -96,6 +98,54 @@ def test_curves_are_the_mlflow_histories(stores: Stores, frame) -> None:
 
 
 @pytest.mark.slow
+def test_the_pruned_trials_epochs_count_from_1(stores: Stores, frame) -> None:
+    pruned = stores.study("tiny").trials[PRUNED_TRIAL]
+    row = frame[frame["trial"] == PRUNED_TRIAL].iloc[0]
+    # Stopped after its second epoch: two epochs ran, whatever is asked.
+    assert row["pruned_at_epoch"] == row["epochs_run"] == len(pruned.intermediate_values) == 2
+    assert row["val_accuracy_epoch2"] == pruned.intermediate_values[2]
+    assert pd.isna(row["val_accuracy_epoch3"])
+    _, children = stores.runs("tiny")
+    assert children[PRUNED_TRIAL].data.tags["cnnlab.pruned_at_epoch"] == "2"
+
+
+@pytest.mark.slow
+def test_runs_recorded_with_steps_from_0_read_as_epochs_from_1(stores: Stores, frame,
+                                                              tmp_path: Path) -> None:
+    """Earlier versions of cnnlab logged the first epoch at MLflow step 0: a copy of the stores
+    whose trained runs' curves are moved back one step gives the same per-epoch columns."""
+    import shutil
+    import sqlite3
+
+    import mlflow
+
+    from cnnlab.results.compare import trials_frame
+
+    copy = tmp_path / "copy"
+    shutil.copytree(stores.root, copy)
+    db = copy / "mlruns" / "mlflow.db"
+    run_ids = frame.loc[frame["epochs_run"].notna(), "run_id"].tolist()
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    marks = ", ".join("?" * len(run_ids))
+    with sqlite3.connect(db) as connection:
+        for table in ("metrics", "latest_metrics"):
+            connection.execute(f"UPDATE {table} SET step = step - 1 WHERE run_uuid IN ({marks}) "
+                               "AND key IN (?, ?, ?, ?)", (*run_ids, *keys))
+    connection.close()
+    before = mlflow.get_tracking_uri()
+    try:
+        legacy = trials_frame("tiny", storage=f"sqlite:///{copy / 'optuna.db'}",
+                              tracking_uri=f"sqlite:///{db}")
+        client = mlflow.tracking.MlflowClient(f"sqlite:///{db}")
+        assert client.get_metric_history(run_ids[0], "val_accuracy")[0].step == 0
+    finally:
+        mlflow.set_tracking_uri(before)
+    columns = [c for c in frame.columns if re.fullmatch(r"(val_accuracy|val_loss)_epoch\d", c)]
+    assert len(columns) == 6  # val_accuracy and val_loss after epochs 1, 2 and 3.
+    assert legacy[columns].equals(frame[columns])
+
+
+@pytest.mark.slow
 def test_at_epoch_compares_every_finished_trial_at_the_shortest_ones_last_epoch(
         stores: Stores, frame) -> None:
     from cnnlab.results.compare import at_epoch, trials_frame
@@ -110,7 +160,7 @@ def test_at_epoch_compares_every_finished_trial_at_the_shortest_ones_last_epoch(
     for trial in trials:
         row = scores[scores["trial"] == trial.number].iloc[0]
         assert row["score"] == histories[trial.number][1]
-        assert row["score"] == trial.intermediate_values[1]  # What Optuna was told then.
+        assert row["score"] == trial.intermediate_values[2]  # What Optuna was told then.
         assert row["epochs_reached"] == len(histories[trial.number])
         assert row["state"] == trial.state.name
     assert not any(c.startswith("val_accuracy_epoch") for c in scores.columns)
@@ -351,7 +401,7 @@ def test_the_notebook_runs_headless_on_the_study(stores: Stores, tmp_path: Path,
         assert shown[trial.number][0] == f"{trial.value:.4f}"
     at_two = _rows(cells["at_epoch"])
     pruned = study.trials[PRUNED_TRIAL]
-    assert at_two[PRUNED_TRIAL][:3] == ["PRUNED", "2", f"{pruned.intermediate_values[1]:.4f}"]
+    assert at_two[PRUNED_TRIAL][:3] == ["PRUNED", "2", f"{pruned.intermediate_values[2]:.4f}"]
     assert set(at_two) == {t.number for t in _compared(stores)}
     assert "image/png" in cells["anytime"].outputs[-1].get("data", {})
     assert "by kernel_size" in _text(cells["knobs"])

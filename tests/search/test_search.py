@@ -82,7 +82,7 @@ def test_a_judged_configuration_is_reused_not_retrained(tmp_path: Path, monkeypa
     ends as the earlier trial did, untrained, and does not count."""
     monkeypatch.chdir(tmp_path)
     text = TINY.replace("n_trials = 3", "n_trials = 1")
-    if pruned:  # A threshold no accuracy reaches: the first trial is pruned after epoch 0.
+    if pruned:  # A threshold no accuracy reaches: the first trial is pruned after epoch 1.
         text = text.replace('[pruner]\nname = "none"', '[pruner]\nname = "threshold"\n'
                                                        'lower = 2.0')
     stores = Stores(tmp_path, text)

@@ -69,14 +69,17 @@ def test_pareto_front_minimizing():
 
 
 def test_front_at_epoch_uses_only_curves_that_reach_it():
+    # Epochs are counted from 1: curve[0] is the metric after epoch 1.
     curves = {"a": [0.5, 0.9], "b": [0.6], "c": [0.4, 0.8, 0.95]}
     sizes = {"a": 100, "b": 50, "c": 300}
-    assert front_at_epoch(curves, sizes, 0) == [Point("b", 0.6, 50)]
-    assert front_at_epoch(curves, sizes, 1) == [Point("a", 0.9, 100)]
-    assert front_at_epoch(curves, sizes, 2) == [Point("c", 0.95, 300)]
-    assert front_at_epoch(curves, sizes, 3) == []
+    assert front_at_epoch(curves, sizes, 1) == [Point("b", 0.6, 50)]
+    assert front_at_epoch(curves, sizes, 2) == [Point("a", 0.9, 100)]
+    assert front_at_epoch(curves, sizes, 3) == [Point("c", 0.95, 300)]
+    assert front_at_epoch(curves, sizes, 4) == []
     with pytest.raises(ValueError, match="no size"):
-        front_at_epoch(curves, {"a": 100}, 0)
+        front_at_epoch(curves, {"a": 100}, 1)
+    with pytest.raises(ValueError, match="counted from 1, not 0"):
+        front_at_epoch(curves, sizes, 0)
 
 
 # --- should_stop on a constructed history --------------------------------------------------
@@ -92,25 +95,26 @@ def decide(curve, size, *, margin=0.002, warmup=1, min_trials=4, **kwargs):
 
 
 def test_a_dominated_trial_is_stopped_with_the_best_dominating_trial_named():
-    # At epoch 1 the front is trial 1 (0.85, 5,000) and trial 0 (0.90, 10,000); both beat it.
+    # At epoch 2 the front is trial 1 (0.85, 5,000) and trial 0 (0.90, 10,000); both beat it.
     stop, reason = decide([0.5, 0.6], 30_000)
     assert stop
-    assert reason == ("trial 0 had accuracy 0.9000 at epoch 1 with size 10,000, at least 0.002 "
+    assert reason == ("trial 0 had accuracy 0.9000 at epoch 2 with size 10,000, at least 0.002 "
                       "higher than this trial's 0.6000 with size 30,000.")
 
 
 def test_warmup_epochs_are_never_decided():
-    assert decide([0.1], 30_000) == (False, None)  # Epoch 0 < 1 warmup epoch.
+    assert decide([0.1], 30_000) == (False, None)  # Epoch 1 is the 1 warmup epoch.
     assert decide([0.1], 30_000, warmup=0)[0]
     assert decide([0.1, 0.2], 30_000, warmup=2) == (False, None)
+    assert decide([0.1, 0.2], 30_000, warmup=1)[0]  # The first verdict: after epoch 2.
 
 
 def test_too_few_trials_at_that_epoch_means_no_decision():
-    # Only trials 0, 1 and 3 reached epoch 2.
+    # Only trials 0, 1 and 3 reached epoch 3.
     assert decide([0.1, 0.2, 0.3], 30_000) == (False, None)
     stop, reason = decide([0.1, 0.2, 0.3], 30_000, min_trials=3)
-    assert stop and reason.startswith("trial 0 had accuracy 0.9500 at epoch 2")
-    # Trial 3 alone reached epoch 3.
+    assert stop and reason.startswith("trial 0 had accuracy 0.9500 at epoch 3")
+    # Trial 3 alone reached epoch 4.
     assert decide([0.1, 0.2, 0.3, 0.4], 50_000, min_trials=2) == (False, None)
 
 
@@ -134,7 +138,7 @@ def test_should_stop_on_a_loss():
                                n_min_trials=2, maximize=False, metric="val_loss",
                                size_label="n_params")
     assert stop
-    assert reason == ("trial 0 had val_loss 0.2000 at epoch 1 with n_params 100, at least 0.01 "
+    assert reason == ("trial 0 had val_loss 0.2000 at epoch 2 with n_params 100, at least 0.01 "
                       "lower than this trial's 0.5000 with n_params 200.")
     assert should_stop([0.9, 0.25], 200, losses, sizes, margin=0.1, n_warmup_epochs=1,
                        n_min_trials=2, maximize=False) == (False, None)

@@ -163,7 +163,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(
     for trial in study.trials:
         # Stopped by TerminateOnNaN after its first batch, so in its first epoch of three.
         assert trial.user_attrs["fail_reason"] == (
-            "training diverged: the loss became nan in epoch 0 and training was stopped.")
+            "training diverged: the loss became nan in epoch 1 and training was stopped.")
         run = children[trial.number]
         assert run.info.status == "FAILED"
         assert run.data.tags["cnnlab.state"] == "FAIL"

@@ -68,7 +68,7 @@ def test_two_workers_on_postgres_and_a_tracking_server(tmp_path: Path) -> None:
             run = children[trial.number]
             assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
             assert [m.step for m in client.get_metric_history(
-                run.info.run_id, "val_accuracy")] == [0, 1]
+                run.info.run_id, "val_accuracy")] == [1, 2]
             assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
                 "plots/loss.png", "plots/accuracy.png"}
         # No credentials anywhere in what was recorded: runs' params, tags and every artifact

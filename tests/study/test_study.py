@@ -67,8 +67,8 @@ def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
             if layer.count_params():
                 assert int(params[f"{layer.name}_params"]) == layer.count_params()
         assert params["seed"] == str(5 + trial.number)
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):  # Step = epoch, from 1.
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2]
         last = client.get_metric_history(run.info.run_id, "val_accuracy")[-1].value
         assert last == pytest.approx(trial.value)
         plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
@@ -193,32 +193,69 @@ def test_a_changed_study_file_is_refused(tiny: Stores, tmp_path: Path, capsys) -
     assert len(tiny.study("tiny").trials) == before
 
 
-PRUNED = TINY.replace('name = "tiny"', 'name = "pruned"').replace(
-    '[pruner]\nname = "none"', '[pruner]\nname = "threshold"\nlower = 2.0').replace(
-    "epochs = 2", "epochs = 3").replace("n_trials = 3", "n_trials = 2")
+def _pruned(epochs: int, warmup: int) -> str:
+    """TINY with 2 trials of ``epochs`` epochs and a pruner that prunes whatever it is asked
+    about from step ``warmup`` on: ThresholdPruner(lower=2.0), since an accuracy is at most 1,
+    so that every decision rests on no trained value."""
+    return TINY.replace('name = "tiny"', 'name = "pruned"').replace(
+        '[pruner]\nname = "none"',
+        f'[pruner]\nname = "threshold"\nlower = 2.0\nn_warmup_steps = {warmup}').replace(
+        "epochs = 2", f"epochs = {epochs}").replace("n_trials = 3", "n_trials = 2")
 
 
 @pytest.mark.slow
-def test_pruned_trial_keeps_its_partial_curve(tmp_path: Path, monkeypatch) -> None:
-    # ThresholdPruner(lower=2.0) prunes every trial after its first epoch: an accuracy is at
-    # most 1, so the decision rests on no trained value.
+@pytest.mark.parametrize("warmup, ran", [(0, 1), (2, 2)], ids=["no-warmup", "warmup-2"])
+def test_pruned_after_epoch_n_means_n_epochs_ran(tmp_path: Path, monkeypatch, capsys,
+                                                 warmup: int, ran: int) -> None:
+    # Epochs count from 1 everywhere: Optuna's step, MLflow's step, the tag, the printed line.
+    # Optuna's pruners skip step < n_warmup_steps, so with 2 the first verdict is after epoch 2.
     monkeypatch.chdir(tmp_path)
-    stores = Stores(tmp_path, PRUNED)
+    stores = Stores(tmp_path, _pruned(3, warmup))
     assert stores.run() == 0
+    out = capsys.readouterr().out
     study = stores.study("pruned")
     _, children = stores.runs("pruned")
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
+    epochs = list(range(1, ran + 1))
     for trial in study.trials:
-        assert list(trial.intermediate_values) == [0]
+        assert f"trial {trial.number:>3}  PRUNED      pruned after epoch {ran} " in out
+        assert list(trial.intermediate_values) == epochs
         run = children[trial.number]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            history = stores.client.get_metric_history(run.info.run_id, key)
+            assert [m.step for m in history] == epochs, key
         history = stores.client.get_metric_history(run.info.run_id, "val_accuracy")
-        assert [m.step for m in history] == [0]
-        assert history[0].value == pytest.approx(trial.intermediate_values[0])
+        assert [m.value for m in history] == pytest.approx(
+            [trial.intermediate_values[e] for e in epochs])
         assert run.data.tags["cnnlab.state"] == "PRUNED"
-        assert run.data.tags["cnnlab.pruned_at_epoch"] == "0"
-        assert run.data.tags["cnnlab.reason"].startswith("pruned by threshold after epoch 0")
+        assert run.data.tags["cnnlab.pruned_at_epoch"] == str(ran)
+        assert run.data.tags["cnnlab.reason"].startswith(f"pruned by threshold after epoch {ran} ")
         assert {a.path for a in stores.client.list_artifacts(run.info.run_id, "plots")} == {
             "plots/loss.png", "plots/accuracy.png"}
+
+
+@pytest.mark.slow
+def test_no_trial_is_pruned_after_its_last_epoch(tmp_path: Path, monkeypatch, capsys) -> None:
+    # The same pruner, in a study of one epoch a trial: that epoch is each trial's last, and
+    # nothing is left to save, so no verdict is asked for and both trials complete.
+    monkeypatch.chdir(tmp_path)
+    stores = Stores(tmp_path, _pruned(1, 0))
+    assert stores.run() == 0
+    out = capsys.readouterr().out
+    study = stores.study("pruned")
+    _, children = stores.runs("pruned")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert "PRUNED" not in out
+    assert [T.counts(t) for t in study.trials] == [True, True]
+    for trial in study.trials:
+        assert list(trial.intermediate_values) == [1]  # Its last epoch is still told.
+        assert trial.value == pytest.approx(trial.intermediate_values[1])
+        run = children[trial.number]
+        assert run.data.tags["cnnlab.state"] == "COMPLETE"
+        assert "cnnlab.pruned_at_epoch" not in run.data.tags
+        history = stores.client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == [1]
+        assert history[0].value == pytest.approx(trial.value)
 
 
 INVALID = """
