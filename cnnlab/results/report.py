@@ -210,8 +210,9 @@ def knob_figure(trials: pd.DataFrame, table: pd.DataFrame, knob: str, base_name:
                                      if prefix == "" and axis is acc_ax else None))
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel("validation accuracy (mean over seeds, 95% interval)")
-    ax.set_title(f"{knob}: size against accuracy")
+    ax.set_ylabel("validation accuracy")
+    ax.margins(x=0.2)
+    ax.set_title(f"{knob}: mean over seeds, 95% interval")
     ax.grid(True, alpha=0.3)
     for axis, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
         axis.set_xlabel("epoch")
