@@ -65,7 +65,9 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
                  tracking_uri: str | None = None, curves: bool = True) -> pd.DataFrame:
     """One row per trial of ``studies`` (default: every study in the storage).
 
-    Columns, Optuna's: ``study``, ``trial``, ``state``, ``metric`` and ``value`` (the
+    Columns, Optuna's: ``study``, ``trial``, ``state`` (COMPLETE, PRUNED, FAIL, RUNNING,
+    WAITING as Optuna says, but INFEASIBLE for a draw that was never built: Optuna keeps those
+    as PRUNED, which ``optuna_state`` says), ``metric`` and ``value`` (the
     objective: the last epoch's validation score; for a pruned trial the last one reported),
     ``confirm_mean``, ``confirm_std``, ``confirm_n``, ``confirm_ci_low``/``_high``,
     ``confirm_rank`` and ``confirm_tied`` for trials ranked over seeds by ``cnnlab confirm``,
@@ -111,7 +113,8 @@ def _one_study(study: Any, curves: bool) -> pd.DataFrame:
         row: dict[str, Any] = {
             "study": study.study_name,
             "trial": trial.number,
-            "state": trial.state.name,
+            "state": T.state(trial),
+            "optuna_state": trial.state.name,
             "metric": metric,
             "value": trial.values[0] if trial.values else None,
             "n_params": attrs.get(N_PARAMS_ATTR),
@@ -244,7 +247,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("on_front", "confirm_tied"):
         if column in frame:
             frame[column] = frame[column].astype("boolean")
-    for column in ("study", "state", "metric", "outcome", "front_size"):
+    for column in ("study", "state", "optuna_state", "metric", "outcome", "front_size"):
         frame[column] = frame[column].astype("category")
     for column in ("architecture", "fail_reason", "reason", "run_id", "artifact_uri",
                    "mlflow_status"):
@@ -278,16 +281,17 @@ def front(frame: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool | None = None,
                 top: int | None = None, states: list[str] | None = None) -> pd.DataFrame:
-    """Filter by state, sort (default: by value, best first), keep the top N. Duplicates are
-    left out: the trial that judged their configuration is the configuration's row."""
+    """Filter by state (``state``: INFEASIBLE for draws never built), sort (default: by
+    value, best first), keep the top N. Duplicates are left out: the trial that judged their
+    configuration is the configuration's row."""
     if "outcome" in frame:
         frame = frame[frame["outcome"].astype(str) != "duplicate"]
     if states:
         wanted = {s.upper() for s in states}
-        unknown = wanted - {"COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"}
+        unknown = wanted - {"COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", T.INFEASIBLE}
         if unknown:
             raise ConfigError(f"--state {sorted(unknown)[0]!r} is not a trial state (complete, "
-                              "pruned, fail, running, waiting).")
+                              "pruned, fail, running, waiting, infeasible).")
         frame = frame[frame["state"].astype(str).isin(wanted)]
     sort = sort or "value"
     if sort not in frame.columns:
