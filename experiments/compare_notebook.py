@@ -93,8 +93,8 @@ def _caption(scores: pd.DataFrame) -> str:
     epoch = int(scores["epoch"].iloc[0])
     pruned = int((scores["state"].astype(str) == "PRUNED").sum())
     return (f"{metric} after {epoch} epoch(s): {len(scores)} trials ({pruned} pruned, at the "
-            f"epochs they reached). Dots: trials; markers and bars: mean and 95% t interval, "
-            f"kept inside [0, 1] (no bar for one trial).")
+            f"epochs they reached). Dots: trials; markers and bars: mean and 95% t interval "
+            f"within [0, 1] (none for one trial).")
 
 
 def _dodged(ax, rows: pd.DataFrame, group: str, series: str, order: list[str]) -> None:
@@ -191,7 +191,7 @@ def _clip_to_points(ax, scores: pd.Series) -> None:
 
 
 def kernel_figure(summary: pd.DataFrame) -> Figure:
-    fig = Figure(figsize=(8, 5), layout="constrained")
+    fig = Figure(figsize=(9, 5), layout="constrained")
     ax = fig.subplots()
     _dodged(ax, summary, "size_bin", "kernels", _categories(summary["kernels"]))
     ax.set_xlabel("parameters (bins of about equal numbers of trials)")
@@ -200,8 +200,8 @@ def kernel_figure(summary: pd.DataFrame) -> Figure:
     bins = summary["size_bin"].nunique()
     ax.set_title("Does a 5x5 kernel beat 3x3 at equal parameter count?\n"
                  f"({bins} parameter bin{'' if bins == 1 else 's'}, one per 8 trials or so)\n"
-                 "how to read it: 5x5 wins in a bin where orange (all 5x5) sits above blue "
-                 "(all 3x3) and the bars do not overlap", fontsize=10)
+                 "how to read it: 5x5 wins in a bin where orange sits above blue and the bars "
+                 "do not overlap", fontsize=10)
     _say_missing(ax, _unanswered(summary).get("kernel_5x5_vs_3x3.png"))
     fig.supxlabel(_caption(summary), fontsize=7)
     return fig
@@ -232,7 +232,7 @@ def stride_figure(summary: pd.DataFrame) -> Figure:
         ax.set_title(title)
         ax.legend(fontsize=8)
     for ax in (score_ax, params_ax, macs_ax):
-        ax.set_xlabel("conv layers with stride 2")
+        ax.set_xlabel("conv layers with stride 2 or more")
     fig.suptitle("What does stride 2 cost?", fontsize=12)
     fig.supxlabel(_caption(summary), fontsize=7)
     return fig
