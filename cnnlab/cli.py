@@ -634,7 +634,8 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--ascending", action="store_true", help="sort smallest first")
     compare.add_argument("--top", type=_positive, metavar="N", help="keep the first N rows")
     compare.add_argument("--state", action="append", metavar="STATES",
-                         help="keep these states, e.g. complete or complete,pruned")
+                         help="keep these states, e.g. complete or complete,pruned "
+                              "(infeasible: draws never built)")
     compare.add_argument("--front", action="store_true",
                          help="only the trials on each study's front of validation score "
                               "against size (n_params, or the study's size objective), "

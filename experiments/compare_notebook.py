@@ -8,9 +8,12 @@ Default studies: filters-kernels and strides-padding (run them first with `cnnla
 or whichever studies are named. Every trial that ended complete or pruned is compared after the
 same number of epochs (``cnnlab.results.compare.at_epoch``: by default the last epoch every one of
 them reached, so a pruned trial counts at the epochs it reached; ``--epoch N`` for another).
-Prints each knob's effect -- the mean score per value with its 95% Student-t interval, the
-number of trials, the median parameter count (``cnnlab.results.compare.knob_effects``) -- and writes
-one figure per question to --out (default: the current directory):
+Infeasible draws (never built) are counted apart and compared nowhere. Prints each knob's effect,
+network by network -- per group of networks (all same, all valid or mixed padding; all 3x3, all
+5x5 or mixed kernels; the number of stride-2 layers; the filters against the notebook CNN's; the
+depth) the mean score with its 95% Student-t interval kept inside [0, 1], the number of trials,
+the median parameter count (``cnnlab.results.compare.knob_effects``) -- and writes one figure per
+question to --out (default: the current directory):
 
 - ``kernel_5x5_vs_3x3.png``: does a 5x5 kernel beat 3x3 at equal parameter count?
 - ``stride_2_cost.png``: what does stride 2 cost in accuracy, and what does it save in size?
@@ -27,31 +30,30 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cnnlab.errors import ConfigError
-from cnnlab.results.compare import at_epoch, knob_effects, per_layer, study_names, trials_frame
+from cnnlab.results.compare import (
+    at_epoch,
+    knob_effects,
+    network_knobs,
+    study_names,
+    trials_frame,
+)
 
-FACTORS = ("filters", "kernel_size", "strides", "padding")
+KNOBS = {"paddings": "padding (all same, all valid, mixed)",
+         "kernels": "kernel size (all 3x3, all 5x5 ..., mixed)",
+         "stride2_layers": "the number of stride-2 layers",
+         "filters_scale": "the filters against the notebook CNN's (x1: 32-32-64-64)",
+         "n_conv": "depth (n_conv)"}
+"""Each network knob's table, by its column (``cnnlab.spec.knobs``), with its title."""
 FIGURES = ("kernel_5x5_vs_3x3.png", "stride_2_cost.png", "same_padding.png")
-COLOURS = {"3x3": "tab:blue", "5x5": "tab:orange", "same": "tab:green", "valid": "tab:purple",
-           "mixed": "0.6"}
+COLOURS = {"all 3x3": "tab:blue", "all 5x5": "tab:orange", "all same": "tab:green",
+           "all valid": "tab:purple", "mixed": "0.6"}
 
 
-def with_layer_summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """``at_epoch`` rows with what their conv layers have in common, one column each:
-    ``kernels`` ("3x3", "5x5", or "mixed" when the layers differ), ``paddings`` ("same",
-    "valid", "mixed"), ``stride2_layers`` (how many layers have stride 2) and ``size_bin``
-    (the trial's parameter count in a few bins of about equal numbers of trials)."""
-    layers = per_layer(scores)
-    key = ["study", "trial"]
-
-    def common(values: pd.Series, label) -> str:
-        found = set(values.dropna())
-        return label(found.pop()) if len(found) == 1 else "mixed"
-
-    by_trial = layers.groupby(key, observed=True).agg(
-        kernels=("kernel_size", lambda v: common(v, lambda k: f"{k}x{k}")),
-        paddings=("padding", lambda v: common(v, str)),
-        stride2_layers=("strides", lambda v: int((v == 2).sum())))
-    out = scores.merge(by_trial.reset_index(), on=key, how="left")
+def with_knobs(scores: pd.DataFrame) -> pd.DataFrame:
+    """``at_epoch`` rows with one column per network knob (``network_knobs``: ``paddings``,
+    ``kernels``, ``stride2_layers``, ``filters_scale``) and ``size_bin`` (the trial's parameter
+    count in a few bins of about equal numbers of trials)."""
+    out = network_knobs(scores)
     return out.assign(size_bin=size_bins(out["n_params"]))
 
 
@@ -76,19 +78,13 @@ def _short(count: float) -> str:
 
 
 def tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Each conv knob's effect at equal epochs, pooled over the layers (a trial counts once for
-    each value its layers have), then the three questions' tables that the figures draw."""
-    out = {f"the conv layers' {factor}": knob_effects(scores, factor)
-           for factor in FACTORS if any(c.endswith(f"_{factor}") for c in scores.columns)}
-    out["depth (n_conv)"] = knob_effects(scores, "n_conv")
-    summary = with_layer_summary(scores)
-    out["kernels (all 3x3, all 5x5, mixed) within parameter bins"] = knob_effects(
-        summary, "kernels", by="size_bin")
-    out["the number of stride-2 layers"] = knob_effects(summary, "stride2_layers")
-    out["padding (all same, all valid, mixed) by depth"] = knob_effects(
-        summary, "paddings", by="n_conv")
-    out["padding (all same, all valid, mixed) by kernels"] = knob_effects(
-        summary, "paddings", by="kernels")
+    """Each knob's effect at equal epochs, network by network (each trial in one row of each
+    table), then the questions' tables that the figures draw."""
+    summary = with_knobs(scores)
+    out = {title: knob_effects(summary, knob) for knob, title in KNOBS.items()}
+    out["kernel size within parameter bins"] = knob_effects(summary, "kernels", by="size_bin")
+    out["padding by depth"] = knob_effects(summary, "paddings", by="n_conv")
+    out["padding by kernel size"] = knob_effects(summary, "paddings", by="kernels")
     return out
 
 
@@ -98,7 +94,7 @@ def _caption(scores: pd.DataFrame) -> str:
     pruned = int((scores["state"].astype(str) == "PRUNED").sum())
     return (f"{metric} after {epoch} epoch(s): {len(scores)} trials ({pruned} pruned, at the "
             f"epochs they reached). Dots: trials; markers and bars: mean and 95% t interval "
-            f"(no bar for one trial).")
+            f"within [0, 1] (none for one trial).")
 
 
 def _dodged(ax, rows: pd.DataFrame, group: str, series: str, order: list[str]) -> None:
@@ -145,7 +141,7 @@ def _missing_text(summary: pd.DataFrame, group: str, series: str, pair: tuple[st
                   what: str) -> str | None:
     both = summary[summary[series].isin(pair)].groupby(group, observed=True)[series].nunique()
     if (both < 2).all():
-        return (f"No {what} holds trials of both {pair[0]} and {pair[1]}: this study cannot "
+        return (f"No {what} holds both {pair[0]} and {pair[1]} networks: this study cannot "
                 f"answer the question.")
     return None
 
@@ -153,12 +149,12 @@ def _missing_text(summary: pd.DataFrame, group: str, series: str, pair: tuple[st
 def _questions(summary: pd.DataFrame) -> dict[str, tuple]:
     """Each comparison a figure draws, by the name its note carries: the rows, the grouping
     column, the compared column, the pair of values compared and what a group is called."""
-    return {"kernel_5x5_vs_3x3.png": (summary, "size_bin", "kernels", ("3x3", "5x5"),
+    return {"kernel_5x5_vs_3x3.png": (summary, "size_bin", "kernels", ("all 3x3", "all 5x5"),
                                       "parameter bin"),
             "same_padding.png (by depth)": (summary.assign(depth=summary["n_conv"]), "depth",
-                                            "paddings", ("same", "valid"), "depth"),
+                                            "paddings", ("all same", "all valid"), "depth"),
             "same_padding.png (by kernel size)": (summary, "kernels", "paddings",
-                                                  ("same", "valid"), "kernel size")}
+                                                  ("all same", "all valid"), "kernel size")}
 
 
 def _unanswered(summary: pd.DataFrame) -> dict[str, str]:
@@ -178,7 +174,7 @@ def _say_missing(ax, text: str | None) -> None:
 def unanswered(scores: pd.DataFrame) -> list[str]:
     """The figures' questions that these trials cannot answer, each as the sentence its figure
     shows (no bin, depth or kernel size holding trials of both values compared)."""
-    return [f"{name}: {text}" for name, text in _unanswered(with_layer_summary(scores)).items()]
+    return [f"{name}: {text}" for name, text in _unanswered(with_knobs(scores)).items()]
 
 
 def _categories(column: pd.Series) -> list:
@@ -195,9 +191,9 @@ def _clip_to_points(ax, scores: pd.Series) -> None:
 
 
 def kernel_figure(summary: pd.DataFrame) -> Figure:
-    fig = Figure(figsize=(8, 5), layout="constrained")
+    fig = Figure(figsize=(9, 5), layout="constrained")
     ax = fig.subplots()
-    _dodged(ax, summary, "size_bin", "kernels", ["3x3", "5x5", "mixed"])
+    _dodged(ax, summary, "size_bin", "kernels", _categories(summary["kernels"]))
     ax.set_xlabel("parameters (bins of about equal numbers of trials)")
     ax.set_ylabel(str(summary["score_metric"].iloc[0]))
     ax.legend(title="conv kernels", fontsize=8)
@@ -236,7 +232,7 @@ def stride_figure(summary: pd.DataFrame) -> Figure:
         ax.set_title(title)
         ax.legend(fontsize=8)
     for ax in (score_ax, params_ax, macs_ax):
-        ax.set_xlabel("conv layers with stride 2")
+        ax.set_xlabel("conv layers with stride 2 or more")
     fig.suptitle("What does stride 2 cost?", fontsize=12)
     fig.supxlabel(_caption(summary), fontsize=7)
     return fig
@@ -245,12 +241,13 @@ def stride_figure(summary: pd.DataFrame) -> Figure:
 def padding_figure(summary: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(12, 5), layout="constrained")
     by_depth, by_kernel = fig.subplots(1, 2, sharey=True)
+    order = _categories(summary["paddings"])
     _dodged(by_depth, summary.assign(depth=summary["n_conv"].astype(str)), "depth",
-            "paddings", ["same", "valid", "mixed"])
+            "paddings", order)
     by_depth.set_xlabel("conv layers (depth)")
     by_depth.set_ylabel(str(summary["score_metric"].iloc[0]))
     by_depth.set_title("by depth")
-    _dodged(by_kernel, summary, "kernels", "paddings", ["same", "valid", "mixed"])
+    _dodged(by_kernel, summary, "kernels", "paddings", order)
     by_kernel.set_xlabel("conv kernels")
     by_kernel.set_title("by kernel size")
     for ax in (by_depth, by_kernel):
@@ -258,15 +255,15 @@ def padding_figure(summary: pd.DataFrame) -> Figure:
     notes = _unanswered(summary)
     _say_missing(by_depth, notes.get("same_padding.png (by depth)"))
     _say_missing(by_kernel, notes.get("same_padding.png (by kernel size)"))
-    fig.suptitle("When does `same` padding help?\n(how to read it: it helps where green sits "
-                 "above purple and the bars do not overlap)", fontsize=11)
+    fig.suptitle("When does `same` padding help?\n(how to read it: it helps where green (all "
+                 "same) sits above purple (all valid) and the bars do not overlap)", fontsize=11)
     fig.supxlabel(_caption(summary), fontsize=7)
     return fig
 
 
 def figures(scores: pd.DataFrame) -> dict[str, Figure]:
     """The three questions' figures, by file name."""
-    summary = with_layer_summary(scores)
+    summary = with_knobs(scores)
     return dict(zip(FIGURES, (kernel_figure(summary), stride_figure(summary),
                               padding_figure(summary)), strict=True))
 
@@ -289,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         frame = trials_frame(names, storage=args.storage, tracking_uri=args.tracking_uri)
     except ConfigError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    # INFEASIBLE: drawn, never built (too big, or a feature map below 1x1); not trained.
     print(frame.groupby(["study", "state"], observed=True).size().rename("trials").to_string())
+    infeasible = int((frame["state"].astype(str) == "INFEASIBLE").sum())
+    if infeasible:
+        print(f"{infeasible} infeasible draw(s) were never built: not trained, compared nowhere.")
     scores = at_epoch(frame, args.epoch)
     print(f"\nCompared at equal epochs: {_caption(scores)}")
     with pd.option_context("display.width", 160, "display.max_columns", 20,

@@ -4,9 +4,11 @@
 The functions below take its frame and answer the usual questions with pandas alone:
 ``leaderboard`` and ``front``; ``curves`` (one row per trial and epoch); ``at_epoch`` (every
 finished trial's score after the same number of epochs, pruned trials included);
-``per_layer`` (one row per trial and conv layer); ``knob_effects`` (each value of a knob: the
-mean equal-epoch score with its 95% interval); ``anytime`` (the best score so far against the
-study's wall time).
+``per_layer`` (one row per trial and conv layer); ``network_knobs`` (each trial's knobs as a
+whole network: all-same/all-valid/mixed padding, kernels, stride-2 layers, filters scale);
+``knob_effects`` (each value of a knob, network by network: the mean equal-epoch score with its
+95% interval, kept inside [0, 1]); ``anytime`` (the best score so far against the study's wall
+time). Infeasible draws (never built) have the state INFEASIBLE and are compared nowhere.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from cnnlab.names import (
     SEED_ATTR,
 )
 from cnnlab.search import trials as T
+from cnnlab.spec import knobs as K
 from cnnlab.tracking import runs as tracking
 
 CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
@@ -66,7 +69,9 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
                  epoch_curves: Sequence[str] = EPOCH_CURVES) -> pd.DataFrame:
     """One row per trial of ``studies`` (default: every study in the storage).
 
-    Columns, Optuna's: ``study``, ``trial``, ``state``, ``metric`` and ``value`` (the
+    Columns, Optuna's: ``study``, ``trial``, ``state`` (COMPLETE, PRUNED, FAIL, RUNNING,
+    WAITING as Optuna says, but INFEASIBLE for a draw that was never built: Optuna keeps those
+    as PRUNED, which ``optuna_state`` says), ``metric`` and ``value`` (the
     objective: the last epoch's validation score; for a pruned trial the last one reported),
     ``confirm_mean``, ``confirm_std``, ``confirm_n``, ``confirm_ci_low``/``_high``,
     ``confirm_rank`` and ``confirm_tied`` for trials ranked over seeds by ``cnnlab confirm``,
@@ -115,7 +120,8 @@ def _one_study(study: Any, curves: bool,
         row: dict[str, Any] = {
             "study": study.study_name,
             "trial": trial.number,
-            "state": trial.state.name,
+            "state": T.state(trial),
+            "optuna_state": trial.state.name,
             "metric": metric,
             "value": trial.values[0] if trial.values else None,
             "n_params": attrs.get(N_PARAMS_ATTR),
@@ -252,7 +258,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("on_front", "confirm_tied"):
         if column in frame:
             frame[column] = frame[column].astype("boolean")
-    for column in ("study", "state", "metric", "outcome", "front_size"):
+    for column in ("study", "state", "optuna_state", "metric", "outcome", "front_size"):
         frame[column] = frame[column].astype("category")
     for column in ("architecture", "fail_reason", "reason", "run_id", "artifact_uri",
                    "mlflow_status"):
@@ -286,16 +292,17 @@ def front(frame: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool | None = None,
                 top: int | None = None, states: list[str] | None = None) -> pd.DataFrame:
-    """Filter by state, sort (default: by value, best first), keep the top N. Duplicates are
-    left out: the trial that judged their configuration is the configuration's row."""
+    """Filter by state (``state``: INFEASIBLE for draws never built), sort (default: by
+    value, best first), keep the top N. Duplicates are left out: the trial that judged their
+    configuration is the configuration's row."""
     if "outcome" in frame:
         frame = frame[frame["outcome"].astype(str) != "duplicate"]
     if states:
         wanted = {s.upper() for s in states}
-        unknown = wanted - {"COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"}
+        unknown = wanted - {"COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", T.INFEASIBLE}
         if unknown:
             raise ConfigError(f"--state {sorted(unknown)[0]!r} is not a trial state (complete, "
-                              "pruned, fail, running, waiting).")
+                              "pruned, fail, running, waiting, infeasible).")
         frame = frame[frame["state"].astype(str).isin(wanted)]
     sort = sort or "value"
     if sort not in frame.columns:
@@ -446,69 +453,138 @@ def per_layer(frame: pd.DataFrame, kind: str = "conv") -> pd.DataFrame:
     return long
 
 
+def network_knobs(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (``trials_frame`` or ``at_epoch`` rows) with one column per network knob
+    (``cnnlab.spec.knobs``), read from each trial's conv layer columns (``conv1_padding`` ...)
+    and ``n_conv``: ``paddings`` ("all same", "all valid", "mixed"), ``kernels`` ("all 3x3",
+    "all 5x5" ..., "mixed"), ``stride2_layers`` (conv layers with a stride above 1),
+    ``filters_scale`` (the mean filters per conv layer against the notebook CNN's 48, rounded
+    to a power of two: 0.25, 0.5, 1, 2 ...). One value per trial and knob; empty where a trial
+    has no conv layer or a layer's field is unknown (its run missing from MLflow)."""
+    fields = ("filters", "kernel_size", "strides", "padding")
+    values: dict[str, list[Any]] = {k: [] for k in K.KNOBS if k != "n_conv"}
+    for _, row in frame.iterrows():
+        n = row.get("n_conv")
+        layers = None
+        if n is not None and not pd.isna(n):
+            layers = [[_layer_value(row.get(f"conv{i}_{f}")) for i in range(1, int(n) + 1)]
+                      for f in fields]
+        if layers is None or int(n) == 0 or any(v is None for f in layers for v in f):
+            found: dict[str, Any] = dict.fromkeys(values)
+        else:
+            found = K.network_knobs(*layers)
+        for key in values:
+            values[key].append(found[key])
+    out = frame.copy()
+    out["paddings"] = pd.Categorical(values["paddings"],
+                                     categories=["all same", "all valid", "mixed"])
+    kernels = [v for v in values["kernels"] if v is not None]
+    out["kernels"] = pd.Categorical(values["kernels"], categories=sorted(
+        set(kernels) - {"mixed"}, key=_kernel_order) + (["mixed"] if "mixed" in kernels else []))
+    out["stride2_layers"] = pd.array(values["stride2_layers"], dtype="Int64")
+    out["filters_scale"] = pd.array(values["filters_scale"], dtype="float64")
+    return out
+
+
+def _layer_value(value: Any) -> Any:
+    """A conv layer's field from the frame: None if missing; ``"(3, 5)"`` (a pair as MLflow
+    keeps it) as a pair; a whole float (a column that pandas made float) as an int."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and (match := re.fullmatch(r"\(\s*(\d+),\s*(\d+)\s*\)", value)):
+        return (int(match[1]), int(match[2]))
+    return value
+
+
+def _kernel_order(label: str) -> tuple[int, ...]:
+    """ "all 3x3" < "all 3x5" < "all 5x5": by the kernel's height, then width."""
+    return tuple(int(v) for v in label.removeprefix("all ").split("x"))
+
+
 def knob_effects(frame: pd.DataFrame, knob: str, *, by: str | Sequence[str] | None = None,
                  epoch: int | None = None, level: float = 0.95) -> pd.DataFrame:
-    """What each value of ``knob`` does to the score at equal epochs: per value, the marginal
-    mean of the trials' ``at_epoch`` score with its two-sided Student-t interval (``level``,
-    95%), the standard deviation, the best score, the number of trials and their median
-    parameter count.
+    """What each value of a knob does to the score at equal epochs, network by network: per
+    value, the mean of the trials' ``at_epoch`` score with its 95% interval (``level``), the
+    standard deviation, the best score, the number of trials and their median parameter count.
 
-    ``frame``: ``at_epoch`` rows, or a ``trials_frame`` (then ``at_epoch(frame, epoch)`` is taken
-    first). ``knob``: a column of the frame (``n_conv``, ``head``, ``conv2_strides``, one you
-    added), or a per-layer field (``kernel_size``, ``strides``, ``padding``, ``filters``,
-    ``pool`` ...; ``units`` for dense layers), pooled over the layers through ``per_layer``:
-    a trial counts once for each value any of its layers has (``layers`` says how many layers
-    had it), so a trial with a 3x3 and a 5x5 layer is in both rows. ``by``: more columns to
-    group by first, e.g. ``"layer"`` (per layer), ``"n_conv"`` (per depth).
+    ``frame``: ``at_epoch`` rows, or a ``trials_frame`` (then ``at_epoch(frame, epoch)`` is
+    taken first); one row per trial. ``knob``: a per-network knob (``network_knobs``):
+    ``paddings`` (all same / all valid / mixed), ``kernels`` (all 3x3 / all 5x5 / ... /
+    mixed), ``stride2_layers`` (how many conv layers have stride 2 or more),
+    ``filters_scale`` (the filters against the notebook CNN's: 0.25, 0.5, 1, 2 ...),
+    ``n_conv`` (depth); a conv layer's field names its knob (``padding``, ``kernel_size``,
+    ``strides``, ``filters``). Or any other column with one value per trial (``head``,
+    ``dropout``, ``conv2_strides``, one you added). ``by``: more columns or knobs to group
+    by first, e.g. ``"n_conv"`` (per depth) or ``"kernels"``.
+
+    Each trial is in exactly one group per knob (``by`` included): a group is never compared
+    with itself. Layers are not pooled (a trial of a 3x3 and a 5x5 layer is "mixed", not in
+    both the 3x3 and 5x5 rows), and a frame of ``per_layer`` rows, or with a trial twice, is
+    refused (``ConfigError``). Infeasible draws (never trained) are left out, as are trials
+    whose value of the knob is unknown.
+
+    The interval is Student's t over the trials of the group (the mean's, each trial once),
+    clipped to the score's bounds: [0, 1] for an accuracy, [0, inf) for a loss (``clipped``
+    says where the t interval ran past them); t rather than a bootstrap because groups are
+    small (``cnnlab.spec.knobs.mean_interval`` says why). ``ci_low``/``ci_high`` are empty for
+    a single trial. Two rows are told apart when their intervals do not overlap.
 
     The mean is marginal: it averages over whatever else the trials drew. Under random
     sampling that is a fair average over the rest of the space; under TPE the other knobs
-    follow the sampler's preferences and a difference can come from them. The interval is that
-    of the mean over trials (each trial once per row), with ``ci_low``/``ci_high`` empty for a
-    single trial; two rows are told apart when their intervals do not overlap.
-    """
-    from cnnlab.spec.ranking import summarize
+    follow the sampler's preferences and a difference can come from them.
 
+    Returns one row per group, indexed by ``[*by, knob]`` (a conv field given as its knob's
+    column name), with columns ``epoch``, ``trials``, ``mean``, ``ci_low``, ``ci_high``,
+    ``clipped``, ``std``, ``best`` and ``median_params``.
+    """
     if "score" not in frame.columns:
         frame = at_epoch(frame, epoch)
     elif epoch is not None:
         raise ConfigError("the frame is at_epoch's already: give the epoch to at_epoch, or "
                           "pass the trials frame.")
-    by = [by] if isinstance(by, str) else list(by or [])
-    rows = frame
-    pooled = knob not in frame.columns
-    if pooled:
-        kinds = {m["kind"] for c in frame.columns
-                 if (m := _LAYER_COLUMN.match(str(c))) and m["field"] == knob}
-        if not kinds:
-            raise ConfigError(f"{knob!r} is neither a column of the frame nor a layer's field "
-                              "(kernel_size, strides, padding, filters, pool, units ...).")
-        rows = per_layer(frame, "dense" if kinds == {"dense"} else "conv")
-    missing = [c for c in by if c not in rows.columns]
-    if missing:
-        raise ConfigError(f"cannot group by {missing[0]!r}: not a column.")
+    if "layer" in frame.columns:
+        raise ConfigError("knob_effects compares whole networks, one row per trial: pass "
+                          "at_epoch or trials_frame rows, not per_layer's.")
+    trained = pd.Series(True, index=frame.index)
+    if "outcome" in frame.columns:
+        trained &= frame["outcome"].astype(str) != "infeasible"
+    if "state" in frame.columns:
+        trained &= frame["state"].astype(str) != T.INFEASIBLE
+    frame = frame[trained]
+    ids = [c for c in ("study", "trial") if c in frame.columns]
+    if ids and frame.duplicated(ids).any():
+        raise ConfigError("the frame has a trial twice: knob_effects counts each trial once.")
+    knob = K.ALIASES.get(knob, knob)
+    by = [K.ALIASES.get(b, b) for b in ([by] if isinstance(by, str) else list(by or []))]
     keys = [*by, knob]
-    maximize = "loss" not in str(frame["score_metric"].iloc[0]) if len(frame) else True
+    rows = frame
+    if any(k in K.KNOBS and k not in frame.columns for k in keys):
+        rows = network_knobs(frame)
+    missing = [k for k in keys if k not in rows.columns]
+    if missing:
+        raise ConfigError(f"{missing[0]!r} is neither a knob ({', '.join(K.KNOBS)}; or "
+                          f"{', '.join(K.ALIASES)}) nor a column of the frame.")
+    metric = str(frame["score_metric"].iloc[0]) if len(frame) else "val_accuracy"
+    maximize = "loss" not in metric
+    within = K.bounds(metric)
     table = []
     for group, part in rows.dropna(subset=keys).groupby(keys, observed=True, sort=True):
-        trials = part.drop_duplicates(["study", "trial"])
-        s = summarize(group, trials["score"].tolist(), level)
+        scores = part["score"].astype("float64").tolist()
+        interval = K.mean_interval(scores, level, within)
         entry = dict(zip(keys, group, strict=True))
         entry.update(
-            epoch=_one_epoch(trials["epoch"]), trials=s.n,
-            **({"layers": len(part)} if pooled else {}),
-            mean=s.mean,
-            ci_low=s.ci_low if math.isfinite(s.ci_low) else math.nan,
-            ci_high=s.ci_high if math.isfinite(s.ci_high) else math.nan,
-            std=s.std, best=trials["score"].max() if maximize else trials["score"].min(),
-            median_params=trials["n_params"].astype("float64").median())
+            epoch=_one_epoch(part["epoch"]), trials=interval.n, mean=interval.mean,
+            ci_low=interval.low, ci_high=interval.high, clipped=interval.clipped,
+            std=interval.std, best=max(scores) if maximize else min(scores),
+            median_params=part["n_params"].astype("float64").median())
         table.append(entry)
-    out = pd.DataFrame(table, columns=[*keys, "epoch", "trials", *(["layers"] if pooled else []),
-                                       "mean", "ci_low", "ci_high", "std", "best",
-                                       "median_params"])
-    for column in ("epoch", "trials", "layers"):
-        if column in out:
-            out[column] = out[column].astype("Int64")
+    out = pd.DataFrame(table, columns=[*keys, "epoch", "trials", "mean", "ci_low", "ci_high",
+                                       "clipped", "std", "best", "median_params"])
+    for column in ("epoch", "trials"):
+        out[column] = out[column].astype("Int64")
+    out["clipped"] = out["clipped"].astype("boolean")
     return out.set_index(keys)
 
 

@@ -41,6 +41,17 @@ def outcome(trial: Any) -> str:
     return "trained"
 
 
+INFEASIBLE = "INFEASIBLE"
+"""The state cnnlab shows for an infeasible draw (Optuna keeps it as PRUNED: see the module's
+docstring), so that no table or count takes it for a trained trial that the pruner stopped."""
+
+
+def state(trial: Any) -> str:
+    """The trial's state as cnnlab shows it: Optuna's (COMPLETE, PRUNED, FAIL, RUNNING,
+    WAITING), but ``INFEASIBLE`` for an infeasible draw, which was never built."""
+    return INFEASIBLE if outcome(trial) == "infeasible" else trial.state.name
+
+
 def counts(trial: Any) -> bool:
     """Whether ``trial`` counts toward the study's total: trained, and ended for a reason of
     its own (complete, pruned, or failed with a reason such as a diverging loss)."""

@@ -195,6 +195,37 @@ class Architecture:
             parts.append(f"do{self.dropout:.3g}")
         return "-".join(parts) or "d0"
 
+    def short(self) -> str:
+        """A shorter one-line form, knob by knob rather than layer by layer, for the lines a
+        study prints: the conv layers' filters, then ``k`` kernel sizes, ``s`` strides and the
+        paddings, each given once when every layer has the same value and layer by layer
+        (joined by ``-``) when they differ; then the dense units. The notebook's CNN is
+        ``32-32-64-64 k3 s1-2-1-2 same-valid-same-valid d128``; ``8-16 k5 s2 same d64``
+        is two 5x5 stride-2 'same' layers of 8 and 16 filters and a Dense layer of 64.
+
+        Options appear only when a layer has them: ``bn`` (batch normalisation on every conv
+        layer) or ``bn@1,3`` (on conv1 and conv3), a pool likewise (``max2``, ``avg3@2``),
+        ``gap`` for the GAP head, ``do0.25`` for dropout. No dense layer: no ``d`` part; no
+        layer at all: ``d0``. ``describe()`` is the layer-by-layer form runs are named with.
+        """
+        conv = self.conv
+        parts = []
+        if conv:
+            parts.append("-".join(str(layer.filters) for layer in conv))
+            parts.append("k" + _per_layer([_fmt_pair(layer.kernel_size) for layer in conv]))
+            parts.append("s" + _per_layer([_fmt_pair(layer.strides) for layer in conv]))
+            parts.append(_per_layer([layer.padding for layer in conv]))
+            parts += _where(["bn" if layer.batchnorm else "" for layer in conv])
+            parts += _where(["" if layer.pool == "none" else f"{layer.pool}{layer.pool_size}"
+                             for layer in conv])
+        if self.head == "gap":
+            parts.append("gap")
+        if self.dense:
+            parts.append("d" + "-".join(str(u) for u in self.dense))
+        if self.dropout > 0:
+            parts.append(f"do{self.dropout:.3g}")
+        return " ".join(parts) or "d0"
+
     def to_params(self) -> dict[str, Any]:
         """Flat parameters for tracking: ``n_conv``, ``conv1_filters`` ... ``conv1_pool_size``
         (every ``ConvLayer`` field), ``dense1_units`` ..., ``head`` and ``dropout``."""
@@ -367,6 +398,23 @@ def _parse_options(text: str, options: list[str]) -> dict[str, Any]:
         else:
             values["pool"], values["pool_size"] = match.group(1), int(match.group(2))
     return values
+
+
+def _per_layer(values: list[str]) -> str:
+    """One value if every layer has it, else each layer's, joined by ``-``."""
+    return values[0] if len(set(values)) == 1 else "-".join(values)
+
+
+def _where(labels: list[str]) -> list[str]:
+    """An option's parts for ``Architecture.short``: ``[]`` if no layer has one, ``["bn"]``
+    if every layer has the same, else one part per option naming its layers (``max2@1,3``)."""
+    if not any(labels):
+        return []
+    if all(labels) and len(set(labels)) == 1:
+        return [labels[0]]
+    return [label + "@" + ",".join(str(i + 1) for i, other in enumerate(labels)
+                                   if other == label)
+            for label in dict.fromkeys(label for label in labels if label)]
 
 
 def _fmt_pair(value: int | tuple[int, int]) -> str:

@@ -10,16 +10,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cnnlab.errors import CnnlabError
 from cnnlab.names import (
     CURVE_ATTR,
     DUPLICATE_OF_ATTR,
     FAIL_REASON_ATTR,
     N_PARAMS_ATTR,
     REASON_ATTR,
+    SPEC_ATTR,
 )
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.search.space import MIN_FEASIBLE
+from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.study.objective import KNOWN_FAILURES
 
 
@@ -77,8 +80,8 @@ class Budget:
 
 
 class ProgressPrinter:
-    """One line per finished trial: state, score or why it was not trained, size, time, and
-    the best so far."""
+    """One line per finished trial: state, score or why it was not trained, size, time, the
+    best so far, and the trial's architecture (``Architecture.short``)."""
 
     def __init__(self, config: StudyConfig, out: Callable[[str], None]) -> None:
         self.config = config
@@ -93,7 +96,7 @@ class ProgressPrinter:
         size_text = f"{size:>10,} params" if size is not None else " " * 17
         if kind == "infeasible":
             state = "INFEASIBLE"
-            detail = "not trained: " + trial.user_attrs.get(REASON_ATTR, "infeasible")
+            detail = _why_infeasible(trial.user_attrs.get(REASON_ATTR, "infeasible"))
         elif state == "COMPLETE":
             detail = f"{self.config.metric} {trial.values[0]:.4f}"
         elif state == "PRUNED":
@@ -109,7 +112,33 @@ class ProgressPrinter:
         best = T.best_trial(study)
         best_text = f"best: #{best.number} {best.values[0]:.4f}" if best is not None else ""
         self.out(f"trial {trial.number:>3}  {state:<10}  {detail:<28} {size_text}  "
-                 f"{seconds:6.1f} s   {best_text}")
+                 f"{seconds:6.1f} s   {best_text:<17}  {_architecture(trial)}".rstrip())
+
+
+def _architecture(trial: Any) -> str:
+    """The trial's architecture in short (``Architecture.short``), from the spec stored with
+    it; empty for a trial that ended before its spec was known."""
+    data = trial.user_attrs.get(SPEC_ATTR)
+    if data is None:
+        return ""
+    try:
+        return TrialSpec.from_dict(data).architecture.short()
+    except CnnlabError:
+        return ""
+
+
+def _why_infeasible(reason: str) -> str:
+    """An infeasible draw's reason, shortened for its line (which names the architecture and
+    its size already): ``over max_params 500,000``, ``conv2 shrinks 7x7x4 to 0x0``; another
+    reason whole."""
+    if match := re.search(r"over the study's max_params of ([0-9,]+)", reason):
+        return f"over max_params {match[1]}"
+    if "over cnnlab's ceiling" in reason:
+        return "over cnnlab's ceiling"
+    if match := re.search(r"layer (\w+) \(.*?\) would shrink its (\S+) input to (\S+?):",
+                          reason):
+        return f"{match[1]} shrinks {match[2]} to {match[3]}"
+    return reason
 
 
 class QuietKnownFailures(logging.Filter):

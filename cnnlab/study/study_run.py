@@ -194,7 +194,7 @@ class StudyTracker:
             if run is None or trial.state == TrialState.RUNNING or \
                     run.info.run_id == self._open_run_id():
                 continue
-            state = trial.state.name
+            state = T.state(trial)  # INFEASIBLE for a draw never built, as on its run.
             killed = state == "FAIL" and FAIL_REASON_ATTR not in trial.user_attrs
             status = ("KILLED" if killed else "FAILED") if state == "FAIL" else "FINISHED"
             if run.info.status == status and run.data.tags.get(STATE_TAG) == state:
@@ -400,7 +400,8 @@ class TrialRun:
         trial, config = self.trial, self.config
         attrs = trial.user_attrs
         kind = T.outcome(trial)
-        tags = {STATE_TAG: state, OUTCOME_TAG: kind}
+        # An infeasible draw (Optuna's PRUNED) is tagged INFEASIBLE, as cnnlab shows it.
+        tags = {STATE_TAG: T.INFEASIBLE if kind == "infeasible" else state, OUTCOME_TAG: kind}
         recorder, self._recorder = self._recorder, None
         history = recorder.history if recorder is not None else {}
         if kind in ("infeasible", "duplicate"):

@@ -40,7 +40,7 @@ def test_frame_rows_and_columns_match_the_stores(stores: Stores) -> None:
     assert frame["trial"].tolist() == [t.number for t in study.trials]
     assert (frame["outcome"] == "trained").sum() == 4
     for trial, (_, row) in zip(study.trials, frame.iterrows(), strict=True):
-        assert row["state"] == trial.state.name
+        assert row["optuna_state"] == trial.state.name
         assert row["run_id"] == trial.user_attrs["mlflow_run_id"]
         assert row["architecture"] == trial.user_attrs["architecture"]
         assert row["n_params"] == trial.user_attrs["n_params"]
@@ -49,9 +49,13 @@ def test_frame_rows_and_columns_match_the_stores(stores: Stores) -> None:
         run = children[trial.number]
         assert row["outcome"] == trial.user_attrs["cnnlab_outcome"]
         if row["outcome"] == "infeasible":
-            assert "max_params" in row["reason"] and row["state"] == "PRUNED"
-            assert pd.isna(row["value"])
-        elif trial.state.name == "COMPLETE":
+            # Optuna keeps an infeasible draw as PRUNED; cnnlab shows it INFEASIBLE.
+            assert "max_params" in row["reason"] and trial.state.name == "PRUNED"
+            assert row["state"] == "INFEASIBLE"
+            assert pd.isna(row["value"]) and pd.isna(row["pruned_at_epoch"])
+        else:
+            assert row["state"] == trial.state.name
+        if trial.state.name == "COMPLETE":
             assert row["value"] == pytest.approx(trial.value)
             assert row["final_val_accuracy"] == pytest.approx(run.data.metrics["val_accuracy"])
             history = [m.value for m in stores.client.get_metric_history(
@@ -90,6 +94,30 @@ def test_compare_command_sorts_filters_and_writes_csv(stores: Stores, tmp_path: 
     assert cli.main(["compare", "--sort", "colour", "--storage", stores.storage,
                      "--tracking-uri", stores.tracking]) == 2
     assert "--sort 'colour' is not a column" in capsys.readouterr().err
+
+
+def test_compare_labels_infeasible_draws_infeasible(stores: Stores, capsys) -> None:
+    # The study's pruner is "none": every PRUNED trial in Optuna's store is an infeasible
+    # draw, never built, and none may show as PRUNED.
+    study = stores.study("tiny")
+    infeasible = {t.number for t in study.trials if t.user_attrs["cnnlab_outcome"] == "infeasible"}
+    trained = {t.number for t in study.trials if t.user_attrs["cnnlab_outcome"] == "trained"}
+    assert infeasible and len(trained) == 4
+    assert {t.number for t in study.trials if t.state.name == "PRUNED"} == infeasible
+    assert cli.main(["compare", "tiny", "--sort", "trial", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking, "--columns", "trial,state"]) == 0
+    rows = dict(line.split() for line in capsys.readouterr().out.splitlines()[1:])
+    assert {int(n) for n, state in rows.items() if state == "INFEASIBLE"} == infeasible
+    assert {int(n) for n, state in rows.items() if state == "COMPLETE"} == trained
+    assert "PRUNED" not in rows.values()
+    # --state infeasible keeps exactly those; --state pruned keeps none of them.
+    assert cli.main(["compare", "--state", "infeasible", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking, "--columns", "trial,state"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert {int(line.split()[0]) for line in lines} == infeasible
+    assert cli.main(["compare", "--state", "pruned", "--storage", stores.storage,
+                     "--tracking-uri", stores.tracking, "--columns", "trial,state"]) == 0
+    assert "INFEASIBLE" not in capsys.readouterr().out
 
 
 def test_compare_unknown_study_and_missing_storage(stores: Stores, tmp_path: Path,

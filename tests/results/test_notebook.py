@@ -20,8 +20,10 @@ from tests.studies import TINY, Stores
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "experiments" / "compare.ipynb"
-# Six trained trials of three epochs; trial 1 is pruned after its second epoch.
-TEXT = TINY.replace("n_trials = 3", "n_trials = 6").replace("epochs = 2", "epochs = 3")
+# Six trained trials of three epochs; trial 1 is pruned after its second epoch. Under this
+# max_params some draws are infeasible (never built): INFEASIBLE, compared nowhere.
+TEXT = TINY.replace("n_trials = 3", "n_trials = 6\nmax_params = 60000").replace(
+    "epochs = 2", "epochs = 3")
 PRUNED_TRIAL = 1
 
 
@@ -70,6 +72,11 @@ def _compared(stores: Stores) -> list:
             if t.state.name in ("COMPLETE", "PRUNED") and T.outcome(t) == "trained"]
 
 
+def _infeasible(stores: Stores) -> list:
+    """The draws that were never built: PRUNED in Optuna's store, infeasible in cnnlab's."""
+    return [t for t in stores.study("tiny").trials if T.outcome(t) == "infeasible"]
+
+
 @pytest.mark.slow
 def test_the_study_has_a_pruned_trial(stores: Stores) -> None:
     trials = _compared(stores)
@@ -79,6 +86,9 @@ def test_the_study_has_a_pruned_trial(stores: Stores) -> None:
     assert sorted(pruned[0].intermediate_values) == [1, 2]
     assert all(sorted(t.intermediate_values) == [1, 2, 3] for t in trials
                if t.state.name == "COMPLETE")
+    infeasible = _infeasible(stores)
+    assert infeasible and all(t.state.name == "PRUNED" for t in infeasible)
+    assert all(t.user_attrs["n_params"] > 60000 for t in infeasible)
 
 
 @pytest.mark.slow
@@ -182,6 +192,7 @@ def test_at_epoch_compares_every_finished_trial_at_the_shortest_ones_last_epoch(
 
 
 def _t_interval(values: list[float]) -> tuple[float, float]:
+    """Student's t interval of the mean, as a textbook gives it (not clipped)."""
     from scipy.stats import t
 
     mean = statistics.fmean(values)
@@ -191,55 +202,128 @@ def _t_interval(values: list[float]) -> tuple[float, float]:
     return mean - half, mean + half
 
 
-def _check_row(row, values: list[float], sizes: list[int]) -> None:
+def _check_row(row, values: list[float], sizes: list[int], epoch: int = 2) -> None:
     assert row["trials"] == len(values)
     assert row["mean"] == pytest.approx(statistics.fmean(values))
     low, high = _t_interval(values)
-    for got, want in ((row["ci_low"], low), (row["ci_high"], high)):
+    # The t interval, clipped to an accuracy's [0, 1]; `clipped` says where it ran past.
+    assert row["clipped"] == (low < 0 or high > 1)
+    for got, want in ((row["ci_low"], max(low, 0.0)), (row["ci_high"], min(high, 1.0))):
         assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want)
     assert row["best"] == max(values)
     assert row["median_params"] == statistics.median(sizes)
-    assert row["epoch"] == 2
+    assert row["epoch"] == epoch
+
+
+def _knobs_of(trial) -> dict:
+    """A trial's knobs from the spec stored with it in Optuna."""
+    from cnnlab.spec.knobs import architecture_knobs
+    from cnnlab.spec.trialspec import TrialSpec
+
+    return architecture_knobs(TrialSpec.from_dict(trial.user_attrs["cnnlab_spec"]).architecture)
+
+
+def _inside_0_1(table) -> bool:
+    low, high = table["ci_low"], table["ci_high"]
+    return bool(((low.isna() | (low >= 0)) & (high.isna() | (high <= 1))
+                 & (low.isna() | (low <= table["mean"]))).all())
 
 
 @pytest.mark.slow
-def test_knob_effects_are_the_trials_means_with_t_intervals(stores: Stores, frame) -> None:
-    from cnnlab.results.compare import at_epoch, knob_effects
+def test_knob_effects_group_whole_networks_each_trial_once(stores: Stores, frame) -> None:
+    from cnnlab.results.compare import at_epoch, knob_effects, network_knobs, per_layer
+    from cnnlab.spec.knobs import KNOBS
 
     histories = _histories(stores)
     trials = _compared(stores)
+    numbers = {t.number for t in trials}
     scores = at_epoch(frame)
-
-    def kernels(trial) -> list[int]:
-        return [trial.params[f"conv{i}_kernel_size"] for i in range(1, trial.params["n_conv"] + 1)]
-
-    # A per-layer knob, pooled over the layers: a trial counts once per value it has.
-    table = knob_effects(scores, "kernel_size")
-    values = sorted({k for t in trials for k in kernels(t)})
-    assert table.index.tolist() == values
-    for k in values:
-        having = [t for t in trials if k in kernels(t)]
-        row = table.loc[k]
+    # One value per trial and knob, as the spec stored with the trial says.
+    knobs = network_knobs(scores).set_index("trial")
+    for trial in trials:
+        for knob, value in _knobs_of(trial).items():
+            assert knobs.loc[trial.number, knob] == value
+    for knob in KNOBS:
+        table = knob_effects(scores, knob)
+        groups = []
+        for value, row in table.iterrows():
+            having = [t for t in trials if _knobs_of(t)[knob] == value]
+            _check_row(row, [histories[t.number][1] for t in having],
+                       [t.user_attrs["n_params"] for t in having])
+            groups.append(frozenset(t.number for t in having))
+        # Each trial in exactly one group: no two groups share a trial, so no group is
+        # compared with itself, and the infeasible draws are in none.
+        assert sum(map(len, groups)) == len(numbers) and frozenset().union(*groups) == numbers
+        assert _inside_0_1(table), table
+    # A conv layer's field names its knob; a trials frame is taken at equal epochs first.
+    assert knob_effects(scores, "padding").equals(knob_effects(scores, "paddings"))
+    assert knob_effects(frame, "kernel_size").equals(knob_effects(scores, "kernels"))
+    # Grouped by depth first: each trial once, in its depth's row of its padding.
+    by_depth = knob_effects(scores, "paddings", by="n_conv")
+    for (depth, padding), row in by_depth.iterrows():
+        having = [t for t in trials if t.params["n_conv"] == depth
+                  and _knobs_of(t)["paddings"] == padding]
         _check_row(row, [histories[t.number][1] for t in having],
                    [t.user_attrs["n_params"] for t in having])
-        assert row["layers"] == sum(kernels(t).count(k) for t in having)
-    # The same from the trials frame (at_epoch taken first).
-    assert knob_effects(frame, "kernel_size").equals(table)
-    # A trial-level knob.
-    depth = knob_effects(scores, "n_conv")
-    for n, row in depth.iterrows():
-        having = [t for t in trials if t.params["n_conv"] == n]
-        _check_row(row, [histories[t.number][1] for t in having],
-                   [t.user_attrs["n_params"] for t in having])
-    assert depth["trials"].sum() == len(trials)
-    # Grouped by layer first: each layer's own padding.
-    by_layer = knob_effects(scores, "padding", by="layer")
-    for (layer, padding), row in by_layer.iterrows():
-        having = [t for t in trials if t.params.get(f"conv{layer}_padding") == padding]
-        _check_row(row, [histories[t.number][1] for t in having],
-                   [t.user_attrs["n_params"] for t in having])
-    with pytest.raises(ConfigError, match="neither a column"):
+    assert by_depth["trials"].sum() == len(trials)
+    with pytest.raises(ConfigError, match="neither a knob"):
         knob_effects(scores, "colour")
+    with pytest.raises(ConfigError, match="not per_layer's"):
+        knob_effects(per_layer(scores), "padding")
+
+
+def _network(trial: int, score: float, conv: list[str], state: str = "COMPLETE",
+             outcome: str = "trained") -> dict:
+    """A hand-made at_epoch row: conv layers as FILTERS:KERNEL:STRIDES:PADDING."""
+    row = {"study": "hand", "trial": trial, "state": state, "outcome": outcome,
+           "n_conv": len(conv), "score": score, "score_metric": "val_accuracy", "epoch": 3,
+           "n_params": 1000 * (trial + 1)}
+    for i, text in enumerate(conv, start=1):
+        filters, kernel, strides, padding = text.split(":")
+        row.update({f"conv{i}_filters": int(filters), f"conv{i}_kernel_size": int(kernel),
+                    f"conv{i}_strides": int(strides), f"conv{i}_padding": padding})
+    return row
+
+
+def test_knob_effects_intervals_stay_in_0_1_on_extreme_scores() -> None:
+    import pandas as pd
+
+    from cnnlab.results.compare import knob_effects
+
+    rows = [
+        # Two all-same 3x3 networks far apart: the t interval of their mean runs past 0 and 1.
+        _network(0, 0.99, ["32:3:1:same", "64:3:2:same"]),
+        _network(1, 0.50, ["32:3:1:same", "64:3:2:same"]),
+        # Two all-valid ones close together: an interval inside [0, 1], left as it is.
+        _network(2, 0.976, ["16:5:1:valid", "32:5:2:valid"]),
+        _network(3, 0.975, ["16:5:2:valid", "32:5:2:valid"]),
+        # A mixed network: in the mixed row only, not in the same nor the valid one.
+        _network(4, 0.96, ["32:3:1:same", "64:5:2:valid"]),
+        # Infeasible draws with scores that would move every mean: left out.
+        _network(5, 0.0, ["512:9:1:same", "512:9:1:same"], "INFEASIBLE", "infeasible"),
+        _network(6, 0.0, ["512:9:1:valid"], "PRUNED", "infeasible"),
+    ]
+    frame = pd.DataFrame(rows)
+    paddings = knob_effects(frame, "padding")
+    assert paddings.index.tolist() == ["all same", "all valid", "mixed"]
+    assert paddings["trials"].tolist() == [2, 2, 1]
+    extreme = paddings.loc["all same"]
+    low, high = _t_interval([0.99, 0.50])
+    assert low < 0 and high > 1  # Unclipped, this row would fail the test below.
+    assert (extreme["ci_low"], extreme["ci_high"], extreme["clipped"]) == (0.0, 1.0, True)
+    _check_row(paddings.loc["all valid"], [0.976, 0.975], [3000, 4000], epoch=3)
+    assert not paddings.loc["all valid", "clipped"]
+    _check_row(paddings.loc["mixed"], [0.96], [5000], epoch=3)
+    for knob in ("paddings", "kernels", "stride2_layers", "filters_scale", "n_conv"):
+        table = knob_effects(frame, knob)
+        assert table["trials"].sum() == 5, knob  # Each trained trial once, no infeasible one.
+        assert _inside_0_1(table), table
+    assert knob_effects(frame, "kernels")["trials"].to_dict() == {
+        "all 3x3": 2, "all 5x5": 2, "mixed": 1}
+    assert knob_effects(frame, "strides")["trials"].to_dict() == {1: 4, 2: 1}
+    assert knob_effects(frame, "filters")["trials"].to_dict() == {0.5: 2, 1.0: 3}
+    with pytest.raises(ConfigError, match="a trial twice"):
+        knob_effects(pd.concat([frame, frame]), "paddings")
 
 
 @pytest.mark.slow
@@ -262,6 +346,33 @@ def test_anytime_is_the_best_so_far_against_optunas_clock(stores: Stores, frame)
     assert curve["best_trial"].iloc[-1] == T.best(study).number
 
 
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", "INFEASIBLE")
+
+
+def _state_counts(text: str) -> dict[str, int]:
+    """A printed count of trials by state (pandas' text of a groupby's sizes, by study and
+    state or by state and outcome): state -> n."""
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        states = [f for f in fields if f in STATES]
+        if states and fields[-1].isdigit():
+            counts[states[0]] = counts.get(states[0], 0) + int(fields[-1])
+    return counts
+
+
+def _expected_counts(stores: Stores) -> dict[str, int]:
+    """The trials by state as cnnlab labels them, read from Optuna's store: trained ones by
+    Optuna's state, infeasible draws INFEASIBLE (Optuna keeps them as PRUNED)."""
+    trials = stores.study("tiny").trials
+    trained = [t.state.name for t in trials if T.outcome(t) == "trained"]
+    counts = {state: trained.count(state) for state in set(trained)}
+    counts["INFEASIBLE"] = len(_infeasible(stores))
+    assert counts == {"COMPLETE": 5, "PRUNED": 1, "INFEASIBLE": counts["INFEASIBLE"]}
+    assert counts["INFEASIBLE"] > 0
+    return counts
+
+
 def _compare_notebook():
     sys.path.insert(0, str(REPO / "experiments"))
     try:
@@ -278,9 +389,13 @@ def test_the_notebook_example_writes_one_figure_per_question(stores: Stores, tmp
     assert compare_notebook.main(["tiny", "--storage", stores.storage, "--tracking-uri",
                                   stores.tracking, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    # The counts by state: infeasible draws INFEASIBLE, apart from the trained trials.
+    assert _state_counts(out) == _expected_counts(stores)
+    assert f"{len(_infeasible(stores))} infeasible draw(s) were never built" in out
     assert "val_accuracy after 2 epoch(s): 6 trials (1 pruned" in out
-    assert "val_accuracy at epoch 2 by the conv layers' kernel_size" in out
+    assert "val_accuracy at epoch 2 by kernel size (all 3x3, all 5x5 ..., mixed)" in out
     assert "by the number of stride-2 layers" in out
+    assert "by the filters against the notebook CNN's" in out
     for name in compare_notebook.FIGURES:
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
         assert f"wrote {tmp_path / name}" in out
@@ -315,7 +430,7 @@ def test_the_notebook_example_says_which_questions_the_trials_cannot_answer(fram
     assert [n.split(":")[0] for n in notes] == [
         "kernel_5x5_vs_3x3.png", "same_padding.png (by depth)",
         "same_padding.png (by kernel size)"]
-    assert "No parameter bin holds trials of both 3x3 and 5x5" in notes[0]
+    assert "No parameter bin holds both all 3x3 and all 5x5 networks" in notes[0]
     # Both kernels and both paddings (6 trials make one parameter bin; all trials of a kernel
     # size share it): only the depth question can still lack a pair, and only if no depth
     # holds both paddings.
@@ -404,4 +519,7 @@ def test_the_notebook_runs_headless_on_the_study(stores: Stores, tmp_path: Path,
     assert at_two[PRUNED_TRIAL][:3] == ["PRUNED", "2", f"{pruned.intermediate_values[2]:.4f}"]
     assert set(at_two) == {t.number for t in _compared(stores)}
     assert "image/png" in cells["anytime"].outputs[-1].get("data", {})
-    assert "by kernel_size" in _text(cells["knobs"])
+    assert "by kernels" in _text(cells["knobs"])
+    # The counts by state: infeasible draws INFEASIBLE, apart from the trained trials.
+    [counts] = [o for o in cells["counts"].outputs if o.output_type == "execute_result"]
+    assert _state_counts(counts["data"]["text/plain"]) == _expected_counts(stores)

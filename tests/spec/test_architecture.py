@@ -31,6 +31,22 @@ def test_from_strings_rectangular_and_defaults() -> None:
     assert arch.describe() == "8k3x5s1valid-4k2s2x1same-d64-d32"
 
 
+def test_short_form_gives_each_knob_once_when_the_layers_agree() -> None:
+    assert NOTEBOOK_CNN.short() == "32-32-64-64 k3 s1-2-1-2 same-valid-same-valid d128"
+    assert Architecture.from_strings(["8:5:2:same", "16:5:2:same"], ["64"]).short() == \
+        "8-16 k5 s2 same d64"
+    assert Architecture.from_strings(["8:3x5", "4:2:2x1:same"], ["64,32"]).short() == \
+        "8-4 k3x5-2 s1-2x1 valid-same d64-32"
+    options = Architecture.from_strings(
+        ["8:3:1:same:bn:max2", "16:3:1:same:max2", "4:3:1:same:bn:avg3"], [],
+        head="gap", dropout=0.25)
+    assert options.short() == "8-16-4 k3 s1 same bn@1,3 max2@1,2 avg3@3 gap do0.25"
+    every = Architecture.from_strings(["8:3:1:same:bn:max2", "8:3:1:same:bn:max2"], ["16"])
+    assert every.short() == "8-8 k3 s1 same bn max2 d16"
+    assert Architecture(conv=(), dense=()).short() == "d0"
+    assert Architecture(conv=(), dense=(10,)).short() == "d10"
+
+
 @pytest.mark.parametrize(("conv", "message"), [
     (["32"], "FILTERS:KERNEL"),
     (["a:3"], "integers"),

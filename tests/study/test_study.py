@@ -12,6 +12,7 @@ import pytest
 
 from cnnlab.names import OUTCOME_ATTR
 from cnnlab.search import trials as T
+from cnnlab.spec.trialspec import TrialSpec
 from tests.studies import TINY, Stores
 
 
@@ -321,6 +322,7 @@ def test_infeasible_draws_teach_the_sampler_and_do_not_count(tmp_path: Path, mon
         assert run.data.tags["cnnlab.outcome"] == trial.user_attrs["cnnlab_outcome"]
         assert run.data.params["n_conv"] == str(trial.params["n_conv"])
         if trial.number != trained.number:
+            assert run.data.tags["cnnlab.state"] == "INFEASIBLE"  # Optuna's PRUNED.
             assert run.info.status == "FINISHED"
             assert run.data.tags["cnnlab.reason"] == trial.user_attrs["cnnlab_reason"]
             assert stores.client.get_metric_history(run.info.run_id, "loss") == []
@@ -328,6 +330,31 @@ def test_infeasible_draws_teach_the_sampler_and_do_not_count(tmp_path: Path, mon
     parent, _ = stores.runs("invalid")
     assert parent.data.metrics["n_draws_infeasible"] == 3
     assert parent.data.metrics["n_trials_counted"] == 1
+    # One line per trial: INFEASIBLE for a draw never built, and every line names the
+    # architecture that the stores hold for its trial.
+    lines = {int(line.split()[1]): line for line in out.splitlines()
+             if line.startswith("trial ")}
+    assert sorted(lines) == [t.number for t in study.trials]
+    for trial in study.trials:
+        short = TrialSpec.from_dict(trial.user_attrs["cnnlab_spec"]).architecture.short()
+        assert lines[trial.number].endswith(f"  {short}")
+        infeasible = trial.user_attrs["cnnlab_outcome"] == "infeasible"
+        assert lines[trial.number].split()[2] == (
+            "INFEASIBLE" if infeasible else trial.state.name)
+    assert lines[trained.number].endswith("  4 k9 s3 valid d8")
+    assert "  over max_params 50,000  " in lines[over.number]
+    assert lines[over.number].endswith("  4 k9 s3 valid d512")
+    assert "  conv2 shrinks 7x7x4 to 0x0  " in lines[by_config[(2, 8)].number]
+    assert lines[by_config[(2, 8)].number].endswith("  4-4 k9 s3 valid d8")
+    # Run again: MLflow is made to agree with Optuna on every trial, and INFEASIBLE stays.
+    assert stores.run() == 1
+    _, children = stores.runs("invalid")
+    again = stores.study("invalid").trials
+    assert len(again) > 4
+    assert sorted(n for n, run in children.items()
+                  if run.data.tags["cnnlab.state"] == "INFEASIBLE") == [
+        t.number for t in again if t.user_attrs["cnnlab_outcome"] == "infeasible"]
+    assert children[trained.number].data.tags["cnnlab.state"] == "COMPLETE"
 
 
 def test_an_impossible_space_is_refused_before_any_store(tmp_path: Path, capsys) -> None:
