@@ -21,6 +21,8 @@ from cnnlab.names import (
 )
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
+from cnnlab.search.design import SEED_PARAM as DESIGN_SEED_PARAM
+from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.space import MIN_FEASIBLE
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.study.objective import KNOWN_FAILURES
@@ -112,7 +114,16 @@ class ProgressPrinter:
         best = T.best_trial(study)
         best_text = f"best: #{best.number} {best.values[0]:.4f}" if best is not None else ""
         self.out(f"trial {trial.number:>3}  {state:<10}  {detail:<28} {size_text}  "
-                 f"{seconds:6.1f} s   {best_text:<17}  {_architecture(trial)}".rstrip())
+                 f"{seconds:6.1f} s   {best_text:<17}  {_setting(trial)}{_architecture(trial)}"
+                 .rstrip())
+
+
+def _setting(trial: Any) -> str:
+    """A designed experiment's trial: its setting and seed, e.g. ``filters x2, seed 1: ``."""
+    label = trial.params.get(DESIGN_SETTING_PARAM)
+    if label is None:
+        return ""
+    return f"{label}, seed {trial.params.get(DESIGN_SEED_PARAM)}: "
 
 
 def _architecture(trial: Any) -> str:

@@ -3,6 +3,8 @@ tracked, and its report's tables equal to what MLflow holds."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import statistics
 from pathlib import Path
 
@@ -32,9 +34,11 @@ padding = ["valid"]
 @pytest.fixture(scope="module")
 def design(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     stores = Stores(tmp_path_factory.mktemp("design"), DESIGN)
-    with pytest.MonkeyPatch.context() as mp:
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
         mp.chdir(stores.root)
         assert stores.run() == 0
+    stores.printed = printed.getvalue()
     return stores
 
 
@@ -58,8 +62,20 @@ def test_every_setting_and_seed_is_trained_and_tracked(design: Stores) -> None:
             steps = [m.step for m in design.client.get_metric_history(run.info.run_id, metric)]
             assert sorted(steps) == [1, 2], metric
         assert sorted(trial.intermediate_values) == [1, 2]
+    # Each trial's line names its setting, its seed and its architecture.
+    lines = [line for line in design.printed.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 6
+    for trial, line in zip(study.trials, lines, strict=True):
+        assert line.startswith(f"trial {trial.number:>3}  COMPLETE")
+        assert line.endswith(f"{trial.params['design_setting']}, seed "
+                             f"{trial.params['design_seed']}: "
+                             + config_arch(design, trial.params["design_setting"]).short())
     knobs = {t.params["design_setting"]: t.user_attrs["design_knob"] for t in study.trials}
     assert knobs == {"base": "base", "filters x0.25": "filters", "padding valid": "padding"}
+
+
+def config_arch(stores: Stores, label: str):
+    return load_study_config(stores.file).design.setting(label).architecture
 
 
 @pytest.mark.slow
@@ -100,6 +116,9 @@ def test_the_report_is_on_the_study_run_and_printed(design: Stores, tmp_path: Pa
                                                  str(tmp_path))).read_text()
     assert page.count("<img") == 2 and "data:image/png;base64," in page
     assert "filters" in page and "padding" in page and "x0.25" in page
+    # The run ended with the tables and the report's path.
+    assert "filters:" in design.printed and "padding:" in design.printed
+    assert "report: " in design.printed and "(report.html)" in design.printed
     # `cnnlab report` writes the same page again, anywhere.
     from cnnlab import cli
 
