@@ -4,16 +4,20 @@ parameter count change with filters, kernel size, stride and padding?
     python experiments/compare_notebook.py [STUDY ...] [--storage URL] [--tracking-uri URI]
                                            [--out DIR] [--epoch N]
 
-Default studies: filters-kernels and strides-padding (run them first with `cnnlab study run`),
-or whichever studies are named. Every trial that ended complete or pruned is compared after the
-same number of epochs (``cnnlab.results.compare.at_epoch``: by default the last epoch every one of
-them reached, so a pruned trial counts at the epochs it reached; ``--epoch N`` for another).
-Infeasible draws (never built) are counted apart and compared nowhere. Prints each knob's effect,
-network by network -- per group of networks (all same, all valid or mixed padding; all 3x3, all
-5x5 or mixed kernels; the number of stride-2 layers; the filters against the notebook CNN's; the
-depth) the mean score with its 95% Student-t interval kept inside [0, 1], the number of trials,
-the median parameter count (``cnnlab.results.compare.knob_effects``) -- and writes one figure per
-question to --out (default: the current directory):
+Default studies: filters-kernels, strides-padding, knobs and knobs-full (run them first with
+`cnnlab study run`), or whichever studies are named. A designed experiment (knobs, knobs-full:
+``[design]``) is answered knob by knob as its report does (``cnnlab.results.report``: per knob,
+the table with 95% intervals over seeds and the difference to the base, and the figure
+``STUDY_KNOB.png``); the searches as follows. Every trial that ended complete or pruned is
+compared after the same number of epochs (``cnnlab.results.compare.at_epoch``: by default the
+last epoch every one of them reached, so a pruned trial counts at the epochs it reached;
+``--epoch N`` for another). Infeasible draws (never built) are counted apart and compared
+nowhere. Prints each knob's effect, network by network -- per group of networks (all same, all
+valid or mixed padding; all 3x3, all 5x5 or mixed kernels; the number of stride-2 layers; the
+filters against the notebook CNN's; the depth) the mean score with its 95% Student-t interval
+kept inside [0, 1], the number of trials, the median parameter count
+(``cnnlab.results.compare.knob_effects``) -- and writes one figure per question to --out
+(default: the current directory):
 
 - ``kernel_5x5_vs_3x3.png``: does a 5x5 kernel beat 3x3 at equal parameter count?
 - ``stride_2_cost.png``: what does stride 2 cost in accuracy, and what does it save in size?
@@ -30,7 +34,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cnnlab.errors import ConfigError
+from cnnlab.results import report
 from cnnlab.results.compare import (
+    CURVES,
     at_epoch,
     knob_effects,
     network_knobs,
@@ -268,6 +274,23 @@ def figures(scores: pd.DataFrame) -> dict[str, Figure]:
                               padding_figure(summary)), strict=True))
 
 
+DEFAULT_STUDIES = ("filters-kernels", "strides-padding", "knobs", "knobs-full")
+
+
+def answer_design(name: str, design, args: argparse.Namespace) -> None:
+    """A designed experiment's answer, as its report gives it: the per-knob tables, printed,
+    and one figure per knob (``STUDY_KNOB.png``) in ``args.out``."""
+    frame = trials_frame(name, storage=args.storage, tracking_uri=args.tracking_uri,
+                         epoch_curves=CURVES)
+    print(f"study '{name}', a designed experiment around the {design.base_name}:")
+    for line in report.format_tables(report.design_tables(frame, design)):
+        print(line)
+    for knob, fig in report.design_figures(frame, design).items():
+        path = args.out / f"{name}_{knob.replace(' ', '')}.png"
+        fig.savefig(path, dpi=100)
+        print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="*")
@@ -277,11 +300,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epoch", type=int, help="compare after this many epochs (default: "
                         "the last epoch every complete or pruned trial reached)")
     args = parser.parse_args(argv)
-    names = args.studies or [n for n in study_names(args.storage)
-                             if n in ("filters-kernels", "strides-padding")]
+    names = args.studies or [n for n in study_names(args.storage) if n in DEFAULT_STUDIES]
     if not names:
-        parser.error("no studies named and neither filters-kernels nor strides-padding has run; "
-                     "run them with `cnnlab study run experiments/filters_kernels.toml`.")
+        parser.error("no studies named and none of filters-kernels, strides-padding, knobs "
+                     "has run; run one with `cnnlab study run experiments/knobs.toml`.")
+    try:
+        designs = {n: d for n in names
+                   if (d := report.design_of(n, args.storage)) is not None}
+    except ConfigError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, design in designs.items():
+        answer_design(name, design, args)
+    names = [n for n in names if n not in designs]
+    if not names:
+        return 0
     try:
         frame = trials_frame(names, storage=args.storage, tracking_uri=args.tracking_uri)
     except ConfigError as error:
@@ -301,7 +334,6 @@ def main(argv: list[str] | None = None) -> int:
             print(table.to_string())
     for line in unanswered(scores):
         print(f"\nnote: {line}")
-    args.out.mkdir(parents=True, exist_ok=True)
     for name, fig in figures(scores).items():
         path = args.out / name
         fig.savefig(path, dpi=100)

@@ -406,3 +406,18 @@ def report_study(study_name: str, stores: Any, *, path: Path | None = None,
     where = f" and on the study's MLflow run {run_id} ({REPORT_ARTIFACT})" if run_id else ""
     out(f"report: {path}{where}")
     return path
+
+
+def design_of(study_name: str, storage: str | None = None) -> Design | None:
+    """The study's designed experiment (from its identity in Optuna), or None for a search."""
+    from cnnlab.results.confirm import study_config
+    from cnnlab.tracking.stores import load_existing_study
+
+    return study_config(load_existing_study(study_name, storage)).design
+
+
+def design_figures(frame: pd.DataFrame, design: Design) -> dict[str, Any]:
+    """``knob_figure`` for every knob of the design, by knob."""
+    trials = design_trials(frame, design)
+    return {knob: knob_figure(trials, knob_table(trials, design, knob), knob, design.base_name)
+            for knob in knobs(design)}

@@ -499,6 +499,9 @@ def test_the_notebook_runs_headless_on_the_study(stores: Stores, tmp_path: Path,
               if o.output_type == "error"]
     assert errors == []
     assert _text(cells["check"]).split() == [sys.executable, "tiny"]
+    # No designed experiment in these stores: the design's cell says how to run one.
+    assert "no study 'knobs' yet: run cnnlab study run experiments/knobs.toml" in \
+        _text(cells["design"])
 
     study = stores.study("tiny")
     complete = [t for t in study.trials if t.state.name == "COMPLETE"
