@@ -129,3 +129,18 @@ def test_the_report_is_on_the_study_run_and_printed(design: Stores, tmp_path: Pa
     assert "filters:" in printed and "padding:" in printed and "vs base" in printed
     assert f"report: {out}" in printed
     assert out.read_text().count("<img") == 2
+
+
+@pytest.mark.slow
+def test_a_stopped_design_resumes_where_it_stopped(tmp_path: Path, monkeypatch) -> None:
+    text = DESIGN.replace("seeds = 2", "seeds = 1").replace('padding = ["valid"]\n', "")
+    stores = Stores(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    assert stores.run("--n-trials", "1") == 0
+    assert [t.params["design_setting"] for t in stores.study("tiny-design").trials] == ["base"]
+    assert stores.run() == 0  # The design's own total: its two cells.
+    study = stores.study("tiny-design")
+    assert [(t.params["design_setting"], t.state.name) for t in study.trials] == [
+        ("base", "COMPLETE"), ("filters x0.25", "COMPLETE")]
+    _, children = stores.runs("tiny-design")
+    assert sorted(children) == [0, 1]
