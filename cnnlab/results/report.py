@@ -321,8 +321,11 @@ def search_report(frame: pd.DataFrame, title: str, facts: str) -> str:
             table = compare.knob_effects(frame, knob)
         except Exception:  # A knob this study did not vary, or too few trials.
             continue
-        effects += [f"<h3>{html.escape(knob)}</h3>", table.to_html(
-            float_format="{:.4f}".format)]
+        if "median_params" in table:
+            table = table.astype({"median_params": "Int64"})
+        effects += [f"<h3>{html.escape(knob)} (validation score after epoch "
+                    f"{int(table['epoch'].iloc[0])}, every trial compared at it)</h3>",
+                    table.to_html(float_format="{:.4f}".format)]
     if effects:
         parts += ["<h2>Knob effects (a search draws confounded networks: read with care)</h2>",
                   *effects]

@@ -438,3 +438,23 @@ def test_every_experiment_file_runs_shrunk(path: Path, tmp_path: Path, monkeypat
     parent, children = stores.runs(config.name)
     assert parent.info.run_id == outcome.parent_run_id
     assert sorted(children) == [t.number for t in trials]
+
+
+@pytest.mark.slow
+def test_a_search_has_a_report_on_its_run(tiny: Stores, tmp_path: Path) -> None:
+    """The study run ends with the report on the study's MLflow run; `cnnlab report` writes it
+    again: the leaderboard holds every complete trial, with its value from Optuna."""
+    from cnnlab import cli
+
+    parent, _ = tiny.runs("tiny")
+    assert "report.html" in [a.path for a in tiny.client.list_artifacts(parent.info.run_id)]
+    out = tmp_path / "tiny.html"
+    assert cli.main(["report", "tiny", "--storage", tiny.storage, "--tracking-uri",
+                     tiny.tracking, "--out", str(out)]) == 0
+    page = out.read_text()
+    board = page[page.index("Leaderboard"):page.index("</table>", page.index("Leaderboard"))]
+    complete = [t for t in tiny.study("tiny").trials if t.state.name == "COMPLETE"
+                and t.user_attrs.get(OUTCOME_ATTR) == "trained"]
+    assert board.count("<tr>") == len(complete)  # The header's row has a style.
+    for trial in complete:
+        assert f"<td>{trial.value:.4f}</td>" in board
