@@ -167,8 +167,10 @@ def cmd_study_check(args: argparse.Namespace) -> int:
               f"{len(design.settings())} settings x {design.seeds} seeds")
         for setting in design.settings():
             table = setting.architecture.layer_table()
-            print(f"  {setting.label:<32} {table.total_params:>10,} params "
-                  f"{table.total_macs:>12,} MACs  {setting.architecture.describe()}")
+            final = setting.architecture.derived_params()["final_feature_map"]
+            print(f"  {setting.label:<24} {table.total_params:>10,} params "
+                  f"{table.total_macs:>12,} MACs  final map {final:<9} "
+                  f"{setting.architecture.short()}")
     print("the file is valid; nothing was written.")
     return 0
 

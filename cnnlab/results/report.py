@@ -98,7 +98,8 @@ def knobs(design: Design) -> list[str]:
 
 def knob_table(trials: pd.DataFrame, design: Design, knob: str) -> pd.DataFrame:
     """One row per setting of ``knob`` (base first): ``setting``, ``value``, ``n_params``,
-    ``macs``, ``seeds`` (trained so far), for each of ``FINALS`` its mean and 95% interval
+    ``macs``, ``final_feature_map`` (before Flatten, e.g. ``6x6x64``), ``receptive_field``,
+    ``seeds`` (trained so far), for each of ``FINALS`` its mean and 95% interval
     (``val_accuracy``, ``val_accuracy_low``, ``val_accuracy_high`` ...), and the difference
     of the validation accuracy to the base, paired by seed (``diff_val_accuracy`` with
     ``_low``/``_high``; 0 for the base itself)."""
@@ -108,8 +109,11 @@ def knob_table(trials: pd.DataFrame, design: Design, knob: str) -> pd.DataFrame:
         mine = trials[trials[SETTING_PARAM].astype(str) == label]
         setting = design.setting(label)
         table = setting.architecture.layer_table()
+        derived = setting.architecture.derived_params()
         row: dict[str, Any] = {"setting": label, "value": setting.value,
                                "n_params": table.total_params, "macs": table.total_macs,
+                               "final_feature_map": derived["final_feature_map"],
+                               "receptive_field": derived["receptive_field"],
                                "seeds": len(mine)}
         for metric in FINALS:
             mean, low, high, _ = interval(mine[f"final_{metric}"].tolist(), metric)
@@ -195,20 +199,32 @@ def knob_figure(trials: pd.DataFrame, table: pd.DataFrame, knob: str, base_name:
         high = row.val_accuracy_high - row.val_accuracy if not pd.isna(row.val_accuracy_low) \
             else 0
         is_base = row.setting == BASE
+        rightmost = row.n_params == table["n_params"].max() and len(table) > 1
         ax.errorbar([row.n_params], [row.val_accuracy], yerr=[[low], [high]], fmt="*" if is_base
                     else "o", markersize=14 if is_base else 7, color=color, capsize=4)
         ax.annotate(f"base ({base_name})" if is_base else row.value,
-                    (row.n_params, row.val_accuracy), textcoords="offset points", xytext=(6, 6),
-                    fontsize=9)
+                    (row.n_params, row.val_accuracy), textcoords="offset points",
+                    xytext=(-8 if rightmost else 8, 10 if is_base else -16), fontsize=9,
+                    ha="right" if rightmost else "left",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.8})
         curves = mean_curves(trials, row.setting)
         for metric, axis in (("loss", loss_ax), ("accuracy", acc_ax)):
             for prefix, style in (("", "-"), ("val_", "--")):
                 values = curves.get(prefix + metric)
                 if values:
-                    axis.plot(range(1, len(values) + 1), values, style, color=color,
+                    axis.plot(range(1, len(values) + 1), values, style, marker="o",
+                              markersize=4, color=color,
                               label=(("base" if is_base else row.value)
                                      if prefix == "" and axis is acc_ax else None))
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
     ax.set_xscale("log")
+    # Ticks at the settings' own sizes (a log axis over a narrow range labels every minor tick).
+    sizes = sorted(set(table["n_params"].tolist()))
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("validation accuracy")
     ax.margins(x=0.2)
@@ -248,6 +264,8 @@ def _html_table(table: pd.DataFrame) -> str:
         "setting": table["value"],
         "parameters": table["n_params"].map("{:,}".format),
         "MACs": table["macs"].map("{:,}".format),
+        "final feature map": table["final_feature_map"],
+        "receptive field": table["receptive_field"],
         "seeds": table["seeds"],
         "val accuracy [95%]": [_ci(r.val_accuracy, r.val_accuracy_low, r.val_accuracy_high)
                                for r in table.itertuples()],
@@ -274,7 +292,13 @@ def design_report(frame: pd.DataFrame, design: Design, title: str, facts: str) -
              "(dashed) curves, mean over seeds: a validation curve that flattens or rises while "
              "training keeps improving is overfitting. Table: 'vs base' is the setting's "
              "validation accuracy minus the base's, seed by seed, with its 95% interval: an "
-             "interval that holds 0 is no measured difference.</p>"]
+             "interval that holds 0 is no measured difference. Why the parameters move: most of "
+             "them sit in the Dense layer after Flatten, whose size is the final feature map's "
+             "(height x width x channels), so strides, padding and kernel size change the count "
+             "mostly through that map (<code>cnnlab shapes</code> shows it layer by layer). MACs: "
+             "multiply-adds per image. The training accuracy of an epoch is averaged while the "
+             "network learns, so it can sit below the validation accuracy, measured at the "
+             "epoch's end.</p>"]
     for knob in knobs(design):
         table = knob_table(trials, design, knob)
         fig = knob_figure(trials, table, knob, design.base_name)

@@ -111,7 +111,7 @@ class ProgressPrinter:
             earlier = trial.user_attrs.get(DUPLICATE_OF_ATTR)
             detail = (f"drawn again: #{earlier} is training it" if state == "FAIL" else
                       f"{detail} (reused #{earlier}, not retrained)")
-        best = T.best_trial(study)
+        best = T.best_trial(study) if self.config.design is None else None  # A design: none.
         best_text = f"best: #{best.number} {best.values[0]:.4f}" if best is not None else ""
         self.out(f"trial {trial.number:>3}  {state:<10}  {detail:<28} {size_text}  "
                  f"{seconds:6.1f} s   {best_text:<17}  {_setting(trial)}{_architecture(trial)}"

@@ -84,8 +84,11 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
                   f"a design of {len(config.design.settings())} settings x "
                   f"{config.design.seeds} seeds"))
     if total is not None and done >= total:
+        more = ("every setting has its seeds; more seeds (seeds in [design]) make a new "
+                "design, under a new name" if config.design is not None else
+                "give a larger --n-trials to run more")
         out(f"study '{config.name}' is finished: {done} of {total} trials; nothing to do "
-            "(give a larger --n-trials to run more).")
+            f"({more}).")
         StudyTracker(study, config, data, stores.tracking_uri).settle()
         print_best(study, config, out)
         return StudyOutcome(study, data, 0, study.user_attrs.get(PARENT_RUN_ATTR))
@@ -187,7 +190,10 @@ def report(study: Any, config: StudyConfig, budget: Budget, ran: int, tracker: S
 
 
 def print_best(study: Any, config: StudyConfig, out: Out) -> None:
-    """The study's "best:" line."""
+    """The study's "best:" line (none for a designed experiment: one seed of one setting is
+    not its answer; the per-knob tables are)."""
+    if config.design is not None:
+        return
     best = T.best_trial(study)
     if best is None:
         out("no trial has completed yet.")

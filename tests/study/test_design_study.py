@@ -87,6 +87,7 @@ def test_the_report_tables_are_what_mlflow_holds(design: Stores) -> None:
     tables = design_tables(frame, config.design)
     assert list(tables) == ["filters", "padding"]
     by_setting: dict[str, dict[int, dict[str, float]]] = {}
+    params = {run.data.params["design_setting"]: run.data.params for run in children.values()}
     for run in children.values():
         by_setting.setdefault(run.data.params["design_setting"], {})[
             int(run.data.params["design_seed"])] = run.data.metrics
@@ -95,6 +96,9 @@ def test_the_report_tables_are_what_mlflow_holds(design: Stores) -> None:
         for row in table.itertuples():
             runs = by_setting[row.setting]
             assert row.seeds == len(runs) == 2
+            # Sizes as the runs recorded them: parameters and the map before Flatten.
+            assert {m["n_params"] for m in runs.values()} == {row.n_params}
+            assert row.final_feature_map == params[row.setting]["final_feature_map"]
             for metric in ("val_accuracy", "val_loss", "accuracy", "loss"):
                 assert getattr(row, metric) == pytest.approx(
                     statistics.fmean(m[metric] for m in runs.values()), abs=1e-12)
