@@ -538,10 +538,14 @@ class StudySummary:
         return front
 
     def plots(self, study: Any) -> None:
-        """Draw the study's plots on its run (Optuna's, and the front)."""
+        """Draw the study's plots on its run (Optuna's, and the front); none for a designed
+        experiment, whose figures are its report's (a search's history, importances and front
+        over single seeds of fixed settings would say nothing)."""
         from cnnlab.tracking import study_plots
 
         self._plots_due = False
+        if self.config.design is not None:
+            return
         for path, fig in study_plots.study_figures(study, self.config.metric,
                                                    self.config.size_attr).items():
             self.client.log_figure(self.parent_run_id, fig, path)

@@ -116,6 +116,7 @@ def test_the_report_is_on_the_study_run_and_printed(design: Stores, tmp_path: Pa
     parent, _ = design.runs("tiny-design")
     artifacts = [a.path for a in design.client.list_artifacts(parent.info.run_id)]
     assert "report.html" in artifacts
+    assert "plots" not in artifacts  # A search's plots say nothing of a design.
     page = Path(design.client.download_artifacts(parent.info.run_id, "report.html",
                                                  str(tmp_path))).read_text()
     assert page.count("<img") == 2 and "data:image/png;base64," in page
