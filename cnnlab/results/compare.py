@@ -544,18 +544,7 @@ def knob_effects(frame: pd.DataFrame, knob: str, *, by: str | Sequence[str] | No
     elif epoch is not None:
         raise ConfigError("the frame is at_epoch's already: give the epoch to at_epoch, or "
                           "pass the trials frame.")
-    if "layer" in frame.columns:
-        raise ConfigError("knob_effects compares whole networks, one row per trial: pass "
-                          "at_epoch or trials_frame rows, not per_layer's.")
-    trained = pd.Series(True, index=frame.index)
-    if "outcome" in frame.columns:
-        trained &= frame["outcome"].astype(str) != "infeasible"
-    if "state" in frame.columns:
-        trained &= frame["state"].astype(str) != T.INFEASIBLE
-    frame = frame[trained]
-    ids = [c for c in ("study", "trial") if c in frame.columns]
-    if ids and frame.duplicated(ids).any():
-        raise ConfigError("the frame has a trial twice: knob_effects counts each trial once.")
+    frame = _trained_networks(frame)
     knob = K.ALIASES.get(knob, knob)
     by = [K.ALIASES.get(b, b) for b in ([by] if isinstance(by, str) else list(by or []))]
     keys = [*by, knob]
@@ -586,6 +575,24 @@ def knob_effects(frame: pd.DataFrame, knob: str, *, by: str | Sequence[str] | No
         out[column] = out[column].astype("Int64")
     out["clipped"] = out["clipped"].astype("boolean")
     return out.set_index(keys)
+
+
+def _trained_networks(frame: pd.DataFrame) -> pd.DataFrame:
+    """``knob_effects``' rows: one per trained trial (infeasible draws left out); a frame of
+    ``per_layer`` rows, or with a trial twice, is a ``ConfigError``."""
+    if "layer" in frame.columns:
+        raise ConfigError("knob_effects compares whole networks, one row per trial: pass "
+                          "at_epoch or trials_frame rows, not per_layer's.")
+    trained = pd.Series(True, index=frame.index)
+    if "outcome" in frame.columns:
+        trained &= frame["outcome"].astype(str) != "infeasible"
+    if "state" in frame.columns:
+        trained &= frame["state"].astype(str) != T.INFEASIBLE
+    frame = frame[trained]
+    ids = [c for c in ("study", "trial") if c in frame.columns]
+    if ids and frame.duplicated(ids).any():
+        raise ConfigError("the frame has a trial twice: knob_effects counts each trial once.")
+    return frame
 
 
 def _one_epoch(epochs: pd.Series) -> Any:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from cnnlab.results import compare
 from cnnlab.search.design import BASE, SEED_PARAM, SETTING_PARAM, Design
-from cnnlab.spec.ranking import summarize
+from cnnlab.spec import knobs as K
 
 FINALS = ("val_accuracy", "val_loss", "accuracy", "loss")
 """The final values a design's table summarizes: validation, then training."""
@@ -43,24 +43,18 @@ REPORT_ARTIFACT = "report.html"
 """The report's name among the study run's artifacts."""
 
 
-def _bounds(metric: str, difference: bool = False) -> tuple[float, float]:
-    if "accuracy" in metric:
-        return (-1.0, 1.0) if difference else (0.0, 1.0)
-    return (-math.inf, math.inf) if difference else (0.0, math.inf)
-
-
 def interval(values: Sequence[float], metric: str, difference: bool = False
              ) -> tuple[float, float, float, int]:
-    """Mean, 95% interval (low, high) and count of ``values``, the interval clipped to what
-    ``metric`` can be (``_bounds``); NaN bounds for fewer than two values."""
+    """Mean, 95% interval (low, high) and count of ``values`` (``cnnlab.spec.knobs.
+    mean_interval``: Student's t, clipped to what ``metric`` can be, an accuracy's [0, 1], or
+    [-1, 1] for a ``difference`` of accuracies); NaN bounds for fewer than two values."""
     values = [float(v) for v in values if v is not None and not pd.isna(v)]
     if not values:
         return math.nan, math.nan, math.nan, 0
-    s = summarize(metric, values)
-    low, high = _bounds(metric, difference)
-    if s.n < 2:
-        return s.mean, math.nan, math.nan, 1
-    return s.mean, max(s.ci_low, low), min(s.ci_high, high), s.n
+    low, high = K.bounds(metric)
+    within = (-high, high) if difference else (low, high)
+    found = K.mean_interval(values, within=within)
+    return found.mean, found.low, found.high, found.n
 
 
 def design_trials(frame: pd.DataFrame, design: Design) -> pd.DataFrame:
