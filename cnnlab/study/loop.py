@@ -25,7 +25,7 @@ from cnnlab.search.design import SEED_PARAM as DESIGN_SEED_PARAM
 from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.space import MIN_FEASIBLE
 from cnnlab.spec.trialspec import TrialSpec
-from cnnlab.study.objective import KNOWN_FAILURES
+from cnnlab.study.objective import KNOWN_FAILURES, TrialLost
 
 
 def untrained_limit(fraction: float) -> int:
@@ -165,9 +165,9 @@ class QuietKnownFailures(logging.Filter):
         message = record.getMessage()
         match = re.match(r"Trial (\d+) failed with ", message)
         error = record.exc_info[1] if record.exc_info else None
-        known = isinstance(error, KNOWN_FAILURES) or any(
-            f"because of the following error: {cls.__name__}(" in message
-            for cls in KNOWN_FAILURES)
+        quiet = (*KNOWN_FAILURES, TrialLost)  # A lost trial: the runner says it in one line.
+        known = isinstance(error, quiet) or any(
+            f"because of the following error: {cls.__name__}(" in message for cls in quiet)
         if known:
             if match:
                 self.trials.add(match.group(1))

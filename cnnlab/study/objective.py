@@ -43,7 +43,7 @@ from cnnlab.search.pruning import optuna_callback
 from cnnlab.search.space import constraints
 from cnnlab.spec.architecture import check_architecture
 from cnnlab.spec.trialspec import TrialSpec
-from cnnlab.study import liveness
+from cnnlab.tracking import liveness
 from cnnlab.train import faults
 from cnnlab.train.data import MnistSplits
 
@@ -97,6 +97,24 @@ class DuplicateRunningError(RuntimeError):
     failed at once (it does not count), and the study draws again."""
 
 
+class TrialLost(RuntimeError):
+    """This process's trial was ended by another process while this one was silent (stopped,
+    or cut off from the storage, past the heartbeat's grace period, on another host): Optuna
+    cannot be told its result any more. The runner ends it with one line and goes on."""
+
+
+LOST = ("failed by another process: no heartbeat from this one for over the grace period "
+        "(stopped, suspended or cut off from the storage); its result is dropped")
+"""The reason on the run of a trial that another process failed (``TrialLost``)."""
+
+
+def is_lost(trial: Any) -> bool:
+    """Whether ``trial`` (this process's, running) was ended in the storage by another."""
+    from optuna.trial import TrialState
+
+    return trial.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING
+
+
 KNOWN_FAILURES = (ArchitectureError, DivergedError, DuplicateRunningError)
 """Failures that end one trial, with its reason, while the study goes on."""
 
@@ -115,13 +133,26 @@ class Objective:
         self.data = data
         self.hooks = hooks or NoHooks()
         self._frozen = False
+        self.current: int | None = None
+        """The number of the trial this objective is in (or was in last)."""
 
     def __call__(self, trial: Any) -> float | tuple[float, float]:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        self.current = faults.current_trial = trial.number
+        try:
+            return self._trial(trial)
+        except UpdateFinishedTrialError:  # A write to a trial another process has failed.
+            if not is_lost(trial):
+                raise
+            raise TrialLost(LOST) from None
+
+    def _trial(self, trial: Any) -> float | tuple[float, float]:
         import optuna
+        from optuna.exceptions import UpdateFinishedTrialError
 
         from cnnlab.search.sampling import trial_seed
 
-        faults.current_trial = trial.number
         trial.set_user_attr(WORKER_ATTR, liveness.identity())
         trial.set_user_attr(SAMPLER_SEED_ATTR, trial_seed(self.config.seed, trial.number))
         spec = self.config.space.suggest(trial, self.config.training)
@@ -155,8 +186,14 @@ class Objective:
             except (DivergedError, DuplicateRunningError) as failed:
                 record.ended("FAIL")
                 ending = failed
+            except UpdateFinishedTrialError:  # In fit, say: the trial's run ends as KILLED.
+                if not is_lost(trial):
+                    raise
+                raise TrialLost(LOST) from None
             else:
                 record.ended("COMPLETE", value)
+            if is_lost(trial):  # Ended elsewhere while this process was stopped.
+                raise TrialLost(LOST)
         faults.reach("tell", trial.number)
         if ending is not None:
             raise ending

@@ -33,12 +33,13 @@ from cnnlab.names import (
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig, check_runnable
 from cnnlab.search.factory import make_pruner, make_sampler
-from cnnlab.study import identity, liveness
+from cnnlab.study import identity
 from cnnlab.study.loop import Budget, ProgressPrinter, QuietKnownFailures, untrained_limit
 from cnnlab.study.objective import KNOWN_FAILURES, Objective
 from cnnlab.study.study_run import StudyTracker
+from cnnlab.tracking import liveness
 from cnnlab.tracking import runs as tracking
-from cnnlab.tracking.stores import Stores, open_storage, redact
+from cnnlab.tracking.stores import Stores, heartbeat, open_storage, redact
 from cnnlab.train.data import MnistSplits, load_mnist
 
 Out = Callable[[str], None]
@@ -100,8 +101,15 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
     with StudyTracker(study, config, data, stores.tracking_uri) as tracker:
         for note in tracker.notes:
             out(f"note: {note}")
+        def lost(trial: Any) -> None:
+            tracker.trial_lost(trial)
+            out(f"trial {trial.number:>3}  FAIL        failed by another process while this one "
+                f"was stopped or cut off from the storage for over {heartbeat()[1]} s (no "
+                "heartbeat); its result is dropped and the study goes on")
+
         ran = optimize(study, Objective(config, data, hooks=tracker),
-                       [tracker.after_trial, ProgressPrinter(config, out), budget], budget, config)
+                       [tracker.after_trial, ProgressPrinter(config, out), budget], budget, config,
+                       lost)
     report(study, config, budget, ran, tracker, out)
     return StudyOutcome(study, data, ran, tracker.parent_run_id, budget.stopped)
 
@@ -144,9 +152,12 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
 
 
 def optimize(study: Any, objective: Objective, callbacks: list[Any], budget: Budget,
-             config: StudyConfig) -> int:
+             config: StudyConfig, lost: Callable[[Any], None] | None = None) -> int:
     """Optuna's loop until the budget stops it (or the time budget ends it, or the sampler has
-    nothing left to draw, said in ``budget.stopped``); returns the number of trials drawn."""
+    nothing left to draw, said in ``budget.stopped``); returns the number of trials drawn.
+
+    A trial of this process that another one failed while this one was silent (``TrialLost``:
+    Optuna refuses to be told its result) is handed to ``lost`` and the loop goes on."""
     before = len(study.trials)
     started = time.monotonic()
     quiet = QuietKnownFailures()
@@ -155,10 +166,24 @@ def optimize(study: Any, objective: Objective, callbacks: list[Any], budget: Bud
     for handler in handlers:
         handler.addFilter(quiet)
     try:
-        if budget.to_train is None or budget.to_train > 0:
-            # No n_trials for Optuna: only trained trials count, and the budget stops the loop.
-            study.optimize(objective, n_trials=None, timeout=config.timeout,
-                           callbacks=callbacks, catch=KNOWN_FAILURES)
+        while budget.to_train is None or budget.to_train > 0:
+            left = None if config.timeout is None else \
+                config.timeout - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                break
+            try:
+                # No n_trials for Optuna: only trained trials count, and the budget stops it.
+                study.optimize(objective, n_trials=None, timeout=left, callbacks=callbacks,
+                               catch=KNOWN_FAILURES)
+            except (ValueError, AssertionError) as err:
+                trial = _lost_trial(study, objective, err)
+                if trial is None:
+                    raise
+                if lost is not None:
+                    lost(trial)
+                if budget.stopped is None and not budget.reached:
+                    continue
+            break
     finally:
         for handler in handlers:
             handler.removeFilter(quiet)
@@ -172,6 +197,21 @@ def optimize(study: Any, objective: Objective, callbacks: list[Any], budget: Bud
             f"stopped: the sampler has nothing left to draw ({config.sampler.name} has judged "
             "every configuration of the space); widen the search or lower n_trials.")
     return len(study.trials) - before
+
+
+def _lost_trial(study: Any, objective: Objective, err: Exception) -> Any:
+    """The trial that Optuna's loop could not record because another process had failed it
+    (Optuna's tell raises "Cannot tell a FAIL trial.", or asserts when the objective had
+    returned a value), or None if ``err`` is anything else."""
+    from optuna.trial import TrialState
+
+    if objective.current is None or not (
+            str(err).startswith("Cannot tell a ") or str(err) == "Should not reach."):
+        return None
+    trial = study._storage.get_trial(
+        study._storage.get_trial_id_from_study_id_trial_number(study._study_id,
+                                                              objective.current))
+    return trial if trial.state != TrialState.RUNNING else None
 
 
 def report(study: Any, config: StudyConfig, budget: Budget, ran: int, tracker: StudyTracker,
@@ -206,7 +246,7 @@ def print_best(study: Any, config: StudyConfig, out: Out) -> None:
 def fail_dead_trials(study: Any) -> list[int]:
     """Fail the RUNNING trials of workers that are gone, now: those whose process is known to
     be gone (this host and boot, no process with its pid and start time; see
-    ``cnnlab.study.liveness``), and (through Optuna's heartbeats) any whose heartbeat stopped
+    ``cnnlab.tracking.liveness``), and (through Optuna's heartbeats) any whose heartbeat stopped
     more than the grace period ago. A process that cannot be checked is left to the heartbeats.
     Returns the trial numbers failed here."""
     import optuna

@@ -69,6 +69,7 @@ from cnnlab.names import (
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.spec.trialspec import TrialSpec
+from cnnlab.study.objective import LOST, TrialLost
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.stores import resolve_tracking_uri, sqlite_path
 from cnnlab.train import faults
@@ -204,7 +205,7 @@ class StudyTracker:
             if killed:
                 race(self.client.set_tag, run.info.run_id, REASON_TAG,
                      "its worker was killed or interrupted before the trial was recorded in "
-                     "Optuna")
+                     "Optuna, or silent for longer than the heartbeat's grace period")
             self.client.set_terminated(run.info.run_id, status)
             changed.append(trial.number)
         return changed
@@ -281,6 +282,22 @@ class StudyTracker:
             self.summary.refresh(self.study)
             self.summary.plots(self.study)
             self.client.set_terminated(self.parent_run_id, "FINISHED")
+
+    def trial_lost(self, trial: Any) -> None:
+        """Make the run of ``trial``, which another process failed while this one was silent
+        (``TrialLost``), say so: FAIL, KILLED as a killed worker's, with the reason. Its run
+        may have been closed as finished just before Optuna was to be told."""
+        run = self._trial_run
+        run_id = (run.run_id if run is not None and run.trial.number == trial.number
+                  else trial.user_attrs.get(RUN_ID_ATTR))
+        if run is not None and not run.closed:
+            run.abandon("KILLED")
+        self._trial_run = None
+        if run_id is None:
+            return  # It ended before its run was opened.
+        self.client.set_tag(run_id, STATE_TAG, "FAIL")
+        self.client.set_tag(run_id, REASON_TAG, LOST)
+        self.client.set_terminated(run_id, "KILLED")
 
     def _open_run_id(self) -> str | None:
         """The id of the trial run still open in this process, if any."""
@@ -388,6 +405,11 @@ class TrialRun:
         self._clear_progress()
         if error is not None and not isinstance(error, Exception):
             return  # An interrupt leaves the run open, for the study tracker's exit to end.
+        if isinstance(error, TrialLost):  # Failed by another process: as a killed worker's.
+            if self.run_id is not None:
+                self._end_failed(str(error), "KILLED")
+            self.closed = True
+            return
         if self.run_id is None:  # The trial ended before its first epoch did.
             self._open_run()
         if error is None and self._state is not None:

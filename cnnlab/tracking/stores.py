@@ -7,6 +7,7 @@ Defaults are local, under ``mlruns/`` of the current directory: ``sqlite:///mlru
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -70,19 +71,73 @@ def redact(text: str) -> str:
 HEARTBEAT_INTERVAL = 10
 """Seconds between a running trial's heartbeats in the Optuna storage."""
 GRACE_PERIOD = 60
-"""A running trial without a heartbeat for this long belongs to a dead worker: it is failed."""
+"""A running trial without a heartbeat for this long is stale: failed, unless its process is
+known to be alive (``cnnlab.tracking.liveness``)."""
+HEARTBEAT_ENV = "CNNLAB_HEARTBEAT"
+"""``INTERVAL,GRACE`` in whole seconds (``10,60`` by default): the heartbeat's period and the
+silence after which a trial is stale. Shorter ones make tests of stopped processes quick."""
+
+
+def heartbeat() -> tuple[int, int]:
+    """(interval, grace period) in seconds: ``$CNNLAB_HEARTBEAT`` or (10, 60). Raises
+    ``ConfigError`` for a value that is not two whole numbers of seconds, grace above interval."""
+    text = os.environ.get(HEARTBEAT_ENV)
+    if not text:
+        return HEARTBEAT_INTERVAL, GRACE_PERIOD
+    try:
+        interval, grace = (int(part) for part in text.split(","))
+    except ValueError:
+        interval = grace = 0
+    if not 0 < interval < grace:
+        raise ConfigError(f"{HEARTBEAT_ENV}={text!r} is not INTERVAL,GRACE in whole seconds "
+                          "with 0 < INTERVAL < GRACE (the default is 10,60).")
+    return interval, grace
+
+
+@functools.cache
+def _storage_class() -> type:
+    """Optuna's ``RDBStorage`` whose stale trials (no heartbeat for the grace period) leave
+    out those whose process is known to be alive on this host.
+
+    Optuna fails stale trials at the start of every trial of ``study.optimize`` and of every
+    ``study.ask``, in any process that shares the storage; this is the one place all of them
+    ask (``BaseHeartbeat._get_stale_trial_ids``, which storages implement), so a process that
+    is stopped (Ctrl-Z, SIGSTOP, a suspended laptop) past the grace period keeps its trial.
+    Processes on other hosts cannot be checked: their silence is the only evidence, as in
+    Optuna."""
+    import optuna
+
+    from cnnlab.names import WORKER_ATTR
+    from cnnlab.tracking import liveness
+
+    class LiveStorage(optuna.storages.RDBStorage):
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            return [trial_id for trial_id in super()._get_stale_trial_ids(study_id)
+                    if not liveness.is_alive(
+                        self.get_trial(trial_id).user_attrs.get(WORKER_ATTR, {}))]
+
+    LiveStorage.__qualname__ = "LiveStorage"  # Found by pickle as this module's attribute.
+    return LiveStorage
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LiveStorage":  # Made on first use: Optuna is imported only then.
+        return _storage_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_storage(url: str) -> Any:
-    """An Optuna storage for ``url``, with heartbeats so that a killed worker's trial is failed.
+    """An Optuna storage for ``url``, with heartbeats so that a killed worker's trial is failed
+    (``heartbeat()``), but never the trial of a process known to be alive on this host.
 
     A local SQLite file gets its folder and a patient lock (several workers may share it). An
-    unreachable or malformed URL is a ``ConfigError`` that names it (password hidden).
+    unreachable or malformed URL is a ``ConfigError`` that names it (password hidden); so is
+    a malformed ``$CNNLAB_HEARTBEAT``.
     """
     import optuna
 
-    kwargs: dict[str, Any] = {"heartbeat_interval": HEARTBEAT_INTERVAL,
-                              "grace_period": GRACE_PERIOD}
+    interval, grace = heartbeat()
+    kwargs: dict[str, Any] = {"heartbeat_interval": interval, "grace_period": grace}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
@@ -92,7 +147,7 @@ def open_storage(url: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, **kwargs)
+            return _storage_class()(url, **kwargs)
     except Exception as err:  # SQLAlchemy's and Optuna's errors alike: say which URL and why.
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"cannot open the Optuna storage {redact(url)}: {reason}") from None

@@ -36,8 +36,8 @@ def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start(stores: Stores, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+def _start(stores: Stores, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.Popen(_command(stores, *extra), cwd=stores.root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_signals)
@@ -390,3 +390,143 @@ def test_a_live_trial_of_another_program_is_never_failed(tmp_path: Path) -> None
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert stores.study("tiny").trials[number].state.name == "COMPLETE"
+
+
+HEARTBEAT = {"CNNLAB_HEARTBEAT": "1,2"}
+"""Heartbeats every second, stale after two: a stopped process is past the grace period
+in seconds (the default is 10,60)."""
+
+
+def _stale(storage_url: str, study_name: str, number: int) -> bool:
+    """Whether Optuna itself (a plain ``RDBStorage`` with the tests' heartbeat, as a process on
+    another host would have) takes trial ``number`` for stale now."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=1, grace_period=2,
+                                         skip_compatibility_check=True, skip_table_creation=True)
+    study_id = storage.get_study_id_from_name(study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    return trial_id in storage._get_stale_trial_ids(study_id)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # study.ask, here.
+def test_optuna_never_fails_the_stale_trial_of_a_live_process(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """Optuna's own stale check (at the start of every trial of ``study.optimize``) passes over
+    a silent trial whose process is alive here (this one, stopped as far as its heartbeat
+    goes), and fails those of a process that is gone and of one on another host."""
+    import optuna
+
+    from cnnlab.names import WORKER_ATTR
+    from cnnlab.tracking import liveness
+    from cnnlab.tracking.stores import open_storage
+
+    monkeypatch.setenv("CNNLAB_HEARTBEAT", "1,2")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=open_storage(url))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    here = liveness.identity()
+    owners = {"alive": here, "gone": {**here, "pid": int(gone.stdout)},
+              "elsewhere": {**here, "host": "another-host"}}
+    numbers = {}
+    for name, owner in owners.items():
+        trial = study.ask()
+        trial.set_user_attr(WORKER_ATTR, owner)
+        study._storage.record_heartbeat(trial._trial_id)
+        numbers[name] = trial.number
+    while not all(_stale(url, "s", n) for n in numbers.values()):
+        time.sleep(0.2)
+    study.optimize(lambda trial: 1.0, n_trials=1)  # Optuna fails stale trials first.
+    states = {name: study.trials[n].state.name for name, n in numbers.items()}
+    assert states == {"alive": "RUNNING", "gone": "FAIL", "elsewhere": "FAIL"}
+
+
+def test_a_malformed_heartbeat_setting_is_named(monkeypatch) -> None:
+    from cnnlab.errors import ConfigError
+    from cnnlab.tracking.stores import heartbeat
+
+    monkeypatch.setenv("CNNLAB_HEARTBEAT", "60,10")
+    with pytest.raises(ConfigError, match="CNNLAB_HEARTBEAT='60,10' is not INTERVAL,GRACE"):
+        heartbeat()
+
+
+def _frozen_unlocked(stores: Stores, proc: subprocess.Popen, first: int = 0) -> int:
+    """``_freeze_in_trial``, at an instant when the frozen process holds no write lock on the
+    SQLite storage (its heartbeat thread writes every second), so that other processes can
+    write; returns the trial's number."""
+    import sqlite3
+
+    while True:
+        number = _freeze_in_trial(stores, proc, first)
+        try:
+            with sqlite3.connect(stores.storage.removeprefix("sqlite:///"), timeout=1) as db:
+                db.execute("BEGIN IMMEDIATE")
+                db.rollback()
+            return number
+        except sqlite3.OperationalError:
+            os.kill(proc.pid, signal.SIGCONT)
+
+
+@pytest.mark.slow
+def test_a_stopped_process_keeps_its_trial_past_the_grace_period(tmp_path: Path) -> None:
+    """A study process stopped (SIGSTOP, as Ctrl-Z or a suspended laptop) inside a trial for
+    longer than the heartbeat's grace period, while `cnnlab study run` runs on the same study
+    (which finds it finished and trains nothing): the trial stays RUNNING in both stores, and
+    once the process continues it completes the trial and the study, exit 0."""
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 2"))
+    proc = _start(stores, env=HEARTBEAT)
+    number = _frozen_unlocked(stores, proc, first=1)
+    while not _stale(stores.storage, "tiny", number):
+        time.sleep(0.2)
+    beside = subprocess.run(_command(stores, "--n-trials", "1"), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **HEARTBEAT})
+    assert beside.returncode == 0, beside.stderr
+    assert "is finished" in beside.stdout
+    assert stores.study("tiny").trials[number].state.name == "RUNNING"
+    assert stores.runs("tiny")[1][number].info.status == "RUNNING"
+    os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "failed by another process" not in out
+    study = stores.study("tiny")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    parent, children = stores.runs("tiny")
+    assert [children[n].info.status for n in (0, 1)] == ["FINISHED", "FINISHED"]
+    assert children[number].data.tags["cnnlab.state"] == "COMPLETE"
+    assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_trial_failed_behind_its_back_ends_in_one_line(tmp_path: Path) -> None:
+    """Across machines a stopped process cannot be checked: Optuna on another host fails its
+    trial once the heartbeat is stale. When the process continues, it ends that trial with one
+    line (no traceback), its run says what Optuna says, and the study goes on to its total."""
+    import optuna
+
+    from cnnlab.study.objective import LOST
+
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 1"))
+    proc = _start(stores, env=HEARTBEAT)
+    number = _frozen_unlocked(stores, proc)
+    while not _stale(stores.storage, "tiny", number):
+        time.sleep(0.2)
+    elsewhere = optuna.storages.RDBStorage(stores.storage, heartbeat_interval=1, grace_period=2)
+    optuna.storages.fail_stale_trials(optuna.load_study(study_name="tiny", storage=elsewhere))
+    assert stores.study("tiny").trials[number].state.name == "FAIL"
+    os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Cannot tell" not in err, err
+    said = [line for line in out.splitlines() if "failed by another process" in line]
+    assert len(said) == 1 and said[0].startswith(f"trial {number:>3}  FAIL"), out
+    study = stores.study("tiny")
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    assert "fail_reason" not in study.trials[number].user_attrs  # It does not count.
+    parent, children = stores.runs("tiny")
+    lost = children[number]
+    assert (lost.info.status, lost.data.tags["cnnlab.state"]) == ("KILLED", "FAIL")
+    assert lost.data.tags["cnnlab.reason"] == LOST
+    assert children[1].info.status == "FINISHED"
+    assert parent.info.status == "FINISHED"
