@@ -109,8 +109,7 @@ class ProgressPrinter:
             detail = trial.user_attrs.get(FAIL_REASON_ATTR, "failed")
         if kind == "duplicate":
             earlier = trial.user_attrs.get(DUPLICATE_OF_ATTR)
-            detail = (f"drawn again: #{earlier} is training it" if state == "FAIL" else
-                      f"{detail} (reused #{earlier}, not retrained)")
+            detail = f"{detail} (reused #{earlier}, not retrained)"
         best = T.best_trial(study) if self.config.design is None else None  # A design: none.
         best_text = f"best: #{best.number} {best.values[0]:.4f}" if best is not None else ""
         self.out(f"trial {trial.number:>3}  {state:<10}  {detail:<28} {size_text}  "

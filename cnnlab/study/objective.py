@@ -8,13 +8,16 @@ Before anything is built, a trial is judged with the shape arithmetic alone: an 
 that cannot be built or is over ``max_params`` is *infeasible* (pruned at once, with Optuna
 constraint values so that constrained samplers learn from it), and a configuration that an
 earlier trial already judged is a *duplicate* (the earlier result is reused, not retrained,
-unless the study sets ``allow_repeats``). See ``cnnlab.search.trials`` for the outcomes.
+unless the study sets ``allow_repeats``; one that another process is training now is waited
+for, then reused). See ``cnnlab.search.trials`` for the outcomes.
 """
 
 from __future__ import annotations
 
 import gc
 import math
+import time
+import warnings
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -92,11 +95,6 @@ class DivergedError(ArithmeticError):
     """A trial whose loss became NaN or infinite."""
 
 
-class DuplicateRunningError(RuntimeError):
-    """The trial's configuration is being trained by another trial right now: this one is
-    failed at once (it does not count), and the study draws again."""
-
-
 class TrialLost(RuntimeError):
     """This process's trial was ended by another process while this one was silent (stopped,
     or cut off from the storage, past the heartbeat's grace period, on another host): Optuna
@@ -115,7 +113,7 @@ def is_lost(trial: Any) -> bool:
     return trial.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING
 
 
-KNOWN_FAILURES = (ArchitectureError, DivergedError, DuplicateRunningError)
+KNOWN_FAILURES = (ArchitectureError, DivergedError)
 """Failures that end one trial, with its reason, while the study goes on."""
 
 
@@ -183,7 +181,7 @@ class Objective:
             except optuna.TrialPruned as pruned:
                 record.ended("PRUNED")
                 ending = pruned
-            except (DivergedError, DuplicateRunningError) as failed:
+            except DivergedError as failed:
                 record.ended("FAIL")
                 ending = failed
             except UpdateFinishedTrialError:  # In fit, say: the trial's run ends as KILLED.
@@ -224,7 +222,7 @@ class Objective:
             trial.set_user_attr(REASON_ATTR, str(err))
             raise optuna.TrialPruned(str(err)) from None
         if not self.config.allow_repeats:
-            earlier = _judged(trial, key)
+            earlier = _claim(trial, key)
             if earlier is not None:
                 return _reuse(trial, earlier)
         # Each trial starts from a clean Keras state, so that memory does not grow trial
@@ -260,24 +258,95 @@ class Objective:
         return result.history[self.config.metric][-1]
 
 
-def _judged(trial: Any, key: str) -> Any:
-    """The earlier trial of the same configuration: one that ended (trained or copied) if any,
-    else one being trained now; None if the configuration is new."""
-    running = None
+CLAIM_POLL = 0.05
+"""Seconds between looks while a later trial of the same configuration decides whether to
+train it (a few storage writes away)."""
+WAIT_POLL = 1.0
+"""Seconds between looks while another trial trains this trial's configuration."""
+
+
+def _claim(trial: Any, key: str) -> Any:
+    """The trial whose result ``trial`` takes, or None once ``trial`` has claimed its
+    configuration for training (outcome ``trained``, written here).
+
+    A finished trial of the configuration (trained, or copied) is taken at once. One that
+    another process is training now is waited for (``trial`` is marked a duplicate of it
+    meanwhile), and then taken, as a finished duplicate is: Optuna's sampler is told its value,
+    and the configuration is trained once, whichever process or machine drew it. If it ends
+    without a result of its own (its worker killed), this trial claims the configuration.
+
+    Claims are decided through the storage alone (no lock is shared across machines): each
+    trial writes its configuration's key before it looks (``Objective``), and writes its
+    decision after. Of two undecided trials of one configuration the earlier-numbered one
+    decides first and the later one waits for it, so that no two trials claim it: whichever
+    looked last saw the other's key, and so its claim or its indecision."""
+    storage = trial.study._storage
+    while True:
+        finished, claimed, earlier, later = _same_configuration(trial, key)
+        if finished is not None:
+            return finished
+        ahead = claimed or earlier
+        if ahead is not None:
+            trial.set_user_attr(OUTCOME_ATTR, "duplicate")
+            trial.set_user_attr(DUPLICATE_OF_ATTR, ahead.number)
+            _wait_for(trial, storage.get_trial(ahead._trial_id))
+            trial.set_user_attr(OUTCOME_ATTR, None)  # Undecided again, and looks again.
+        elif later:
+            time.sleep(CLAIM_POLL)
+        else:
+            faults.reach("claim", trial.number)
+            trial.set_user_attr(OUTCOME_ATTR, "trained")
+            return None
+
+
+def _same_configuration(trial: Any, key: str) -> tuple[Any, Any, Any, bool]:
+    """The other trials of ``key``: the first finished one (trained or copied), the running one
+    that has claimed it, the first running undecided one numbered before ``trial``, and whether
+    a running undecided one is numbered after it. Trials of processes known to be gone
+    (``liveness.is_gone``) are passed over."""
+    finished = claimed = earlier = None
+    later = False
     for other in trial.study.get_trials(deepcopy=False):
         if other.number == trial.number or other.user_attrs.get(CONFIG_KEY_ATTR) != key:
             continue
-        if other.state.name == "RUNNING":
-            if other.user_attrs.get(OUTCOME_ATTR) == "trained":  # In fit now.
-                running = running or other
-        elif T.counts(other) or T.outcome(other) == "copied":
-            return other
-    return running
+        if other.state.name != "RUNNING":
+            if finished is None and (T.counts(other) or T.outcome(other) == "copied"):
+                finished = other
+            continue
+        if liveness.is_gone(other.user_attrs.get(WORKER_ATTR, {})):
+            continue
+        decided = other.user_attrs.get(OUTCOME_ATTR)
+        if decided == "trained":
+            claimed = claimed or other
+        elif decided is None and other.number < trial.number:
+            earlier = earlier or other
+        elif decided is None:
+            later = True
+    return finished, claimed, earlier, later
+
+
+def _wait_for(trial: Any, other: Any) -> None:
+    """Until ``other`` is no longer running, or its process is known to be gone. Stale trials
+    of other machines are failed meanwhile, as Optuna does at each trial's start."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = trial.study._storage
+    looks = 0
+    while other.state == TrialState.RUNNING and \
+            not liveness.is_gone(other.user_attrs.get(WORKER_ATTR, {})):
+        time.sleep(WAIT_POLL)
+        looks += 1
+        if looks % 10 == 0:
+            with warnings.catch_warnings():  # Experimental in Optuna since 2.9.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(trial.study)
+        other = storage.get_trial(other._trial_id)
 
 
 def _reuse(trial: Any, earlier: Any) -> float:
-    """End ``trial`` as ``earlier`` ended, without training: the same value, the same state,
-    the same failure; a configuration still running elsewhere is drawn again.
+    """End ``trial`` as ``earlier`` (finished) ended, without training: the same value, the
+    same state, the same failure.
 
     The duplicate reports no intermediate values: a pruner's statistics (the median pruner's
     median at each epoch) must count each configuration once, and TPE re-draws its leader often
@@ -287,12 +356,6 @@ def _reuse(trial: Any, earlier: Any) -> float:
     trial.set_user_attr(OUTCOME_ATTR, "duplicate")
     trial.set_user_attr(DUPLICATE_OF_ATTR, earlier.number)
     state = earlier.state.name
-    if state == "RUNNING":
-        reason = (f"same configuration as trial {earlier.number}, which is being trained now; "
-                  "not trained twice")
-        trial.set_user_attr(REASON_ATTR, reason)
-        trial.set_user_attr(FAIL_REASON_ATTR, reason)
-        raise DuplicateRunningError(reason)
     reason = f"same configuration as trial {earlier.number}: its result is reused, not retrained"
     trial.set_user_attr(REASON_ATTR, reason)
     if state == "COMPLETE":

@@ -1,11 +1,14 @@
 """Named points in a trial's life where a test can interrupt a study process (failpoints).
 
-``CNNLAB_FAULT=POINT:SIGNAL[:TRIAL]`` makes the process send itself SIGNAL (INT, TERM or KILL)
+``CNNLAB_FAULT=POINT:SIGNAL[:TRIAL]`` makes the process send itself SIGNAL (INT, TERM, KILL, STOP)
 the first time it reaches POINT (in trial number TRIAL, if given). The points, in the order a
 trial passes them: ``sampling`` (the configuration drawn), ``building`` (the model built),
 ``epoch`` (each epoch's end), ``plots`` (before the curve plots are logged), ``model_logging``
 (before the model is logged), ``tell`` (the trial's run closed, Optuna not told yet),
-``refresh`` (Optuna told; the study run's summary about to be refreshed).
+``refresh`` (Optuna told; the study run's summary about to be refreshed). One more, ``claim``
+(a configuration found new, about to be claimed for training), is there for the test of two
+processes that draw one configuration at once; stopping there (``claim:STOP``) holds a
+trial inside the instant where two could both decide to train it.
 
 Databases test crash safety this way (FoundationDB's and etcd's failpoints); the robustness tests
 use it to prove that the Optuna and MLflow stores agree whatever the instant of an interrupt.

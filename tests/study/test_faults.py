@@ -469,13 +469,15 @@ def _frozen_unlocked(stores: Stores, proc: subprocess.Popen, first: int = 0) -> 
 
 
 @pytest.mark.slow
-def test_a_stopped_process_keeps_its_trial_past_the_grace_period(tmp_path: Path) -> None:
+def test_a_stopped_process_keeps_its_trial_past_the_grace_period(
+        tmp_path: Path, started: list[subprocess.Popen]) -> None:
     """A study process stopped (SIGSTOP, as Ctrl-Z or a suspended laptop) inside a trial for
     longer than the heartbeat's grace period, while `cnnlab study run` runs on the same study
     (which finds it finished and trains nothing): the trial stays RUNNING in both stores, and
     once the process continues it completes the trial and the study, exit 0."""
     stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 2"))
     proc = _start(stores, env=HEARTBEAT)
+    started.append(proc)
     number = _frozen_unlocked(stores, proc, first=1)
     while not _stale(stores.storage, "tiny", number):
         time.sleep(0.2)
@@ -499,7 +501,8 @@ def test_a_stopped_process_keeps_its_trial_past_the_grace_period(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_a_trial_failed_behind_its_back_ends_in_one_line(tmp_path: Path) -> None:
+def test_a_trial_failed_behind_its_back_ends_in_one_line(
+        tmp_path: Path, started: list[subprocess.Popen]) -> None:
     """Across machines a stopped process cannot be checked: Optuna on another host fails its
     trial once the heartbeat is stale. When the process continues, it ends that trial with one
     line (no traceback), its run says what Optuna says, and the study goes on to its total."""
@@ -509,6 +512,7 @@ def test_a_trial_failed_behind_its_back_ends_in_one_line(tmp_path: Path) -> None
 
     stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 1"))
     proc = _start(stores, env=HEARTBEAT)
+    started.append(proc)
     number = _frozen_unlocked(stores, proc)
     while not _stale(stores.storage, "tiny", number):
         time.sleep(0.2)
@@ -530,3 +534,71 @@ def test_a_trial_failed_behind_its_back_ends_in_one_line(tmp_path: Path) -> None
     assert lost.data.tags["cnnlab.reason"] == LOST
     assert children[1].info.status == "FINISHED"
     assert parent.info.status == "FINISHED"
+
+
+ONE_CONFIGURATION = TINY.replace("n_trials = 3", "n_trials = 1").split("[search]")[0] + """
+[search]
+n_conv = [1]
+filters = [4]
+kernel_size = [3]
+strides = [1]
+padding = ["same"]
+dense_units = [16]
+"""
+
+
+@pytest.fixture
+def started() -> list[subprocess.Popen]:
+    """Processes a test started: any still there when it ends (a failed test may leave one
+    stopped) are killed."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.slow
+def test_two_processes_that_draw_one_configuration_at_once_train_it_once(
+        tmp_path: Path, started: list[subprocess.Popen]) -> None:
+    """Two processes on one study draw its only configuration at the same instant: the first
+    is held (SIGSTOP) where it has found the configuration new and is about to claim it, the
+    instant where both could decide to train it. The second waits for the first's result and
+    reuses it (Optuna is told its value, as for a finished duplicate): one training in all."""
+    from cnnlab.search import trials as T
+
+    stores = Stores(tmp_path, ONE_CONFIGURATION)
+    first = _start(stores, env={"CNNLAB_FAULT": "claim:STOP"})
+    started.append(first)
+    deadline = time.monotonic() + 300
+    while not _stopped(first.pid):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    second = _start(stores)
+    started.append(second)
+    while True:  # The second's trial waits, marked a duplicate of the first's.
+        assert second.poll() is None and time.monotonic() < deadline, second.communicate()
+        trials = stores.study("tiny").trials
+        if len(trials) == 2 and trials[1].user_attrs.get("cnnlab_outcome") == "duplicate":
+            break
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGCONT)
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    study = stores.study("tiny")
+    assert [T.outcome(t) for t in study.trials] == ["trained", "duplicate"]
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert study.trials[1].user_attrs["cnnlab_duplicate_of"] == 0
+    assert study.trials[1].values == study.trials[0].values  # Optuna was told its value.
+    assert not study.trials[1].intermediate_values
+    _, children = stores.runs("tiny")
+    assert len(children[0].outputs.model_outputs) == 1
+    assert children[1].data.tags["cnnlab.outcome"] == "duplicate"
+    assert not children[1].outputs.model_outputs
+    assert stores.client.get_metric_history(children[1].info.run_id, "val_accuracy") == []
