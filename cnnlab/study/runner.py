@@ -247,7 +247,9 @@ def fail_dead_trials(study: Any) -> list[int]:
     """Fail the RUNNING trials of workers that are gone, now: those whose process is known to
     be gone (this host and boot, no process with its pid and start time; see
     ``cnnlab.tracking.liveness``), and (through Optuna's heartbeats) any whose heartbeat stopped
-    more than the grace period ago. A process that cannot be checked is left to the heartbeats.
+    more than the grace period ago, unless its process is known to be alive here (stopped with
+    Ctrl-Z, say: ``cnnlab.tracking.stores.open_storage``). A process that cannot be checked
+    (another host) is left to the heartbeats.
     Returns the trial numbers failed here."""
     import optuna
     from optuna.trial import TrialState
