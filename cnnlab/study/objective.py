@@ -263,6 +263,8 @@ CLAIM_POLL = 0.05
 train it (a few storage writes away)."""
 WAIT_POLL = 1.0
 """Seconds between looks while another trial trains this trial's configuration."""
+STALE_CHECK = 10.0
+"""Seconds between heartbeat checks (``_fail_stale``) while a trial waits for another."""
 
 
 def _claim(trial: Any, key: str) -> Any:
@@ -277,10 +279,12 @@ def _claim(trial: Any, key: str) -> Any:
 
     Claims are decided through the storage alone (no lock is shared across machines): each
     trial writes its configuration's key before it looks (``Objective``), and writes its
-    decision after. Of two undecided trials of one configuration the earlier-numbered one
-    decides first and the later one waits for it, so that no two trials claim it: whichever
-    looked last saw the other's key, and so its claim or its indecision."""
+    decision after. Of two undecided trials of one configuration, the later-numbered one defers
+    to the earlier (and waits for its result), and the earlier one looks again until the later
+    has decided: no two trials claim it, since whichever looked last saw the other's key, and
+    so its claim or its indecision."""
     storage = trial.study._storage
+    stale_check = time.monotonic() + STALE_CHECK
     while True:
         finished, claimed, earlier, later = _same_configuration(trial, key)
         if finished is not None:
@@ -293,6 +297,9 @@ def _claim(trial: Any, key: str) -> Any:
             trial.set_user_attr(OUTCOME_ATTR, None)  # Undecided again, and looks again.
         elif later:
             time.sleep(CLAIM_POLL)
+            if time.monotonic() > stale_check:  # A later one silent on another host.
+                _fail_stale(trial.study)
+                stale_check = time.monotonic() + STALE_CHECK
         else:
             faults.reach("claim", trial.number)
             trial.set_user_attr(OUTCOME_ATTR, "trained")
@@ -328,20 +335,27 @@ def _same_configuration(trial: Any, key: str) -> tuple[Any, Any, Any, bool]:
 def _wait_for(trial: Any, other: Any) -> None:
     """Until ``other`` is no longer running, or its process is known to be gone. Stale trials
     of other machines are failed meanwhile, as Optuna does at each trial's start."""
-    import optuna
     from optuna.trial import TrialState
 
     storage = trial.study._storage
-    looks = 0
+    stale_check = time.monotonic() + STALE_CHECK
     while other.state == TrialState.RUNNING and \
             not liveness.is_gone(other.user_attrs.get(WORKER_ATTR, {})):
         time.sleep(WAIT_POLL)
-        looks += 1
-        if looks % 10 == 0:
-            with warnings.catch_warnings():  # Experimental in Optuna since 2.9.
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(trial.study)
+        if time.monotonic() > stale_check:
+            _fail_stale(trial.study)
+            stale_check = time.monotonic() + STALE_CHECK
         other = storage.get_trial(other._trial_id)
+
+
+def _fail_stale(study: Any) -> None:
+    """Optuna's heartbeat check, as at each trial's start (it passes over trials whose process
+    is alive here: ``cnnlab.tracking.stores.open_storage``)."""
+    import optuna
+
+    with warnings.catch_warnings():  # Experimental in Optuna since 2.9.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def _reuse(trial: Any, earlier: Any) -> float:
