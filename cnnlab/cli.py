@@ -632,9 +632,12 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("studies", nargs="*", metavar="STUDY",
                          help="study names (default: every study in the storage)")
     compare.add_argument("--sort", metavar="COLUMN",
-                         help="sort by this column (default value, best first)")
+                         help="sort by this column (default: the ranking, complete trials "
+                              "best first in their study's direction, then pruned ones)")
     compare.add_argument("--ascending", action="store_true", help="sort smallest first")
-    compare.add_argument("--top", type=_positive, metavar="N", help="keep the first N rows")
+    compare.add_argument("--top", type=_positive, metavar="N",
+                         help="keep the first N rows (of each study, when studies of "
+                              "different metrics are ranked one after another)")
     compare.add_argument("--state", action="append", metavar="STATES",
                          help="keep these states, e.g. complete or complete,pruned "
                               "(infeasible: draws never built)")

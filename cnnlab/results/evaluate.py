@@ -168,7 +168,7 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
                           "--max-params N (the most accurate under N parameters) or --within X "
                           "(the smallest within X of the best score), or rank trials over seeds "
                           "first with cnnlab confirm.")
-    return study.best_trial
+    return T.best(study)  # The project's one ranking rule, as compare, the report and the study.
 
 
 def confirmed_means(study: Any) -> dict[int, float]:
@@ -250,11 +250,10 @@ def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
         missing = str(err)
     from optuna.trial import TrialState
 
-    sign = -1 if study.direction.name == "MAXIMIZE" else 1
-    ranked = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if T.outcome(t) in ("trained", "copied") and (
-                         max_params is None or t.user_attrs.get(N_PARAMS_ATTR, 0) <= max_params)),
-                    key=lambda t: (sign * t.value, t.number))
+    ranked = T.ranked((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if T.outcome(t) in ("trained", "copied") and (
+                           max_params is None or t.user_attrs.get(N_PARAMS_ATTR, 0) <= max_params)),
+                      maximize=T.maximizes(study))
     for candidate in ranked[1:]:
         try:
             choice = plan(study, trial=candidate.number, tracking_uri=tracking_uri)
