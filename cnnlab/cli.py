@@ -396,6 +396,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         if not db.exists():
             raise DataError(f"there is no MLflow store at {db} yet; run `cnnlab train` (or a "
                             "study) first, or name a store with --tracking-uri.")
+        stores.reroot_moved_store(uri)  # Moved with its folder: its artifacts beside it.
         # New experiments made from the UI keep their artifacts beside the database too.
         command += ["--default-artifact-root", db.parent.resolve().as_uri(),
                     "--no-serve-artifacts"]

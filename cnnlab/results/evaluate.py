@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ConfigError, EvaluationRefusedError
+from cnnlab.errors import ConfigError, DataError, EvaluationRefusedError
 from cnnlab.names import (
     CLAIM_TAG,
     CONFIRMED_ATTR,
@@ -218,13 +218,23 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
                               "or `mlflow runs restore --run-id ...`) before evaluating, so that "
                               "the result can be recorded on it.")
     model_uri = f"runs:/{run_id}/{tracking.MODEL_NAME}"
+    location = None
     try:
         # MLflow 3 keeps a run's model as a logged model of its own: name it directly.
         outputs = client.get_run(run_id).outputs
+        location = f"{client.get_run(run_id).info.artifact_uri}/{tracking.MODEL_NAME}"
         if outputs is not None and outputs.model_outputs:
-            model_uri = f"models:/{outputs.model_outputs[-1].model_id}"
+            model_id = outputs.model_outputs[-1].model_id
+            model_uri = f"models:/{model_id}"
+            location = client.get_logged_model(model_id).artifact_location
         mlflow.models.get_model_info(model_uri)
     except Exception as err:
+        missing = tracking.missing_local_path(location, "MLmodel")
+        if missing is not None:
+            raise DataError(f"the model of trial {chosen.number} ({model_uri}) is recorded in the "
+                            f"tracking store {store} but its files are missing: {missing} does "
+                            "not exist (deleted, or left behind when the store's folder was "
+                            "moved without it).") from None
         raise ConfigError(f"the model of trial {chosen.number} ({model_uri}) is not in the "
                           f"tracking store {store} ({type(err).__name__}); point --tracking-uri "
                           "at the study's store.") from None

@@ -7,10 +7,8 @@ per-layer parameter table, the data used, the two curve plots and the model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -27,7 +25,14 @@ from cnnlab.spec.defaults import LOSS
 from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking.plots import curve_figures
-from cnnlab.tracking.stores import redact, resolve_tracking_uri, sqlite_path
+from cnnlab.tracking.stores import (
+    experiment_folder,
+    local_artifact_path,
+    redact,
+    reroot_moved_store,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 from cnnlab.train.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
 
 DEFAULT_EXPERIMENT = "cnnlab-train"
@@ -47,11 +52,27 @@ def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
                           "study first, or name the store with --tracking-uri.")
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+        reroot_moved_store(uri)  # A store whose folder was moved: its artifacts beside it.
     # MLflow prints "View run ... at: URL" after every run on a tracking server, with the URL
     # as given, password and all; cnnlab says where runs are itself, with passwords hidden.
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def missing_local_path(location: str | None, inside: str | None = None) -> Path | None:
+    """The path that is missing of a local artifact location (``file://`` URI or absolute
+    path): the location itself, or ``inside`` it (a file such as ``MLmodel``); None when it is
+    all there, or the location is not local (a server's, a bucket's) or unknown."""
+    path = local_artifact_path(location or "")
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        return path
+    if inside is not None and not (path / inside).exists():
+        return path / inside
+    return None
 
 
 def get_or_create_experiment(name: str, uri: str | None = None) -> str:
@@ -68,9 +89,7 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
     location = None
     db = sqlite_path(resolve_tracking_uri(uri))
     if db is not None:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
-        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-        location = (db.parent.resolve() / f"{slug}-{digest}").as_uri()
+        location = (db.parent.resolve() / experiment_folder(name)).as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 
