@@ -151,6 +151,8 @@ def cmd_study_check(args: argparse.Namespace) -> int:
               f"{config.timeout:g} s")
     print(f"study '{config.name}': {budget} x {config.training.epochs} epochs, sampler "
           f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
+    for note in config.notes:  # Optuna's warnings about the options, said once.
+        print(f"note: {note}")
     if config.size_objective is not None:
         print(f"objectives: {config.metric} ({config.direction}) and {config.size_objective} "
               "(minimize): the front of the two is the answer")

@@ -194,13 +194,14 @@ def _confirmed(study: Any) -> dict[int, dict[str, Any]]:
     return columns
 
 
-def _trial_runs(client: Any, study_name: str) -> dict[str, Any]:
+def _trial_runs(client: Any, study_name: str,
+                page_size: int = tracking.PAGE_SIZE) -> dict[str, Any]:
+    """The trial runs of the study's experiment by run id: every one, page after page."""
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None:
         return {}
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string=f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'",
-                              max_results=50_000)
+    runs = tracking.search_all_runs(client, [experiment.experiment_id],
+                                    f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'", page_size=page_size)
     return {run.info.run_id: run for run in runs}
 
 

@@ -60,7 +60,7 @@ from typing import Any
 from cnnlab.errors import ConfigError
 from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR
 from cnnlab.search.design import Design, parse_design
-from cnnlab.search.factory import PRUNERS, SAMPLERS, experimental_ok, make_pruner, make_sampler
+from cnnlab.search.factory import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import HARD_MAX_PARAMS
@@ -84,6 +84,10 @@ class Component:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """What Optuna warned of when the class was made with these options (a deprecated option,
+    say), said once by ``study check`` and at the start of ``study run``; the per-trial samplers
+    and the pruner are then made without repeating it."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,12 @@ class StudyConfig:
     def size_attr(self) -> str:
         """The size that fronts are drawn against: the size objective, else parameters."""
         return self.size_objective or N_PARAMS_ATTR
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What Optuna warned of when the sampler and pruner were made from the file (said once,
+        by ``study check`` and at the start of ``study run``, never before every trial)."""
+        return self.sampler.notes + self.pruner.notes
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs of a study the same study: the file's settings (``source``) but
@@ -475,12 +485,16 @@ def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Compo
             raise ConfigError(f"{where}: {key!r} of optuna.{kind}.{names[name]} takes "
                               f"{_plain(annotation)}, not {value!r}.")
     try:
-        with experimental_ok():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Chosen.
             cls(**options) if kind == "pruners" else cls(seed=0, **options)
     except (TypeError, ValueError, OverflowError) as err:
         raise ConfigError(f"{where}: optuna.{kind}.{names[name]} refuses these options: "
                           f"{err}") from None
-    return Component(name, options)
+    said = dict.fromkeys(f"{where}: optuna.{kind}.{names[name]} warns: "
+                         f"{' '.join(str(w.message).split())}" for w in caught)
+    return Component(name, options, tuple(said))
 
 
 def _dominance_options(options: dict[str, Any], where: str) -> dict[str, Any]:

@@ -7,8 +7,6 @@ study runner, ``study check``'s dry run and the objective build them here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,7 +44,10 @@ def make_sampler(config: StudyConfig) -> Any:
     cls = getattr(optuna.samplers, SAMPLERS[config.sampler.name])
 
     def build(seed: int) -> Any:
-        with experimental_ok():
+        # Made again for every trial: whatever Optuna warns of when it is made was said once
+        # (``StudyConfig.notes``), not before every trial.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return cls(seed=seed, **config.sampler.options)
 
     return TrialSeededSampler(build, config.seed)
@@ -60,7 +61,8 @@ def make_pruner(config: StudyConfig) -> Any:
     if config.pruner.name == "dominance":
         return optuna.pruners.NopPruner()
     cls = getattr(optuna.pruners, PRUNERS[config.pruner.name])
-    with experimental_ok():
+    with warnings.catch_warnings():  # What it warns of was said once (``StudyConfig.notes``).
+        warnings.simplefilter("ignore")
         return cls(**config.pruner.options)
 
 
@@ -73,16 +75,3 @@ def make_dominance_pruner(config: StudyConfig) -> DominancePruner:
     options = config.pruner.options if config.pruner.name == "dominance" else {}
     return DominancePruner(**options, monitor=config.metric, size_attr=config.size_attr,
                            stop=config.pruner.name == "dominance")
-
-
-@contextmanager
-def experimental_ok() -> Iterator[None]:
-    """Samplers and options that Optuna marks experimental (BruteForceSampler, TPE's
-    ``group``) are chosen deliberately in a study file; their warning is noise here."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-

@@ -83,6 +83,8 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
         + "; " + (feasible.describe() if config.design is None else
                   f"a design of {len(config.design.settings())} settings x "
                   f"{config.design.seeds} seeds"))
+    for note in config.notes:  # Optuna's warnings about the file's options: once, not per trial.
+        out(f"note: {note}")
     if total is not None and done >= total:
         more = ("every setting has its seeds; more seeds (seeds in [design]) make a new "
                 "design, under a new name" if config.design is not None else

@@ -60,6 +60,26 @@ def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
     return uri
 
 
+PAGE_SIZE = 1000
+"""Runs asked of MLflow a page at a time (MLflow's own default page), every page read."""
+
+
+def search_all_runs(client: Any, experiment_ids: list[str], filter_string: str = "", *,
+                    page_size: int = PAGE_SIZE, **kwargs: Any) -> list[Any]:
+    """Every run that ``client.search_runs`` finds, page after page (MLflow's ``page_token``):
+    one call returns at most one page (1,000 runs by default, 50,000 at most), and a study of
+    more trials than that would otherwise be cut short without a word. ``kwargs`` go to
+    ``search_runs`` (``order_by``, ``run_view_type``)."""
+    found, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string=filter_string,
+                                  max_results=page_size, page_token=token, **kwargs)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
 def missing_local_path(location: str | None, inside: str | None = None) -> Path | None:
     """The path that is missing of a local artifact location (``file://`` URI or absolute
     path): the location itself, or ``inside`` it (a file such as ``MLmodel``); None when it is
