@@ -146,12 +146,13 @@ def cmd_study_check(args: argparse.Namespace) -> int:
     from cnnlab.search.config import check_runnable, load_study_config
 
     config = load_study_config(args.file)
-    feasible = check_runnable(config)
+    notes = list(config.notes)
+    feasible = check_runnable(config, notes)
     budget = (f"{config.n_trials} trained trials" if config.n_trials is not None else
               f"{config.timeout:g} s")
     print(f"study '{config.name}': {budget} x {config.training.epochs} epochs, sampler "
           f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
-    for note in config.notes:  # Optuna's warnings about the options, said once.
+    for note in notes:  # Optuna's warnings about the options, said once.
         print(f"note: {note}")
     if config.size_objective is not None:
         print(f"objectives: {config.metric} ({config.direction}) and {config.size_objective} "

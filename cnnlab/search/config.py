@@ -330,11 +330,12 @@ def _training(training_data: Any, where: str, seed: int) -> tuple[TrainConfig, i
     return training, train_size, val_size
 
 
-def dry_run(config: StudyConfig) -> None:
+def dry_run(config: StudyConfig) -> list[str]:
     """Run the study's sampler and pruner for a few trials in memory, on its real search space,
     with a stand-in score: an option that Optuna takes when the sampler is built but fails on
     when it samples or prunes is a ``ConfigError`` here, before any store is touched, not an
-    error in the middle of a study."""
+    error in the middle of a study. Returns what the sampler warned of while it sampled (each
+    once), for ``study check`` to say."""
     import optuna
 
     def objective(trial: Any) -> Any:
@@ -348,11 +349,12 @@ def dry_run(config: StudyConfig) -> None:
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.CRITICAL)
+    said: list[str] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             study = optuna.create_study(directions=config.directions,
-                                        sampler=make_sampler(config),
+                                        sampler=make_sampler(config, say=said.append),
                                         pruner=make_pruner(config))
             study.optimize(objective, n_trials=3)
     except Exception as err:  # Whatever Optuna raises: say which component and why.
@@ -363,15 +365,19 @@ def dry_run(config: StudyConfig) -> None:
             f"{type(err).__name__}: {reason}") from None
     finally:
         optuna.logging.set_verbosity(verbosity)
+    return said
 
 
-def check_runnable(config: StudyConfig) -> Any:
+def check_runnable(config: StudyConfig, notes: list[str] | None = None) -> Any:
     """What `study run` and `study check` both check before any store is touched: the sampler
     and pruner work in Optuna (``dry_run``), and enough of the space can be trained. Returns
-    the space's ``Feasibility``."""
+    the space's ``Feasibility``; what the sampler warned of in the dry run is added to
+    ``notes`` when a list is given."""
     from cnnlab.search.space import MIN_FEASIBLE, feasibility
 
-    dry_run(config)
+    said = dry_run(config)
+    if notes is not None:
+        notes.extend(f"{config.path or config.name}: sampler: {text}" for text in said)
     feasible = feasibility(config.space, config.max_params, seed=config.seed)
     if feasible.fraction < MIN_FEASIBLE:
         raise ConfigError(

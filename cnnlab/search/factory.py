@@ -7,6 +7,7 @@ study runner, ``study check``'s dry run and the objective build them here.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,9 +33,11 @@ PRUNERS = {
 the one that works with two objectives."""
 
 
-def make_sampler(config: StudyConfig) -> Any:
+def make_sampler(config: StudyConfig, say: Callable[[str], None] | None = None) -> Any:
     """The study's sampler, seeded per trial from the study's seed and the trial's number
-    (``cnnlab.search.sampling``): a resume or another worker never restarts its sequence."""
+    (``cnnlab.search.sampling``): a resume or another worker never restarts its sequence.
+    What the sampler warns of while it samples goes to ``say`` once (see
+    ``TrialSeededSampler``)."""
     import optuna
 
     from cnnlab.search.sampling import DesignSampler, TrialSeededSampler
@@ -50,7 +53,7 @@ def make_sampler(config: StudyConfig) -> Any:
             warnings.simplefilter("ignore")
             return cls(seed=seed, **config.sampler.options)
 
-    return TrialSeededSampler(build, config.seed)
+    return TrialSeededSampler(build, config.seed, say)
 
 
 def make_pruner(config: StudyConfig) -> Any:

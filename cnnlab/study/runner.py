@@ -126,7 +126,8 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
     source = identity.source_study(from_study, config, storage, stores.storage)
     study = optuna.create_study(
         storage=storage, study_name=config.name, directions=config.directions,
-        sampler=make_sampler(config), pruner=make_pruner(config), load_if_exists=True)
+        sampler=make_sampler(config, say=lambda text: out(f"note: {text}")),
+        pruner=make_pruner(config), load_if_exists=True)
     identity.refuse_if_evaluated(study, config, stores.tracking_uri)
     if source is not None and any(
             t.user_attrs.get(COPIED_FROM_ATTR, {}).get("study") == from_study

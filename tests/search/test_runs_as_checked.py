@@ -90,6 +90,31 @@ def test_optunas_warnings_about_options_are_said_once_not_before_every_trial(
     assert len(study.trials) == 4
 
 
+def test_what_the_sampler_warns_of_while_it_samples_is_said_once(tmp_path: Path,
+                                                                   capsys) -> None:
+    import optuna
+
+    # TPE's group without multivariate, with two objectives: Optuna warns at every trial.
+    path = tmp_path / "study.toml"
+    path.write_text(BASE.format(search="filters = [4, 8]", sampler="group = true").replace(
+        'n_trials = 2', 'n_trials = 2\nobjectives = ["val_accuracy", "n_params"]').replace(
+        'name = "median"', 'name = "none"'))
+    config = load_study_config(path)
+    assert cli.main(["study", "check", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("note: ") == 1 and "``group``" in out and err == ""
+
+    said: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study = optuna.create_study(directions=config.directions,
+                                    sampler=make_sampler(config, say=said.append))
+        study.optimize(lambda t: (config.space.suggest(t) and 0.5, 1000.0 + t.number),
+                       n_trials=5)
+    assert [str(w.message) for w in caught] == []
+    assert len(said) == 1 and said[0].startswith("optuna.samplers.TPESampler warns: ")
+
+
 def test_every_run_of_a_study_is_read_page_after_page(tracking_uri: str) -> None:
     from mlflow.tracking import MlflowClient
 
