@@ -222,10 +222,10 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
     try:
         # MLflow 3 keeps a run's model as a logged model of its own: name it directly.
         outputs = client.get_run(run_id).outputs
-        location = f"{client.get_run(run_id).info.artifact_uri}/{tracking.MODEL_NAME}"
         if outputs is not None and outputs.model_outputs:
             model_id = outputs.model_outputs[-1].model_id
             model_uri = f"models:/{model_id}"
+            # Where MLflow says the model's files are: named below if they are missing.
             location = client.get_logged_model(model_id).artifact_location
         mlflow.models.get_model_info(model_uri)
     except Exception as err:

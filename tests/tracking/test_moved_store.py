@@ -59,6 +59,8 @@ def _locations(db: Path) -> list[str]:
 def test_a_moved_or_copied_project_keeps_its_models(tmp_path: Path, monkeypatch, capsys) -> None:
     from mlflow.tracking import MlflowClient
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # The default stores, always.
+    monkeypatch.delenv("CNNLAB_STORAGE", raising=False)
     first = tmp_path / "project"
     first.mkdir()
     (first / "study.toml").write_text(STUDY)
