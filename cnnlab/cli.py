@@ -146,11 +146,14 @@ def cmd_study_check(args: argparse.Namespace) -> int:
     from cnnlab.search.config import check_runnable, load_study_config
 
     config = load_study_config(args.file)
-    feasible = check_runnable(config)
+    notes = list(config.notes)
+    feasible = check_runnable(config, notes)
     budget = (f"{config.n_trials} trained trials" if config.n_trials is not None else
               f"{config.timeout:g} s")
     print(f"study '{config.name}': {budget} x {config.training.epochs} epochs, sampler "
           f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
+    for note in notes:  # Optuna's warnings about the options, said once.
+        print(f"note: {note}")
     if config.size_objective is not None:
         print(f"objectives: {config.metric} ({config.direction}) and {config.size_objective} "
               "(minimize): the front of the two is the answer")
@@ -396,6 +399,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         if not db.exists():
             raise DataError(f"there is no MLflow store at {db} yet; run `cnnlab train` (or a "
                             "study) first, or name a store with --tracking-uri.")
+        stores.reroot_moved_store(uri)  # Moved with its folder: its artifacts beside it.
         # New experiments made from the UI keep their artifacts beside the database too.
         command += ["--default-artifact-root", db.parent.resolve().as_uri(),
                     "--no-serve-artifacts"]
@@ -632,9 +636,12 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("studies", nargs="*", metavar="STUDY",
                          help="study names (default: every study in the storage)")
     compare.add_argument("--sort", metavar="COLUMN",
-                         help="sort by this column (default value, best first)")
+                         help="sort by this column (default: the ranking, complete trials "
+                              "best first in their study's direction, then pruned ones)")
     compare.add_argument("--ascending", action="store_true", help="sort smallest first")
-    compare.add_argument("--top", type=_positive, metavar="N", help="keep the first N rows")
+    compare.add_argument("--top", type=_positive, metavar="N",
+                         help="keep the first N rows (of each study, when studies of "
+                              "different metrics are ranked one after another)")
     compare.add_argument("--state", action="append", metavar="STATES",
                          help="keep these states, e.g. complete or complete,pruned "
                               "(infeasible: draws never built)")

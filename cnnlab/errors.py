@@ -10,7 +10,8 @@ class ArchitectureError(CnnlabError):
 
 
 class DataError(CnnlabError):
-    """MNIST could not be read, or what was read is not MNIST; the message names the file."""
+    """MNIST could not be read, or what was read is not MNIST, or a file that a store records
+    is missing; the message names the file."""
 
 
 class ConfigError(CnnlabError):

@@ -73,6 +73,7 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     WAITING as Optuna says, but INFEASIBLE for a draw that was never built: Optuna keeps those
     as PRUNED, which ``optuna_state`` says), ``metric`` and ``value`` (the
     objective: the last epoch's validation score; for a pruned trial the last one reported),
+    ``direction`` (the study's direction for it: ``maximize`` or ``minimize``),
     ``confirm_mean``, ``confirm_std``, ``confirm_n``, ``confirm_ci_low``/``_high``,
     ``confirm_rank`` and ``confirm_tied`` for trials ranked over seeds by ``cnnlab confirm``,
     ``on_front`` (on the study's front of score against size; ``front_size`` says which
@@ -123,6 +124,7 @@ def _one_study(study: Any, curves: bool,
             "state": T.state(trial),
             "optuna_state": trial.state.name,
             "metric": metric,
+            "direction": study.directions[0].name.lower(),
             "value": trial.values[0] if trial.values else None,
             "n_params": attrs.get(N_PARAMS_ATTR),
             "macs": attrs.get(MACS_ATTR),
@@ -192,13 +194,14 @@ def _confirmed(study: Any) -> dict[int, dict[str, Any]]:
     return columns
 
 
-def _trial_runs(client: Any, study_name: str) -> dict[str, Any]:
+def _trial_runs(client: Any, study_name: str,
+                page_size: int = tracking.PAGE_SIZE) -> dict[str, Any]:
+    """The trial runs of the study's experiment by run id: every one, page after page."""
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None:
         return {}
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string=f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'",
-                              max_results=50_000)
+    runs = tracking.search_all_runs(client, [experiment.experiment_id],
+                                    f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'", page_size=page_size)
     return {run.info.run_id: run for run in runs}
 
 
@@ -292,9 +295,18 @@ def front(frame: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool | None = None,
                 top: int | None = None, states: list[str] | None = None) -> pd.DataFrame:
-    """Filter by state (``state``: INFEASIBLE for draws never built), sort (default: by
-    value, best first), keep the top N. Duplicates are left out: the trial that judged their
-    configuration is the configuration's row."""
+    """Filter by state (``state``: INFEASIBLE for draws never built), sort, keep the top N.
+    Duplicates are left out: the trial that judged their configuration is the configuration's
+    row.
+
+    By default (``sort`` None or ``value`` without ``ascending``) the rows are in the order of
+    the project's one ranking rule (``cnnlab.spec.ranking.trial_rank_key``): complete trials by
+    value in their study's direction (``direction``), then pruned ones, then the rest; the first
+    row is the trial ``cnnlab evaluate`` chooses and the study's "best:" line names. Studies
+    that share a metric and direction are ranked together; otherwise each study is ranked by its
+    own direction, one study after another in the frame's order, and ``top`` keeps the first N
+    of each. Another ``sort`` column sorts plainly (``ascending``; by default smallest first for
+    sizes, times, trial numbers and losses)."""
     if "outcome" in frame:
         frame = frame[frame["outcome"].astype(str) != "duplicate"]
     if states:
@@ -308,12 +320,39 @@ def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool
     if sort not in frame.columns:
         raise ConfigError(f"--sort {sort!r} is not a column; columns: "
                           f"{', '.join(frame.columns)}.")
-    if ascending is None and sort == "value":
-        ascending = bool((frame["metric"].astype(str) == "val_loss").all()) and len(frame) > 0
+    if sort == "value" and ascending is None:
+        return _ranked(frame, top)
     if ascending is None:
         ascending = sort in ("n_params", "macs", "duration_s", "trial") or "loss" in sort
     frame = frame.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
     return frame.head(top) if top else frame
+
+
+def _ranked(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:
+    """``frame`` in the order of ``trial_rank_key``, each study by its own direction (see
+    ``leaderboard``)."""
+    from cnnlab.spec.ranking import trial_rank_key
+
+    if frame.empty:
+        return frame
+    directions = (frame["direction"].astype(str) if "direction" in frame else
+                  frame["metric"].astype(str).map(
+                      lambda m: "minimize" if "loss" in m else "maximize"))
+    keys = [trial_rank_key(str(state), None if pd.isna(value) else float(value), int(number),
+                           maximize=direction == "maximize")
+            for state, value, number, direction in zip(
+                frame["state"], frame["value"], frame["trial"], directions, strict=True)]
+    together = frame["metric"].astype(str).nunique() == 1 and directions.nunique() == 1
+    study_order = {name: i for i, name in enumerate(dict.fromkeys(frame["study"]))}
+    if together:
+        order = sorted(range(len(frame)), key=lambda i: keys[i])
+    else:
+        order = sorted(range(len(frame)),
+                       key=lambda i: (study_order[frame["study"].iat[i]], keys[i]))
+    frame = frame.iloc[order]
+    if not top:
+        return frame
+    return frame.head(top) if together else frame.groupby("study", sort=False).head(top)
 
 
 def epoch_column(metric: str, epoch: int) -> str:

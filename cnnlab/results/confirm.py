@@ -107,8 +107,7 @@ def candidates(study: Any, config: Any, *, top: int | None, front: bool) -> list
     if front:
         chosen = T.front(study, config.size_attr)
     else:
-        sign = -1 if T.maximizes(study) else 1
-        judged = sorted(T._judged(study), key=lambda t: (sign * t.values[0], t.number))
+        judged = T.ranked(T._judged(study), maximize=T.maximizes(study))  # The one rule.
         seen: set[str] = set()
         chosen = []
         for trial in judged:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import ConfigError, EvaluationRefusedError
+from cnnlab.errors import ConfigError, DataError, EvaluationRefusedError
 from cnnlab.names import (
     CLAIM_TAG,
     CONFIRMED_ATTR,
@@ -168,7 +168,7 @@ def choose_trial(study: Any, trial: int | None = None, max_params: int | None = 
                           "--max-params N (the most accurate under N parameters) or --within X "
                           "(the smallest within X of the best score), or rank trials over seeds "
                           "first with cnnlab confirm.")
-    return study.best_trial
+    return T.best(study)  # The project's one ranking rule, as compare, the report and the study.
 
 
 def confirmed_means(study: Any) -> dict[int, float]:
@@ -218,13 +218,23 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
                               "or `mlflow runs restore --run-id ...`) before evaluating, so that "
                               "the result can be recorded on it.")
     model_uri = f"runs:/{run_id}/{tracking.MODEL_NAME}"
+    location = None
     try:
         # MLflow 3 keeps a run's model as a logged model of its own: name it directly.
         outputs = client.get_run(run_id).outputs
         if outputs is not None and outputs.model_outputs:
-            model_uri = f"models:/{outputs.model_outputs[-1].model_id}"
+            model_id = outputs.model_outputs[-1].model_id
+            model_uri = f"models:/{model_id}"
+            # Where MLflow says the model's files are: named below if they are missing.
+            location = client.get_logged_model(model_id).artifact_location
         mlflow.models.get_model_info(model_uri)
     except Exception as err:
+        missing = tracking.missing_local_path(location, "MLmodel")
+        if missing is not None:
+            raise DataError(f"the model of trial {chosen.number} ({model_uri}) is recorded in the "
+                            f"tracking store {store} but its files are missing: {missing} does "
+                            "not exist (deleted, or left behind when the store's folder was "
+                            "moved without it).") from None
         raise ConfigError(f"the model of trial {chosen.number} ({model_uri}) is not in the "
                           f"tracking store {store} ({type(err).__name__}); point --tracking-uri "
                           "at the study's store.") from None
@@ -250,11 +260,10 @@ def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
         missing = str(err)
     from optuna.trial import TrialState
 
-    sign = -1 if study.direction.name == "MAXIMIZE" else 1
-    ranked = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if T.outcome(t) in ("trained", "copied") and (
-                         max_params is None or t.user_attrs.get(N_PARAMS_ATTR, 0) <= max_params)),
-                    key=lambda t: (sign * t.value, t.number))
+    ranked = T.ranked((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if T.outcome(t) in ("trained", "copied") and (
+                           max_params is None or t.user_attrs.get(N_PARAMS_ATTR, 0) <= max_params)),
+                      maximize=T.maximizes(study))
     for candidate in ranked[1:]:
         try:
             choice = plan(study, trial=candidate.number, tracking_uri=tracking_uri)

@@ -60,7 +60,7 @@ from typing import Any
 from cnnlab.errors import ConfigError
 from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR
 from cnnlab.search.design import Design, parse_design
-from cnnlab.search.factory import PRUNERS, SAMPLERS, experimental_ok, make_pruner, make_sampler
+from cnnlab.search.factory import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import HARD_MAX_PARAMS
@@ -84,6 +84,10 @@ class Component:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """What Optuna warned of when the class was made with these options (a deprecated option,
+    say), said once by ``study check`` and at the start of ``study run``; the per-trial samplers
+    and the pruner are then made without repeating it."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,12 @@ class StudyConfig:
     def size_attr(self) -> str:
         """The size that fronts are drawn against: the size objective, else parameters."""
         return self.size_objective or N_PARAMS_ATTR
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What Optuna warned of when the sampler and pruner were made from the file (said once,
+        by ``study check`` and at the start of ``study run``, never before every trial)."""
+        return self.sampler.notes + self.pruner.notes
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs of a study the same study: the file's settings (``source``) but
@@ -320,11 +330,12 @@ def _training(training_data: Any, where: str, seed: int) -> tuple[TrainConfig, i
     return training, train_size, val_size
 
 
-def dry_run(config: StudyConfig) -> None:
+def dry_run(config: StudyConfig) -> list[str]:
     """Run the study's sampler and pruner for a few trials in memory, on its real search space,
     with a stand-in score: an option that Optuna takes when the sampler is built but fails on
     when it samples or prunes is a ``ConfigError`` here, before any store is touched, not an
-    error in the middle of a study."""
+    error in the middle of a study. Returns what the sampler warned of while it sampled (each
+    once), for ``study check`` to say."""
     import optuna
 
     def objective(trial: Any) -> Any:
@@ -338,11 +349,12 @@ def dry_run(config: StudyConfig) -> None:
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.CRITICAL)
+    said: list[str] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             study = optuna.create_study(directions=config.directions,
-                                        sampler=make_sampler(config),
+                                        sampler=make_sampler(config, say=said.append),
                                         pruner=make_pruner(config))
             study.optimize(objective, n_trials=3)
     except Exception as err:  # Whatever Optuna raises: say which component and why.
@@ -353,15 +365,19 @@ def dry_run(config: StudyConfig) -> None:
             f"{type(err).__name__}: {reason}") from None
     finally:
         optuna.logging.set_verbosity(verbosity)
+    return said
 
 
-def check_runnable(config: StudyConfig) -> Any:
+def check_runnable(config: StudyConfig, notes: list[str] | None = None) -> Any:
     """What `study run` and `study check` both check before any store is touched: the sampler
     and pruner work in Optuna (``dry_run``), and enough of the space can be trained. Returns
-    the space's ``Feasibility``."""
+    the space's ``Feasibility``; what the sampler warned of in the dry run is added to
+    ``notes`` when a list is given."""
     from cnnlab.search.space import MIN_FEASIBLE, feasibility
 
-    dry_run(config)
+    said = dry_run(config)
+    if notes is not None:
+        notes.extend(f"{config.path or config.name}: sampler: {text}" for text in said)
     feasible = feasibility(config.space, config.max_params, seed=config.seed)
     if feasible.fraction < MIN_FEASIBLE:
         raise ConfigError(
@@ -475,12 +491,16 @@ def _component(data: Any, where: str, names: dict[str, str], kind: str) -> Compo
             raise ConfigError(f"{where}: {key!r} of optuna.{kind}.{names[name]} takes "
                               f"{_plain(annotation)}, not {value!r}.")
     try:
-        with experimental_ok():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Chosen.
             cls(**options) if kind == "pruners" else cls(seed=0, **options)
     except (TypeError, ValueError, OverflowError) as err:
         raise ConfigError(f"{where}: optuna.{kind}.{names[name]} refuses these options: "
                           f"{err}") from None
-    return Component(name, options)
+    said = dict.fromkeys(f"{where}: optuna.{kind}.{names[name]} warns: "
+                         f"{' '.join(str(w.message).split())}" for w in caught)
+    return Component(name, options, tuple(said))
 
 
 def _dominance_options(options: dict[str, Any], where: str) -> dict[str, Any]:

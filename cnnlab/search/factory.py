@@ -7,8 +7,7 @@ study runner, ``study check``'s dry run and the objective build them here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,9 +33,11 @@ PRUNERS = {
 the one that works with two objectives."""
 
 
-def make_sampler(config: StudyConfig) -> Any:
+def make_sampler(config: StudyConfig, say: Callable[[str], None] | None = None) -> Any:
     """The study's sampler, seeded per trial from the study's seed and the trial's number
-    (``cnnlab.search.sampling``): a resume or another worker never restarts its sequence."""
+    (``cnnlab.search.sampling``): a resume or another worker never restarts its sequence.
+    What the sampler warns of while it samples goes to ``say`` once (see
+    ``TrialSeededSampler``)."""
     import optuna
 
     from cnnlab.search.sampling import DesignSampler, TrialSeededSampler
@@ -46,10 +47,13 @@ def make_sampler(config: StudyConfig) -> Any:
     cls = getattr(optuna.samplers, SAMPLERS[config.sampler.name])
 
     def build(seed: int) -> Any:
-        with experimental_ok():
+        # Made again for every trial: whatever Optuna warns of when it is made was said once
+        # (``StudyConfig.notes``), not before every trial.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return cls(seed=seed, **config.sampler.options)
 
-    return TrialSeededSampler(build, config.seed)
+    return TrialSeededSampler(build, config.seed, say)
 
 
 def make_pruner(config: StudyConfig) -> Any:
@@ -60,7 +64,8 @@ def make_pruner(config: StudyConfig) -> Any:
     if config.pruner.name == "dominance":
         return optuna.pruners.NopPruner()
     cls = getattr(optuna.pruners, PRUNERS[config.pruner.name])
-    with experimental_ok():
+    with warnings.catch_warnings():  # What it warns of was said once (``StudyConfig.notes``).
+        warnings.simplefilter("ignore")
         return cls(**config.pruner.options)
 
 
@@ -73,16 +78,3 @@ def make_dominance_pruner(config: StudyConfig) -> DominancePruner:
     options = config.pruner.options if config.pruner.name == "dominance" else {}
     return DominancePruner(**options, monitor=config.metric, size_attr=config.size_attr,
                            stop=config.pruner.name == "dominance")
-
-
-@contextmanager
-def experimental_ok() -> Iterator[None]:
-    """Samplers and options that Optuna marks experimental (BruteForceSampler, TPE's
-    ``group``) are chosen deliberately in a study file; their warning is noise here."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-

@@ -13,7 +13,10 @@ gives a reproducible next draw: the same file and seed, run fresh, give the same
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -25,18 +28,41 @@ def trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([seed, number + 1]).generate_state(1)[0])
 
 
+def _to_stderr(text: str) -> None:
+    print(f"cnnlab: note: {text}", file=sys.stderr, flush=True)
+
+
 class TrialSeededSampler(BaseSampler):
     """Delegates to ``factory(trial_seed(seed, trial.number))``, built afresh for each trial.
+    What the sampler warns of while it samples is said once, through ``say`` (default: a
+    ``cnnlab: note:`` line on stderr), not before every trial.
 
     The samplers cnnlab offers (TPE, random, brute force, NSGA-II) keep no state of their own
     between trials beyond their random stream: what they learn they read from the storage, so
     building one per trial changes only where its randomness comes from.
     """
 
-    def __init__(self, factory: Callable[[int], BaseSampler], seed: int) -> None:
+    def __init__(self, factory: Callable[[int], BaseSampler], seed: int,
+                 say: Callable[[str], None] | None = None) -> None:
         self._factory = factory
         self._seed = seed
+        self._say = say or _to_stderr
+        self._said: set[str] = set()
         self._inner = factory(seed)  # Until the first trial starts.
+
+    @contextmanager
+    def _once(self) -> Iterator[None]:
+        """Whatever Optuna's sampler warns of while it samples (the same words before every
+        trial, as a rule), said once through ``say`` as a line of its own."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        for warning in caught:
+            text = (f"optuna.samplers.{type(self._inner).__name__} warns: "
+                    f"{' '.join(str(warning.message).split())}")
+            if text not in self._said:
+                self._said.add(text)
+                self._say(text)
 
     @property
     def inner(self) -> BaseSampler:
@@ -48,20 +74,25 @@ class TrialSeededSampler(BaseSampler):
 
     def before_trial(self, study: Any, trial: Any) -> None:
         self._inner = self._factory(trial_seed(self._seed, trial.number))
-        self._inner.before_trial(study, trial)
+        with self._once():
+            self._inner.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-        return self._inner.infer_relative_search_space(study, trial)
+        with self._once():
+            return self._inner.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict:
-        return self._inner.sample_relative(study, trial, search_space)
+        with self._once():
+            return self._inner.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study: Any, trial: Any, param_name: str,
                            param_distribution: Any) -> Any:
-        return self._inner.sample_independent(study, trial, param_name, param_distribution)
+        with self._once():
+            return self._inner.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-        self._inner.after_trial(study, trial, state, values)
+        with self._once():
+            self._inner.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
         self._inner.reseed_rng()

@@ -400,6 +400,8 @@ def parse_param(value: Any, where: str, cls: type, name: str) -> Param:
             raise ConfigError(f"{where} cannot have both log = true and a step.")
         if log and low <= 0:
             raise ConfigError(f"{where}: a log-scale range needs low > 0, not {low}.")
+        if step is not None and not log:
+            _refuse_a_range_off_its_step(low, high, step, kind, where)
         if kind is int:
             return IntRange(low, high, step, log)
         return FloatRange(low, high, None if step is None else float(step), log)
@@ -410,6 +412,29 @@ def parse_param(value: Any, where: str, cls: type, name: str) -> Param:
     if len(set(values)) != len(values):
         raise ConfigError(f"{where} lists a choice twice: {values}.")
     return Choices(tuple(values))
+
+
+def _refuse_a_range_off_its_step(low: float, high: float, step: float, kind: type,
+                                 where: str) -> None:
+    """A range whose ``high`` is not ``low`` plus a whole number of steps: Optuna would
+    narrow it to the last step below ``high`` at every trial, with a warning each time, so
+    that the study would search another range than the one checked. Refused here, by
+    Optuna's own rule (its distributions adjust ``high`` when they are made)."""
+    import warnings
+
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # The adjustment is said below, in one sentence.
+        if kind is int:
+            reached = IntDistribution(int(low), int(high), step=int(step)).high
+        else:
+            reached = FloatDistribution(float(low), float(high), step=float(step)).high
+    if reached != high:
+        above = reached + step
+        raise ConfigError(f"{where}: the range {low} to {high} by {step} does not end on a step "
+                          f"(Optuna would search {low} to {reached:g} only); make 'high' "
+                          f"{reached:g} or {above:g}.")
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -20,7 +20,6 @@ diverging loss) count toward ``n_trials``; a trial whose worker was killed does 
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from cnnlab import names
@@ -91,15 +90,29 @@ def maximizes(study: Any) -> bool:
 
 
 def best(study: Any) -> Any:
-    """The complete trial with the best first objective (the validation metric), whatever
-    the other objectives; None before any completes. For a one-objective study this is
-    Optuna's ``best_trial``, earliest first among equals."""
+    """The best complete trial: the first complete trial in the order of the project's one
+    ranking rule (``cnnlab.spec.ranking.trial_rank_key``: by the first objective, the
+    validation metric, in the study's direction, the earliest among equals), whatever the other
+    objectives; pruned trials never. Trials with a model of their own (trained or copied) are
+    preferred to duplicates, which repeat an earlier trial's score. None before any completes."""
+    from cnnlab.spec.ranking import best_of
+
     trials = _judged(study) or [t for t in study.get_trials(deepcopy=False)
                                 if t.state.name == "COMPLETE"]
-    if not trials:
-        return None
-    sign = 1 if maximizes(study) else -1
-    return max(trials, key=lambda t: (sign * t.values[0], -t.number))
+    by_number = {t.number: t for t in trials}
+    key = best_of([(t.number, t.state.name, t.values[0], t.number) for t in trials],
+                  maximize=maximizes(study))
+    return None if key is None else by_number[key]
+
+
+def ranked(trials: Any, *, maximize: bool) -> list[Any]:
+    """``trials`` (Optuna's ``FrozenTrial``) in the order of the one ranking rule
+    (``cnnlab.spec.ranking.trial_rank_key``): complete ones by score in the study's direction,
+    then pruned ones, then the rest."""
+    from cnnlab.spec.ranking import trial_rank_key
+
+    return sorted(trials, key=lambda t: trial_rank_key(
+        t.state.name, t.values[0] if t.values else None, t.number, maximize=maximize))
 
 
 def size_attr(study: Any) -> str:
@@ -124,12 +137,6 @@ def front(study: Any, size_attr: str = N_PARAMS_ATTR) -> list[Any]:
 
 
 def best_trial(study: Any) -> Any:
-    """Optuna's best trial; with two objectives, the complete trial of the best metric."""
-    if len(study.directions) > 1:
-        return best(study)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return study.best_trial
-    except ValueError:
-        return None
+    """The study's best trial by the project's one ranking rule (``best``), for one objective
+    as for two; None before any completes."""
+    return best(study)

@@ -1,5 +1,7 @@
-"""Rankings that survive seed noise: a score's mean over seeds with its confidence interval,
-and which entries are tied with the best.
+"""Rankings: the one rule that orders a study's trials and names its best
+(``trial_rank_key``: complete trials by the study's direction, pruned ones after), and rankings
+that survive seed noise: a score's mean over seeds with its confidence interval, and which
+entries are tied with the best.
 
 Pure arithmetic (the t quantile comes from SciPy, imported where it is used):
 ``cnnlab.results.confirm`` feeds it the validation scores of trials re-trained with further seeds.
@@ -83,3 +85,42 @@ def rank(summaries: Sequence[Summary], *, maximize: bool = True) -> Ranking:
 def overlaps(a: Summary, b: Summary) -> bool:
     """Whether the confidence intervals of ``a`` and ``b`` share a point."""
     return a.ci_low <= b.ci_high and b.ci_low <= a.ci_high
+
+
+RANKED_STATES = ("COMPLETE", "PRUNED")
+"""The states a study's trials are ranked in, in this order: every complete trial comes before
+every pruned one, whatever their scores (a pruned trial's score is that of an epoch before the
+last, a half-trained network's, and no answer of the study); every other state (failed, running,
+waiting, an infeasible draw) comes after both."""
+
+
+def trial_rank_key(state: str, value: float | None, number: int, *,
+                   maximize: bool) -> tuple[int, bool, float, int]:
+    """The sort key of the one ranking rule for a study's trials, smallest first:
+
+    1. complete trials, then pruned trials, then the rest (``RANKED_STATES``);
+    2. within each, by the score in the study's direction (highest first when ``maximize``,
+       lowest first otherwise), trials without a score (None or NaN) last;
+    3. among equal scores, the earliest trial (lowest ``number``) first.
+
+    ``state`` is Optuna's state name (or cnnlab's INFEASIBLE); ``value`` the trial's first
+    objective, the validation metric (for a pruned trial the last one it reported). The best
+    trial of a study is the first complete trial in this order (``best_of``). Pure: every table,
+    choice and line that names a study's best (``cnnlab compare``'s leaderboard and ``--top``,
+    ``cnnlab evaluate``'s choice, the study's "best:" line, its report and its MLflow run) sorts by
+    this key.
+    """
+    group = RANKED_STATES.index(state) if state in RANKED_STATES else len(RANKED_STATES)
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    signed = 0.0 if missing else (-float(value) if maximize else float(value))
+    return (group, missing, signed, number)
+
+
+def best_of(entries: Sequence[tuple[Hashable, str, float | None, int]], *,
+            maximize: bool) -> Hashable | None:
+    """The key of the best of ``entries`` (``(key, state, value, number)`` each): the first
+    complete one in the order of ``trial_rank_key``; None when none is complete."""
+    complete = [e for e in entries if e[1] == RANKED_STATES[0]]
+    if not complete:
+        return None
+    return min(complete, key=lambda e: trial_rank_key(e[1], e[2], e[3], maximize=maximize))[0]

@@ -84,6 +84,8 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
         + "; " + (feasible.describe() if config.design is None else
                   f"a design of {len(config.design.settings())} settings x "
                   f"{config.design.seeds} seeds"))
+    for note in config.notes:  # Optuna's warnings about the file's options: once, not per trial.
+        out(f"note: {note}")
     if total is not None and done >= total:
         more = ("every setting has its seeds; more seeds (seeds in [design]) make a new "
                 "design, under a new name" if config.design is not None else
@@ -132,7 +134,8 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
     source = identity.source_study(from_study, config, storage, stores.storage)
     study = optuna.create_study(
         storage=storage, study_name=config.name, directions=config.directions,
-        sampler=make_sampler(config), pruner=make_pruner(config), load_if_exists=True)
+        sampler=make_sampler(config, say=lambda text: out(f"note: {text}")),
+        pruner=make_pruner(config), load_if_exists=True)
     identity.refuse_if_evaluated(study, config, stores.tracking_uri)
     if source is not None and any(
             t.user_attrs.get(COPIED_FROM_ATTR, {}).get("study") == from_study

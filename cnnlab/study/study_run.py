@@ -213,18 +213,11 @@ class StudyTracker:
     def _trial_runs(self) -> list[Any]:
         """The study's trial runs, every page of them: those tagged with the study's id, and
         those recorded before studies had ids (a same-named study elsewhere has another id)."""
-        found, token = [], None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.`{STUDY_TAG}` = '{_quote(self.config.name)}' and "
-                              f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'",
-                max_results=1000, page_token=token)
-            found.extend(r for r in page
-                         if r.data.tags.get(STUDY_UID_TAG, self.uid) == self.uid)
-            token = page.token
-            if not token:
-                return found
+        runs = tracking.search_all_runs(
+            self.client, [self.experiment_id],
+            f"tags.`{STUDY_TAG}` = '{_quote(self.config.name)}' and "
+            f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'")
+        return [r for r in runs if r.data.tags.get(STUDY_UID_TAG, self.uid) == self.uid]
 
     def _find_records(self) -> None:
         """The store, the experiment and the study's run; MLflow made to agree with Optuna."""

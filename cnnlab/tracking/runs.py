@@ -7,10 +7,8 @@ per-layer parameter table, the data used, the two curve plots and the model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -27,7 +25,14 @@ from cnnlab.spec.defaults import LOSS
 from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking.plots import curve_figures
-from cnnlab.tracking.stores import redact, resolve_tracking_uri, sqlite_path
+from cnnlab.tracking.stores import (
+    experiment_folder,
+    local_artifact_path,
+    redact,
+    reroot_moved_store,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 from cnnlab.train.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
 
 DEFAULT_EXPERIMENT = "cnnlab-train"
@@ -47,11 +52,47 @@ def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
                           "study first, or name the store with --tracking-uri.")
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+        reroot_moved_store(uri)  # A store whose folder was moved: its artifacts beside it.
     # MLflow prints "View run ... at: URL" after every run on a tracking server, with the URL
     # as given, password and all; cnnlab says where runs are itself, with passwords hidden.
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+PAGE_SIZE = 1000
+"""Runs asked of MLflow a page at a time (MLflow's own default page), every page read."""
+
+
+def search_all_runs(client: Any, experiment_ids: list[str], filter_string: str = "", *,
+                    page_size: int = PAGE_SIZE, **kwargs: Any) -> list[Any]:
+    """Every run that ``client.search_runs`` finds, page after page (MLflow's ``page_token``):
+    one call returns at most one page (1,000 runs by default, 50,000 at most), and a study of
+    more trials than that would otherwise be cut short without a word. ``kwargs`` go to
+    ``search_runs`` (``order_by``, ``run_view_type``)."""
+    found, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string=filter_string,
+                                  max_results=page_size, page_token=token, **kwargs)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def missing_local_path(location: str | None, inside: str | None = None) -> Path | None:
+    """The path that is missing of a local artifact location (``file://`` URI or absolute
+    path): the location itself, or ``inside`` it (a file such as ``MLmodel``); None when it is
+    all there, or the location is not local (a server's, a bucket's) or unknown."""
+    path = local_artifact_path(location or "")
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        return path
+    if inside is not None and not (path / inside).exists():
+        return path / inside
+    return None
 
 
 def get_or_create_experiment(name: str, uri: str | None = None) -> str:
@@ -68,9 +109,7 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
     location = None
     db = sqlite_path(resolve_tracking_uri(uri))
     if db is not None:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
-        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-        location = (db.parent.resolve() / f"{slug}-{digest}").as_uri()
+        location = (db.parent.resolve() / experiment_folder(name)).as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 

@@ -8,8 +8,12 @@ Defaults are local, under ``mlruns/`` of the current directory: ``sqlite:///mlru
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
+import sqlite3
+import sys
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +56,86 @@ def sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None
     return Path(uri[len("sqlite:///"):]).expanduser()
+
+
+def experiment_folder(name: str) -> str:
+    """The folder beside a local store's database that keeps experiment ``name``'s artifacts:
+    its name made safe for paths, and a short digest of it (``tiny-6f1c2a4b``), so that two
+    names that read alike keep apart."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
+    return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+_LOCATIONS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+              ("logged_models", "artifact_location"), ("model_versions", "source"),
+              ("model_versions", "storage_location"))
+"""Where an MLflow SQLite store records artifact locations, always absolute (MLflow resolves
+a relative one against the working directory when it records it)."""
+
+
+def local_artifact_path(location: str) -> str | None:
+    """The absolute filesystem path of a local artifact location (``file:///...`` or a bare
+    absolute path), else None."""
+    if location.startswith("file://"):
+        parsed = urllib.parse.urlsplit(location)
+        return urllib.parse.unquote(parsed.path) if parsed.netloc in ("", "localhost") else None
+    return location if location.startswith("/") else None
+
+
+def reroot_moved_store(uri: str) -> list[tuple[str, str]]:
+    """Make a local SQLite store's artifact locations point beside its database again after
+    its folder was moved or copied; returns the (old, new) folders rewritten (none, usually).
+
+    MLflow records every artifact location as an absolute path (experiments, runs, logged
+    models, model versions); cnnlab keeps a local store's artifacts beside its database, in
+    ``experiment_folder(name)``. An experiment whose recorded folder has that name but lies
+    elsewhere than beside the database was made before the store's folder moved (``mv``, ``cp
+    -r``): every location under that former folder is rewritten to the same path under the
+    database's folder, in one transaction, when the artifacts are there (or no longer at the
+    old place), so that a moved store reads and writes its own artifacts from any working
+    directory. Said in one line on stderr. Other stores, and locations a user chose, are left
+    as they are. A store that cannot be written is left as it is (the commands then name the
+    missing paths)."""
+    db = sqlite_path(uri)
+    if db is None or not db.is_file():
+        return []
+    root = db.parent.resolve()
+    try:
+        with sqlite3.connect(db, timeout=60) as conn:
+            rows = conn.execute("SELECT name, artifact_location FROM experiments").fetchall()
+            moves = {}
+            for name, location in rows:
+                path = local_artifact_path(location or "")
+                if path is None:
+                    continue
+                old = Path(path)
+                if old.name != experiment_folder(name) or old.parent == root:
+                    continue
+                if (root / old.name).exists() or not old.exists():
+                    moves[str(old.parent)] = str(root)
+            for old_root, new_root in moves.items():
+                _rewrite(conn, old_root, new_root)
+    except sqlite3.Error:
+        return []
+    for old_root, new_root in moves.items():
+        print(f"cnnlab: the MLflow store {db.resolve()} was moved from {old_root}; its artifact "
+              f"locations now point beside it ({new_root}).", file=sys.stderr, flush=True)
+    return list(moves.items())
+
+
+def _rewrite(conn: sqlite3.Connection, old_root: str, new_root: str) -> None:
+    """Every recorded location under ``old_root`` (bare path or ``file://`` URI), under
+    ``new_root`` instead."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    prefixes = [(old_root + "/", new_root + "/"),
+                (Path(old_root).as_uri() + "/", Path(new_root).as_uri() + "/")]
+    for table, column in _LOCATIONS:
+        if table not in tables:
+            continue
+        for old, new in prefixes:
+            conn.execute(f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
+                         f'WHERE substr("{column}", 1, ?) = ?',
+                         (new, len(old) + 1, len(old), old))
 
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@\s/]*@")
