@@ -35,7 +35,8 @@ MODEL_NAME = "model"
 
 
 def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
-    """Point MLflow at the store (creating a local SQLite store's folder) and return its URI.
+    """Point MLflow at the store (creating a local SQLite store's folder), its model registry
+    included, and return its URI.
     With ``create=False`` (commands that only read) a local store that does not exist is a
     ``ConfigError``, and nothing is created."""
     uri = resolve_tracking_uri(uri)
@@ -51,6 +52,9 @@ def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
     # as given, password and all; cnnlab says where runs are itself, with passwords hidden.
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
+    # Registered models (the record of a study's evaluation) live in the tracking store too,
+    # never in a registry that $MLFLOW_REGISTRY_URI names.
+    mlflow.set_registry_uri(uri)
     return uri
 
 
@@ -305,12 +309,32 @@ def check_reachable(uri: str | None = None) -> None:
 
 @contextmanager
 def tracked_run(experiment: str, run_name: str | None, tags: dict[str, str] | None = None,
-                uri: str | None = None, nested: bool = False) -> Iterator[Any]:
-    """An MLflow run that ends FINISHED, or FAILED if the body raises; async metrics flushed."""
+                uri: str | None = None) -> Iterator[Any]:
+    """A new MLflow run in experiment ``experiment`` (created if needed), active in the block;
+    it ends FINISHED, or FAILED if the body raises; async metrics flushed.
+
+    The run is created explicitly (``MlflowClient.create_run`` in that experiment), then made
+    active by its id: ``mlflow.start_run`` alone would resume the run named by
+    ``$MLFLOW_RUN_ID`` (in whatever experiment) instead of creating one (see
+    ``new_run_tags``)."""
     experiment_id = get_or_create_experiment(experiment, uri)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags,
-                          nested=nested) as run:
+    run = MlflowClient().create_run(experiment_id, run_name=run_name,
+                                    tags=new_run_tags(tags))
+    with mlflow.start_run(run_id=run.info.run_id) as active:
         try:
-            yield run
+            yield active
         finally:
             mlflow.flush_async_logging()
+
+
+def new_run_tags(tags: dict[str, str] | None = None) -> dict[str, str]:
+    """``tags`` and the tags MLflow gives a run it starts (user, source, git commit), but
+    none that nests it: ``$MLFLOW_RUN_CONTEXT`` may hold any tags, ``mlflow.parentRunId``
+    included, and a run cnnlab creates has the parent cnnlab names or none."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    resolved = resolve_tags(dict(tags or {}))
+    if MLFLOW_PARENT_RUN_ID not in (tags or {}):
+        resolved.pop(MLFLOW_PARENT_RUN_ID, None)
+    return resolved
