@@ -27,7 +27,14 @@ from cnnlab.spec.defaults import LOSS
 from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking.plots import curve_figures
-from cnnlab.tracking.stores import redact, resolve_tracking_uri, sqlite_path
+from cnnlab.tracking.stores import (
+    mlflow_command,
+    password_note,
+    redact,
+    resolve_tracking_uri,
+    shell_uri,
+    sqlite_path,
+)
 from cnnlab.train.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
 
 DEFAULT_EXPERIMENT = "cnnlab-train"
@@ -67,7 +74,7 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        check_experiment_active(experiment)
+        check_experiment_active(experiment, uri)
         return experiment.experiment_id
     location = None
     db = sqlite_path(resolve_tracking_uri(uri))
@@ -78,16 +85,25 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def check_experiment_active(experiment: Any) -> None:
-    """A deleted experiment takes no runs, and MLflow keeps its name: say what to do."""
+def check_experiment_active(experiment: Any, uri: str | None = None) -> None:
+    """A deleted experiment takes no runs, and MLflow keeps its name: say what to do, as
+    commands on the tracking store ``uri`` (default: as resolved) that work as printed."""
     from cnnlab.errors import ConfigError
 
     if experiment is not None and experiment.lifecycle_stage != "active":
+        uri = resolve_tracking_uri(uri)
+        number = experiment.experiment_id
+        restore = mlflow_command(f"experiments restore --experiment-id {number}", uri)
+        if uri.startswith(("http://", "https://")):  # gc works on the server's own database.
+            remove = "on the server, with mlflow gc on its backend store"
+        else:
+            store = shell_uri(uri)
+            remove = (f"`mlflow gc --backend-store-uri {store} --tracking-uri {store} "
+                      f"--experiment-ids {number}`")
         raise ConfigError(
-            f"the MLflow experiment '{experiment.name}' was deleted (id "
-            f"{experiment.experiment_id}); restore it (`mlflow experiments restore "
-            f"--experiment-id {experiment.experiment_id}`) or remove it for good (`mlflow gc`), "
-            "then run again.")
+            f"the MLflow experiment '{experiment.name}' was deleted (id {number}); restore it "
+            f"(`{restore}`) or remove it for good ({remove}), then run again"
+            f"{password_note((uri, 'MLFLOW_TRACKING_URI'))}.")
 
 
 def check_experiment(name: str, uri: str | None = None) -> None:
@@ -95,7 +111,8 @@ def check_experiment(name: str, uri: str | None = None) -> None:
     db = sqlite_path(resolve_tracking_uri(uri))
     if db is not None and not db.exists():
         return  # A new local store: no experiment yet.
-    check_experiment_active(MlflowClient(resolve_tracking_uri(uri)).get_experiment_by_name(name))
+    check_experiment_active(MlflowClient(resolve_tracking_uri(uri)).get_experiment_by_name(name),
+                            uri)
 
 
 def epoch_metrics_callback() -> Any:

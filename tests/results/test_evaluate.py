@@ -291,7 +291,7 @@ def test_an_evaluated_study_takes_no_more_trials_and_a_new_one_starts_from_it(
                          "--storage", stores.storage, "--tracking-uri", stores.tracking]) == 2
         err = capsys.readouterr().err
         assert "study 'race' was evaluated on the test set at" in err
-        assert "--from-study 'race'" in err and "\n" not in err.strip()
+        assert "--from-study race " in err and "\n" not in err.strip()
         assert len(stores.study("race").trials) == 2
         text = (root / "race.toml").read_text().replace('name = "race"', 'name = "race-2"')
         (root / "race-2.toml").write_text(text.replace("n_trials = 2", "n_trials = 1"))
