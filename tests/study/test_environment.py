@@ -6,12 +6,14 @@ another tool, ``cnnlab train`` wrote into that run, and a second ``train`` died)
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from cnnlab import cli
+from cnnlab.cli import build_parser
 from cnnlab.tracking.evaluations import registered_model_name
 from tests.studies import TINY, Stores
 
@@ -72,6 +74,10 @@ def test_mlflow_run_and_experiment_variables_redirect_nothing(tmp_path: Path, mo
     assert len(runs) == 2 and len({r.info.run_id for r in runs}) == 2
     for run_, out in zip(sorted(runs, key=lambda r: r.info.start_time), outs, strict=True):
         assert f"MLflow run {run_.info.run_id} in experiment 'cnnlab-train'" in out
+        browse = shlex.split(out.split("browse it with: ")[1].splitlines()[0])
+        assert browse[:2] == ["cnnlab", "ui"]
+        assert build_parser().parse_args(browse[1:]).tracking_uri == \
+            f"sqlite:///{Path(stores.tracking[len('sqlite:///'):]).resolve()}"
         assert run_.data.tags["cnnlab.kind"] == "train"
         assert "mlflow.parentRunId" not in run_.data.tags
         assert run_.data.params["epochs"] == "1" and "val_accuracy" in run_.data.metrics
