@@ -150,10 +150,11 @@ def named_study_files(draw) -> bytes:
 @pytest.mark.parametrize("files", ["any_key", "names"])
 def test_study_files_are_accepted_and_work_or_refused_in_one_line(files, fuzz_examples,
                                                                   monkeypatch, capsys) -> None:
-    """A name that runs goes on to every query cnnlab makes of the stores by a study's name: a
-    second `study run` (the study is finished: its runs reconciled with Optuna, its evaluation
-    records looked up), `compare` and `evaluate`. Names of quotes and backslashes are tried
-    first (``a\\\\`` once ended in a traceback from MLflow's filter parser)."""
+    """A name that runs, and holds a quote or a backslash, goes on to every query cnnlab
+    makes of the stores for a study: a second `study run` (the study is finished: its runs
+    reconciled with Optuna, its evaluation records looked up), `compare` and `evaluate`, and a
+    third `study run`, refused. Names of quotes and backslashes are tried first (``a\\\\``
+    once ended in a traceback from MLflow's filter parser)."""
     examples = fuzz_examples if files == "any_key" else max(fuzz_examples // 2, 1)
     names = files == "names"
 
@@ -187,8 +188,8 @@ def test_study_files_are_accepted_and_work_or_refused_in_one_line(files, fuzz_ex
             study = optuna.load_study(study_name=name, storage=storage)
             assert study.trials, "a study that ran has trials"
             assert "MLflow: experiment" in out
-            if not names or code != 0:
-                return
+            if not names or code != 0 or not set(name) & set(QUOTES):
+                return  # The first run made the queries that need no evaluation; cheap.
             stores = ["--storage", storage, "--tracking-uri", tracking]
             code, out, err = _call(["study", "run", str(file), *stores], capsys)
             assert code == 0 and "is finished" in out, err
