@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli import build_parser
-from cnnlab.tracking.stores import cnnlab_command, mlflow_command, option_with, shell_uri
+from cnnlab.tracking.stores import (
+    cnnlab_command,
+    mlflow_command,
+    option_with,
+    password_note,
+    shell_uri,
+)
 
 NAMES = ["tiny", "a\\\\", "it's", 'say "hi"', "`x`", "-x", "a b", "$HOME", "ünï", "'\\\"`"]
 
@@ -44,3 +50,9 @@ def test_the_default_stores_are_left_to_the_command_and_passwords_to_a_variable(
     line = mlflow_command("runs restore --run-id abc", secret)
     assert "hunter2" not in line and line.startswith('MLFLOW_TRACKING_URI="$MLFLOW_TRACKING_URI"')
     assert "hunter2" not in cnnlab_command("ui", tracking_uri=secret)
+    # The variable is named, and said to be set, unless it holds that URL already.
+    assert "$MLFLOW_TRACKING_URI set to the store's URL" in password_note(
+        (secret, "MLFLOW_TRACKING_URI"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", secret)
+    assert password_note((secret, "MLFLOW_TRACKING_URI")) == ""
+    assert password_note(("sqlite:///x.db", "MLFLOW_TRACKING_URI")) == ""
