@@ -120,7 +120,12 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.spec.trialspec import TrainConfig, TrialSpec
-    from cnnlab.tracking.stores import redact, resolve_tracking_uri
+    from cnnlab.tracking.stores import (
+        cnnlab_command,
+        password_note,
+        redact,
+        resolve_tracking_uri,
+    )
     from cnnlab.tracking.training_run import run_training
 
     arch = _architecture(args)
@@ -138,7 +143,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"val_accuracy {history['val_accuracy'][-1]:.4f}  val_loss {history['val_loss'][-1]:.4f}"
           f" after {outcome.result.epochs_run} epochs")
     print(f"MLflow run {outcome.run_id} in experiment '{args.experiment}' "
-          f"({redact(uri)}); browse it with: cnnlab ui")
+          f"({redact(uri)}); browse it with: "
+          f"{cnnlab_command('ui', tracking_uri=uri, stores=('tracking',))}"
+          f"{password_note((uri, 'MLFLOW_TRACKING_URI'))}")
     return 0
 
 
@@ -397,8 +404,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     db = stores.sqlite_path(uri)
     if db is not None:
         if not db.exists():
-            raise DataError(f"there is no MLflow store at {db} yet; run `cnnlab train` (or a "
-                            "study) first, or name a store with --tracking-uri.")
+            raise DataError(f"there is no MLflow store at {db} yet (nothing was tracked "
+                            "there); name the store to browse with --tracking-uri (or "
+                            "$MLFLOW_TRACKING_URI).")
         stores.reroot_moved_store(uri)  # Moved with its folder: its artifacts beside it.
         # New experiments made from the UI keep their artifacts beside the database too.
         command += ["--default-artifact-root", db.parent.resolve().as_uri(),

@@ -39,6 +39,8 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)  # cnnlab keeps the registry in the tracking store.
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

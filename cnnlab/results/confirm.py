@@ -180,7 +180,13 @@ def confirm_study(
     """Re-train the study's top ``top`` trials (or its ``front``), and with ``baseline`` the
     notebook's CNN, with ``seeds`` seeds each; rank them; record it all. Seeds already done
     (an interrupted confirmation, or an earlier one with fewer seeds) are not trained again."""
-    from cnnlab.tracking.stores import load_existing_study
+    from cnnlab.tracking.stores import (
+        cnnlab_command,
+        load_existing_study,
+        password_note,
+        resolve_storage,
+        resolve_tracking_uri,
+    )
 
     if not 2 <= seeds <= MAX_SEEDS:
         raise ConfigError(f"--seeds must be from 2 to {MAX_SEEDS} (an interval needs two), "
@@ -191,9 +197,12 @@ def confirm_study(
     # The study's own configuration (from the process that runs it), else its identity.
     config = config if config is not None else study_config(study)
     if config.design is not None:
+        report = cnnlab_command("report", study_name, storage=storage, tracking_uri=tracking_uri)
+        note = password_note((resolve_storage(storage), "CNNLAB_STORAGE"),
+                             (resolve_tracking_uri(tracking_uri), "MLFLOW_TRACKING_URI"))
         raise ConfigError(f"study '{study_name}' is a designed experiment: every setting is "
                           f"trained over {config.design.seeds} seeds already; its answer is "
-                          f"`cnnlab report {study_name}`.")
+                          f"`{report}`{note}.")
     uri = _check_confirmable(study, tracking_uri)
     chosen = candidates(study, config, top=top, front=front)
     specs = {str(t.number): trial_spec(config, t) for t in chosen}

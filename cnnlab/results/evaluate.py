@@ -63,7 +63,15 @@ from cnnlab.names import (
 from cnnlab.search import trials as T
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.evaluations import evaluation_records, registered_model_name
-from cnnlab.tracking.stores import load_existing_study, redact, resolve_tracking_uri
+from cnnlab.tracking.stores import (
+    cnnlab_command,
+    load_existing_study,
+    mlflow_command,
+    password_note,
+    redact,
+    resolve_storage,
+    resolve_tracking_uri,
+)
 from cnnlab.train.data import (
     KERAS_SOURCE,
     NUM_CLASSES,
@@ -201,7 +209,7 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
         raise ConfigError(f"trial {chosen.number} of study {study_name!r} has no MLflow run "
                           "(it was not run by cnnlab); there is no model to evaluate.")
     client = mlflow.tracking.MlflowClient()
-    tracking.check_experiment_active(client.get_experiment_by_name(study_name))
+    tracking.check_experiment_active(client.get_experiment_by_name(study_name), tracking_uri)
     parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
     store = redact(resolve_tracking_uri(tracking_uri))
     for what, rid in (("the MLflow run of trial " + str(chosen.number), run_id),
@@ -214,9 +222,12 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
             raise ConfigError(f"{what} ({rid}) is not in the tracking store {store}; point "
                               "--tracking-uri at the study's store.") from None
         if run.info.lifecycle_stage != "active":
+            uri = resolve_tracking_uri(tracking_uri)
+            restore = mlflow_command(f"runs restore --run-id {rid}", uri)
             raise ConfigError(f"{what} ({rid}) was deleted in MLflow; restore it (MLflow UI, "
-                              "or `mlflow runs restore --run-id ...`) before evaluating, so that "
-                              "the result can be recorded on it.")
+                              f"or `{restore}`) before evaluating, so that the result can be "
+                              "recorded on it"
+                              f"{password_note((uri, 'MLFLOW_TRACKING_URI'))}.")
     model_uri = f"runs:/{run_id}/{tracking.MODEL_NAME}"
     location = None
     try:
@@ -275,9 +286,10 @@ def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
     raise ConfigError(missing)
 
 
-def _refuse_if_evaluated(study: Any, complete: bool) -> dict | None:
+def _refuse_if_evaluated(study: Any, complete: bool, again: str = "") -> dict | None:
     """Refuse if any record says the study was evaluated; returns the claim of a crashed
-    evaluation when ``complete`` (None if there is none)."""
+    evaluation when ``complete`` (None if there is none). ``again`` is the command that
+    completes a crashed evaluation (see ``_claimed``)."""
     records = evaluation_records(study)
     results = [(where, r) for where, r in records if not r.get("claim")]
     if results:
@@ -285,7 +297,7 @@ def _refuse_if_evaluated(study: Any, complete: bool) -> dict | None:
         raise _already_evaluated(study.study_name, result, where)
     claims = [r for _, r in records if r.get("claim")]
     if claims and not complete:
-        raise _claimed(study.study_name, claims[0])
+        raise _claimed(study.study_name, claims[0], again)
     return claims[0] if claims else None
 
 
@@ -298,16 +310,19 @@ def _already_evaluated(study_name: str, result: dict, where: str) -> EvaluationR
         "once per study.")
 
 
-def _claimed(study_name: str, held: dict) -> EvaluationRefusedError:
+def _claimed(study_name: str, held: dict, again: str = "") -> EvaluationRefusedError:
+    """``again``: the command that completes the evaluation, in backticks, naming the stores
+    (default: the one for the default stores)."""
+    again = again or f"`{cnnlab_command('evaluate', study_name, '--complete')}`"
     return EvaluationRefusedError(
         f"the evaluation of study '{study_name}' was claimed at {held['claimed_at']} by "
         f"process {held['pid']} on {held['host']} (trial {held['trial']}) and has no result "
-        "yet: it is running, or it crashed; if it crashed, finish it with `cnnlab evaluate "
-        f"{study_name} --complete`.")
+        f"yet: it is running, or it crashed; if it crashed, finish it with {again}.")
 
 
-def claim(choice: Choice, study: Any, complete: bool = False) -> Any:
-    """Create the study's registered model as the claim, or refuse; returns the claim."""
+def claim(choice: Choice, study: Any, complete: bool = False, again: str = "") -> Any:
+    """Create the study's registered model as the claim, or refuse; returns the claim.
+    ``again``: how to complete a crashed evaluation, said when refusing (see ``_claimed``)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -340,7 +355,7 @@ def claim(choice: Choice, study: Any, complete: bool = False) -> Any:
                                      "made by cnnlab evaluate; rename or delete it first.")
     held = json.loads(tags[CLAIM_TAG])
     if not complete:
-        raise _claimed(choice.study, held)
+        raise _claimed(choice.study, held, again)
     if held["run_id"] != choice.run_id:
         raise EvaluationRefusedError(
             f"the claimed evaluation of study '{choice.study}' is of trial {held['trial']}; a "
@@ -387,7 +402,12 @@ def evaluate_study(
     """Evaluate the study's chosen model on the test set, once; see the module's docstring."""
     study = load_existing_study(study_name, storage)
     tracking.use_tracking_store(tracking_uri, create=False)
-    held = _refuse_if_evaluated(study, complete)
+    command = cnnlab_command("evaluate", study_name, "--complete", storage=storage,
+                             tracking_uri=tracking_uri)
+    again = f"`{command}`" + password_note(
+        (resolve_storage(storage), "CNNLAB_STORAGE"),
+        (resolve_tracking_uri(tracking_uri), "MLFLOW_TRACKING_URI"))
+    held = _refuse_if_evaluated(study, complete, again)
     if complete and held is not None:
         # --complete finishes the claimed evaluation, whose trial is the claim's.
         if (trial is not None and trial != held["trial"]) or max_params is not None or \
@@ -404,7 +424,7 @@ def evaluate_study(
         out(f"chosen from the confirmed ranking (cnnlab confirm, {record.get('n_seeds')} seeds "
             f"per trial): trial {choice.trial}, mean {_fmt(confirmed[choice.trial])}")
     test, source = check_test_data(study, data_dir)
-    claim(choice, study, complete=complete)
+    claim(choice, study, complete=complete, again=again)
     out(f"claimed the test evaluation of study '{study_name}': trial {choice.trial}, "
         f"{choice.model_uri}")
     evaluation = _evaluate(choice, test)  # The model's first and only look at the test split.

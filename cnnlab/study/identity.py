@@ -25,7 +25,7 @@ from cnnlab.names import (
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.tracking import runs as tracking
-from cnnlab.tracking.stores import redact
+from cnnlab.tracking.stores import option_with, redact
 from cnnlab.train.data import MnistSplits
 
 
@@ -55,8 +55,8 @@ def refuse_if_evaluated(study: Any, config: StudyConfig, tracking_uri: str | Non
         + (f", test accuracy {float(record['test_accuracy']):.4f}"
            if "test_accuracy" in record else "") + "), so "
         "it takes no more trials (the test set would steer the search); to go on, give the "
-        "study a new name in its file and run it with --from-study "
-        f"'{config.name}' to start from its trials.")
+        "study a new name in its file and run it with "
+        f"{option_with('--from-study', config.name)} to start from its trials.")
 
 
 def check_same_study(study: Any, config: StudyConfig, data: MnistSplits,

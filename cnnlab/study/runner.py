@@ -39,7 +39,14 @@ from cnnlab.study.objective import KNOWN_FAILURES, Objective
 from cnnlab.study.study_run import StudyTracker
 from cnnlab.tracking import liveness
 from cnnlab.tracking import runs as tracking
-from cnnlab.tracking.stores import Stores, heartbeat, open_storage, redact
+from cnnlab.tracking.stores import (
+    Stores,
+    cnnlab_command,
+    heartbeat,
+    open_storage,
+    password_note,
+    redact,
+)
 from cnnlab.train.data import MnistSplits, load_mnist
 
 Out = Callable[[str], None]
@@ -229,7 +236,9 @@ def report(study: Any, config: StudyConfig, budget: Budget, ran: int, tracker: S
         out(budget.stopped)
     print_best(study, config, out)
     out(f"MLflow: experiment '{config.name}', study run {tracker.parent_run_id} "
-        f"({redact(tracker.uri)}); browse with: cnnlab ui")
+        f"({redact(tracker.uri)}); browse with: "
+        f"{cnnlab_command('ui', tracking_uri=tracker.uri, stores=('tracking',))}"
+        f"{password_note((tracker.uri, 'MLFLOW_TRACKING_URI'))}")
 
 
 def print_best(study: Any, config: StudyConfig, out: Out) -> None:

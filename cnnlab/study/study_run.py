@@ -22,6 +22,12 @@ Links: the Optuna trial has the user attribute ``mlflow_run_id``; the MLflow run
 ``mlflow_parent_run_id``. The study run is found by the study's random id (``cnnlab.study_uid``),
 never by its name alone: a study of the same name in another Optuna storage that logs to the
 same tracking store gets a study run of its own.
+
+No user text (a study's name or description) goes into an MLflow filter string: MLflow's
+search parser takes a quoted value as it stands, with no escape for a quote or a backslash in
+it, so a name that ends in a backslash or holds both kinds of quote cannot be written as one.
+Runs are searched by the kind tag cnnlab sets (``cnnlab.kind``) and matched on their study's
+name and id in Python.
 """
 
 from __future__ import annotations
@@ -159,11 +165,9 @@ class StudyTracker:
         return run_id
 
     def _parent_runs(self) -> list[Any]:
-        return self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{STUDY_UID_TAG}` = '{_quote(self.uid)}' and "
-                          f"tags.`{KIND_TAG}` = '{KIND_STUDY}'",
-            order_by=["attributes.start_time ASC"], max_results=10)
+        """The runs of this study (by its id) in its experiment, earliest first."""
+        return [run for run in _runs_of_kind(self.client, self.experiment_id, KIND_STUDY)
+                if run.data.tags.get(STUDY_UID_TAG) == self.uid]
 
     def _log_study_config(self, run_id: str) -> None:
         c = self.config
@@ -213,11 +217,9 @@ class StudyTracker:
     def _trial_runs(self) -> list[Any]:
         """The study's trial runs, every page of them: those tagged with the study's id, and
         those recorded before studies had ids (a same-named study elsewhere has another id)."""
-        runs = tracking.search_all_runs(
-            self.client, [self.experiment_id],
-            f"tags.`{STUDY_TAG}` = '{_quote(self.config.name)}' and "
-            f"tags.`{KIND_TAG}` = '{KIND_TRIAL}'")
-        return [r for r in runs if r.data.tags.get(STUDY_UID_TAG, self.uid) == self.uid]
+        return [run for run in _runs_of_kind(self.client, self.experiment_id, KIND_TRIAL)
+                if run.data.tags.get(STUDY_TAG) == self.config.name
+                and run.data.tags.get(STUDY_UID_TAG, self.uid) == self.uid]
 
     def _find_records(self) -> None:
         """The store, the experiment and the study's run; MLflow made to agree with Optuna."""
@@ -567,5 +569,9 @@ class StudySummary:
             study_plots.close(fig)
 
 
-def _quote(text: str) -> str:
-    return text.replace("'", "\\'")
+def _runs_of_kind(client: Any, experiment_id: str, kind: str) -> list[Any]:
+    """Every run of ``kind`` (a value of the ``cnnlab.kind`` tag, which cnnlab sets and which
+    has no characters a filter string would need to escape) in the experiment, earliest first,
+    every page of them."""
+    return tracking.search_all_runs(client, [experiment_id], f"tags.`{KIND_TAG}` = '{kind}'",
+                                    order_by=["attributes.start_time ASC"])

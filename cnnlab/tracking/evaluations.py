@@ -66,12 +66,14 @@ def evaluation_records(study: Any) -> list[tuple[str, dict]]:
                           {**json.loads(tags[CLAIM_TAG]), "claim": True}))
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        owner = (f"tags.`{STUDY_UID_TAG}` = '{uid}'" if uid else
-                 f"tags.`{STUDY_TAG}` = '{name.replace(chr(39), chr(92) + chr(39))}'")
+        # The study's runs are told by their tags here, not in the filter string: MLflow's
+        # filter parser has no escape for a quote or a backslash in a study's name.
         for run in client.search_runs([experiment.experiment_id],
-                                      filter_string=f"{owner} and metrics.test_accuracy >= 0",
-                                      run_view_type=ViewType.ALL, max_results=10):
+                                      filter_string="metrics.test_accuracy >= 0",
+                                      run_view_type=ViewType.ALL, max_results=1000):
             tags, metrics = run.data.tags, run.data.metrics
+            if (tags.get(STUDY_UID_TAG) != uid) if uid else (tags.get(STUDY_TAG) != name):
+                continue
             found.append((f"MLflow run {run.info.run_id}", {
                 "evaluated_at": tags.get(EVALUATED_AT_TAG, "?"),
                 "trial": tags.get(EVALUATED_TRIAL_TAG, "?"),

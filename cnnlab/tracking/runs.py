@@ -28,9 +28,12 @@ from cnnlab.tracking.plots import curve_figures
 from cnnlab.tracking.stores import (
     experiment_folder,
     local_artifact_path,
+    mlflow_command,
+    password_note,
     redact,
     reroot_moved_store,
     resolve_tracking_uri,
+    shell_uri,
     sqlite_path,
 )
 from cnnlab.train.data import KERAS_MNIST_URL, KERAS_SOURCE, MnistSplits
@@ -40,7 +43,8 @@ MODEL_NAME = "model"
 
 
 def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
-    """Point MLflow at the store (creating a local SQLite store's folder) and return its URI.
+    """Point MLflow at the store (creating a local SQLite store's folder), its model registry
+    included, and return its URI.
     With ``create=False`` (commands that only read) a local store that does not exist is a
     ``ConfigError``, and nothing is created."""
     uri = resolve_tracking_uri(uri)
@@ -57,6 +61,9 @@ def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
     # as given, password and all; cnnlab says where runs are itself, with passwords hidden.
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
+    # Registered models (the record of a study's evaluation) live in the tracking store too,
+    # never in a registry that $MLFLOW_REGISTRY_URI names.
+    mlflow.set_registry_uri(uri)
     return uri
 
 
@@ -104,7 +111,7 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        check_experiment_active(experiment)
+        check_experiment_active(experiment, uri)
         return experiment.experiment_id
     location = None
     db = sqlite_path(resolve_tracking_uri(uri))
@@ -113,16 +120,25 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def check_experiment_active(experiment: Any) -> None:
-    """A deleted experiment takes no runs, and MLflow keeps its name: say what to do."""
+def check_experiment_active(experiment: Any, uri: str | None = None) -> None:
+    """A deleted experiment takes no runs, and MLflow keeps its name: say what to do, as
+    commands on the tracking store ``uri`` (default: as resolved) that work as printed."""
     from cnnlab.errors import ConfigError
 
     if experiment is not None and experiment.lifecycle_stage != "active":
+        uri = resolve_tracking_uri(uri)
+        number = experiment.experiment_id
+        restore = mlflow_command(f"experiments restore --experiment-id {number}", uri)
+        if uri.startswith(("http://", "https://")):  # gc works on the server's own database.
+            remove = "on the server, with mlflow gc on its backend store"
+        else:
+            store = shell_uri(uri)
+            remove = (f"`mlflow gc --backend-store-uri {store} --tracking-uri {store} "
+                      f"--experiment-ids {number}`")
         raise ConfigError(
-            f"the MLflow experiment '{experiment.name}' was deleted (id "
-            f"{experiment.experiment_id}); restore it (`mlflow experiments restore "
-            f"--experiment-id {experiment.experiment_id}`) or remove it for good (`mlflow gc`), "
-            "then run again.")
+            f"the MLflow experiment '{experiment.name}' was deleted (id {number}); restore it "
+            f"(`{restore}`) or remove it for good ({remove}), then run again"
+            f"{password_note((uri, 'MLFLOW_TRACKING_URI'))}.")
 
 
 def check_experiment(name: str, uri: str | None = None) -> None:
@@ -130,7 +146,8 @@ def check_experiment(name: str, uri: str | None = None) -> None:
     db = sqlite_path(resolve_tracking_uri(uri))
     if db is not None and not db.exists():
         return  # A new local store: no experiment yet.
-    check_experiment_active(MlflowClient(resolve_tracking_uri(uri)).get_experiment_by_name(name))
+    check_experiment_active(MlflowClient(resolve_tracking_uri(uri)).get_experiment_by_name(name),
+                            uri)
 
 
 def epoch_metrics_callback() -> Any:
@@ -344,12 +361,32 @@ def check_reachable(uri: str | None = None) -> None:
 
 @contextmanager
 def tracked_run(experiment: str, run_name: str | None, tags: dict[str, str] | None = None,
-                uri: str | None = None, nested: bool = False) -> Iterator[Any]:
-    """An MLflow run that ends FINISHED, or FAILED if the body raises; async metrics flushed."""
+                uri: str | None = None) -> Iterator[Any]:
+    """A new MLflow run in experiment ``experiment`` (created if needed), active in the block;
+    it ends FINISHED, or FAILED if the body raises; async metrics flushed.
+
+    The run is created explicitly (``MlflowClient.create_run`` in that experiment), then made
+    active by its id: ``mlflow.start_run`` alone would resume the run named by
+    ``$MLFLOW_RUN_ID`` (in whatever experiment) instead of creating one (see
+    ``new_run_tags``)."""
     experiment_id = get_or_create_experiment(experiment, uri)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags,
-                          nested=nested) as run:
+    run = MlflowClient().create_run(experiment_id, run_name=run_name,
+                                    tags=new_run_tags(tags))
+    with mlflow.start_run(run_id=run.info.run_id) as active:
         try:
-            yield run
+            yield active
         finally:
             mlflow.flush_async_logging()
+
+
+def new_run_tags(tags: dict[str, str] | None = None) -> dict[str, str]:
+    """``tags`` and the tags MLflow gives a run it starts (user, source, git commit), but
+    none that nests it: ``$MLFLOW_RUN_CONTEXT`` may hold any tags, ``mlflow.parentRunId``
+    included, and a run cnnlab creates has the parent cnnlab names or none."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    resolved = resolve_tags(dict(tags or {}))
+    if MLFLOW_PARENT_RUN_ID not in (tags or {}):
+        resolved.pop(MLFLOW_PARENT_RUN_ID, None)
+    return resolved

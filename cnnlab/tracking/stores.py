@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import re
+import shlex
 import sqlite3
 import sys
 import urllib.parse
@@ -152,6 +153,63 @@ def redact(text: str) -> str:
     return _SECRET_QUERY.sub(r"\g<key>***", text)
 
 
+# -- advice: commands that name the stores -----------------------------------------------------
+#
+# Every command cnnlab prints as advice works when pasted as printed, in the same directory and
+# shell: it names the stores it acts on (MLflow's own commands default to other stores than
+# cnnlab's), quoted for a POSIX shell. A store whose URI holds a password is named by the
+# variable that holds it ("$MLFLOW_TRACKING_URI", "$CNNLAB_STORAGE"), since cnnlab prints no
+# passwords; the advice then says to set it when the URI did not come from it.
+
+
+def shell_uri(uri: str, env: str = "MLFLOW_TRACKING_URI") -> str:
+    """``uri`` as one word of a shell command: a local SQLite store by its absolute path, so
+    that the command works from any directory; a URI with a password as ``"$<env>"``."""
+    if redact(uri) != uri:
+        return f'"${env}"'
+    db = sqlite_path(uri)
+    return shlex.quote(f"sqlite:///{db.resolve()}" if db is not None else uri)
+
+
+def password_note(*stores: tuple[str, str]) -> str:
+    """For advice naming a store by its variable (``shell_uri``): the sentence that says to
+    set the variable, unless it holds that URI already; "" otherwise. ``stores`` are
+    (URI, variable) pairs."""
+    unset = [env for uri, env in stores if redact(uri) != uri and os.environ.get(env) != uri]
+    return (f" (with ${' and $'.join(unset)} set to the store's URL: cnnlab prints no "
+            "passwords)" if unset else "")
+
+
+def mlflow_command(words: str, uri: str) -> str:
+    """An MLflow command line (``words`` after ``mlflow``) on the tracking store ``uri``: MLflow's
+    commands read the store from ``$MLFLOW_TRACKING_URI``, and default to ``./mlflow.db``."""
+    return f"MLFLOW_TRACKING_URI={shell_uri(uri)} mlflow {words}"
+
+
+def cnnlab_command(command: str, name: str | None = None, *options: str,
+                   storage: str | None = None, tracking_uri: str | None = None,
+                   stores: tuple[str, ...] = ("storage", "tracking")) -> str:
+    """A cnnlab command line: ``cnnlab <command> <options> <store options> <name>``, with the
+    stores given (those the command would find by itself left out: the defaults, with neither
+    variable set) and the study's name quoted (after ``--`` if it starts with a dash)."""
+    words = [f"cnnlab {command}", *options]
+    storage, tracking_uri = resolve_storage(storage), resolve_tracking_uri(tracking_uri)
+    if "storage" in stores and (storage != DEFAULT_STORAGE or os.environ.get(STORAGE_ENV)):
+        words += ["--storage", shell_uri(storage, STORAGE_ENV)]
+    if "tracking" in stores and (tracking_uri != DEFAULT_TRACKING_URI
+                                 or os.environ.get("MLFLOW_TRACKING_URI")):
+        words += ["--tracking-uri", shell_uri(tracking_uri)]
+    if name is not None:
+        words += (["--"] if name.startswith("-") else []) + [shlex.quote(name)]
+    return " ".join(words)
+
+
+def option_with(flag: str, value: str) -> str:
+    """``--flag value`` for a shell, ``--flag=value`` when the value starts with a dash."""
+    quoted = shlex.quote(value)
+    return f"{flag}={quoted}" if value.startswith("-") else f"{flag} {quoted}"
+
+
 HEARTBEAT_INTERVAL = 10
 """Seconds between a running trial's heartbeats in the Optuna storage."""
 GRACE_PERIOD = 60
@@ -243,7 +301,7 @@ def open_existing_storage(storage: str | None = None) -> tuple[str, Any]:
     url = resolve_storage(storage)
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).expanduser().exists():
         raise ConfigError(f"there is no Optuna storage at {url} (no study has run there); "
-                          "run `cnnlab study run` first, or name the storage with --storage.")
+                          "name the storage a study ran in with --storage (or $CNNLAB_STORAGE).")
     return url, open_storage(url)
 
 

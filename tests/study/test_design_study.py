@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
+import shlex
 import statistics
 from pathlib import Path
 
@@ -124,12 +126,18 @@ def test_the_report_is_on_the_study_run_and_printed(design: Stores, tmp_path: Pa
     # The run ended with the tables and the report's path.
     assert "filters:" in design.printed and "padding:" in design.printed
     assert "report: " in design.printed and "(report.html)" in design.printed
-    # `cnnlab report` writes the same page again, anywhere.
+    # `confirm` refuses a design, pointing to `cnnlab report`, which writes the same page
+    # again, anywhere: the command as printed (it names the stores), with --out.
     from cnnlab import cli
 
+    capsys.readouterr()
+    assert cli.main(["confirm", "tiny-design", "--storage", design.storage, "--tracking-uri",
+                     design.tracking]) == 2
+    (advice,) = re.findall(r"`([^`]+)`", capsys.readouterr().err)
+    argv = shlex.split(advice)
+    assert argv[:2] == ["cnnlab", "report"]
     out = tmp_path / "again.html"
-    assert cli.main(["report", "tiny-design", "--storage", design.storage, "--tracking-uri",
-                     design.tracking, "--out", str(out)]) == 0
+    assert cli.main([*argv[1:], "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "filters:" in printed and "padding:" in printed and "vs base" in printed
     assert f"report: {out}" in printed

@@ -4,6 +4,10 @@ before anything is read or written."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +51,10 @@ def test_a_deleted_study_run_gets_a_new_one(stores: Stores, capsys) -> None:
     err = capsys.readouterr().err
     assert f"the MLflow run of trial 1 ({child.info.run_id}) was deleted in MLflow" in err
     assert stores.client.search_registered_models() == []
+    # The advice works as printed: the run is restored in the study's store.
+    (restore,) = _run_advice(err, stores.root)
+    assert restore.startswith("MLFLOW_TRACKING_URI=") and "runs restore" in restore
+    assert stores.client.get_run(child.info.run_id).info.lifecycle_stage == "active"
 
 
 def test_a_deleted_experiment_is_refused_before_anything_is_written(stores: Stores,
@@ -63,6 +71,34 @@ def test_a_deleted_experiment_is_refused_before_anything_is_written(stores: Stor
                      "--tracking-uri", stores.tracking]) == 2
     assert "was deleted" in capsys.readouterr().err
     assert stores.client.search_registered_models() == []
+    # Each command of the advice works as printed, on the study's store (issue 22: run as
+    # printed, MLflow's commands went to ./mlflow.db or found no store).
+    restore, remove = _commands(err)
+    _run_advice(f"`{restore}`", stores.root)
+    assert stores.client.get_experiment(experiment.experiment_id).lifecycle_stage == "active"
+    stores.client.delete_experiment(experiment.experiment_id)
+    _run_advice(f"`{remove}`", stores.root)
+    assert stores.client.get_experiment_by_name("tiny") is None
+    assert not (stores.root / "mlflow.db").exists()  # MLflow's own default store.
+
+
+def _commands(text: str) -> list[str]:
+    """The commands in a message: what stands between backticks."""
+    return re.findall(r"`([^`]+)`", text)
+
+
+def _run_advice(text: str, folder: Path) -> list[str]:
+    """Run each command of the advice in ``text`` as printed, in a POSIX shell in ``folder``
+    (with this Python's ``mlflow`` and ``cnnlab`` first on the PATH); each must succeed."""
+    commands = _commands(text)
+    assert commands, text
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PATH": path}
+    for command in commands:
+        done = subprocess.run(["sh", "-c", command], cwd=folder, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
+    return commands
 
 
 def test_a_study_deleted_from_optuna_starts_afresh_beside_its_old_runs(stores: Stores,
