@@ -30,6 +30,7 @@ from cnnlab.tracking.stores import (
     local_artifact_path,
     mlflow_command,
     password_note,
+    program,
     redact,
     reroot_moved_store,
     resolve_tracking_uri,
@@ -133,7 +134,7 @@ def check_experiment_active(experiment: Any, uri: str | None = None) -> None:
             remove = "on the server, with mlflow gc on its backend store"
         else:
             store = shell_uri(uri)
-            remove = (f"`mlflow gc --backend-store-uri {store} --tracking-uri {store} "
+            remove = (f"`{program('mlflow')} gc --backend-store-uri {store} --tracking-uri {store} "
                       f"--experiment-ids {number}`")
         raise ConfigError(
             f"the MLflow experiment '{experiment.name}' was deleted (id {number}); restore it "

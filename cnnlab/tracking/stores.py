@@ -180,10 +180,23 @@ def password_note(*stores: tuple[str, str]) -> str:
             "passwords)" if unset else "")
 
 
+def program(name: str) -> str:
+    """How to call the console script ``name`` (``mlflow``) installed beside this Python: by its
+    name where the PATH finds that very one, else by its path (a virtual environment that is
+    not activated: ``.venv/bin/cnnlab`` run as README shows it), so that advice works as pasted."""
+    import shutil
+
+    beside = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if not beside.exists() or (found is not None and Path(found).resolve() == beside.resolve()):
+        return name
+    return shlex.quote(str(beside))
+
+
 def mlflow_command(words: str, uri: str) -> str:
     """An MLflow command line (``words`` after ``mlflow``) on the tracking store ``uri``: MLflow's
     commands read the store from ``$MLFLOW_TRACKING_URI``, and default to ``./mlflow.db``."""
-    return f"MLFLOW_TRACKING_URI={shell_uri(uri)} mlflow {words}"
+    return f"MLFLOW_TRACKING_URI={shell_uri(uri)} {program('mlflow')} {words}"
 
 
 def cnnlab_command(command: str, name: str | None = None, *options: str,

@@ -89,10 +89,12 @@ def _commands(text: str) -> list[str]:
 
 def _run_advice(text: str, folder: Path) -> list[str]:
     """Run each command of the advice in ``text`` as printed, in a POSIX shell in ``folder``
-    (with this Python's ``mlflow`` and ``cnnlab`` first on the PATH); each must succeed."""
+    (the PATH without this Python's folder: a virtual environment that is not activated, as
+    README runs ``.venv/bin/cnnlab``); each must succeed."""
     commands = _commands(text)
     assert commands, text
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    here = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != here)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PATH": path}
     for command in commands:
         done = subprocess.run(["sh", "-c", command], cwd=folder, env=env, capture_output=True,
