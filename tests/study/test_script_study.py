@@ -40,7 +40,7 @@ def test_a_script_runs_resumes_and_compares_as_its_study_file(tmp_path: Path, mo
                                                                capsys) -> None:
     """TINY run to 3 trials, and its script twin run to 2 and resumed to 3: the same trials,
     records and columns; the script study is then confirmed, reported and evaluated once."""
-    from cnnlab.results.compare import CURVES, trials_frame
+    from cnnlab.results.compare import CURVES, at_epoch, knob_effects, trials_frame
 
     monkeypatch.chdir(tmp_path)
     toml = _stores(tmp_path / "toml", TINY, "tiny.toml")
@@ -67,6 +67,8 @@ def test_a_script_runs_resumes_and_compares_as_its_study_file(tmp_path: Path, mo
     assert {"final_val_accuracy", "val_accuracy_epoch1", "val_accuracy_epoch2"} <= \
         set(frames[0].columns)
     assert _compare(script, capsys)[0] == _compare(toml, capsys)[0]
+    effects = [knob_effects(at_epoch(frame, 1), "paddings") for frame in frames]
+    assert list(effects[0].index) == list(effects[1].index) and len(effects[0]) >= 1
     # The study's settings read back from its identity: confirm, report, evaluate once.
     common = ["--storage", script.storage, "--tracking-uri", script.tracking]
     assert cli.main(["confirm", "tiny", "--top", "1", "--seeds", "2", *common]) == 0
