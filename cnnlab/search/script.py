@@ -118,8 +118,8 @@ class ScriptSpace:
             raise ConfigError(f"{self.where} failed at {which}: AttributeError: {err}"
                               f"{offered}.") from None
         except Exception as err:  # Whatever the user's code raises: one sentence naming it.
-            if type(err).__module__.startswith("optuna"):
-                raise  # Optuna's own signals (TrialPruned ...) and refusals, as they are.
+            if number is not None and type(err).__module__.startswith("optuna"):
+                raise  # In a study: Optuna's own signals (TrialPruned ...), as they are.
             raise ConfigError(f"{self.where} failed at {which}: {type(err).__name__}: "
                               f"{err}") from None
         if isinstance(made, Architecture):
