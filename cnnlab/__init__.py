@@ -9,8 +9,10 @@ imported when a name that needs them is first used.
   gives a ``LayerTable`` of ``LayerRow``), ``TrainConfig`` and ``TrialSpec``.
 - Data: ``load_mnist`` (the notebook's split: ``MnistSplits`` of two ``Split``),
   ``load_test_split`` (for the one evaluation only).
-- Studies: ``load_study_config``/``parse_study`` give a ``StudyConfig``; ``run_study`` runs it
-  into ``Stores`` (``Stores.resolve()``: the local ``mlruns/`` stores by default).
+- Studies: ``load_study`` (a study file or a study script), ``load_study_config``/``parse_study``
+  give a ``StudyConfig``; ``run_study`` runs it into ``Stores`` (``Stores.resolve()``: the local
+  ``mlruns/`` stores by default). A study script defines its search as a function of an Optuna
+  trial in a ``StudyScript`` and runs itself with ``study_main`` (docs/studies.md).
 - Results: ``confirm_study``, ``evaluate_study``; ``trials_frame``, ``leaderboard`` and ``front``
   give studies as pandas DataFrames.
 
@@ -45,7 +47,10 @@ _HOMES = {
     "load_mnist": "cnnlab.train.data",
     "load_test_split": "cnnlab.train.data",
     "StudyConfig": "cnnlab.search.config",
+    "load_study": "cnnlab.search.config",
     "load_study_config": "cnnlab.search.config",
+    "StudyScript": "cnnlab.search.script",
+    "study_main": "cnnlab.cli",
     "parse_study": "cnnlab.search.config",
     "Stores": "cnnlab.tracking.stores",
     "run_study": "cnnlab.study.runner",
@@ -73,6 +78,7 @@ __all__ = [
     "Split",
     "Stores",
     "StudyConfig",
+    "StudyScript",
     "TrainConfig",
     "TrialSpec",
     "confirm_study",
@@ -81,10 +87,12 @@ __all__ = [
     "front",
     "leaderboard",
     "load_mnist",
+    "load_study",
     "load_study_config",
     "load_test_split",
     "parse_study",
     "run_study",
+    "study_main",
     "trials_frame",
 ]
 __version__ = "0.1.0"

@@ -150,9 +150,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_study_check(args: argparse.Namespace) -> int:
-    from cnnlab.search.config import check_runnable, load_study_config
+    from cnnlab.search.config import check_runnable, load_study
+    from cnnlab.search.script import ScriptSpace
 
-    config = load_study_config(args.file)
+    config = load_study(args.file)
     notes = list(config.notes)
     feasible = check_runnable(config, notes)
     budget = (f"{config.n_trials} trained trials" if config.n_trials is not None else
@@ -169,7 +170,10 @@ def cmd_study_check(args: argparse.Namespace) -> int:
         print(f"then confirm: {'the front' if c.front else f'the top {c.top}'} over {c.seeds} "
               f"seeds{' beside the notebook CNN' if c.baseline else ''}")
     design = config.design
-    if design is None:
+    if isinstance(config.space, ScriptSpace):
+        _print_script_space(config.space)
+        print(f"search space: {feasible.describe()}")
+    elif design is None:
         _print_resolved(config)
         print(f"search space: {feasible.describe()}")
     else:
@@ -181,8 +185,23 @@ def cmd_study_check(args: argparse.Namespace) -> int:
             print(f"  {setting.label:<24} {table.total_params:>10,} params "
                   f"{table.total_macs:>12,} MACs  final map {final:<9} "
                   f"{setting.architecture.short()}")
-    print("the file is valid; nothing was written.")
+    print(f"the {'script' if isinstance(config.space, ScriptSpace) else 'file'} is valid; "
+          "nothing was written.")
     return 0
+
+
+def _print_script_space(space: Any) -> None:
+    """A study script's parameters, as its search function suggests them over random draws
+    (``ScriptSpace.identity``): a line per parameter, its choices or range (a | b: choices;
+    low..high: a range; by: a step)."""
+    from cnnlab.search.script import FINGERPRINT_DRAWS
+
+    parameters = space.parameters()
+    print(f"search function {space.where.split(': ')[-1]}: the parameters it suggests over "
+          f"{FINGERPRINT_DRAWS} random draws (a | b: choices; low..high: a range):")
+    width = max((len(name) for name in parameters), default=0)
+    for name, described in parameters.items():
+        print(f"  {name:<{width}}  {described}")
 
 
 def _print_resolved(config: Any) -> None:
@@ -261,10 +280,11 @@ def _show(path: str, param: Any) -> str:
 
 
 def study_config(args: argparse.Namespace) -> Any:
-    """The study's configuration, built once: the file, then the command line's overrides."""
-    from cnnlab.search.config import load_study_config
+    """The study's configuration, built once: the file (or script), then the command line's
+    overrides."""
+    from cnnlab.search.config import load_study
 
-    config = load_study_config(args.file)
+    config = load_study(args.file)
     overrides = {k: getattr(args, k) for k in ("n_trials", "timeout")
                  if getattr(args, k) is not None}
     return dataclasses.replace(config, **overrides) if overrides else config
@@ -307,6 +327,17 @@ def cmd_study_run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return exit_code(stop)
     return 1 if outcome.stopped is not None else 0
+
+
+def study_main(file: str | Path, argv: list[str] | None = None) -> int:
+    """A study script's ``if __name__ == "__main__":`` (``sys.exit(cnnlab.study_main(__file__))``):
+    ``python NAME.py [OPTIONS]`` is ``cnnlab study run NAME.py [OPTIONS]``, and ``python NAME.py
+    check`` is ``cnnlab study check NAME.py``. ``argv`` defaults to ``sys.argv[1:]``; returns
+    the command's exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"]:
+        return main(["study", "check", str(file), *argv[1:]])
+    return main(["study", "run", str(file), *argv])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -546,7 +577,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 def _study_parsers(sub: argparse._SubParsersAction) -> None:
     study = sub.add_parser("study", help="Optuna studies over the CNN's architecture",
                            description="Optuna studies declared in study files "
-                                       "(experiments/*.toml).")
+                                       "(experiments/*.toml) or study scripts "
+                                       "(experiments/*.py).")
     study_sub = study.add_subparsers(dest="study_command", required=True, metavar="COMMAND")
     _study_run_parser(study_sub)
     _study_check_parser(study_sub)
@@ -558,7 +590,9 @@ def _study_run_parser(study_sub: argparse._SubParsersAction) -> None:
         description="Create the study in the Optuna storage, or resume it, and run trials until "
                     "the study's total is reached; every trial is an MLflow run nested under "
                     "the study's run.")
-    run.add_argument("file", type=Path, help="the study file, e.g. experiments/quickstart.toml")
+    run.add_argument("file", type=Path,
+                     help="the study file, e.g. experiments/quickstart.toml, or a study script, "
+                          "e.g. experiments/quickstart.py")
     run.add_argument("--n-trials", type=_positive, metavar="N",
                      help="a new total number of trials for the study (default: the file's)")
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
@@ -583,7 +617,7 @@ def _study_check_parser(study_sub: argparse._SubParsersAction) -> None:
         description="Read and check a study file as `study run` does (every key, the sampler "
                     "and pruner run in memory, the trainable fraction of the space), and say "
                     "what it would run. Touches no store and reads no data.")
-    check.add_argument("file", type=Path, help="the study file")
+    check.add_argument("file", type=Path, help="the study file (.toml) or study script (.py)")
     check.set_defaults(func=cmd_study_check)
 
 

@@ -41,6 +41,35 @@ padding = ["valid", "same"]
 dense_units = [16, 32]
 """
 
+TINY_SCRIPT = '''"""TINY as a study script: the same settings and parameters, in the same order."""
+import sys
+
+import cnnlab
+from cnnlab import Architecture, ConvLayer
+
+
+def search(trial):
+    layers = []
+    for i in range(1, trial.suggest_categorical("n_conv", [1, 2]) + 1):
+        layers.append(ConvLayer(
+            filters=trial.suggest_categorical(f"conv{i}_filters", [4, 8]),
+            kernel_size=trial.suggest_categorical(f"conv{i}_kernel_size", [3, 5]),
+            strides=trial.suggest_categorical(f"conv{i}_strides", [1, 2]),
+            padding=trial.suggest_categorical(f"conv{i}_padding", ["valid", "same"])))
+    return Architecture(conv=tuple(layers),
+                        dense=(trial.suggest_categorical("dense1_units", [16, 32]),))
+
+
+study = cnnlab.StudyScript(
+    search, name="tiny", description="a tiny study for the tests", seed=5, n_trials=3,
+    sampler={"name": "random"}, pruner={"name": "none"},
+    training={"epochs": 2, "train_size": 512, "val_size": 256})
+
+if __name__ == "__main__":
+    sys.exit(cnnlab.study_main(__file__))
+'''
+"""``TINY`` written as a study script (``cnnlab.search.script``): its twin."""
+
 
 class Stores:
     """A temp folder with a study file, an Optuna SQLite storage and an MLflow SQLite store."""

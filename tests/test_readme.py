@@ -334,7 +334,10 @@ def _script_options(script: str) -> frozenset[str]:
     """The option strings a script's argparse parser takes, read from its source (the scripts
     import Optuna, Keras or cnnlab at their top; reading them is cheaper than running
     ``--help``, and does not depend on what they import)."""
-    tree = ast.parse((REPO / script).read_text())
+    text = (REPO / script).read_text()
+    if script.startswith("experiments/") and "cnnlab.study_main(" in text:
+        return _study_run_options()  # A study script: `python NAME.py` is `study run NAME.py`.
+    tree = ast.parse(text)
     options = {"--help"}
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -343,6 +346,15 @@ def _script_options(script: str) -> frozenset[str]:
                         if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
                         and arg.value.startswith("-")}
     return frozenset(options)
+
+
+def _study_run_options() -> frozenset[str]:
+    """The options `cnnlab study run` takes (a study script's: ``cnnlab.study_main``)."""
+    from cnnlab import cli
+
+    study = cli.build_parser()._subparsers._group_actions[0].choices["study"]
+    run = study._subparsers._group_actions[0].choices["run"]
+    return frozenset(o for action in run._actions for o in action.option_strings)
 
 
 def test_every_script_run_names_options_it_takes() -> None:

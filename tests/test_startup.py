@@ -37,6 +37,7 @@ def imported_by(*argv: str, cwd: Path = REPO) -> tuple[list[str], str]:
     ["shapes"],
     ["shapes", "--conv", "8:5:2:same", "--dense", "16"],
     ["study", "check", "experiments/quickstart.toml"],
+    ["study", "check", "experiments/quickstart.py"],
     ["study", "run", "experiments/no-such-file.toml"],
     ["study", "run", "experiments/quickstart.toml", "--n-trials", "0"],
     ["train", "--epochs", "0"],

@@ -1,3 +1,4 @@
-"""The search layer: study files (``StudyConfig``), the search space as data, the samplers and
-pruners built from them, and a trial's outcome in the study's books.
+"""The search layer: study files and study scripts (``StudyConfig``), the search space as data
+(or a script's search function), the samplers and pruners built from them, and a trial's outcome
+in the study's books.
 """

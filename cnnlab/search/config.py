@@ -48,6 +48,7 @@ whose message names the key.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import re
@@ -61,6 +62,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR
 from cnnlab.search.design import Design, parse_design
 from cnnlab.search.factory import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from cnnlab.search.script import ScriptSpace, StudyScript
 from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import HARD_MAX_PARAMS
@@ -69,6 +71,9 @@ from cnnlab.spec.trialspec import TrainConfig
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MAX_EPOCHS = 10_000
 """More epochs than any study here would run: a larger number is a typo."""
+SCRIPT_DRY_RUN = 20
+"""Trials of a study script's dry run (``dry_run``): Optuna's checks of its suggest calls (one
+name, one kind of distribution) on more of its branches than a study file's three."""
 MAX_NAME = 200
 """The longest study name: it names an Optuna study, an MLflow experiment and folders."""
 
@@ -121,15 +126,17 @@ class StudyConfig:
     training: TrainConfig = TrainConfig()
     train_size: int | None = None
     val_size: int | None = None
-    space: SearchSpace | Design = SearchSpace()
-    """What each trial may choose: a search space, or a designed experiment's settings."""
+    space: SearchSpace | Design | ScriptSpace = SearchSpace()
+    """What each trial may choose: a search space, a designed experiment's settings, or a
+    study script's search function."""
     confirm: ConfirmConfig | None = None
     """Confirm the leading trials over seeds once the study has its trials."""
     path: Path | None = None
     text: str = ""
     """The file's text, logged as it was on the study's MLflow run."""
     source: dict[str, Any] = field(default_factory=dict, compare=False)
-    """The file's settings as data (the parsed TOML): the study's identity is made from it."""
+    """The file's settings as data (the parsed TOML; a script's settings, with what its search
+    function does under ``script``): the study's identity is made from it."""
 
     @property
     def objectives(self) -> list[str]:
@@ -179,40 +186,139 @@ class StudyConfig:
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
         "objectives", "max_params", "allow_repeats", "sampler", "pruner", "training", "search",
         "confirm", "design"}
+_SCRIPT = "script"
+"""The key under which a study script's identity keeps what its search function does
+(``ScriptSpace.identity``), in place of a study file's ``search``; not a key of study files."""
 _NOT_WITH_DESIGN = ("search", "sampler", "pruner", "objectives", "allow_repeats", "confirm")
 """What a study file with ``[design]`` cannot also give: its trials are the design's grid,
 trained in full (no pruning), one objective, each setting over its own seeds."""
 _TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size"}
 
 
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and check a study: a study script (``.py``, ``load_study_script``), else a study
+    file (TOML, ``load_study_config``). Raises ``ConfigError`` naming the file and the key."""
+    return load_study_script(path) if Path(path).suffix == ".py" else load_study_config(path)
+
+
+def _read(path: Path, kind: str, form: str) -> str:
+    """A study file's or script's text; a ``ConfigError`` naming it if it cannot be read."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{kind} {path} does not exist.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{kind} {path} is a directory, not a file.") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{kind} {path} is not UTF-8 text (byte {err.start}); {form} files "
+                          "are UTF-8.") from None
+    except OSError as err:
+        raise ConfigError(f"{kind} {path} cannot be read: {err.strerror}.") from None
+
+
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and check a study file."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"study file {path} does not exist.") from None
-    except IsADirectoryError:
-        raise ConfigError(f"study file {path} is a directory, not a file.") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"study file {path} is not UTF-8 text (byte {err.start}); TOML files "
-                          "are UTF-8.") from None
-    except OSError as err:
-        raise ConfigError(f"study file {path} cannot be read: {err.strerror}.") from None
+    text = _read(path, "study file", "TOML")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"study file {path} is not valid TOML: {err}.") from None
+    if _SCRIPT in data:
+        raise ConfigError(f"{path}: unknown key {_SCRIPT!r}; expected some of "
+                          f"{', '.join(sorted(_TOP))} (a search written in Python is a study "
+                          "script, experiments/NAME.py).")
     return parse_study(data, where=str(path), text=text, path=path)
 
 
+def load_study_script(path: str | Path) -> StudyConfig:
+    """Read and check a study script (``cnnlab.search.script``): run it as a module (not as
+    ``__main__``), take its one ``StudyScript``, check its settings as a study file's, and
+    draw from its search function (``ScriptSpace.identity``), all before any store is
+    touched. Raises ``ConfigError`` naming the script and what is wrong: it cannot be run, it
+    has no ``StudyScript`` or several, a setting is bad, or its function fails or returns
+    anything but a ``TrialSpec`` or an ``Architecture``."""
+    path = Path(path)
+    text = _read(path, "study script", "Python")
+    script = _the_study_script(path, _run_script(path, text))
+    settings = _plain_data(script.settings)
+    given = [k for k in ("search", "design", _SCRIPT) if k in settings]
+    if given:
+        raise ConfigError(f"{path}: {given[0]!r} is not a setting of a study script; its search "
+                          "is the function given to StudyScript (a designed experiment is a "
+                          "study file's [design]).")
+    if not callable(script.search):
+        raise ConfigError(f"{path}: the first argument of StudyScript must be the search "
+                          f"function, not {script.search!r}.")
+    name = getattr(script.search, "__name__", "search")
+    space = ScriptSpace(script.search, where=f"{path}: {name}()")
+    config = parse_study(settings, where=str(path), text=text, path=path, space=space)
+    identity = space.identity(config.training)
+    return dataclasses.replace(config, source={**config.source, _SCRIPT: identity})
+
+
+def _run_script(path: Path, text: str) -> dict[str, Any]:
+    """The module namespace of the study script at ``path``, run under a name of its own (so
+    that ``if __name__ == "__main__":`` does not run), with its folder on ``sys.path`` as
+    ``python path`` would have it."""
+    import importlib.util
+    import sys
+    import traceback
+
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    module_name = "cnnlab_study_script_" + re.sub(r"\W", "_", path.stem)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # Dataclasses and pickling look their module up.
+    try:
+        exec(compile(text, str(path), "exec"), module.__dict__)
+    except Exception as err:  # Whatever the user's code raises: one sentence naming it.
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == str(path)]
+        line = f" (line {frames[-1].lineno})" if frames else ""
+        raise ConfigError(f"study script {path} fails when it is run{line}: "
+                          f"{type(err).__name__}: {err}") from None
+    return module.__dict__
+
+
+def _the_study_script(path: Path, namespace: dict[str, Any]) -> StudyScript:
+    """The one ``StudyScript`` a script defines at module level."""
+    found = {name: value for name, value in namespace.items()
+             if isinstance(value, StudyScript)}
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)} ({', '.join(found)})"
+        raise ConfigError(f"study script {path} defines {what} cnnlab.StudyScript at module "
+                          "level; it must define one, e.g. study = cnnlab.StudyScript(search, "
+                          "name=..., n_trials=...).")
+    return next(iter(found.values()))
+
+
+def _plain_data(value: Any) -> Any:
+    """A script's settings as a study file's data: tuples as lists (TOML has arrays only)."""
+    if isinstance(value, dict):
+        return {k: _plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_data(v) for v in value]
+    return value
+
+
 def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
-                path: Path | None = None) -> StudyConfig:
-    """Check a study given as a dict (the parsed TOML); errors name ``where`` and the key."""
-    unknown = sorted(set(data) - _TOP)
+                path: Path | None = None,
+                space: ScriptSpace | None = None) -> StudyConfig:
+    """Check a study given as a dict (the parsed TOML); errors name ``where`` and the key.
+    ``space`` is a study script's search (``load_study_script``) in place of ``search``; a
+    study's stored identity with a ``script`` entry (what a script's function did) is read
+    back with a ``ScriptSpace`` that draws nothing."""
+    unknown = sorted(set(data) - _TOP - {_SCRIPT})
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of "
                           f"{', '.join(sorted(_TOP))}.")
+    if _SCRIPT in data and space is None:
+        if not isinstance(data[_SCRIPT], dict) or "search" in data or "design" in data:
+            raise ConfigError(f"{where}: {_SCRIPT!r} must be a table (what a study script's "
+                              "search function does), without 'search' or 'design'.")
+        space = ScriptSpace(None, where=f"{where}: search function", stored=data[_SCRIPT])
     name = _name(data, where)
     description = _typed(data, "description", str, where, "")
     seed = _integer(data, "seed", where, 0, minimum=0, maximum=2**32 - 1)  # NumPy's range.
@@ -260,7 +366,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
                           "'dominance' (cnnlab's) or 'none'.")
 
     training, train_size, val_size = _training(data.get("training", {}), where, seed)
-    space = design or parse_space(data.get("search", {}), where=f"{where}: search")
+    space = design or space or parse_space(data.get("search", {}), where=f"{where}: search")
     if design is not None:
         n_trials = n_trials or design.size
         _within_budget(design, max_params, where)
@@ -272,7 +378,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
         space=space, confirm=confirm, path=path, text=text, source=data)
-    if design is None:
+    if isinstance(space, SearchSpace):
         _check_builds(config, where)
     return config
 
@@ -339,7 +445,7 @@ def dry_run(config: StudyConfig) -> list[str]:
     import optuna
 
     def objective(trial: Any) -> Any:
-        config.space.suggest(trial)
+        config.space.suggest(trial, config.training)
         if config.size_objective is not None:
             return 0.5, 1000.0  # Optuna's pruners are refused for two objectives.
         for epoch in (1, 2):  # Optuna's step is the epoch's number, from 1.
@@ -347,6 +453,7 @@ def dry_run(config: StudyConfig) -> list[str]:
             trial.should_prune()
         return 0.5
 
+    script = isinstance(config.space, ScriptSpace)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.CRITICAL)
     said: list[str] = []
@@ -356,12 +463,17 @@ def dry_run(config: StudyConfig) -> list[str]:
             study = optuna.create_study(directions=config.directions,
                                         sampler=make_sampler(config, say=said.append),
                                         pruner=make_pruner(config))
-            study.optimize(objective, n_trials=3)
+            # A script's function may branch: more trials reach more of its suggest calls.
+            study.optimize(objective, n_trials=SCRIPT_DRY_RUN if script else 3)
+    except ConfigError:
+        raise  # A script's function failed: ScriptSpace.suggest said so.
     except Exception as err:  # Whatever Optuna raises: say which component and why.
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ConfigError(
-            f"{config.path or config.name}: the sampler ({config.sampler.name}) or pruner "
-            f"({config.pruner.name}) fails in Optuna with these options: "
+            f"{config.path or config.name}: "
+            + ("the search function's suggest calls, " if script else "")
+            + f"the sampler ({config.sampler.name}) or pruner ({config.pruner.name}) fails in "
+            f"Optuna{'' if script else ' with these options'}: "
             f"{type(err).__name__}: {reason}") from None
     finally:
         optuna.logging.set_verbosity(verbosity)

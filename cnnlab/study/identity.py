@@ -1,7 +1,8 @@
 """Is this the study it claims to be? The checks made when a study is opened, and its identity.
 
 A study's identity is its configuration (``StudyConfig.identity``: the file's settings but the
-budget and the words), its data (the digests of the training and validation splits) and its
+budget and the words; for a study script, what its search function draws,
+``cnnlab.search.script``), its data (the digests of the training and validation splits) and its
 storage (a random id kept in the study, which names its MLflow study run): resuming with another
 file or other data is refused. A study that was evaluated on the test set takes no more trials,
 and ``--from-study`` starts a new study from the trials of one that searched the same space.

@@ -403,23 +403,27 @@ def test_bad_study_files_touch_no_store(change: tuple[str, str], message: str,
 
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.toml"))
+SCRIPTS = sorted(p for p in EXPERIMENTS[0].parent.glob("*.py")
+                 if "cnnlab.StudyScript(" in p.read_text())
+"""The study scripts among the experiments (``cnnlab.search.script``)."""
 
 
 def test_experiments_include_the_required_studies() -> None:
     names = {p.stem for p in EXPERIMENTS}
     assert {"quickstart", "filters_kernels", "strides_padding", "full_space"} <= names
+    assert [p.name for p in SCRIPTS] == ["quickstart.py"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXPERIMENTS + SCRIPTS, ids=lambda p: p.name)
 def test_every_experiment_file_runs_shrunk(path: Path, tmp_path: Path, monkeypatch) -> None:
     from dataclasses import replace
 
-    from cnnlab.search.config import load_study_config
+    from cnnlab.search.config import load_study
     from cnnlab.study.runner import run_study
     from cnnlab.tracking.stores import Stores as StoreURLs
 
-    config = load_study_config(path)
+    config = load_study(path)
     small = replace(config, train_size=256, val_size=128,
                            training=replace(config.training, epochs=1))
     monkeypatch.chdir(tmp_path)
