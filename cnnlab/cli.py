@@ -15,7 +15,8 @@ from typing import Any
 
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
 from cnnlab.spec import defaults
-from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture
+from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ShrinkError
+from cnnlab.spec.shapes import format_failed_rows
 from cnnlab.spec.trialspec import OPTIMIZERS
 from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 from cnnlab.train.data import DATA_DIR_ENV
@@ -114,7 +115,13 @@ def cmd_shapes(args: argparse.Namespace) -> int:
     if args.input is not None:
         arch = dataclasses.replace(arch, input_shape=args.input)
     print(f"architecture {arch.describe()}")
-    print(arch.layer_table().format())
+    try:
+        table = arch.layer_table()
+    except ShrinkError as err:  # The table up to the layer that fails, then the one sentence.
+        if err.rows:
+            print(format_failed_rows(err.input_shape, err.rows), flush=True)
+        raise
+    print(table.format())
     return 0
 
 
@@ -490,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cnnlab",
         description="Hyperparameter experiments on convolutional networks for MNIST, tracked "
                     "in MLflow.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _shapes_parser(sub)
     _train_parser(sub)
@@ -500,6 +508,17 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _ui_parser(sub)
     return parser
+
+
+def _version() -> str:
+    """cnnlab's installed version, as its package metadata says (``unknown`` when it runs from
+    a source tree that was never installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cnnlab")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _shapes_parser(sub: argparse._SubParsersAction) -> None:

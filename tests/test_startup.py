@@ -34,6 +34,7 @@ def imported_by(*argv: str, cwd: Path = REPO) -> tuple[list[str], str]:
 
 @pytest.mark.parametrize("argv", [
     ["--help"],
+    ["--version"],
     ["shapes"],
     ["shapes", "--conv", "8:5:2:same", "--dense", "16"],
     ["study", "check", "experiments/quickstart.toml"],
@@ -99,3 +100,12 @@ def test_importing_keras_through_cnnlab_prints_no_start_up_noise() -> None:
                            timeout=300)
     assert quiet.returncode == 0 and quiet.stdout.strip() == "ok", quiet.stderr
     assert not any(tf_quiet.is_noise(line) for line in quiet.stderr.splitlines()), quiet.stderr
+
+
+def test_version_is_the_installed_version(capsys) -> None:
+    from importlib.metadata import version
+
+    from cnnlab import cli
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"cnnlab {version('cnnlab')}\n"

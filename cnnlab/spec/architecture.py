@@ -26,6 +26,20 @@ MNIST_INPUT_SHAPE = (28, 28, 1)
 MNIST_CLASSES = 10
 
 
+class ShrinkError(ArchitectureError):
+    """A layer would shrink its feature map below 1x1, so the network cannot be built. Besides
+    the message (naming the layer and the shapes): ``input_shape``, and ``rows``, the layer
+    table's rows up to and including the failing layer's (whose output is 0 high or wide), for
+    ``shapes.format_failed_rows``."""
+
+    def __init__(self, message: str, input_shape: tuple[int, ...] = (),
+                 rows: list[shapes.LayerRow] | tuple[shapes.LayerRow, ...] = ()) -> None:
+        # Defaults, so that a copy made by pickle (from the message alone) is still one.
+        super().__init__(message)
+        self.input_shape = tuple(input_shape)
+        self.rows = tuple(rows)
+
+
 @dataclass(frozen=True)
 class ConvLayer:
     """One Conv2D layer (ReLU): filters, square or rectangular kernel, strides and padding;
@@ -128,7 +142,8 @@ class Architecture:
         """Per-layer output shapes, parameters and multiply-adds (one row per Keras layer),
         with the receptive field, effective stride and final feature map.
 
-        Raises ``ArchitectureError`` if a feature map would shrink below 1x1.
+        Raises ``ShrinkError`` (an ``ArchitectureError``) if a feature map would shrink below
+        1x1; it holds the rows up to and including that layer's.
         """
         rows = []
         windows: list[tuple[int | tuple[int, int], int | tuple[int, int]]] = []
@@ -136,15 +151,16 @@ class Architecture:
         for i, layer in enumerate(self.conv):
             out = shapes.conv2d_output_shape(shape, layer.filters, layer.kernel_size,
                                              layer.strides, layer.padding)
-            if min(out[:2]) < 1:
-                raise ArchitectureError(
-                    f"layer {self.conv_name(i)} ({layer.describe()}) would shrink its "
-                    f"{shape[0]}x{shape[1]}x{shape[2]} input to {out[0]}x{out[1]}: the kernel "
-                    f"does not fit; use a smaller kernel, stride 1 or 'same' padding.")
             rows.append(shapes.LayerRow(
                 self.conv_name(i), "Conv2D", out,
                 shapes.conv2d_params(shape[2], layer.filters, layer.kernel_size),
                 shapes.conv2d_macs(out, shape[2], layer.kernel_size)))
+            if min(out[:2]) < 1:
+                raise ShrinkError(
+                    f"layer {self.conv_name(i)} ({layer.describe()}) would shrink its "
+                    f"{shape[0]}x{shape[1]}x{shape[2]} input to {out[0]}x{out[1]}: the kernel "
+                    f"does not fit; use a smaller kernel, stride 1 or 'same' padding.",
+                    self.input_shape, rows)
             windows.append((layer.kernel_size, layer.strides))
             shape = out
             if layer.batchnorm:
@@ -152,14 +168,14 @@ class Architecture:
                                             shapes.batchnorm_params(shape[2]), 0))
             if layer.pool != "none":
                 out = shapes.pool2d_output_shape(shape, layer.pool_size)
+                kind = "MaxPooling2D" if layer.pool == "max" else "AveragePooling2D"
+                rows.append(shapes.LayerRow(self.pool_name(i), kind, out, 0, 0))
                 if min(out[:2]) < 1:
-                    raise ArchitectureError(
+                    raise ShrinkError(
                         f"layer {self.pool_name(i)} ({layer.pool}{layer.pool_size}) would "
                         f"shrink its {shape[0]}x{shape[1]}x{shape[2]} input to "
                         f"{out[0]}x{out[1]}: the pool window does not fit; use a smaller "
-                        "pool_size or no pool.")
-                kind = "MaxPooling2D" if layer.pool == "max" else "AveragePooling2D"
-                rows.append(shapes.LayerRow(self.pool_name(i), kind, out, 0, 0))
+                        "pool_size or no pool.", self.input_shape, rows)
                 windows.append((layer.pool_size, layer.pool_size))
                 shape = out
         final_map = (shape[0], shape[1], shape[2])
@@ -370,6 +386,10 @@ class Architecture:
                     except ValueError:
                         raise ArchitectureError(
                             f"dense units {piece.strip()!r} must be an integer.") from None
+                    if units[-1] == 0:
+                        raise ArchitectureError(
+                            f"dense units {piece.strip()!r}: a Dense layer needs at least 1 "
+                            "unit; for no hidden Dense layer give --dense ''.")
         return cls(conv=tuple(layers), dense=tuple(units), head=head, dropout=dropout)
 
 
