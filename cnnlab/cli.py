@@ -348,7 +348,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cnnlab.results.compare import LEADERBOARD, front, leaderboard, trials_frame
+    from cnnlab.results.compare import front, leaderboard, select_columns, trials_frame
 
     frame = trials_frame(args.studies or None, storage=args.storage,
                          tracking_uri=args.tracking_uri)
@@ -362,11 +362,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         board = leaderboard(frame, sort=args.sort, ascending=True if args.ascending else None,
                             top=args.top, states=states)
+    columns = select_columns(board, args.columns)  # Checked before anything is written.
     if args.csv is not None:
         board.to_csv(args.csv, index=False)
         print(f"wrote {len(board)} row(s) and {len(board.columns)} columns to {args.csv}")
-    columns = [c for c in (args.columns.split(",") if args.columns else LEADERBOARD)
-               if c in board.columns]
     with pd.option_context("display.width", 200, "display.max_columns", 50,
                            "display.max_colwidth", 48):
         print(board[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -676,7 +675,9 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
                          help="only the trials on each study's front of validation score "
                               "against size (n_params, or the study's size objective), "
                               "smallest first")
-    compare.add_argument("--columns", metavar="A,B,...", help="columns to print")
+    compare.add_argument("--columns", metavar="A,B,...",
+                         help="columns to print, e.g. trial,value,conv*_filters (a glob stands "
+                              "for every column it matches; --csv FILE lists them all)")
     compare.add_argument("--csv", type=Path, metavar="FILE",
                          help="also write the rows, all columns, to FILE")
     _add_storage_arg(compare)

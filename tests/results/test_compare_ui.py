@@ -96,6 +96,39 @@ def test_compare_command_sorts_filters_and_writes_csv(stores: Stores, tmp_path: 
     assert "--sort 'colour' is not a column" in capsys.readouterr().err
 
 
+def test_columns_and_sort_follow_one_rule_and_globs_stand_for_columns(
+        stores: Stores, tmp_path: Path, capsys) -> None:
+    from cnnlab.results.compare import trials_frame
+
+    base = ["compare", "tiny", "--storage", stores.storage, "--tracking-uri", stores.tracking]
+    csv = tmp_path / "board.csv"
+    # An unknown name is refused as --sort's is, before the CSV is written.
+    assert cli.main([*base, "--columns", "trial,bogus", "--csv", str(csv)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("cnnlab compare: error: --columns 'bogus' is not a column; columns: "
+                          "study, trial, ") and "\n" not in err
+    assert captured.out == "" and not csv.exists()
+    assert cli.main([*base, "--sort", "bogus"]) == 2
+    assert "error: --sort 'bogus' is not a column; columns: study, trial, " in \
+        capsys.readouterr().err
+    # A glob matching nothing is refused; --sort, one column, refuses a glob.
+    assert cli.main([*base, "--columns", "trial,colour*"]) == 2
+    assert "--columns 'colour*' matches no column" in capsys.readouterr().err
+    assert cli.main([*base, "--sort", "conv*_filters"]) == 2
+    assert "--sort 'conv*_filters' is a pattern; --sort takes one column" in \
+        capsys.readouterr().err
+    # A glob stands for the columns it matches, in the frame's order; a name comes once.
+    assert cli.main([*base, "--sort", "trial", "--columns", "trial,conv*_filters,trial"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    frame = trials_frame("tiny", storage=stores.storage, tracking_uri=stores.tracking)
+    filters = [c for c in frame.columns if c.startswith("conv") and c.endswith("_filters")]
+    assert filters == ["conv1_filters", "conv2_filters"]  # The study draws 1 or 2 layers.
+    assert lines[0].split() == ["trial", *filters]
+    assert [int(line.split()[0]) for line in lines[1:]] == sorted(
+        t.number for t in stores.study("tiny").trials)
+
+
 def test_compare_labels_infeasible_draws_infeasible(stores: Stores, capsys) -> None:
     # The study's pruner is "none": every PRUNED trial in Optuna's store is an infeasible
     # draw, never built, and none may show as PRUNED.
