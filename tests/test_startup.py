@@ -109,3 +109,18 @@ def test_version_is_the_installed_version(capsys) -> None:
 
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out == f"cnnlab {version('cnnlab')}\n"
+
+
+def test_a_new_tracking_store_is_made_without_mlflows_info_lines(tmp_path: Path) -> None:
+    """The first command over a store made MLflow say "Creating initial MLflow database
+    tables..." and "Updating database tables" (INFO) about a store cnnlab makes itself."""
+    code = ("import mlflow\n"
+            "from cnnlab.tracking import runs\n"
+            "runs.use_tracking_store('sqlite:///mlruns/mlflow.db')\n"
+            "print([e.name for e in mlflow.search_experiments()])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['Default']"  # The store was made, tables and all ...
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+    assert "database tables" not in result.stderr and " INFO " not in result.stderr  # ... quietly.
