@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcome = run_training(
         spec, data_dir=args.data_dir, train_size=args.train_size,
         val_size=args.val_size, experiment=args.experiment, run_name=args.run_name,
-        tracking_uri=args.tracking_uri, verbose=2)
+        tracking_uri=args.tracking_uri, epoch_lines=True)
     history = outcome.result.history
     uri = resolve_tracking_uri(args.tracking_uri)
     print(f"val_accuracy {history['val_accuracy'][-1]:.4f}  val_loss {history['val_loss'][-1]:.4f}"
