@@ -407,6 +407,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # only runs its GenAI jobs (scorers, prompt optimization, evaluation), which a tracking UI
     # of CNN runs never asks for: off, unless the environment turns it on explicitly.
     env.setdefault(_JOB_EXECUTION, "false")
+    env.update(_quiet_server_env(env, uri))
     db = stores.sqlite_path(uri)
     if db is not None:
         if not db.exists():
@@ -436,6 +437,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 _JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+
+_SERVER_WARNING = "ignore:starlette.middleware.wsgi is deprecated:UserWarning"
+"""A warnings filter (``PYTHONWARNINGS``'s form) for the StarletteDeprecationWarning that MLflow's
+server raises as it imports Starlette's WSGI middleware: about MLflow's code, nothing a user of
+``cnnlab ui`` can act on."""
+_SERVER_LOGS = "--no-access-log --log-level warning"
+"""uvicorn's options for the server (MLflow's ``--uvicorn-opts``): no line per request, and
+uvicorn's start-up and shut-down lines off (``cnnlab ui`` says where it serves); its warnings
+and errors still come through."""
+
+
+def _quiet_server_env(env: dict[str, str], uri: str) -> dict[str, str]:
+    """What the MLflow server's environment gets so that it says only what matters: uvicorn's
+    options (unless ``MLFLOW_UVICORN_OPTS`` names others), the Starlette warning filtered (after
+    any ``PYTHONWARNINGS`` of the user's), and the registry named as the tracking store, where
+    cnnlab keeps its registered models (else MLflow prints "Registry store URI not provided.
+    Using backend store URI.")."""
+    warnings = ",".join(filter(None, (env.get("PYTHONWARNINGS"), _SERVER_WARNING)))
+    return {"MLFLOW_UVICORN_OPTS": env.get("MLFLOW_UVICORN_OPTS") or _SERVER_LOGS,
+            "PYTHONWARNINGS": warnings, "MLFLOW_REGISTRY_STORE_URI": uri}
 
 # `mlflow server`, except that the process checks the options and prepares the store as MLflow
 # does, then becomes the uvicorn server itself (exec) instead of starting it as a child and

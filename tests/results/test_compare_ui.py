@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -219,6 +220,53 @@ def test_ui_runs_one_server_and_no_job_runner(stores: Stores) -> None:
         assert b"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" in environ
         with urllib.request.urlopen(base + "/", timeout=10) as response:
             assert b"<html" in response.read().lower()
+
+
+def test_ui_logs_no_request_and_no_deprecation_warning(stores: Stores) -> None:
+    """MLflow's server printed a StarletteDeprecationWarning as it started and a line for every
+    request (uvicorn's access log); `cnnlab ui` prints its one line, and the server only what
+    is wrong."""
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from tests.studies import _free_port
+
+    for _ in range(3):  # Another process may take the free port first: then another port.
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        out, err = tempfile.TemporaryFile(mode="w+"), tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port),
+                                 "--tracking-uri", stores.tracking], stdout=out, stderr=err,
+                                text=True)
+        try:
+            deadline = time.monotonic() + 180
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(base + "/health", timeout=5).read()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            if proc.poll() is not None:
+                continue
+            with urllib.request.urlopen(base + "/", timeout=10) as response:
+                assert b"<html" in response.read().lower()
+            assert _api(base, "/api/2.0/mlflow/registered-models/search") is not None
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(base + "/api/2.0/mlflow/no-such-endpoint", timeout=10)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        break
+    else:
+        raise AssertionError("cnnlab ui exited before it was healthy, three times")
+    out.seek(0)
+    err.seek(0)
+    printed, logged = out.read(), err.read()
+    assert printed.splitlines() == [f"MLflow UI at {base} over {stores.tracking} (Ctrl-C stops it)"]
+    assert "Warning" not in logged and "starlette" not in logged, logged
+    assert "GET " not in printed + logged and " INFO: " not in printed + logged, logged
 
 
 def _descendants(root: int) -> list[tuple[int, str]]:
