@@ -18,6 +18,7 @@ from cnnlab.spec import defaults
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ShrinkError
 from cnnlab.spec.shapes import format_failed_rows
 from cnnlab.spec.trialspec import OPTIMIZERS
+from cnnlab.spec.words import count
 from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 from cnnlab.train.data import DATA_DIR_ENV
 
@@ -148,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = outcome.result.history
     uri = resolve_tracking_uri(args.tracking_uri)
     print(f"val_accuracy {history['val_accuracy'][-1]:.4f}  val_loss {history['val_loss'][-1]:.4f}"
-          f" after {outcome.result.epochs_run} epochs")
+          f" after {count(outcome.result.epochs_run, 'epoch')}")
     print(f"MLflow run {outcome.run_id} in experiment '{args.experiment}' "
           f"({redact(uri)}); browse it with: "
           f"{cnnlab_command('ui', tracking_uri=uri, stores=('tracking',))}"
@@ -162,9 +163,9 @@ def cmd_study_check(args: argparse.Namespace) -> int:
     config = load_study_config(args.file)
     notes = list(config.notes)
     feasible = check_runnable(config, notes)
-    budget = (f"{config.n_trials} trained trials" if config.n_trials is not None else
+    budget = (count(config.n_trials, "trained trial") if config.n_trials is not None else
               f"{config.timeout:g} s")
-    print(f"study '{config.name}': {budget} x {config.training.epochs} epochs, sampler "
+    print(f"study '{config.name}': {budget} x {count(config.training.epochs, 'epoch')}, sampler "
           f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
     for note in notes:  # Optuna's warnings about the options, said once.
         print(f"note: {note}")
@@ -181,7 +182,7 @@ def cmd_study_check(args: argparse.Namespace) -> int:
         print(f"search space: {feasible.describe()}")
     else:
         print(f"design around the {design.base_name} ({design.base.describe()}): "
-              f"{len(design.settings())} settings x {design.seeds} seeds")
+              f"{count(len(design.settings()), 'setting')} x {count(design.seeds, 'seed')}")
         for setting in design.settings():
             table = setting.architecture.layer_table()
             final = setting.architecture.derived_params()["final_feature_map"]

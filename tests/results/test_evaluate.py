@@ -194,7 +194,7 @@ def test_unknown_study_is_named_and_nothing_is_written(stores: Stores, capsys) -
 
 
 def test_studies_and_training_never_read_the_test_split(
-        mnist_dir: Path, tmp_path: Path, monkeypatch) -> None:
+        mnist_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """A whole study and a tracked run succeed with test files that cannot be read and with
     the test loader made to fail: only `cnnlab evaluate` touches the test split."""
     import cnnlab.results.evaluate
@@ -210,9 +210,11 @@ def test_studies_and_training_never_read_the_test_split(
     stores = _study(tmp_path, "blind", n_trials=2)
     assert stores.run() == 0
     assert [t.state.name for t in stores.study("blind").trials] == ["COMPLETE", "COMPLETE"]
+    capsys.readouterr()
     assert cli.main(["train", "--conv", "4:3:2", "--dense", "8", "--epochs", "1",
                      "--train-size", "256", "--val-size", "128",
                      "--tracking-uri", stores.tracking]) == 0
+    assert " after 1 epoch\n" in capsys.readouterr().out  # Not "1 epochs".
 
 
 def _npz_folder(root: Path, mnist_dir: Path, *, test_from_validation: bool = False,
