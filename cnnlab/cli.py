@@ -112,7 +112,16 @@ def _input_shape(text: str) -> tuple[int, int, int]:
 
 
 def cmd_shapes(args: argparse.Namespace) -> int:
-    arch = _architecture(args)
+    if args.name is not None:
+        if args.conv or args.dense is not None or args.arch_file is not None:
+            raise ArchitectureError("give the architecture either as NAME or with "
+                                    "--conv/--dense/--arch-file, not both.")
+        arch = Architecture.from_name(args.name)
+        changes = {k: getattr(args, k) for k in ("head", "dropout")
+                   if getattr(args, k) is not None}
+        arch = dataclasses.replace(arch, **changes) if changes else arch
+    else:
+        arch = _architecture(args)
     if args.input is not None:
         arch = dataclasses.replace(arch, input_shape=args.input)
     print(f"architecture {arch.describe()}")
@@ -547,6 +556,10 @@ def _shapes_parser(sub: argparse._SubParsersAction) -> None:
                             description="Print the per-layer table (output shape, parameters, "
                                         "multiply-adds) of an architecture, as model.summary() "
                                         "would, without building it.")
+    shapes.add_argument("name", nargs="?", metavar="NAME",
+                        help="the architecture by the name runs and cnnlab compare give it, "
+                             "e.g. 32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128 "
+                             "(instead of --conv and --dense)")
     _add_architecture_args(shapes)
     shapes.add_argument("--input", type=_input_shape, metavar="H,W,C",
                         help="input shape (default 28,28,1)")

@@ -344,6 +344,56 @@ class Architecture:
         return cls.from_dict(data, where=str(path))
 
     @classmethod
+    def from_name(cls, name: str) -> Architecture:
+        """Read the one-line form that ``describe()`` writes (run names, the ``architecture``
+        parameter and column): conv layers ``FILTERSkKERNELsSTRIDESPADDING`` with ``+bn`` and
+        ``+maxN``/``+avgN``, then ``gap``, then ``dUNITS`` per Dense layer, then ``doRATE``,
+        joined by ``-``; ``d0`` is no layer at all. ``Architecture.from_name(a.describe()) ==
+        a`` for every architecture on MNIST's input whose dropout has at most 3 significant
+        digits (``describe`` writes 3). Raises ``ArchitectureError`` naming the part that is
+        not one of these, or out of this order."""
+        text = name.strip()
+        if text == "d0":
+            return cls(conv=(), dense=())
+        order = ("conv", "gap", "dense", "dropout")  # Each kind in turn; gap and dropout once.
+        layers: list[ConvLayer] = []
+        dense: list[int] = []
+        head, dropout, last = "flatten", 0.0, -1
+        for part in text.split("-"):
+            match = _CONV_NAME.fullmatch(part)
+            kind = ("conv" if match else "gap" if part == "gap" else
+                    "dense" if re.fullmatch(r"d\d+", part) else
+                    "dropout" if re.fullmatch(r"do\d*\.?\d+(e-?\d+)?", part) else None)
+            rank = order.index(kind) if kind is not None else -1
+            if rank < last or rank == last and kind in ("gap", "dropout") or kind is None:
+                raise ArchitectureError(
+                    f"architecture name {name!r}: {part!r} is not a part a name has there; a "
+                    "name is conv layers such as 32k3s1same (with +bn, +max2 or +avg3), then "
+                    "gap, then Dense layers such as d128, then dropout such as do0.25, joined "
+                    "by '-', e.g. 32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128.")
+            last = rank
+            try:
+                if match:
+                    layers.append(ConvLayer(
+                        int(match["filters"]), _parse_pair(match["kernel"]),
+                        _parse_pair(match["strides"]), match["padding"],
+                        batchnorm=match["bn"] is not None, pool=match["pool"] or "none",
+                        pool_size=int(match["pool_size"]) if match["pool"] else 2))
+                elif kind == "gap":
+                    head = "gap"
+                elif kind == "dense":
+                    dense.append(int(part[1:]))
+                else:
+                    dropout = float(part[2:])
+            except ArchitectureError as err:
+                where = f"{name!r}" if part == text else f"{name!r}, {part!r}"
+                raise ArchitectureError(f"architecture name {where}: {err}") from None
+        try:
+            return cls(conv=tuple(layers), dense=tuple(dense), head=head, dropout=dropout)
+        except ArchitectureError as err:
+            raise ArchitectureError(f"architecture name {name!r}: {err}") from None
+
+    @classmethod
     def from_strings(cls, conv: list[str], dense: list[str] | None = None, *,
                      head: str = "flatten", dropout: float = 0.0) -> Architecture:
         """Parse the command-line form: each conv layer
@@ -395,6 +445,10 @@ class Architecture:
 
 _CONV_BASE = ("filters", "kernel_size", "strides", "padding")
 """ConvLayer's fields that ``to_dict`` always writes; the others only when not at default."""
+
+_CONV_NAME = re.compile(r"(?P<filters>\d+)k(?P<kernel>\d+(?:x\d+)?)s(?P<strides>\d+(?:x\d+)?)"
+                        r"(?P<padding>same|valid)(?P<bn>\+bn)?(?:\+(?P<pool>max|avg)(?P<pool_size>\d+))?")
+"""A conv layer in ``Architecture.describe()``'s form: ``32k3s1same``, ``16k3x5s2valid+bn+max2``."""
 
 _OPTION = re.compile(r"bn|(max|avg)(\d+)")
 """A conv layer's option on the command line: ``bn``, ``max2``, ``avg3`` ..."""
