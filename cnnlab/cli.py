@@ -787,11 +787,26 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as err:
         print(f"cnnlab {command}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # The reader left (`cnnlab compare | head`): nothing to say.
+        _quiet_stdout()
+        return 1
     except OSError as err:  # A path given on the command line that cannot be used.
         where = f" {err.filename}" if err.filename else ""
         print(f"cnnlab {command}: error: {_one_line(f'{err.strerror or err}:{where}')}",
               file=sys.stderr)
         return 2
+
+
+def _quiet_stdout() -> None:
+    """Standard output onto /dev/null, so that Python's flush at exit does not fail on the
+    closed pipe again (the recipe of Python's documentation, "Note on SIGPIPE")."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # Not a file: nothing left to flush there.
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 def _one_line(text: str) -> str:

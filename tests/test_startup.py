@@ -124,3 +124,18 @@ def test_a_new_tracking_store_is_made_without_mlflows_info_lines(tmp_path: Path)
     assert result.stdout.strip() == "['Default']"  # The store was made, tables and all ...
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
     assert "database tables" not in result.stderr and " INFO " not in result.stderr  # ... quietly.
+
+
+def test_a_reader_that_leaves_early_gets_no_error_line(tmp_path: Path) -> None:
+    """`cnnlab shapes | head -1` said "cnnlab shapes: error: Broken pipe:" when head had left;
+    here the pipe's reading end is closed before cnnlab writes, so every write fails."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "cnnlab.cli", "shapes"], stdout=write,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(write)
+    assert result.stderr == "" and result.returncode == 1
