@@ -15,8 +15,10 @@ from typing import Any
 
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
 from cnnlab.spec import defaults
-from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture
+from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ShrinkError
+from cnnlab.spec.shapes import format_failed_rows
 from cnnlab.spec.trialspec import OPTIMIZERS
+from cnnlab.spec.words import count
 from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 from cnnlab.train.data import DATA_DIR_ENV
 
@@ -110,11 +112,26 @@ def _input_shape(text: str) -> tuple[int, int, int]:
 
 
 def cmd_shapes(args: argparse.Namespace) -> int:
-    arch = _architecture(args)
+    if args.name is not None:
+        if args.conv or args.dense is not None or args.arch_file is not None:
+            raise ArchitectureError("give the architecture either as NAME or with "
+                                    "--conv/--dense/--arch-file, not both.")
+        arch = Architecture.from_name(args.name)
+        changes = {k: getattr(args, k) for k in ("head", "dropout")
+                   if getattr(args, k) is not None}
+        arch = dataclasses.replace(arch, **changes) if changes else arch
+    else:
+        arch = _architecture(args)
     if args.input is not None:
         arch = dataclasses.replace(arch, input_shape=args.input)
     print(f"architecture {arch.describe()}")
-    print(arch.layer_table().format())
+    try:
+        table = arch.layer_table()
+    except ShrinkError as err:  # The table up to the layer that fails, then the one sentence.
+        if err.rows:
+            print(format_failed_rows(err.input_shape, err.rows), flush=True)
+        raise
+    print(table.format())
     return 0
 
 
@@ -137,11 +154,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcome = run_training(
         spec, data_dir=args.data_dir, train_size=args.train_size,
         val_size=args.val_size, experiment=args.experiment, run_name=args.run_name,
-        tracking_uri=args.tracking_uri, verbose=2)
+        tracking_uri=args.tracking_uri, epoch_lines=True)
     history = outcome.result.history
     uri = resolve_tracking_uri(args.tracking_uri)
     print(f"val_accuracy {history['val_accuracy'][-1]:.4f}  val_loss {history['val_loss'][-1]:.4f}"
-          f" after {outcome.result.epochs_run} epochs")
+          f" after {count(outcome.result.epochs_run, 'epoch')}")
     print(f"MLflow run {outcome.run_id} in experiment '{args.experiment}' "
           f"({redact(uri)}); browse it with: "
           f"{cnnlab_command('ui', tracking_uri=uri, stores=('tracking',))}"
@@ -156,9 +173,9 @@ def cmd_study_check(args: argparse.Namespace) -> int:
     config = load_study(args.file)
     notes = list(config.notes)
     feasible = check_runnable(config, notes)
-    budget = (f"{config.n_trials} trained trials" if config.n_trials is not None else
+    budget = (count(config.n_trials, "trained trial") if config.n_trials is not None else
               f"{config.timeout:g} s")
-    print(f"study '{config.name}': {budget} x {config.training.epochs} epochs, sampler "
+    print(f"study '{config.name}': {budget} x {count(config.training.epochs, 'epoch')}, sampler "
           f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
     for note in notes:  # Optuna's warnings about the options, said once.
         print(f"note: {note}")
@@ -178,7 +195,7 @@ def cmd_study_check(args: argparse.Namespace) -> int:
         print(f"search space: {feasible.describe()}")
     else:
         print(f"design around the {design.base_name} ({design.base.describe()}): "
-              f"{len(design.settings())} settings x {design.seeds} seeds")
+              f"{count(len(design.settings()), 'setting')} x {count(design.seeds, 'seed')}")
         for setting in design.settings():
             table = setting.architecture.layer_table()
             final = setting.architecture.derived_params()["final_feature_map"]
@@ -372,7 +389,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cnnlab.results.compare import LEADERBOARD, front, leaderboard, trials_frame
+    from cnnlab.results.compare import front, leaderboard, select_columns, trials_frame
 
     frame = trials_frame(args.studies or None, storage=args.storage,
                          tracking_uri=args.tracking_uri)
@@ -386,11 +403,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         board = leaderboard(frame, sort=args.sort, ascending=True if args.ascending else None,
                             top=args.top, states=states)
+    columns = select_columns(board, args.columns)  # Checked before anything is written.
     if args.csv is not None:
         board.to_csv(args.csv, index=False)
         print(f"wrote {len(board)} row(s) and {len(board.columns)} columns to {args.csv}")
-    columns = [c for c in (args.columns.split(",") if args.columns else LEADERBOARD)
-               if c in board.columns]
     with pd.option_context("display.width", 200, "display.max_columns", 50,
                            "display.max_colwidth", 48):
         print(board[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -432,6 +448,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # only runs its GenAI jobs (scorers, prompt optimization, evaluation), which a tracking UI
     # of CNN runs never asks for: off, unless the environment turns it on explicitly.
     env.setdefault(_JOB_EXECUTION, "false")
+    env.update(_quiet_server_env(env, uri))
     db = stores.sqlite_path(uri)
     if db is not None:
         if not db.exists():
@@ -461,6 +478,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 _JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+
+_SERVER_WARNING = "ignore:starlette.middleware.wsgi is deprecated:UserWarning"
+"""A warnings filter (``PYTHONWARNINGS``'s form) for the StarletteDeprecationWarning that MLflow's
+server raises as it imports Starlette's WSGI middleware: about MLflow's code, nothing a user of
+``cnnlab ui`` can act on."""
+_SERVER_LOGS = "--no-access-log --log-level warning"
+"""uvicorn's options for the server (MLflow's ``--uvicorn-opts``): no line per request, and
+uvicorn's start-up and shut-down lines off (``cnnlab ui`` says where it serves); its warnings
+and errors still come through."""
+
+
+def _quiet_server_env(env: dict[str, str], uri: str) -> dict[str, str]:
+    """What the MLflow server's environment gets so that it says only what matters: uvicorn's
+    options (unless ``MLFLOW_UVICORN_OPTS`` names others), the Starlette warning filtered (after
+    any ``PYTHONWARNINGS`` of the user's), and the registry named as the tracking store, where
+    cnnlab keeps its registered models (else MLflow prints "Registry store URI not provided.
+    Using backend store URI.")."""
+    warnings = ",".join(filter(None, (env.get("PYTHONWARNINGS"), _SERVER_WARNING)))
+    return {"MLFLOW_UVICORN_OPTS": env.get("MLFLOW_UVICORN_OPTS") or _SERVER_LOGS,
+            "PYTHONWARNINGS": warnings, "MLFLOW_REGISTRY_STORE_URI": uri}
 
 # `mlflow server`, except that the process checks the options and prepares the store as MLflow
 # does, then becomes the uvicorn server itself (exec) instead of starting it as a child and
@@ -521,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cnnlab",
         description="Hyperparameter experiments on convolutional networks for MNIST, tracked "
                     "in MLflow.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _shapes_parser(sub)
     _train_parser(sub)
@@ -533,11 +571,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    """cnnlab's installed version, as its package metadata says (``unknown`` when it runs from
+    a source tree that was never installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cnnlab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _shapes_parser(sub: argparse._SubParsersAction) -> None:
     shapes = sub.add_parser("shapes", help="per-layer output shapes, parameters and MACs",
                             description="Print the per-layer table (output shape, parameters, "
                                         "multiply-adds) of an architecture, as model.summary() "
                                         "would, without building it.")
+    shapes.add_argument("name", nargs="?", metavar="NAME",
+                        help="the architecture by the name runs and cnnlab compare give it, "
+                             "e.g. 32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128 "
+                             "(instead of --conv and --dense)")
     _add_architecture_args(shapes)
     shapes.add_argument("--input", type=_input_shape, metavar="H,W,C",
                         help="input shape (default 28,28,1)")
@@ -691,7 +744,9 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
                          help="only the trials on each study's front of validation score "
                               "against size (n_params, or the study's size objective), "
                               "smallest first")
-    compare.add_argument("--columns", metavar="A,B,...", help="columns to print")
+    compare.add_argument("--columns", metavar="A,B,...",
+                         help="columns to print, e.g. trial,value,conv*_filters (a glob stands "
+                              "for every column it matches; --csv FILE lists them all)")
     compare.add_argument("--csv", type=Path, metavar="FILE",
                          help="also write the rows, all columns, to FILE")
     _add_storage_arg(compare)
@@ -766,11 +821,26 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as err:
         print(f"cnnlab {command}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # The reader left (`cnnlab compare | head`): nothing to say.
+        _quiet_stdout()
+        return 1
     except OSError as err:  # A path given on the command line that cannot be used.
         where = f" {err.filename}" if err.filename else ""
         print(f"cnnlab {command}: error: {_one_line(f'{err.strerror or err}:{where}')}",
               file=sys.stderr)
         return 2
+
+
+def _quiet_stdout() -> None:
+    """Standard output onto /dev/null, so that Python's flush at exit does not fail on the
+    closed pipe again (the recipe of Python's documentation, "Note on SIGPIPE")."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # Not a file: nothing left to flush there.
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 def _one_line(text: str) -> str:

@@ -34,6 +34,7 @@ def imported_by(*argv: str, cwd: Path = REPO) -> tuple[list[str], str]:
 
 @pytest.mark.parametrize("argv", [
     ["--help"],
+    ["--version"],
     ["shapes"],
     ["shapes", "--conv", "8:5:2:same", "--dense", "16"],
     ["study", "check", "experiments/quickstart.toml"],
@@ -100,3 +101,42 @@ def test_importing_keras_through_cnnlab_prints_no_start_up_noise() -> None:
                            timeout=300)
     assert quiet.returncode == 0 and quiet.stdout.strip() == "ok", quiet.stderr
     assert not any(tf_quiet.is_noise(line) for line in quiet.stderr.splitlines()), quiet.stderr
+
+
+def test_version_is_the_installed_version(capsys) -> None:
+    from importlib.metadata import version
+
+    from cnnlab import cli
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"cnnlab {version('cnnlab')}\n"
+
+
+def test_a_new_tracking_store_is_made_without_mlflows_info_lines(tmp_path: Path) -> None:
+    """The first command over a store made MLflow say "Creating initial MLflow database
+    tables..." and "Updating database tables" (INFO) about a store cnnlab makes itself."""
+    code = ("import mlflow\n"
+            "from cnnlab.tracking import runs\n"
+            "runs.use_tracking_store('sqlite:///mlruns/mlflow.db')\n"
+            "print([e.name for e in mlflow.search_experiments()])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['Default']"  # The store was made, tables and all ...
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+    assert "database tables" not in result.stderr and " INFO " not in result.stderr  # ... quietly.
+
+
+def test_a_reader_that_leaves_early_gets_no_error_line(tmp_path: Path) -> None:
+    """`cnnlab shapes | head -1` said "cnnlab shapes: error: Broken pipe:" when head had left;
+    here the pipe's reading end is closed before cnnlab writes, so every write fails."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "cnnlab.cli", "shapes"], stdout=write,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(write)
+    assert result.stderr == "" and result.returncode == 1

@@ -317,15 +317,58 @@ def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool
                               "pruned, fail, running, waiting, infeasible).")
         frame = frame[frame["state"].astype(str).isin(wanted)]
     sort = sort or "value"
-    if sort not in frame.columns:
-        raise ConfigError(f"--sort {sort!r} is not a column; columns: "
-                          f"{', '.join(frame.columns)}.")
+    if _is_pattern(sort):
+        raise ConfigError(f"--sort {sort!r} is a pattern; --sort takes one column, e.g. "
+                          "n_params.")
+    _check_column(frame, sort, "--sort")
     if sort == "value" and ascending is None:
         return _ranked(frame, top)
     if ascending is None:
         ascending = sort in ("n_params", "macs", "duration_s", "trial") or "loss" in sort
     frame = frame.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
     return frame.head(top) if top else frame
+
+
+def select_columns(frame: pd.DataFrame, names: str | Sequence[str] | None) -> list[str]:
+    """The columns of ``frame`` that ``names`` asks for (``cnnlab compare --columns``): names
+    comma-separated or as a list, each a column or a glob pattern (``conv*_filters``,
+    ``val_accuracy_epoch?``; ``*``, ``?`` and ``[...]`` as in ``fnmatch``, case-sensitive) that
+    stands for the columns it matches in the frame's order; in the order asked, each once.
+    ``None``: the leaderboard's columns (``LEADERBOARD``) that the frame has.
+
+    Raises ``ConfigError`` naming the first name that is not a column, or the first pattern that
+    matches none, as ``leaderboard`` does for ``--sort``.
+    """
+    import fnmatch
+
+    if names is None:
+        return [c for c in LEADERBOARD if c in frame.columns]
+    asked = [n.strip() for n in (names.split(",") if isinstance(names, str) else names)]
+    asked = [n for n in asked if n]
+    if not asked:
+        raise ConfigError("--columns names no column; give some, e.g. trial,value,n_params.")
+    chosen: list[str] = []
+    for name in asked:
+        if _is_pattern(name):
+            matched = [c for c in frame.columns if fnmatch.fnmatchcase(str(c), name)]
+            if not matched:
+                raise ConfigError(f"--columns {name!r} matches no column; columns: "
+                                  f"{', '.join(frame.columns)}.")
+            chosen += matched
+        else:
+            _check_column(frame, name, "--columns")
+            chosen.append(name)
+    return list(dict.fromkeys(chosen))
+
+
+def _is_pattern(name: str) -> bool:
+    return any(char in name for char in "*?[")
+
+
+def _check_column(frame: pd.DataFrame, name: str, option: str) -> None:
+    if name not in frame.columns:
+        raise ConfigError(f"{option} {name!r} is not a column; columns: "
+                          f"{', '.join(frame.columns)}.")
 
 
 def _ranked(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:

@@ -51,6 +51,7 @@ from cnnlab.names import (
     UID_ATTR,
 )
 from cnnlab.search import trials as T
+from cnnlab.spec import words
 from cnnlab.spec.ranking import Ranking, Summary, rank, summarize
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.stores import Stores
@@ -201,8 +202,8 @@ def confirm_study(
         note = password_note((resolve_storage(storage), "CNNLAB_STORAGE"),
                              (resolve_tracking_uri(tracking_uri), "MLFLOW_TRACKING_URI"))
         raise ConfigError(f"study '{study_name}' is a designed experiment: every setting is "
-                          f"trained over {config.design.seeds} seeds already; its answer is "
-                          f"`{report}`{note}.")
+                          f"trained over {words.count(config.design.seeds, 'seed')} already; "
+                          f"its answer is `{report}`{note}.")
     uri = _check_confirmable(study, tracking_uri)
     chosen = candidates(study, config, top=top, front=front)
     specs = {str(t.number): trial_spec(config, t) for t in chosen}

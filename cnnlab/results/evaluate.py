@@ -461,7 +461,6 @@ def _evaluate(choice: Choice, test: Any) -> Evaluation:
 
 def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     """The result on the trial's run, the study's run, the registry and the Optuna study."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     from cnnlab.tracking.plots import confusion_matrix_figure
@@ -473,7 +472,7 @@ def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     if versions:  # A crashed evaluation may have registered it already.
         version = str(versions[0].version)
     else:
-        version = str(mlflow.register_model(choice.model_uri, name).version)
+        version = _new_version(client, name, choice)
     evaluation = dataclasses.replace(evaluation, version=version)
     result = asdict(evaluation)
     metrics = {"test_loss": evaluation.test_loss, "test_accuracy": evaluation.test_accuracy}
@@ -507,6 +506,29 @@ def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     # Last: the result on the registered model is what marks the evaluation as done.
     client.set_registered_model_tag(name, RESULT_TAG, json.dumps(summary))
     return evaluation
+
+
+def _new_version(client: Any, name: str, choice: Choice) -> str:
+    """A new version of the registered model ``name`` (made by ``claim``) from the chosen
+    trial's model; its number. What ``mlflow.register_model`` records (the version's source and
+    run, and the version on the logged model's ``mlflow.modelVersions`` tag), without the line
+    it prints when the registered model exists, as ours always does by then ("Registered model
+    ... already exists. Creating a new version of this model...")."""
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    source, model_id = choice.model_uri, None
+    if source.startswith("models:/"):  # MLflow 3: the run's logged model.
+        model_id = source.removeprefix("models:/")
+    elif RunsArtifactRepository.is_runs_uri(source):  # A model logged as the run's artifacts.
+        source = RunsArtifactRepository.get_underlying_uri(source)
+    created = client.create_model_version(name, source, run_id=choice.run_id, model_id=model_id)
+    if model_id is not None:
+        linked = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+        versions = [*json.loads(linked or "[]"), {"name": created.name,
+                                                   "version": created.version}]
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
+    return str(created.version)
 
 
 def _now() -> str:

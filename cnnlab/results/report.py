@@ -36,6 +36,7 @@ import pandas as pd
 from cnnlab.results import compare
 from cnnlab.search.design import BASE, SEED_PARAM, SETTING_PARAM, Design
 from cnnlab.spec import knobs as K
+from cnnlab.spec.words import count
 
 FINALS = ("val_accuracy", "val_loss", "accuracy", "loss")
 """The final values a design's table summarizes: validation, then training."""
@@ -372,12 +373,13 @@ def build_report(study_name: str, *, storage: str | None = None,
     if config.design is not None:
         d = config.design
         facts = (f"Designed experiment around the {html.escape(d.base_name)} "
-                 f"({html.escape(d.base.describe())}): {len(d.settings())} settings x "
-                 f"{d.seeds} seeds, {t.epochs} epochs each on {sizes}, batch {t.batch_size}, "
+                 f"({html.escape(d.base.describe())}): {count(len(d.settings()), 'setting')} x "
+                 f"{count(d.seeds, 'seed')}, {count(t.epochs, 'epoch')} each on {sizes}, batch "
+                 f"{t.batch_size}, "
                  f"{t.optimizer}. {html.escape(config.description)}")
         return (design_report(frame, d, f"cnnlab report: {study_name}", facts),
                 design_tables(frame, d))
-    facts = (f"Search: {len(frame)} trials, {t.epochs} epochs each on {sizes}. "
+    facts = (f"Search: {count(len(frame), 'trial')}, {count(t.epochs, 'epoch')} each on {sizes}. "
              f"{html.escape(config.description)}")
     return search_report(frame, f"cnnlab report: {study_name}", facts), {}
 

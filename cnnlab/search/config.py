@@ -67,6 +67,7 @@ from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import HARD_MAX_PARAMS
 from cnnlab.spec.trialspec import TrainConfig
+from cnnlab.spec.words import count
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MAX_EPOCHS = 10_000
@@ -179,8 +180,9 @@ class StudyConfig:
         design = self.design
         if design is not None and self.n_trials is not None and self.n_trials > design.size:
             raise ConfigError(f"study '{self.name}': n_trials {self.n_trials} is more than the "
-                              f"design's {design.size} trials ({len(design.settings())} "
-                              f"settings x {design.seeds} seeds).")
+                              f"design's {count(design.size, 'trial')} "
+                              f"({count(len(design.settings()), 'setting')} x "
+                              f"{count(design.seeds, 'seed')}).")
 
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",

@@ -26,6 +26,20 @@ MNIST_INPUT_SHAPE = (28, 28, 1)
 MNIST_CLASSES = 10
 
 
+class ShrinkError(ArchitectureError):
+    """A layer would shrink its feature map below 1x1, so the network cannot be built. Besides
+    the message (naming the layer and the shapes): ``input_shape``, and ``rows``, the layer
+    table's rows up to and including the failing layer's (whose output is 0 high or wide), for
+    ``shapes.format_failed_rows``."""
+
+    def __init__(self, message: str, input_shape: tuple[int, ...] = (),
+                 rows: list[shapes.LayerRow] | tuple[shapes.LayerRow, ...] = ()) -> None:
+        # Defaults, so that a copy made by pickle (from the message alone) is still one.
+        super().__init__(message)
+        self.input_shape = tuple(input_shape)
+        self.rows = tuple(rows)
+
+
 @dataclass(frozen=True)
 class ConvLayer:
     """One Conv2D layer (ReLU): filters, square or rectangular kernel, strides and padding;
@@ -128,7 +142,8 @@ class Architecture:
         """Per-layer output shapes, parameters and multiply-adds (one row per Keras layer),
         with the receptive field, effective stride and final feature map.
 
-        Raises ``ArchitectureError`` if a feature map would shrink below 1x1.
+        Raises ``ShrinkError`` (an ``ArchitectureError``) if a feature map would shrink below
+        1x1; it holds the rows up to and including that layer's.
         """
         rows = []
         windows: list[tuple[int | tuple[int, int], int | tuple[int, int]]] = []
@@ -136,15 +151,16 @@ class Architecture:
         for i, layer in enumerate(self.conv):
             out = shapes.conv2d_output_shape(shape, layer.filters, layer.kernel_size,
                                              layer.strides, layer.padding)
-            if min(out[:2]) < 1:
-                raise ArchitectureError(
-                    f"layer {self.conv_name(i)} ({layer.describe()}) would shrink its "
-                    f"{shape[0]}x{shape[1]}x{shape[2]} input to {out[0]}x{out[1]}: the kernel "
-                    f"does not fit; use a smaller kernel, stride 1 or 'same' padding.")
             rows.append(shapes.LayerRow(
                 self.conv_name(i), "Conv2D", out,
                 shapes.conv2d_params(shape[2], layer.filters, layer.kernel_size),
                 shapes.conv2d_macs(out, shape[2], layer.kernel_size)))
+            if min(out[:2]) < 1:
+                raise ShrinkError(
+                    f"layer {self.conv_name(i)} ({layer.describe()}) would shrink its "
+                    f"{shape[0]}x{shape[1]}x{shape[2]} input to {out[0]}x{out[1]}: the kernel "
+                    f"does not fit; use a smaller kernel, stride 1 or 'same' padding.",
+                    self.input_shape, rows)
             windows.append((layer.kernel_size, layer.strides))
             shape = out
             if layer.batchnorm:
@@ -152,14 +168,14 @@ class Architecture:
                                             shapes.batchnorm_params(shape[2]), 0))
             if layer.pool != "none":
                 out = shapes.pool2d_output_shape(shape, layer.pool_size)
+                kind = "MaxPooling2D" if layer.pool == "max" else "AveragePooling2D"
+                rows.append(shapes.LayerRow(self.pool_name(i), kind, out, 0, 0))
                 if min(out[:2]) < 1:
-                    raise ArchitectureError(
+                    raise ShrinkError(
                         f"layer {self.pool_name(i)} ({layer.pool}{layer.pool_size}) would "
                         f"shrink its {shape[0]}x{shape[1]}x{shape[2]} input to "
                         f"{out[0]}x{out[1]}: the pool window does not fit; use a smaller "
-                        "pool_size or no pool.")
-                kind = "MaxPooling2D" if layer.pool == "max" else "AveragePooling2D"
-                rows.append(shapes.LayerRow(self.pool_name(i), kind, out, 0, 0))
+                        "pool_size or no pool.", self.input_shape, rows)
                 windows.append((layer.pool_size, layer.pool_size))
                 shape = out
         final_map = (shape[0], shape[1], shape[2])
@@ -328,6 +344,56 @@ class Architecture:
         return cls.from_dict(data, where=str(path))
 
     @classmethod
+    def from_name(cls, name: str) -> Architecture:
+        """Read the one-line form that ``describe()`` writes (run names, the ``architecture``
+        parameter and column): conv layers ``FILTERSkKERNELsSTRIDESPADDING`` with ``+bn`` and
+        ``+maxN``/``+avgN``, then ``gap``, then ``dUNITS`` per Dense layer, then ``doRATE``,
+        joined by ``-``; ``d0`` is no layer at all. ``Architecture.from_name(a.describe()) ==
+        a`` for every architecture on MNIST's input whose dropout has at most 3 significant
+        digits (``describe`` writes 3). Raises ``ArchitectureError`` naming the part that is
+        not one of these, or out of this order."""
+        text = name.strip()
+        if text == "d0":
+            return cls(conv=(), dense=())
+        order = ("conv", "gap", "dense", "dropout")  # Each kind in turn; gap and dropout once.
+        layers: list[ConvLayer] = []
+        dense: list[int] = []
+        head, dropout, last = "flatten", 0.0, -1
+        for part in text.split("-"):
+            match = _CONV_NAME.fullmatch(part)
+            kind = ("conv" if match else "gap" if part == "gap" else
+                    "dense" if re.fullmatch(r"d\d+", part) else
+                    "dropout" if re.fullmatch(r"do\d*\.?\d+(e-?\d+)?", part) else None)
+            rank = order.index(kind) if kind is not None else -1
+            if rank < last or rank == last and kind in ("gap", "dropout") or kind is None:
+                raise ArchitectureError(
+                    f"architecture name {name!r}: {part!r} is not a part a name has there; a "
+                    "name is conv layers such as 32k3s1same (with +bn, +max2 or +avg3), then "
+                    "gap, then Dense layers such as d128, then dropout such as do0.25, joined "
+                    "by '-', e.g. 32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128.")
+            last = rank
+            try:
+                if match:
+                    layers.append(ConvLayer(
+                        int(match["filters"]), _parse_pair(match["kernel"]),
+                        _parse_pair(match["strides"]), match["padding"],
+                        batchnorm=match["bn"] is not None, pool=match["pool"] or "none",
+                        pool_size=int(match["pool_size"]) if match["pool"] else 2))
+                elif kind == "gap":
+                    head = "gap"
+                elif kind == "dense":
+                    dense.append(int(part[1:]))
+                else:
+                    dropout = float(part[2:])
+            except ArchitectureError as err:
+                where = f"{name!r}" if part == text else f"{name!r}, {part!r}"
+                raise ArchitectureError(f"architecture name {where}: {err}") from None
+        try:
+            return cls(conv=tuple(layers), dense=tuple(dense), head=head, dropout=dropout)
+        except ArchitectureError as err:
+            raise ArchitectureError(f"architecture name {name!r}: {err}") from None
+
+    @classmethod
     def from_strings(cls, conv: list[str], dense: list[str] | None = None, *,
                      head: str = "flatten", dropout: float = 0.0) -> Architecture:
         """Parse the command-line form: each conv layer
@@ -370,11 +436,19 @@ class Architecture:
                     except ValueError:
                         raise ArchitectureError(
                             f"dense units {piece.strip()!r} must be an integer.") from None
+                    if units[-1] == 0:
+                        raise ArchitectureError(
+                            f"dense units {piece.strip()!r}: a Dense layer needs at least 1 "
+                            "unit; for no hidden Dense layer give --dense ''.")
         return cls(conv=tuple(layers), dense=tuple(units), head=head, dropout=dropout)
 
 
 _CONV_BASE = ("filters", "kernel_size", "strides", "padding")
 """ConvLayer's fields that ``to_dict`` always writes; the others only when not at default."""
+
+_CONV_NAME = re.compile(r"(?P<filters>\d+)k(?P<kernel>\d+(?:x\d+)?)s(?P<strides>\d+(?:x\d+)?)"
+                        r"(?P<padding>same|valid)(?P<bn>\+bn)?(?:\+(?P<pool>max|avg)(?P<pool_size>\d+))?")
+"""A conv layer in ``Architecture.describe()``'s form: ``32k3s1same``, ``16k3x5s2valid+bn+max2``."""
 
 _OPTION = re.compile(r"bn|(max|avg)(\d+)")
 """A conv layer's option on the command line: ``bn``, ``max2``, ``avg3`` ..."""

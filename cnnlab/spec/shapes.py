@@ -181,29 +181,47 @@ class LayerTable:
 
     def format(self) -> str:
         """The table as text, in the manner of ``model.summary()``."""
-        header = ("layer", "type", "output shape", "params", "MACs")
-        lines = [header] + [
-            (r.name, r.kind, "(None, " + ", ".join(map(str, r.output_shape)) + ")",
-             f"{r.params:,}", f"{r.macs:,}")
-            for r in self.rows
-        ]
-        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-        align = ("<", "<", "<", ">", ">")
-
-        def fmt(line: tuple[str, ...]) -> str:
-            cells = zip(line, align, widths, strict=True)
-            return "  ".join(f"{cell:{a}{w}}" for cell, a, w in cells).rstrip()
-
-        rule = "-" * len(fmt(lines[0]))
-        body = [fmt(line) for line in lines[1:]]
-        input_text = "(None, " + ", ".join(map(str, self.input_shape)) + ")"
         return "\n".join(
-            [f"input {input_text}", rule, fmt(lines[0]), rule, *body, rule,
+            [*_table_lines(self.input_shape, self.rows),
              f"total params: {self.total_params:,}", f"total MACs per image: {self.total_macs:,}",
              f"receptive field: {format_dims(self.receptive_field)}",
              f"effective stride: {format_dims(self.effective_stride)}",
              f"final feature map: {format_dims(self.final_feature_map)}"]
         )
+
+
+FAILED_MARK = "<- cannot be built"
+"""What ``format_failed_rows`` writes after the row of the layer that cannot be built."""
+
+
+def format_failed_rows(input_shape: tuple[int, ...], rows: Iterable[LayerRow]) -> str:
+    """The table of an architecture that cannot be built, as ``LayerTable.format`` lays it out:
+    ``rows`` are those up to and including the failing layer, whose row (the last, its output 0
+    high or wide) ends in ``FAILED_MARK``; no totals, since there is no network to total."""
+    lines = _table_lines(input_shape, tuple(rows))
+    lines[-2] += f"  {FAILED_MARK}"
+    return "\n".join(lines)
+
+
+def _table_lines(input_shape: tuple[int, ...], rows: tuple[LayerRow, ...]) -> list[str]:
+    """The input line, then the rows between rules under a header, aligned."""
+    header = ("layer", "type", "output shape", "params", "MACs")
+    lines = [header] + [
+        (r.name, r.kind, "(None, " + ", ".join(map(str, r.output_shape)) + ")",
+         f"{r.params:,}", f"{r.macs:,}")
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    align = ("<", "<", "<", ">", ">")
+
+    def fmt(line: tuple[str, ...]) -> str:
+        cells = zip(line, align, widths, strict=True)
+        return "  ".join(f"{cell:{a}{w}}" for cell, a, w in cells).rstrip()
+
+    rule = "-" * len(fmt(lines[0]))
+    input_text = "(None, " + ", ".join(map(str, input_shape)) + ")"
+    return [f"input {input_text}", rule, fmt(lines[0]), rule,
+            *(fmt(line) for line in lines[1:]), rule]
 
 
 def format_dims(dims: Iterable[int]) -> str:

@@ -33,6 +33,7 @@ from cnnlab.names import (
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig, check_runnable
 from cnnlab.search.factory import make_pruner, make_sampler
+from cnnlab.spec.words import count
 from cnnlab.study import identity
 from cnnlab.study.loop import Budget, ProgressPrinter, QuietKnownFailures, untrained_limit
 from cnnlab.study.objective import KNOWN_FAILURES, Objective
@@ -89,8 +90,8 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
         + (f", total {total}" if total is not None else "")
         + (f", time budget {config.timeout:g} s" if config.timeout is not None else "")
         + "; " + (feasible.describe() if config.design is None else
-                  f"a design of {len(config.design.settings())} settings x "
-                  f"{config.design.seeds} seeds"))
+                  f"a design of {count(len(config.design.settings()), 'setting')} x "
+                  f"{count(config.design.seeds, 'seed')}"))
     for note in config.notes:  # Optuna's warnings about the file's options: once, not per trial.
         out(f"note: {note}")
     if total is not None and done >= total:

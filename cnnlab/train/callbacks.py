@@ -71,28 +71,37 @@ def monitored(logs: dict[str, Any], monitor: str, epoch: int) -> float:
     return float(logs[monitor])
 
 
-def progress_callback(label: str, epochs: int, stream: IO[str] | None = None) -> Any | None:
+def progress_callback(label: str, epochs: int, stream: IO[str] | None = None, *,
+                      epoch_lines: IO[str] | None = None) -> Any | None:
     """A Keras callback drawing ``label``'s live status line on ``stream`` (default
-    ``sys.stderr``), or None when no line is drawn there (see ``enabled``).
+    ``sys.stderr``) and, with ``epoch_lines``, writing each finished epoch's line there (as
+    Keras's own output keeps a line per epoch); None when it has nothing to do: no line is
+    drawn on ``stream`` (see ``enabled``) and no ``epoch_lines``.
 
-    ``epochs`` is the planned number (Keras's own ``params["epochs"]`` wins once training
-    begins). The callback has ``clear()``: erase the line, idempotent; ``on_train_end`` calls it,
-    callers call it in a ``finally`` too since Keras skips ``on_train_end`` when ``fit`` raises.
+    On a terminal each epoch's line replaces the live line and stays; elsewhere (a pipe, a
+    file) only the epoch lines are written. ``epochs`` is the planned number (Keras's own
+    ``params["epochs"]`` wins once training begins). The callback has ``clear()``: erase the
+    live line, idempotent; ``on_train_end`` calls it, callers call it in a ``finally`` too since
+    Keras skips ``on_train_end`` when ``fit`` raises.
     """
     stream = sys.stderr if stream is None else stream
-    if not enabled(stream):
+    live = enabled(stream)
+    if not live and epoch_lines is None:
         return None
-    return ProgressLine(label, epochs, stream)
+    return ProgressLine(label, epochs, stream, live=live, epoch_lines=epoch_lines)
 
 
 class ProgressLine(keras.callbacks.Callback):
-    """The live status line of a training on a TTY (``cnnlab.train.progress``); ``clear()``
-    erases it (idempotent; Keras skips ``on_train_end`` when ``fit`` raises)."""
+    """The live status line of a training on a TTY (``cnnlab.train.progress``), and with
+    ``epoch_lines`` a line per finished epoch; ``clear()`` erases the live line (idempotent;
+    Keras skips ``on_train_end`` when ``fit`` raises)."""
 
-    def __init__(self, label: str, epochs: int, stream: IO[str]) -> None:
+    def __init__(self, label: str, epochs: int, stream: IO[str], *, live: bool = True,
+                 epoch_lines: IO[str] | None = None) -> None:
         super().__init__()
         self.label, self.epochs, self.stream = label, epochs, stream
-        self.width = width(stream)
+        self.live, self.epoch_lines = live, epoch_lines
+        self.width = width(stream) if live else None
         self._start: float | None = None
         self._paced_from: tuple[float, int] | None = None  # (time, units) after batch 1.
         self._last_draw = -math.inf
@@ -119,7 +128,8 @@ class ProgressLine(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None) -> None:
         self._batch = batch + 1
         self._logs = dict(logs or {})
-        self._draw(force=False)
+        if self.live:
+            self._draw(force=False)
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         logs = dict(logs or {})
@@ -130,7 +140,17 @@ class ProgressLine(keras.callbacks.Callback):
             self._val_logs = val_logs
         _, steps = self._planned()
         self._batch = steps if steps else self._batch
-        self._draw(force=True, epoch_done=True)
+        if self.epoch_lines is not None:
+            # The epoch's numbers stay, on a line of their own; the live line goes on below.
+            self.clear()
+            epochs, _ = self._planned()
+            elapsed = math.nan if self._start is None else time.monotonic() - self._start
+            line = status_line(self.label, epoch + 1, epochs, None, None, self._logs,
+                               self._val_logs, elapsed, None)
+            self._write(line + "\n", self.epoch_lines)
+            self._last_draw = -math.inf  # The next epoch's first batch draws a new live line.
+        elif self.live:
+            self._draw(force=True, epoch_done=True)
 
     def on_train_end(self, logs=None) -> None:
         self.clear()
@@ -169,9 +189,10 @@ class ProgressLine(keras.callbacks.Callback):
             self._drawn = False
             self._write(ERASE)
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, stream: IO[str] | None = None) -> None:
+        stream = self.stream if stream is None else stream
         try:
-            self.stream.write(text)
-            self.stream.flush()
+            stream.write(text)
+            stream.flush()
         except (OSError, ValueError):  # A closed or broken terminal: progress is optional.
             pass

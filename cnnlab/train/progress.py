@@ -7,8 +7,11 @@ on a TTY, e.g.::
     00:41 elapsed, ~02:44 left    (all on one line)
 
 redrawn with ``"\\r"`` and clear-to-end-of-line at most ``REDRAW_INTERVAL`` apart, and erased when
-training ends, so that the caller's one summary line prints clean. It is None when the stream is
-not a TTY (logs get no per-batch noise) or ``CNNLAB_PROGRESS=0``; ``=1`` forces it on.
+training ends, so that the caller's one summary line prints clean. No line is drawn when the
+stream is not a TTY (logs get no per-batch noise) or ``CNNLAB_PROGRESS=0``; ``=1`` forces it on.
+With ``epoch_lines`` (``cnnlab train``) each finished epoch's line is written there and stays,
+as Keras keeps one line per epoch: on a terminal it replaces the live line, elsewhere it is all
+that is written.
 
 Keras calls ``on_train_end`` only when ``fit`` returns: when a callback raises (Optuna's pruning)
 or training is interrupted it does not, so callers call ``clear()`` in a ``finally``::

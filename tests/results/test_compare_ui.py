@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -96,6 +97,39 @@ def test_compare_command_sorts_filters_and_writes_csv(stores: Stores, tmp_path: 
     assert "--sort 'colour' is not a column" in capsys.readouterr().err
 
 
+def test_columns_and_sort_follow_one_rule_and_globs_stand_for_columns(
+        stores: Stores, tmp_path: Path, capsys) -> None:
+    from cnnlab.results.compare import trials_frame
+
+    base = ["compare", "tiny", "--storage", stores.storage, "--tracking-uri", stores.tracking]
+    csv = tmp_path / "board.csv"
+    # An unknown name is refused as --sort's is, before the CSV is written.
+    assert cli.main([*base, "--columns", "trial,bogus", "--csv", str(csv)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("cnnlab compare: error: --columns 'bogus' is not a column; columns: "
+                          "study, trial, ") and "\n" not in err
+    assert captured.out == "" and not csv.exists()
+    assert cli.main([*base, "--sort", "bogus"]) == 2
+    assert "error: --sort 'bogus' is not a column; columns: study, trial, " in \
+        capsys.readouterr().err
+    # A glob matching nothing is refused; --sort, one column, refuses a glob.
+    assert cli.main([*base, "--columns", "trial,colour*"]) == 2
+    assert "--columns 'colour*' matches no column" in capsys.readouterr().err
+    assert cli.main([*base, "--sort", "conv*_filters"]) == 2
+    assert "--sort 'conv*_filters' is a pattern; --sort takes one column" in \
+        capsys.readouterr().err
+    # A glob stands for the columns it matches, in the frame's order; a name comes once.
+    assert cli.main([*base, "--sort", "trial", "--columns", "trial,conv*_filters,trial"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    frame = trials_frame("tiny", storage=stores.storage, tracking_uri=stores.tracking)
+    filters = [c for c in frame.columns if c.startswith("conv") and c.endswith("_filters")]
+    assert filters == ["conv1_filters", "conv2_filters"]  # The study draws 1 or 2 layers.
+    assert lines[0].split() == ["trial", *filters]
+    assert [int(line.split()[0]) for line in lines[1:]] == sorted(
+        t.number for t in stores.study("tiny").trials)
+
+
 def test_compare_labels_infeasible_draws_infeasible(stores: Stores, capsys) -> None:
     # The study's pruner is "none": every PRUNED trial in Optuna's store is an infeasible
     # draw, never built, and none may show as PRUNED.
@@ -186,6 +220,53 @@ def test_ui_runs_one_server_and_no_job_runner(stores: Stores) -> None:
         assert b"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" in environ
         with urllib.request.urlopen(base + "/", timeout=10) as response:
             assert b"<html" in response.read().lower()
+
+
+def test_ui_logs_no_request_and_no_deprecation_warning(stores: Stores) -> None:
+    """MLflow's server printed a StarletteDeprecationWarning as it started and a line for every
+    request (uvicorn's access log); `cnnlab ui` prints its one line, and the server only what
+    is wrong."""
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from tests.studies import _free_port
+
+    for _ in range(3):  # Another process may take the free port first: then another port.
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        out, err = tempfile.TemporaryFile(mode="w+"), tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port),
+                                 "--tracking-uri", stores.tracking], stdout=out, stderr=err,
+                                text=True)
+        try:
+            deadline = time.monotonic() + 180
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(base + "/health", timeout=5).read()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            if proc.poll() is not None:
+                continue
+            with urllib.request.urlopen(base + "/", timeout=10) as response:
+                assert b"<html" in response.read().lower()
+            assert _api(base, "/api/2.0/mlflow/registered-models/search") is not None
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(base + "/api/2.0/mlflow/no-such-endpoint", timeout=10)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        break
+    else:
+        raise AssertionError("cnnlab ui exited before it was healthy, three times")
+    out.seek(0)
+    err.seek(0)
+    printed, logged = out.read(), err.read()
+    assert printed.splitlines() == [f"MLflow UI at {base} over {stores.tracking} (Ctrl-C stops it)"]
+    assert "Warning" not in logged and "starlette" not in logged, logged
+    assert "GET " not in printed + logged and " INFO: " not in printed + logged, logged
 
 
 def _descendants(root: int) -> list[tuple[int, str]]:

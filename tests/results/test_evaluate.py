@@ -51,7 +51,12 @@ def test_evaluate_once_records_everything(stores: Stores, mnist_dir: Path, capsy
     import mlflow
 
     assert _evaluate(stores, "once") == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # MLflow's registration lines ("Registered model ... already exists. Creating a new version
+    # of this model...", about the model cnnlab had just made as its claim) are not printed.
+    assert "Registered model" not in captured.err and "already exists" not in captured.err
+    assert "Created version" not in captured.err
     study = stores.study("once")
     best = study.best_trial
     parent, children = stores.runs("once")
@@ -64,6 +69,11 @@ def test_evaluate_once_records_everything(stores: Stores, mnist_dir: Path, capsy
     assert name.startswith("cnnlab-once-")
     version = client.get_model_version_by_alias(name, "evaluated")
     assert version.run_id == trial_run.info.run_id
+    # The version is the trial's logged model, linked both ways as mlflow.register_model links.
+    model_id = trial_run.outputs.model_outputs[-1].model_id
+    assert version.source == f"models:/{model_id}" and str(version.version) == "1"
+    assert json.loads(client.get_logged_model(model_id).tags["mlflow.modelVersions"]) == [
+        {"name": name, "version": 1}]
     mlflow.set_tracking_uri(stores.tracking)
     model = mlflow.keras.load_model(f"models:/{name}@evaluated")
     predicted = model.predict(test.x, batch_size=1024, verbose=0).argmax(axis=1)  # As evaluate.
@@ -184,7 +194,7 @@ def test_unknown_study_is_named_and_nothing_is_written(stores: Stores, capsys) -
 
 
 def test_studies_and_training_never_read_the_test_split(
-        mnist_dir: Path, tmp_path: Path, monkeypatch) -> None:
+        mnist_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """A whole study and a tracked run succeed with test files that cannot be read and with
     the test loader made to fail: only `cnnlab evaluate` touches the test split."""
     import cnnlab.results.evaluate
@@ -200,9 +210,11 @@ def test_studies_and_training_never_read_the_test_split(
     stores = _study(tmp_path, "blind", n_trials=2)
     assert stores.run() == 0
     assert [t.state.name for t in stores.study("blind").trials] == ["COMPLETE", "COMPLETE"]
+    capsys.readouterr()
     assert cli.main(["train", "--conv", "4:3:2", "--dense", "8", "--epochs", "1",
                      "--train-size", "256", "--val-size", "128",
                      "--tracking-uri", stores.tracking]) == 0
+    assert " after 1 epoch\n" in capsys.readouterr().out  # Not "1 epochs".
 
 
 def _npz_folder(root: Path, mnist_dir: Path, *, test_from_validation: bool = False,

@@ -193,3 +193,71 @@ def test_every_architecture_file_loads_and_fits(path: Path) -> None:
     assert arch.layer_table().total_params > 0
     if path.name == "notebook_cnn.toml":
         assert arch == NOTEBOOK_CNN
+
+
+# --- names: the describe() form read back ---------------------------------------------------
+
+NAMED = [
+    NOTEBOOK_CNN,
+    Architecture.from_strings(["8:3:1:same:bn:max2", "16:3x5:2x1:valid:avg3", "4:1"], ["32"],
+                              head="gap", dropout=0.25),
+    Architecture.from_strings(["8:5:2:same", "16:5:2:same"], ["64", "32"]),
+    Architecture.from_strings(["12:3:1:same:bn"], [], head="gap"),
+    Architecture.from_strings(["8:3"], ["16"], dropout=0.125),
+    Architecture(conv=(), dense=(10,)),
+    Architecture(conv=(), dense=()),
+    Architecture(conv=(), dense=(), head="gap", dropout=0.5),
+    Architecture.from_file(Path(__file__).resolve().parents[2] / "experiments" / "architectures"
+                           / "small_cnn.toml"),
+]
+
+
+@pytest.mark.parametrize("arch", NAMED, ids=lambda a: a.describe())
+def test_a_name_reads_back_as_its_architecture(arch: Architecture) -> None:
+    assert Architecture.from_name(arch.describe()) == arch
+
+
+def test_every_design_setting_reads_back_from_its_name() -> None:
+    from cnnlab.search.config import load_study_config
+
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    settings = [setting.architecture for path in sorted(root.glob("*.toml"))
+                if (design := load_study_config(path).design) is not None
+                for setting in design.settings()]
+    assert len(settings) > 10
+    for arch in settings:
+        assert Architecture.from_name(arch.describe()) == arch
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("", r"'' is not a part a name has there"),
+    ("32k3s1same-d128-gap", r"'gap' is not a part a name has there"),
+    ("d128-32k3s1same", r"'32k3s1same' is not a part"),
+    ("32k3s1same-do0.25-do0.5", r"'do0.5' is not a part"),
+    ("32k3s1full", r"'32k3s1full' is not a part"),
+    ("32k3s1same+max2+bn", r"'32k3s1same\+max2\+bn' is not a part"),  # bn comes first.
+    ("32:3:1:same", r"'32:3:1:same' is not a part"),
+    ("0k3s1same", r"architecture name '0k3s1same': filters must be a positive integer"),
+    ("8k3s1same+max1-d16", r"'8k3s1same\+max1': pool_size must be an integer of at least 2"),
+    ("8k3s1same-d0", r"architecture name '8k3s1same-d0': dense units must be positive"),
+])
+def test_a_name_that_is_not_one_is_refused_naming_the_part(name: str, message: str) -> None:
+    with pytest.raises(ArchitectureError, match=message):
+        Architecture.from_name(name)
+
+
+def test_shapes_takes_a_name_as_compare_shows_it(capsys) -> None:
+    from cnnlab import cli
+
+    assert cli.main(["shapes"]) == 0
+    default = capsys.readouterr().out
+    assert cli.main(["shapes", NOTEBOOK_CNN.describe()]) == 0
+    assert capsys.readouterr().out == default
+    name = "8k3s1same+bn+max2-16k3s1same+max2-gap"
+    assert cli.main(["shapes", name]) == 0
+    by_name = capsys.readouterr().out
+    assert cli.main(["shapes", "--conv", "8:3:1:same:bn:max2", "--conv", "16:3:1:same:max2",
+                     "--head", "gap", "--dense", ""]) == 0
+    assert capsys.readouterr().out == by_name and by_name.startswith(f"architecture {name}\n")
+    assert cli.main(["shapes", name, "--conv", "8:3"]) == 2
+    assert "either as NAME or with --conv" in capsys.readouterr().err

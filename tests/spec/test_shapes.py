@@ -142,3 +142,54 @@ def test_no_convolutions_sees_one_pixel() -> None:
     table = Architecture(conv=(), dense=(10,)).layer_table()
     assert (table.receptive_field, table.effective_stride) == ((1, 1), (1, 1))
     assert table.final_feature_map == (28, 28, 1)
+
+
+# --- cnnlab shapes on a network that cannot be built ----------------------------------------
+
+def test_shapes_prints_the_table_up_to_the_layer_that_cannot_be_built(capsys) -> None:
+    from cnnlab import cli
+
+    argv = ["shapes", "--conv", "8:5:2", "--conv", "8:5:2", "--conv", "8:5:2", "--conv", "8:3"]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == "architecture 8k5s2valid-8k5s2valid-8k5s2valid-8k3s1valid-d128"
+    body = [line for line in lines if line.startswith("conv")]
+    assert [line.split()[0] for line in body] == ["conv1", "conv2", "conv3"]  # Not conv4.
+    assert body[1].split()[2:] == ["(None,", "4,", "4,", "8)", "1,608", "25,600"]
+    assert body[2].endswith(shapes.FAILED_MARK) and "(None, 0, 0, 8)" in body[2]
+    assert not any(shapes.FAILED_MARK in line for line in body[:2])
+    assert "total params" not in captured.out  # No network, no totals.
+    err = captured.err.strip()
+    assert "\n" not in err and err.startswith("cnnlab shapes: error: layer conv3 (8k5s2valid)")
+
+
+def test_a_pool_that_does_not_fit_is_the_marked_row() -> None:
+    arch = Architecture.from_strings(["8:3:1:same:max2", "8:3:2:valid:max8"], ["16"])
+    with pytest.raises(ArchitectureError, match=r"conv2_pool \(max8\)") as caught:
+        arch.layer_table()
+    rows = caught.value.rows
+    assert [row.name for row in rows] == ["conv1", "conv1_pool", "conv2", "conv2_pool"]
+    assert rows[-1].output_shape == (0, 0, 8)
+    text = shapes.format_failed_rows(caught.value.input_shape, rows)
+    assert text.splitlines()[-2].startswith("conv2_pool  MaxPooling2D")
+    assert text.splitlines()[-2].endswith(shapes.FAILED_MARK)
+    # The rows that fit are those of the table the same layers make when they do fit.
+    fits = Architecture.from_strings(["8:3:1:same:max2", "8:3:2:valid"], ["16"]).layer_table()
+    assert rows[:3] == fits.rows[:3]
+
+
+def test_dense_0_suggests_the_option_for_no_dense_layer_as_typed(capsys) -> None:
+    import shlex
+
+    from cnnlab import cli
+
+    assert cli.main(["shapes", "--dense", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cnnlab shapes: error: dense units '0'") and "\n" not in err
+    suggested = err.split("give ", 1)[1].rstrip(".")
+    assert suggested == "--dense ''"
+    # The suggestion, pasted after the same command, is a network with no hidden Dense layer.
+    assert cli.main(["shapes", *shlex.split(suggested)]) == 0
+    out = capsys.readouterr().out
+    assert "dense1" not in out and "output   Dense    (None, 10)" in out

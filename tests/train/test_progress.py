@@ -4,6 +4,7 @@ a real Keras fit drawing it, and ``cnnlab train``'s wiring (erased on success an
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 
@@ -125,6 +126,91 @@ def test_clear_erases_only_a_drawn_line():
     assert out.endswith(ERASE) and out.count(ERASE) == 1
 
 
+def _screen(text: str) -> list[str]:
+    """What a terminal shows after ``text``: "\\r" back to the line's start, "\\x1b[K" clears to
+    its end, "\\n" a new line; the last line, if empty, is where the cursor waits."""
+    lines, column = [""], 0
+    for piece in re.split(r"(\r|\n|\x1b\[K)", text):
+        if piece == "\r":
+            column = 0
+        elif piece == "\n":
+            lines.append("")
+            column = 0
+        elif piece == "\x1b[K":
+            lines[-1] = lines[-1][:column]
+        elif piece:
+            line = lines[-1]
+            lines[-1] = line[:column] + piece + line[column + len(piece):]
+            column += len(piece)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def _two_epochs(callback) -> None:
+    """Keras's calls for 2 epochs of 2 batches, with validation, as ``fit`` makes them."""
+    callback.set_params({"epochs": 2, "steps": 2})
+    callback.on_train_begin()
+    for epoch, (loss, val_loss) in enumerate([(2.0, 1.5), (1.0, 0.5)]):
+        callback.on_epoch_begin(epoch)
+        callback.on_train_batch_end(0, {"accuracy": 0.25, "loss": loss + 0.5})
+        callback.on_train_batch_end(1, {"accuracy": 0.5, "loss": loss})
+        callback.on_epoch_end(epoch, {"accuracy": 0.5, "loss": loss,
+                                      "val_accuracy": 0.75, "val_loss": val_loss})
+    callback.on_train_end()
+
+
+EPOCH_LINES = [
+    "train  epoch 1/2  loss 2.0000 acc 0.5000 | val_loss 1.5000 val_acc 0.7500",
+    "train  epoch 2/2  loss 1.0000 acc 0.5000 | val_loss 0.5000 val_acc 0.7500",
+]
+"""The epoch lines of ``_two_epochs``, up to their times (``  MM:SS elapsed``)."""
+
+
+def _without_times(lines: list[str]) -> list[str]:
+    assert all(re.search(r"  (\d\d:\d\d|--:--) elapsed$", line) for line in lines), lines
+    return [line.rsplit("  ", 1)[0] for line in lines]
+
+
+def test_on_a_terminal_each_epochs_line_stays_after_the_live_line():
+    terminal = FakeTTY()  # Standard error and standard output on one terminal, as usual.
+    callback = progress_callback("train", 2, terminal, epoch_lines=terminal)
+    _two_epochs(callback)
+    out = terminal.getvalue()
+    assert "train  epoch 1/2  batch 1/2" in out  # The live line was drawn ...
+    assert "train  epoch 2/2  batch 1/2" in out
+    screen = _screen(out)
+    assert _without_times(screen) == EPOCH_LINES  # ... and each epoch's numbers stayed.
+    assert "batch" not in "".join(screen)
+
+
+def test_live_line_and_epoch_lines_on_two_streams():
+    errors, output = FakeTTY(), io.StringIO()  # cnnlab train ... > log: the live line stays.
+    callback = progress_callback("train", 2, errors, epoch_lines=output)
+    _two_epochs(callback)
+    assert _without_times(output.getvalue().splitlines()) == EPOCH_LINES
+    assert "\r" not in output.getvalue() and "\x1b" not in output.getvalue()
+    live = errors.getvalue()  # The first batch of each epoch is drawn at once, then erased.
+    assert "train  epoch 1/2  batch 1/2" in live and "train  epoch 2/2  batch 1/2" in live
+    assert _screen(live) == []
+
+
+def test_in_a_pipe_or_a_file_only_the_epoch_lines_are_written():
+    errors, output = io.StringIO(), io.StringIO()
+    callback = progress_callback("train", 2, errors, epoch_lines=output)
+    assert callback is not None
+    _two_epochs(callback)
+    callback.clear()
+    assert errors.getvalue() == ""  # No live line where it could not be redrawn.
+    assert _without_times(output.getvalue().splitlines()) == EPOCH_LINES
+    assert progress_callback("train", 2, io.StringIO()) is None  # Nothing to do at all.
+
+
+def test_without_epoch_lines_a_trials_line_is_erased_and_nothing_stays():
+    terminal = FakeTTY()  # A study's trial: its one summary line follows.
+    callback = progress_callback("trial 3", 2, terminal)
+    _two_epochs(callback)
+    assert "trial 3  epoch 2/2" in terminal.getvalue() and _screen(terminal.getvalue()) == []
+
+
 def test_importing_it_imports_no_keras_nor_tensorflow():
     code = ("import cnnlab.train.progress, sys; "
             "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, "
@@ -203,22 +289,47 @@ TINY = {"conv": [{"filters": 2, "kernel_size": 3, "strides": 2}], "dense": [4]}
 
 
 @pytest.mark.slow
-def test_run_training_draws_the_line_on_a_terminal_and_erases_it(
+def test_run_training_draws_the_line_on_a_terminal_and_keeps_a_line_per_epoch(
         tracking_uri, mnist_dir, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
     from cnnlab.spec.architecture import Architecture
     from cnnlab.spec.trialspec import TrainConfig, TrialSpec
     from cnnlab.tracking.training_run import run_training
 
-    stream = FakeTTY()
-    monkeypatch.setattr(sys, "stderr", stream)
+    terminal = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdout", terminal)
     outcome = run_training(TrialSpec(Architecture.from_dict(TINY),
                                      TrainConfig(epochs=2, batch_size=32)),
                            data_dir=str(mnist_dir), train_size=64, val_size=32,
-                           experiment="progress", tracking_uri=tracking_uri, verbose=2)
+                           experiment="progress", tracking_uri=tracking_uri, epoch_lines=True)
     assert outcome.result.epochs_run == 2
-    out = stream.getvalue()
-    assert "train  epoch 1/2" in out and "train  epoch 2/2  batch 2/2" in out
-    assert out.endswith(ERASE)
+    out = terminal.getvalue()
+    assert "train  epoch 1/2  batch 1/2" in out  # The live line, then each epoch's line stays:
+    client = MlflowClient(tracking_uri)
+    history = {key: [m.value for m in client.get_metric_history(outcome.run_id, key)]
+               for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    assert _without_times(_screen(out)) == [
+        f"train  epoch {n}/2  loss {history['loss'][n - 1]:.4f} acc "
+        f"{history['accuracy'][n - 1]:.4f} | val_loss {history['val_loss'][n - 1]:.4f} "
+        f"val_acc {history['val_accuracy'][n - 1]:.4f}" for n in (1, 2)]
+
+
+@pytest.mark.slow
+def test_cnnlab_train_into_a_pipe_writes_a_line_per_epoch(tracking_uri, mnist_dir, capsys):
+    from cnnlab import cli
+
+    assert cli.main(["train", "--conv", "2:3:2", "--dense", "4", "--epochs", "2",
+                     "--batch-size", "32", "--train-size", "64", "--val-size", "32",
+                     "--data-dir", str(mnist_dir), "--tracking-uri", tracking_uri]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    epochs = [line for line in lines if line.startswith("train  epoch ")]
+    assert [line.split()[2] for line in epochs] == ["1/2", "2/2"]
+    assert all(" | val_loss " in line for line in epochs)
+    assert lines.index(epochs[-1]) == 2 and lines[3].endswith(" after 2 epochs")
+    assert "\r" not in captured.out + captured.err and "/step" not in captured.out  # Not Keras's.
 
 
 def test_run_training_erases_the_line_when_training_raises(tracking_uri, mnist_dir,
@@ -229,7 +340,7 @@ def test_run_training_erases_the_line_when_training_raises(tracking_uri, mnist_d
 
     def failing_train(spec, data, callbacks=(), verbose=0):
         drawer = callbacks[-1]
-        assert verbose == 0  # Keras's own output gives way to the status line.
+        assert verbose == 0  # Keras's own output gives way to cnnlab's lines.
         drawer.set_params({"epochs": spec.training.epochs, "steps": 2})
         drawer.on_train_begin()
         drawer.on_epoch_begin(0)
@@ -243,6 +354,6 @@ def test_run_training_erases_the_line_when_training_raises(tracking_uri, mnist_d
         run.run_training(TrialSpec(Architecture.from_dict(TINY), TrainConfig(epochs=2)),
                          data_dir=str(mnist_dir), train_size=64, val_size=32,
                          experiment="progress", run_name="tiny", tracking_uri=tracking_uri,
-                         verbose=2)
+                         epoch_lines=True)
     out = stream.getvalue()
     assert "tiny  epoch 1/2  batch 1/2  loss 2.0000" in out and out.endswith(ERASE)
