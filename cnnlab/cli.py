@@ -412,8 +412,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         command += ["--default-artifact-root", db.parent.resolve().as_uri(),
                     "--no-serve-artifacts"]
     _check_port_free(args.host, args.port)
-    print(f"MLflow UI at http://{args.host}:{args.port} over {stores.redact(uri)} "
-          "(Ctrl-C stops it)", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI at {base} over {stores.redact(uri)} (Ctrl-C stops it)", flush=True)
+    _print_study_pages(uri, base)
     # The server runs in a process group of its own; whatever ends this command ends the whole
     # group, so nothing is left running.
     server = subprocess.Popen(command, start_new_session=True, env=env)
@@ -427,6 +428,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
             return exit_code(interrupt)
         finally:
             _stop_group(server)
+
+
+def _print_study_pages(uri: str, base: str) -> None:
+    """Each study's pages, on the UI's model-training side: its trial runs (in cnnlab's view:
+    outcome and key metrics as columns) and its study run."""
+    from cnnlab.tracking import ui
+
+    for pages in ui.study_pages(uri, base):
+        print(f"study '{pages.study}': its trial runs {pages.runs}\n"
+              f"  its study run (report, plots) {pages.study_run}", flush=True)
 
 
 _JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -165,6 +166,55 @@ def test_ui_shows_the_study_nested(stores: Stores) -> None:
             f"{base}/get-artifact?path=plots/front.png&run_uuid={parents[0]}",
             timeout=10).read()
         assert png[:4] == b"\x89PNG"
+
+
+CHROMIUM_ENV = "CNNLAB_TEST_CHROMIUM"
+"""The Chromium the browser test drives: `export CNNLAB_TEST_CHROMIUM=$(bash
+scripts/chromium-for-tests.sh)` (Debian's package; no `playwright install`)."""
+
+
+def test_ui_opens_on_the_trial_runs_in_a_browser(stores: Stores) -> None:
+    """The URL `cnnlab ui` prints for a study opens, in a real headless Chromium, on MLflow's
+    model-training runs page listing every trial run by name, not on the GenAI overview (MLflow
+    3.17's landing page for an experiment), with each trial's outcome and validation accuracy
+    as columns nobody had to choose, and the study run's URL opens on the study run."""
+    chromium = os.environ.get(CHROMIUM_ENV)
+    if not chromium:
+        pytest.skip(f"no browser: ${CHROMIUM_ENV} names none "
+                    "(export CNNLAB_TEST_CHROMIUM=$(bash scripts/chromium-for-tests.sh))")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright (the test extra) is not installed")
+    parent, children = stores.runs("tiny")
+    outcomes = {r.data.tags["cnnlab.outcome"] for r in children.values()}
+    assert outcomes == {"trained", "infeasible"}  # The fixture's budget makes both.
+    with ui_server(stores.tracking) as (base, printed):
+        trials = re.findall(r"^study 'tiny': its trial runs (\S+)$", printed, re.M)
+        study_run = re.findall(r"^  its study run \(report, plots\) (\S+)$", printed, re.M)
+        assert len(trials) == len(study_run) == 1, printed
+        assert trials[0].startswith(base) and parent.info.run_id in study_run[0]
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium,
+                                                 args=["--no-sandbox", "--disable-gpu"])
+            try:
+                # Wide enough that the grid draws every column (it draws only those in view).
+                page = browser.new_page(viewport={"width": 2600, "height": 1400})
+                page.goto(trials[0])
+                for run in children.values():
+                    page.get_by_role("link", name=run.info.run_name, exact=True).wait_for(
+                        timeout=120_000)
+                for header in ("cnnlab.outcome", "cnnlab.state", "val_accuracy", "n_params"):
+                    page.get_by_text(header, exact=True).first.wait_for(timeout=30_000)
+                for outcome in outcomes:
+                    page.get_by_text(outcome, exact=True).first.wait_for(timeout=30_000)
+                # The model-training side: its sidebar, not the GenAI one (whose "Training
+                # runs" tab shows the same table under Observability, Evaluation, Prompts).
+                page.get_by_text("Model registry", exact=True).first.wait_for(timeout=30_000)
+                for genai in ("Observability", "Detect Issues", "Token Usage"):
+                    assert page.get_by_text(genai).count() == 0, genai
+                page.goto(study_run[0])
+                page.get_by_text(parent.info.run_id).first.wait_for(timeout=120_000)
+            finally:
+                browser.close()
 
 
 def test_ui_runs_one_server_and_no_job_runner(stores: Stores) -> None:
