@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -13,7 +18,7 @@ import pandas as pd
 import pytest
 
 from cnnlab import cli
-from tests.studies import TINY, Stores, ui_server
+from tests.studies import TINY, Stores, _free_port, ui_server
 
 pytestmark = pytest.mark.slow  # Every test here uses `stores`, which runs a study.
 
@@ -215,6 +220,43 @@ def test_ui_opens_on_the_trial_runs_in_a_browser(stores: Stores) -> None:
                 page.get_by_text(parent.info.run_id).first.wait_for(timeout=120_000)
             finally:
                 browser.close()
+
+
+def test_dashboard_serves_the_study_and_stops(stores: Stores) -> None:
+    """`cnnlab dashboard` serves optuna-dashboard over the study's Optuna storage: its API lists
+    the study with every trial, it prints the study's page, and SIGTERM stops it (exit 143)."""
+    for _ in range(3):  # A free port can be taken before the server binds it: try another.
+        port = _free_port()
+        out = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "dashboard", "--port",
+                                 str(port), "--storage", stores.storage],
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    summaries = _api(base, "/api/studies")["study_summaries"]
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            else:
+                continue
+            study = stores.study("tiny")
+            assert [s["study_name"] for s in summaries] == ["tiny"]
+            detail = _api(base, f"/api/studies/{summaries[0]['study_id']}?after=0")
+            assert len(detail["trials"]) == len(study.trials) > 4
+            out.seek(0)
+            assert (f"study 'tiny': {base}/dashboard/studies/{summaries[0]['study_id']}"
+                    in out.read().splitlines())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+            return
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    raise AssertionError("cnnlab dashboard did not serve, three times")
 
 
 def test_ui_runs_one_server_and_no_job_runner(stores: Stores) -> None:
