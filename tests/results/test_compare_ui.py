@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,6 +172,47 @@ def test_ui_shows_the_study_nested(stores: Stores) -> None:
             f"{base}/get-artifact?path=plots/front.png&run_uuid={parents[0]}",
             timeout=10).read()
         assert png[:4] == b"\x89PNG"
+
+
+def test_study_experiment_is_tagged_for_the_model_training_ui(stores: Stores,
+                                                             tmp_path: Path) -> None:
+    """A study's experiment carries MLflow's model-training kind and cnnlab's view of its runs
+    (the trials' state, outcome and validation accuracy as columns); one that lacks them (made
+    by an earlier cnnlab) gets them when `cnnlab ui` lists its pages, except a kind someone
+    chose in the UI, which is kept."""
+    from mlflow.tracking import MlflowClient
+
+    from cnnlab.tracking import ui
+
+    experiment = stores.client.get_experiment_by_name("tiny")
+    wanted = ui.experiment_tags()
+    assert {key: experiment.tags.get(key) for key in wanted} == wanted
+    view = json.loads(experiment.tags["mlflow.sharedViewState.cnnlab"])
+    assert {"tags.`cnnlab.state`", "tags.`cnnlab.outcome`", "metrics.`val_accuracy`",
+            "metrics.`n_params`"} <= set(view["selectedColumns"])
+    assert view["runsHiddenMode"] == "SHOW_ALL"  # Not MLflow's first 10 in the charts.
+
+    shutil.copytree(stores.root / "mlruns", tmp_path / "mlruns")  # Older stores, as a copy.
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    for key in wanted:
+        client.delete_experiment_tag(experiment.experiment_id, key)
+    assert not set(wanted) & set(client.get_experiment(experiment.experiment_id).tags)
+    pages = ui.study_pages(uri, "http://h:1")
+    parent, _ = stores.runs("tiny")
+    assert [(p.study, p.study_run) for p in pages] == [
+        ("tiny", f"http://h:1/#/experiments/{experiment.experiment_id}/runs/"
+                 f"{parent.info.run_id}?workflowType=machine_learning")]
+    assert pages[0].runs == (f"http://h:1/#/experiments/{experiment.experiment_id}/runs?"
+                             "workflowType=machine_learning&viewStateShareKey=cnnlab")
+    tags = client.get_experiment(experiment.experiment_id).tags
+    assert {key: tags.get(key) for key in wanted} == wanted
+
+    client.set_experiment_tag(experiment.experiment_id, "mlflow.experimentKind",
+                              "genai_development")
+    ui.study_pages(uri, "http://h:1")
+    tags = client.get_experiment(experiment.experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "genai_development"
 
 
 CHROMIUM_ENV = "CNNLAB_TEST_CHROMIUM"
