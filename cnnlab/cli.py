@@ -456,8 +456,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     print(f"Optuna dashboard at {base} over {stores.redact(url)} (Ctrl-C stops it)", flush=True)
     for study in storage.get_all_studies():
-        print(f"study '{study.study_name}': {base}/dashboard/studies/{study._study_id}",
-              flush=True)
+        number = storage.get_study_id_from_name(study.study_name)
+        print(f"study '{study.study_name}': {base}/dashboard/studies/{number}", flush=True)
     with signals_as_interrupts():
         try:
             server.serve_forever()
