@@ -1,4 +1,4 @@
-"""The ``cnnlab`` command: shapes, train, study run, evaluate, compare and ui."""
+"""The ``cnnlab`` command: shapes, train, study run, evaluate, compare, ui and dashboard."""
 
 from __future__ import annotations
 
@@ -460,8 +460,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         command += ["--default-artifact-root", db.parent.resolve().as_uri(),
                     "--no-serve-artifacts"]
     _check_port_free(args.host, args.port)
-    print(f"MLflow UI at http://{args.host}:{args.port} over {stores.redact(uri)} "
-          "(Ctrl-C stops it)", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI at {base} over {stores.redact(uri)} (Ctrl-C stops it)", flush=True)
+    _print_study_pages(uri, base)
     # The server runs in a process group of its own; whatever ends this command ends the whole
     # group, so nothing is left running.
     server = subprocess.Popen(command, start_new_session=True, env=env)
@@ -475,6 +476,54 @@ def cmd_ui(args: argparse.Namespace) -> int:
             return exit_code(interrupt)
         finally:
             _stop_group(server)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import socketserver
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from optuna_dashboard import wsgi
+
+    from cnnlab.tracking import stores
+
+    url, storage = stores.open_existing_storage(args.storage)
+    _check_port_free(args.host, args.port)
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # A line per request: none.
+            pass
+
+    class Threaded(socketserver.ThreadingMixIn, WSGIServer):  # As `optuna-dashboard` serves.
+        daemon_threads = True
+
+    # In this process (the storage's URL, which may carry a password, stays off the command
+    # lines that `ps` shows), with optuna-dashboard's app and the standard library's server, as
+    # its own command line runs them.
+    server = make_server(args.host, args.port, wsgi(storage), server_class=Threaded,
+                         handler_class=Quiet)
+    base = f"http://{args.host}:{args.port}"
+    print(f"Optuna dashboard at {base} over {stores.redact(url)} (Ctrl-C stops it)", flush=True)
+    for study in storage.get_all_studies():
+        number = storage.get_study_id_from_name(study.study_name)
+        print(f"study '{study.study_name}': {base}/dashboard/studies/{number}", flush=True)
+    with signals_as_interrupts():
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt as interrupt:
+            return exit_code(interrupt)
+        finally:
+            server.server_close()
+    return 0
+
+
+def _print_study_pages(uri: str, base: str) -> None:
+    """Each study's pages, on the UI's model-training side: its trial runs (in cnnlab's view:
+    outcome and key metrics as columns) and its study run."""
+    from cnnlab.tracking import ui
+
+    for pages in ui.study_pages(uri, base):
+        print(f"study '{pages.study}': its trial runs {pages.runs}\n"
+              f"  its study run (report, plots) {pages.study_run}", flush=True)
 
 
 _JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
@@ -568,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     _compare_parser(sub)
     _report_parser(sub)
     _ui_parser(sub)
+    _dashboard_parser(sub)
     return parser
 
 
@@ -783,6 +833,17 @@ def _ui_parser(sub: argparse._SubParsersAction) -> None:
                          "that reach it by that name")
     _add_tracking_arg(ui)
     ui.set_defaults(func=cmd_ui)
+
+
+def _dashboard_parser(sub: argparse._SubParsersAction) -> None:
+    dashboard = sub.add_parser(
+        "dashboard", help="serve optuna-dashboard over the Optuna storage",
+        description="Serve optuna-dashboard (Optuna's own UI: history, importances, "
+                    "parallel coordinates, each trial) over cnnlab's Optuna storage.")
+    dashboard.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    dashboard.add_argument("--port", type=_port, default=8080, help="default 8080")
+    _add_storage_arg(dashboard)
+    dashboard.set_defaults(func=cmd_dashboard)
 
 
 def _add_storage_arg(parser: argparse.ArgumentParser) -> None:

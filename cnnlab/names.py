@@ -145,6 +145,16 @@ NOTE_TAG = "mlflow.note.content"
 """MLflow's description of a run (the study file's description on the study run)."""
 OPTUNA_STUDY_TAG = "optuna.study_name"
 """The Optuna study's name, as Optuna's MLflow integration tags it."""
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""MLflow's kind of an experiment, as its UI's kind selector sets it (read by MLflow UIs that
+have no workflow toggle; MLflow 3.17's reads the ``workflowType`` of its URL instead)."""
+EXPERIMENT_KIND_MODEL_TRAINING = "custom_model_development"
+"""The value of ``EXPERIMENT_KIND_TAG`` for model training, as opposed to GenAI development."""
+SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+"""MLflow's experiment tags holding a runs page view that a URL opens with
+``viewStateShareKey=KEY`` (tag ``mlflow.sharedViewState.KEY``): columns, grouping, sort."""
+VIEW_KEY = "cnnlab"
+"""The key of cnnlab's view of an experiment's runs (``SHARED_VIEW_TAG_PREFIX + VIEW_KEY``)."""
 
 # -- Run kinds (values of KIND_TAG) ---------------------------------------------------------
 

@@ -120,8 +120,8 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def ui_server(tracking_uri: str, *extra: str, **popen) -> Iterator[tuple[str, str]]:
-    """`cnnlab ui` over ``tracking_uri`` on a free port, healthy; yields (base URL, the first
-    line it printed) and ends it afterwards.
+    """`cnnlab ui` over ``tracking_uri`` on a free port, healthy; yields (base URL, what it
+    printed before it was healthy: the banner, then each study's pages) and ends it afterwards.
 
     A port is found free by binding it, then released for the server, so another process can
     take it in between: a server that exits before it is healthy is started again on another
@@ -143,16 +143,17 @@ def ui_server(tracking_uri: str, *extra: str, **popen) -> Iterator[tuple[str, st
 def _start_ui(tracking_uri: str, extra: tuple[str, ...], popen: dict):
     port = _free_port()
     log = tempfile.TemporaryFile(mode="w+")  # Never an unread pipe that could fill up.
+    out = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "ui", "--port", str(port),
-                             "--tracking-uri", tracking_uri, *extra], stdout=subprocess.PIPE,
+                             "--tracking-uri", tracking_uri, *extra], stdout=out,
                             stderr=log, text=True, **popen)
-    banner = proc.stdout.readline()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
         try:
             urllib.request.urlopen(base + "/health", timeout=5).read()
-            return proc, base, banner
+            out.seek(0)  # All printed (and flushed) before the server was started.
+            return proc, base, out.read()
         except OSError:
             if proc.poll() is not None:
                 return None  # It could not serve on that port.

@@ -24,6 +24,7 @@ from cnnlab.spec.architecture import Architecture
 from cnnlab.spec.defaults import LOSS
 from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.trialspec import TrialSpec
+from cnnlab.tracking import ui
 from cnnlab.tracking.plots import curve_figures
 from cnnlab.tracking.stores import (
     experiment_folder,
@@ -107,18 +108,21 @@ def get_or_create_experiment(name: str, uri: str | None = None) -> str:
     """The id of experiment ``name``, created if needed.
 
     For a SQLite store, artifacts go beside the database (``<db folder>/<experiment>``) rather
-    than into MLflow's default ``./mlruns`` of whatever the current directory is.
+    than into MLflow's default ``./mlruns`` of whatever the current directory is. The
+    experiment is tagged for the MLflow UI's model-training pages and cnnlab's view of its runs
+    (``cnnlab.tracking.ui``), an existing one too if it lacks the tags.
     """
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         check_experiment_active(experiment, uri)
+        ui.tag_experiment(client, experiment)
         return experiment.experiment_id
     location = None
     db = sqlite_path(resolve_tracking_uri(uri))
     if db is not None:
         location = (db.parent.resolve() / experiment_folder(name)).as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags=ui.experiment_tags())
 
 
 def check_experiment_active(experiment: Any, uri: str | None = None) -> None:

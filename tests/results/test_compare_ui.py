@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,7 +20,7 @@ import pandas as pd
 import pytest
 
 from cnnlab import cli
-from tests.studies import TINY, Stores, ui_server
+from tests.studies import TINY, Stores, _free_port, ui_server
 
 pytestmark = pytest.mark.slow  # Every test here uses `stores`, which runs a study.
 
@@ -199,6 +206,133 @@ def test_ui_shows_the_study_nested(stores: Stores) -> None:
             f"{base}/get-artifact?path=plots/front.png&run_uuid={parents[0]}",
             timeout=10).read()
         assert png[:4] == b"\x89PNG"
+
+
+def test_study_experiment_is_tagged_for_the_model_training_ui(stores: Stores,
+                                                             tmp_path: Path) -> None:
+    """A study's experiment carries MLflow's model-training kind and cnnlab's view of its runs
+    (the trials' state, outcome and validation accuracy as columns); one that lacks them (made
+    by an earlier cnnlab) gets them when `cnnlab ui` lists its pages, except a kind someone
+    chose in the UI, which is kept."""
+    from mlflow.tracking import MlflowClient
+
+    from cnnlab.tracking import ui
+
+    experiment = stores.client.get_experiment_by_name("tiny")
+    wanted = ui.experiment_tags()
+    assert {key: experiment.tags.get(key) for key in wanted} == wanted
+    view = json.loads(experiment.tags["mlflow.sharedViewState.cnnlab"])
+    assert {"tags.`cnnlab.state`", "tags.`cnnlab.outcome`", "metrics.`val_accuracy`",
+            "metrics.`n_params`"} <= set(view["selectedColumns"])
+    assert view["runsHiddenMode"] == "SHOW_ALL"  # Not MLflow's first 10 in the charts.
+
+    shutil.copytree(stores.root / "mlruns", tmp_path / "mlruns")  # Older stores, as a copy.
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    for key in wanted:
+        client.delete_experiment_tag(experiment.experiment_id, key)
+    assert not set(wanted) & set(client.get_experiment(experiment.experiment_id).tags)
+    pages = ui.study_pages(uri, "http://h:1")
+    parent, _ = stores.runs("tiny")
+    assert [(p.study, p.study_run) for p in pages] == [
+        ("tiny", f"http://h:1/#/experiments/{experiment.experiment_id}/runs/"
+                 f"{parent.info.run_id}?workflowType=machine_learning")]
+    assert pages[0].runs == (f"http://h:1/#/experiments/{experiment.experiment_id}/runs?"
+                             "workflowType=machine_learning&viewStateShareKey=cnnlab")
+    tags = client.get_experiment(experiment.experiment_id).tags
+    assert {key: tags.get(key) for key in wanted} == wanted
+
+    client.set_experiment_tag(experiment.experiment_id, "mlflow.experimentKind",
+                              "genai_development")
+    ui.study_pages(uri, "http://h:1")
+    tags = client.get_experiment(experiment.experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "genai_development"
+
+
+CHROMIUM_ENV = "CNNLAB_TEST_CHROMIUM"
+"""The Chromium the browser test drives: `export CNNLAB_TEST_CHROMIUM=$(bash
+scripts/chromium-for-tests.sh)` (Debian's package; no `playwright install`)."""
+
+
+def test_ui_opens_on_the_trial_runs_in_a_browser(stores: Stores) -> None:
+    """The URL `cnnlab ui` prints for a study opens, in a real headless Chromium, on MLflow's
+    model-training runs page listing every trial run by name, not on the GenAI overview (MLflow
+    3.17's landing page for an experiment), with each trial's outcome and validation accuracy
+    as columns nobody had to choose, and the study run's URL opens on the study run."""
+    chromium = os.environ.get(CHROMIUM_ENV)
+    if not chromium:
+        pytest.skip(f"no browser: ${CHROMIUM_ENV} names none "
+                    "(export CNNLAB_TEST_CHROMIUM=$(bash scripts/chromium-for-tests.sh))")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright (the test extra) is not installed")
+    parent, children = stores.runs("tiny")
+    outcomes = {r.data.tags["cnnlab.outcome"] for r in children.values()}
+    assert outcomes == {"trained", "infeasible"}  # The fixture's budget makes both.
+    with ui_server(stores.tracking) as (base, printed):
+        trials = re.findall(r"^study 'tiny': its trial runs (\S+)$", printed, re.M)
+        study_run = re.findall(r"^  its study run \(report, plots\) (\S+)$", printed, re.M)
+        assert len(trials) == len(study_run) == 1, printed
+        assert trials[0].startswith(base) and parent.info.run_id in study_run[0]
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium,
+                                                 args=["--no-sandbox", "--disable-gpu"])
+            try:
+                # Wide enough that the grid draws every column (it draws only those in view).
+                page = browser.new_page(viewport={"width": 2600, "height": 1400})
+                page.goto(trials[0])
+                for run in children.values():
+                    page.get_by_role("link", name=run.info.run_name, exact=True).wait_for(
+                        timeout=120_000)
+                for header in ("cnnlab.outcome", "cnnlab.state", "val_accuracy", "n_params"):
+                    page.get_by_text(header, exact=True).first.wait_for(timeout=30_000)
+                for outcome in outcomes:
+                    page.get_by_text(outcome, exact=True).first.wait_for(timeout=30_000)
+                # The model-training side: its sidebar, not the GenAI one (whose "Training
+                # runs" tab shows the same table under Observability, Evaluation, Prompts).
+                page.get_by_text("Model registry", exact=True).first.wait_for(timeout=30_000)
+                for genai in ("Observability", "Detect Issues", "Token Usage"):
+                    assert page.get_by_text(genai).count() == 0, genai
+                page.goto(study_run[0])
+                page.get_by_text(parent.info.run_id).first.wait_for(timeout=120_000)
+            finally:
+                browser.close()
+
+
+def test_dashboard_serves_the_study_and_stops(stores: Stores) -> None:
+    """`cnnlab dashboard` serves optuna-dashboard over the study's Optuna storage: its API lists
+    the study with every trial, it prints the study's page, and SIGTERM stops it (exit 143)."""
+    for _ in range(3):  # A free port can be taken before the server binds it: try another.
+        port = _free_port()
+        out = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen([sys.executable, "-m", "cnnlab.cli", "dashboard", "--port",
+                                 str(port), "--storage", stores.storage],
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    summaries = _api(base, "/api/studies")["study_summaries"]
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            else:
+                continue
+            study = stores.study("tiny")
+            assert [s["study_name"] for s in summaries] == ["tiny"]
+            detail = _api(base, f"/api/studies/{summaries[0]['study_id']}?after=0")
+            assert len(detail["trials"]) == len(study.trials) > 4
+            out.seek(0)
+            assert (f"study 'tiny': {base}/dashboard/studies/{summaries[0]['study_id']}"
+                    in out.read().splitlines())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+            return
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    raise AssertionError("cnnlab dashboard did not serve, three times")
 
 
 def test_ui_runs_one_server_and_no_job_runner(stores: Stores) -> None:
