@@ -398,7 +398,11 @@ def test_ui_logs_no_request_and_no_deprecation_warning(stores: Stores) -> None:
     out.seek(0)
     err.seek(0)
     printed, logged = out.read(), err.read()
-    assert printed.splitlines() == [f"MLflow UI at {base} over {stores.tracking} (Ctrl-C stops it)"]
+    lines = printed.splitlines()
+    assert lines[0] == f"MLflow UI at {base} over {stores.tracking} (Ctrl-C stops it)"
+    # Then the study's two pages, and nothing else: no request, no warning.
+    assert [line.split(" http")[0] for line in lines[1:]] == [
+        "study 'tiny': its trial runs", "  its study run (report, plots)"], lines
     assert "Warning" not in logged and "starlette" not in logged, logged
     assert "GET " not in printed + logged and " INFO: " not in printed + logged, logged
 
