@@ -554,15 +554,12 @@ def _shapes_parser(sub: argparse._SubParsersAction) -> None:
 
 def _refuse_ignored(training: Any) -> None:
     """A recipe option that the rest of the command line makes useless is an error."""
-    ignored = training.ignored()
-    if ignored:
-        needs = {"decay_rate": "--schedule step or exponential",
-                 "decay_epochs": "--schedule step or exponential",
-                 "warmup": "--schedule cosine", "momentum": "--optimizer sgd or rmsprop",
-                 "nesterov": "--optimizer sgd"}
-        name = ignored[0]
-        raise ConfigError(f"--{name.replace('_', '-')} has no effect without "
-                          f"{needs[name]}.")
+    from cnnlab.spec.trialspec import USED_WITH
+
+    for name in training.ignored()[:1]:
+        field, values = USED_WITH[name]
+        raise ConfigError(f"--{name.replace('_', '-')} has no effect without --{field} "
+                          f"{values}.")
 
 
 def _recipe_args(train: argparse.ArgumentParser) -> None:

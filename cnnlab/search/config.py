@@ -68,7 +68,7 @@ from cnnlab.search.script import ScriptSpace, StudyScript
 from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import HARD_MAX_PARAMS
-from cnnlab.spec.trialspec import RECIPE_FIELDS, TrainConfig
+from cnnlab.spec.trialspec import RECIPE_FIELDS, USED_WITH, TrainConfig
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MAX_EPOCHS = 10_000
@@ -382,8 +382,22 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
         space=space, confirm=confirm, path=path, text=text, source=data)
     if isinstance(space, SearchSpace):
+        _refuse_unused_training(training, data.get("training", {}), space, where)
         _check_builds(config, where)
     return config
+
+
+def _refuse_unused_training(training: TrainConfig, stated: dict, space: SearchSpace,
+                            where: str) -> None:
+    """A recipe setting in ``[training]`` that no trial can use (a ``warmup`` while the schedule,
+    not searched, is constant) is a ``ConfigError``; one that a searched schedule or optimizer
+    may use is kept."""
+    for name in training.ignored():
+        field, values = USED_WITH[name]
+        if name in stated and f"training.{field}" not in space.params:
+            raise ConfigError(f"{where}: training: '{name}' has no effect with {field} "
+                              f"{getattr(training, field)!r}; it is used with {field} "
+                              f"{values}.")
 
 
 def _within_budget(design: Design, max_params: int | None, where: str) -> None:

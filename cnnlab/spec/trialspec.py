@@ -182,6 +182,12 @@ _RANGES = (
     ("zoom", 0.0, 1.0, False, "a fraction from 0 up to (not including) 1"),
 )
 """Each numeric recipe field: (name, low, high, whether high is allowed, the rule in words)."""
+USED_WITH = {"decay_rate": ("schedule", "step or exponential"),
+             "decay_epochs": ("schedule", "step or exponential"),
+             "warmup": ("schedule", "cosine"), "momentum": ("optimizer", "sgd or rmsprop"),
+             "nesterov": ("optimizer", "sgd")}
+"""The recipe settings that only some configurations use: (the field they depend on, the values
+that use them), as ``TrainConfig.ignored`` judges them."""
 _POSITIVE = ("decay_rate", "decay_epochs")
 """Of those, the ones that must not be 0."""
 RECIPE_FIELDS = ("schedule", "decay_rate", "decay_epochs", "warmup", "weight_decay", "momentum",

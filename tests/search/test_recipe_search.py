@@ -64,6 +64,14 @@ def test_training_takes_the_recipe_and_refuses_bad_values(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=r"training: zoom must be a fraction") as caught:
         load_study_config(file)
     assert "\n" not in str(caught.value)
+    # A setting that no trial can use is refused; one a searched schedule may use is kept.
+    file.write_text(TINY.replace("epochs = 2", "epochs = 2\nwarmup = 0.2"))
+    with pytest.raises(ConfigError, match=r"training: 'warmup' has no effect with schedule "
+                                          r"'constant'; it is used with schedule cosine\.$"):
+        load_study_config(file)
+    file.write_text(TINY.replace("epochs = 2", "epochs = 2\nwarmup = 0.2").replace(
+        "[search]", '[search]\ntraining.schedule = ["constant", "cosine"]'))
+    assert load_study_config(file).training.warmup == 0.2
 
 
 def test_study_check_lists_the_searched_recipe(tmp_path: Path, capsys) -> None:
