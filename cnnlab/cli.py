@@ -17,7 +17,7 @@ from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture
 from cnnlab.spec.schedules import SCHEDULES
-from cnnlab.spec.trialspec import OPTIMIZERS, RECIPE_FIELDS
+from cnnlab.spec.trialspec import OPTIMIZERS, RECIPE_FIELDS, USED_WITH
 from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 from cnnlab.train.data import DATA_DIR_ENV
 
@@ -554,11 +554,10 @@ def _shapes_parser(sub: argparse._SubParsersAction) -> None:
 
 def _refuse_ignored(training: Any) -> None:
     """A recipe option that the rest of the command line makes useless is an error."""
-    from cnnlab.spec.trialspec import USED_WITH
-
-    for name in training.ignored()[:1]:
-        field, values = USED_WITH[name]
-        raise ConfigError(f"--{name.replace('_', '-')} has no effect without --{field} "
+    ignored = training.ignored()
+    if ignored:
+        field, values = USED_WITH[ignored[0]]
+        raise ConfigError(f"--{ignored[0].replace('_', '-')} has no effect without --{field} "
                           f"{values}.")
 
 
