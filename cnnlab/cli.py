@@ -16,8 +16,9 @@ from typing import Any
 from cnnlab.errors import ArchitectureError, CnnlabError, ConfigError, DataError
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ShrinkError
+from cnnlab.spec.schedules import SCHEDULES
 from cnnlab.spec.shapes import format_failed_rows
-from cnnlab.spec.trialspec import OPTIMIZERS
+from cnnlab.spec.trialspec import OPTIMIZERS, RECIPE_FIELDS, USED_WITH
 from cnnlab.spec.words import count
 from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 from cnnlab.train.data import DATA_DIR_ENV
@@ -30,7 +31,9 @@ def _add_architecture_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--conv", action="append", metavar="F:K[:S[:P[:OPT...]]]",
                        help="a Conv2D layer: filters, kernel size, strides (default 1), padding "
                             "(valid|same, default valid), then options: bn (batch "
-                            "normalization), maxN or avgN (pooling, window N); repeat for each "
+                            "normalization), maxN or avgN (pooling, window N), doR or sdoR "
+                            "(dropout or spatial dropout of rate R; kernel 1 is a 1x1 "
+                            "convolution); repeat for each "
                             "layer, e.g. --conv 32:3:1:same:bn:max2 --conv 32:3:2:valid; "
                             "kernel and strides may be rectangular, e.g. 3x5")
     group.add_argument("--dense", action="append", metavar="UNITS",
@@ -146,11 +149,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.tracking.training_run import run_training
 
     arch = _architecture(args)
+    recipe = {name: getattr(args, name) for name in RECIPE_FIELDS
+              if getattr(args, name) is not None}
     spec = TrialSpec(arch, TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                                        seed=args.seed, optimizer=args.optimizer,
-                                       learning_rate=args.learning_rate))
+                                       learning_rate=args.learning_rate, **recipe))
+    _refuse_ignored(spec.training)
     table = arch.layer_table()
     print(f"architecture {arch.describe()}: {table.total_params:,} parameters")
+    if spec.training.describe_recipe():
+        print(f"recipe {spec.training.describe_recipe()}")
     outcome = run_training(
         spec, data_dir=args.data_dir, train_size=args.train_size,
         val_size=args.val_size, experiment=args.experiment, run_name=args.run_name,
@@ -647,6 +655,41 @@ def _shapes_parser(sub: argparse._SubParsersAction) -> None:
     shapes.set_defaults(func=cmd_shapes)
 
 
+def _refuse_ignored(training: Any) -> None:
+    """A recipe option that the rest of the command line makes useless is an error."""
+    ignored = training.ignored()
+    if ignored:
+        field, values = USED_WITH[ignored[0]]
+        raise ConfigError(f"--{ignored[0].replace('_', '-')} has no effect without --{field} "
+                          f"{values}.")
+
+
+def _recipe_args(train: argparse.ArgumentParser) -> None:
+    """``cnnlab train``'s training-recipe options (``TrainConfig``'s fields; issue 24)."""
+    recipe = train.add_argument_group("training recipe (default: none of it, as the notebook)")
+    recipe.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule "
+                        "(default constant; cosine with --warmup is the one-cycle form)")
+    recipe.add_argument("--decay-rate", type=_positive_float, metavar="FACTOR",
+                        help="step/exponential: multiply the rate by FACTOR (default 0.1) ...")
+    recipe.add_argument("--decay-epochs", type=_positive_float, metavar="EPOCHS",
+                        help="... every EPOCHS epochs (default 5)")
+    recipe.add_argument("--warmup", type=_rate, metavar="FRACTION",
+                        help="cosine: linear warm-up from 0 over this fraction of the steps")
+    recipe.add_argument("--weight-decay", type=_non_negative_float, metavar="WD",
+                        help="decoupled weight decay (default: the optimizer's; adamw 0.004)")
+    recipe.add_argument("--momentum", type=_rate, help="sgd or rmsprop: momentum (default 0)")
+    recipe.add_argument("--nesterov", action="store_true", default=None,
+                        help="sgd: Nesterov momentum")
+    recipe.add_argument("--label-smoothing", type=_rate, metavar="EPSILON",
+                        help="label smoothing of the targets (default 0)")
+    recipe.add_argument("--rotation", type=_non_negative_float, metavar="DEGREES",
+                        help="augment: rotate training images by up to DEGREES either way")
+    recipe.add_argument("--translation", type=_rate, metavar="FRACTION",
+                        help="augment: shift training images by up to FRACTION of a side")
+    recipe.add_argument("--zoom", type=_rate, metavar="FRACTION",
+                        help="augment: zoom training images in or out by up to FRACTION")
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train one architecture and record it in MLflow",
                            description="Train one CNN on MNIST's training split (50,000 images), "
@@ -663,6 +706,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                                             f"{', '.join(OPTIMIZERS)})")
     train.add_argument("--learning-rate", type=_positive_float, metavar="RATE",
                        help="the optimizer's learning rate (default: Keras's for it)")
+    _recipe_args(train)
     train.add_argument("--train-size", type=_positive, metavar="N",
                        help="train on the first N training images only (quick runs)")
     train.add_argument("--val-size", type=_positive, metavar="N",

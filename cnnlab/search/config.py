@@ -26,6 +26,8 @@ n_warmup_steps = 2               # steps are epochs, from 1: none pruned after e
 epochs = 3
 batch_size = 256
 optimizer = "rmsprop"
+schedule = "cosine"              # optional: the training recipe (cnnlab.spec.trialspec:
+warmup = 0.2                     # schedule, weight_decay, label_smoothing, rotation ...)
 train_size = 10000               # optional: the first N training images
 val_size = 10000                 # optional: the first N validation images
 
@@ -66,7 +68,7 @@ from cnnlab.search.script import ScriptSpace, StudyScript
 from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import HARD_MAX_PARAMS
-from cnnlab.spec.trialspec import TrainConfig
+from cnnlab.spec.trialspec import RECIPE_FIELDS, USED_WITH, TrainConfig
 from cnnlab.spec.words import count
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
@@ -194,7 +196,8 @@ _SCRIPT = "script"
 _NOT_WITH_DESIGN = ("search", "sampler", "pruner", "objectives", "allow_repeats", "confirm")
 """What a study file with ``[design]`` cannot also give: its trials are the design's grid,
 trained in full (no pruning), one objective, each setting over its own seeds."""
-_TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size"}
+_TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size",
+             *RECIPE_FIELDS}
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -381,8 +384,22 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
         space=space, confirm=confirm, path=path, text=text, source=data)
     if isinstance(space, SearchSpace):
+        _refuse_unused_training(training, data.get("training", {}), space, where)
         _check_builds(config, where)
     return config
+
+
+def _refuse_unused_training(training: TrainConfig, stated: dict, space: SearchSpace,
+                            where: str) -> None:
+    """A recipe setting in ``[training]`` that no trial can use (a ``warmup`` while the schedule,
+    not searched, is constant) is a ``ConfigError``; one that a searched schedule or optimizer
+    may use is kept."""
+    for name in training.ignored():
+        field, values = USED_WITH[name]
+        if name in stated and f"training.{field}" not in space.params:
+            raise ConfigError(f"{where}: training: '{name}' has no effect with {field} "
+                              f"{getattr(training, field)!r}; it is used with {field} "
+                              f"{values}.")
 
 
 def _within_budget(design: Design, max_params: int | None, where: str) -> None:
@@ -428,7 +445,8 @@ def _training(training_data: Any, where: str, seed: int) -> tuple[TrainConfig, i
         batch_size=_integer(training_data, "batch_size", tw, defaults.BATCH_SIZE, minimum=1),
         seed=seed,
         optimizer=_typed(training_data, "optimizer", str, tw, defaults.OPTIMIZER),
-        learning_rate=_learning_rate(training_data, tw))
+        learning_rate=_learning_rate(training_data, tw),
+        **{name: training_data[name] for name in RECIPE_FIELDS if name in training_data})
     try:
         training = TrainConfig(**settings)
     except ConfigError as err:

@@ -11,12 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cnnlab.search.space import Choices, Resolved
+from cnnlab.spec.trialspec import RECIPE_FIELDS
 
 if TYPE_CHECKING:
     from cnnlab.search.config import StudyConfig
 
 TRAINING_ROWS = ("epochs", "batch_size", "optimizer", "learning_rate")
-"""The training settings a trial has (the seed aside: trial k trains with the study's seed + k)."""
+"""The training settings a trial has (the seed aside: trial k trains with the study's seed + k);
+the recipe's (``RECIPE_FIELDS``: schedule, weight_decay ...) follow, those the study searches
+or sets in ``[training]``."""
 SIZES = ("train_size", "val_size")
 """The data sizes of ``[training]``; None is the whole split."""
 
@@ -27,7 +30,9 @@ def resolved_space(config: StudyConfig) -> list[Resolved]:
     stated = config.source.get("training", {})
     stated = stated if isinstance(stated, dict) else {}
     rows = config.space.architecture_rows()
-    for name in TRAINING_ROWS:
+    recipe = [name for name in RECIPE_FIELDS
+              if name in stated or f"training.{name}" in config.space.params]
+    for name in (*TRAINING_ROWS, *recipe):
         path = f"training.{name}"
         if path in config.space.params:
             rows.append(Resolved(path, config.space.params[path], "search"))

@@ -151,8 +151,12 @@ SOURCES = {
     "training": "the file's [training]",
 }
 """Where a resolved value comes from (``Resolved.source``)."""
-ALIASES = {**{f: f"conv.{f}" for f in CONV_FIELDS}, "dense_units": "dense.units"}
-"""The keys of study files written before paths (``filters``, ``dense_units``)."""
+ALIASES = {**{f: f"conv.{f}" for f in ("filters", "kernel_size", "strides", "padding",
+                                        "batchnorm", "pool", "pool_size")},
+           "dense_units": "dense.units"}
+"""The keys of study files written before paths (``filters``, ``dense_units``): the conv fields
+of that time only, so that a bare ``dropout`` stays the architecture's (before the Dense
+layers), not ``conv.dropout``."""
 
 # Bounds past anything trainable here, so that a typo cannot ask for a model that exhausts
 # memory while it is built (the parameter ceiling below catches the rest).

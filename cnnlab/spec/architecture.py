@@ -42,9 +42,11 @@ class ShrinkError(ArchitectureError):
 
 @dataclass(frozen=True)
 class ConvLayer:
-    """One Conv2D layer (ReLU): filters, square or rectangular kernel, strides and padding;
-    then, optionally, BatchNormalization (``batchnorm``) and a pool (``pool`` "max" or "avg",
-    window ``pool_size`` = its strides, 'valid' padding)."""
+    """One Conv2D layer (ReLU): filters, square or rectangular kernel (1 for a 1x1
+    convolution), strides and padding; then, optionally, BatchNormalization (``batchnorm``), a
+    pool (``pool`` "max" or "avg", window ``pool_size`` = its strides, 'valid' padding) and
+    dropout of rate ``dropout`` (``Dropout``, or ``SpatialDropout2D`` that drops whole feature
+    maps with ``spatial_dropout``; a rate of 0 is no layer)."""
 
     filters: int
     kernel_size: int | tuple[int, int] = 3
@@ -53,6 +55,8 @@ class ConvLayer:
     batchnorm: bool = False
     pool: str = "none"
     pool_size: int = 2
+    dropout: float = 0.0
+    spatial_dropout: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.filters, bool) or not isinstance(self.filters, int) or self.filters < 1:
@@ -76,17 +80,34 @@ class ConvLayer:
                 or self.pool_size < 2):
             raise ArchitectureError(
                 f"pool_size must be an integer of at least 2, not {self.pool_size!r}.")
+        if (isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float)
+                or not 0 <= self.dropout < 1):
+            raise ArchitectureError(
+                f"dropout must be a rate from 0 up to (not including) 1, not {self.dropout!r}.")
+        object.__setattr__(self, "dropout", float(self.dropout))
+        if not isinstance(self.spatial_dropout, bool):
+            raise ArchitectureError(
+                f"spatial_dropout must be true or false, not {self.spatial_dropout!r}.")
 
     def describe(self) -> str:
         """Compact form used in run names and parameters, e.g. ``32k3s2valid``, then ``+bn`` with
-        batch normalisation and ``+max2``/``+avg3`` with a pool: ``32k3s1same+bn+max2``."""
+        batch normalisation, ``+max2``/``+avg3`` with a pool and ``+do0.1``/``+sdo0.1`` with
+        (spatial) dropout: ``32k3s1same+bn+max2+sdo0.1``."""
         kernel, strides = _fmt_pair(self.kernel_size), _fmt_pair(self.strides)
         text = f"{self.filters}k{kernel}s{strides}{self.padding}"
         if self.batchnorm:
             text += "+bn"
         if self.pool != "none":
             text += f"+{self.pool}{self.pool_size}"
+        if self.dropout > 0:
+            text += f"+{self.dropout_label()}"
         return text
+
+    def dropout_label(self) -> str:
+        """``do0.1`` (Dropout) or ``sdo0.1`` (SpatialDropout2D); empty without dropout."""
+        if self.dropout == 0:
+            return ""
+        return f"{'s' if self.spatial_dropout else ''}do{self.dropout:.3g}"
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,9 @@ class Architecture:
 
     def pool_name(self, index: int) -> str:
         return f"{self.conv_name(index)}_pool"
+
+    def conv_dropout_name(self, index: int) -> str:
+        return f"{self.conv_name(index)}_dropout"
 
     def dense_name(self, index: int) -> str:
         return f"dense{index + 1}"
@@ -178,6 +202,9 @@ class Architecture:
                         "pool_size or no pool.", self.input_shape, rows)
                 windows.append((layer.pool_size, layer.pool_size))
                 shape = out
+            if layer.dropout > 0:
+                kind = "SpatialDropout2D" if layer.spatial_dropout else "Dropout"
+                rows.append(shapes.LayerRow(self.conv_dropout_name(i), kind, shape, 0, 0))
         final_map = (shape[0], shape[1], shape[2])
         if self.head == "gap":
             (features,) = shapes.global_average_pool_shape(final_map)
@@ -221,6 +248,7 @@ class Architecture:
 
         Options appear only when a layer has them: ``bn`` (batch normalisation on every conv
         layer) or ``bn@1,3`` (on conv1 and conv3), a pool likewise (``max2``, ``avg3@2``),
+        conv-block dropout likewise (``do0.1``, ``sdo0.1@2,4``),
         ``gap`` for the GAP head, ``do0.25`` for dropout. No dense layer: no ``d`` part; no
         layer at all: ``d0``. ``describe()`` is the layer-by-layer form runs are named with.
         """
@@ -234,6 +262,7 @@ class Architecture:
             parts += _where(["bn" if layer.batchnorm else "" for layer in conv])
             parts += _where(["" if layer.pool == "none" else f"{layer.pool}{layer.pool_size}"
                              for layer in conv])
+            parts += _where([layer.dropout_label() for layer in conv])
         if self.head == "gap":
             parts.append("gap")
         if self.dense:
@@ -346,11 +375,11 @@ class Architecture:
     @classmethod
     def from_name(cls, name: str) -> Architecture:
         """Read the one-line form that ``describe()`` writes (run names, the ``architecture``
-        parameter and column): conv layers ``FILTERSkKERNELsSTRIDESPADDING`` with ``+bn`` and
-        ``+maxN``/``+avgN``, then ``gap``, then ``dUNITS`` per Dense layer, then ``doRATE``,
-        joined by ``-``; ``d0`` is no layer at all. ``Architecture.from_name(a.describe()) ==
-        a`` for every architecture on MNIST's input whose dropout has at most 3 significant
-        digits (``describe`` writes 3). Raises ``ArchitectureError`` naming the part that is
+        parameter and column): conv layers ``FILTERSkKERNELsSTRIDESPADDING`` with ``+bn``,
+        ``+maxN``/``+avgN`` and ``+doRATE``/``+sdoRATE``, then ``gap``, then ``dUNITS`` per Dense
+        layer, then ``doRATE``, joined by ``-``; ``d0`` is no layer at all.
+        ``Architecture.from_name(a.describe()) == a`` for every architecture on MNIST's input
+        whose dropout rates have at most 3 significant digits (``describe`` writes 3). Raises ``ArchitectureError`` naming the part that is
         not one of these, or out of this order."""
         text = name.strip()
         if text == "d0":
@@ -368,7 +397,8 @@ class Architecture:
             if rank < last or rank == last and kind in ("gap", "dropout") or kind is None:
                 raise ArchitectureError(
                     f"architecture name {name!r}: {part!r} is not a part a name has there; a "
-                    "name is conv layers such as 32k3s1same (with +bn, +max2 or +avg3), then "
+                    "name is conv layers such as 32k3s1same (with +bn, +max2, +avg3, +do0.1 or "
+                    "+sdo0.1), then "
                     "gap, then Dense layers such as d128, then dropout such as do0.25, joined "
                     "by '-', e.g. 32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128.")
             last = rank
@@ -378,7 +408,9 @@ class Architecture:
                         int(match["filters"]), _parse_pair(match["kernel"]),
                         _parse_pair(match["strides"]), match["padding"],
                         batchnorm=match["bn"] is not None, pool=match["pool"] or "none",
-                        pool_size=int(match["pool_size"]) if match["pool"] else 2))
+                        pool_size=int(match["pool_size"]) if match["pool"] else 2,
+                        dropout=float(match["dropout"]) if match["dropout"] else 0.0,
+                        spatial_dropout=bool(match["sdo"])))
                 elif kind == "gap":
                     head = "gap"
                 elif kind == "dense":
@@ -399,7 +431,8 @@ class Architecture:
         """Parse the command-line form: each conv layer
         ``FILTERS:KERNEL[:STRIDES[:PADDING[:OPTION...]]]`` (kernel and strides may be ``3x5``;
         options, in any order and each at most once: ``bn`` for batch normalisation, ``maxN`` or
-        ``avgN`` for a pool of size N, e.g. ``32:3:1:same:bn:max2``), dense units as integers or
+        ``avgN`` for a pool of size N, ``doR`` or ``sdoR`` for dropout or spatial dropout of
+        rate R, e.g. ``32:3:1:same:bn:max2:sdo0.1``), dense units as integers or
         comma lists; ``head`` and ``dropout`` go to the ``Architecture``."""
         layers = []
         for text in conv:
@@ -447,28 +480,35 @@ _CONV_BASE = ("filters", "kernel_size", "strides", "padding")
 """ConvLayer's fields that ``to_dict`` always writes; the others only when not at default."""
 
 _CONV_NAME = re.compile(r"(?P<filters>\d+)k(?P<kernel>\d+(?:x\d+)?)s(?P<strides>\d+(?:x\d+)?)"
-                        r"(?P<padding>same|valid)(?P<bn>\+bn)?(?:\+(?P<pool>max|avg)(?P<pool_size>\d+))?")
-"""A conv layer in ``Architecture.describe()``'s form: ``32k3s1same``, ``16k3x5s2valid+bn+max2``."""
+                        r"(?P<padding>same|valid)(?P<bn>\+bn)?(?:\+(?P<pool>max|avg)(?P<pool_size>\d+))?"
+                        r"(?:\+(?P<sdo>s?)do(?P<dropout>\d*\.?\d+(?:e-?\d+)?))?")
+"""A conv layer in ``Architecture.describe()``'s form: ``32k3s1same``,
+``16k3x5s2valid+bn+max2+sdo0.1``."""
 
-_OPTION = re.compile(r"bn|(max|avg)(\d+)")
-"""A conv layer's option on the command line: ``bn``, ``max2``, ``avg3`` ..."""
+_OPTION = re.compile(r"bn|(max|avg)(\d+)|(s?do)(\d*\.?\d+)")
+"""A conv layer's option on the command line: ``bn``, ``max2``, ``avg3``, ``do0.1``,
+``sdo0.1`` ..."""
 
 
 def _parse_options(text: str, options: list[str]) -> dict[str, Any]:
-    """``["bn", "max2"]`` as ConvLayer keyword arguments; errors name the option."""
+    """``["bn", "max2", "sdo0.1"]`` as ConvLayer keyword arguments; errors name the option."""
     values: dict[str, Any] = {}
     for option in options:
         match = _OPTION.fullmatch(option)
         if match is None:
             raise ArchitectureError(
                 f"conv layer {text!r} has unknown option {option!r}; expected 'bn', 'maxN' or "
-                "'avgN' (a pool of size N).")
-        key = "batchnorm" if option == "bn" else "pool"
+                "'avgN' (a pool of size N), 'doR' or 'sdoR' (dropout or spatial dropout of "
+                "rate R).")
+        key = ("batchnorm" if option == "bn" else "dropout" if match.group(3) else "pool")
         if key in values:
-            what = "bn" if key == "batchnorm" else "a pool"
+            what = {"batchnorm": "bn", "pool": "a pool", "dropout": "dropout"}[key]
             raise ArchitectureError(f"conv layer {text!r} gives {what} more than once.")
         if key == "batchnorm":
             values["batchnorm"] = True
+        elif key == "dropout":
+            values["dropout"] = float(match.group(4))
+            values["spatial_dropout"] = match.group(3) == "sdo"
         else:
             values["pool"], values["pool_size"] = match.group(1), int(match.group(2))
     return values

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnlab.spec.architecture import check_architecture
+from cnnlab.spec.schedules import steps_per_epoch
 from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 from cnnlab.train import faults
@@ -40,14 +41,15 @@ def train(
     callbacks: Sequence[Any] = (),
     verbose: int | str = 0,
 ) -> TrainResult:
-    """Build, compile and fit ``spec``'s architecture as its training settings say; returns
-    the model and the per-epoch history."""
+    """Build, compile and fit ``spec``'s architecture as its training settings say (the
+    recipe's schedule, weight decay, label smoothing and training-only augmentation too,
+    ``cnnlab.train.model.build_model``); returns the model and the per-epoch history."""
     from cnnlab.train.model import build_model, check_layer_table  # Keras: only when training.
 
     arch, config = spec.architecture, spec.training
     table = check_architecture(arch, None)  # Buildable, and under cnnlab's ceiling.
-    model = build_model(arch, seed=config.seed, optimizer=config.optimizer,
-                        learning_rate=config.learning_rate)
+    model = build_model(arch, seed=config.seed, training=config,
+                        steps_per_epoch=steps_per_epoch(len(data.train), config.batch_size))
     check_layer_table(model, table)
     faults.reach("building")
     history = model.fit(

@@ -204,6 +204,8 @@ NAMED = [
     Architecture.from_strings(["8:5:2:same", "16:5:2:same"], ["64", "32"]),
     Architecture.from_strings(["12:3:1:same:bn"], [], head="gap"),
     Architecture.from_strings(["8:3"], ["16"], dropout=0.125),
+    Architecture.from_strings(["16:3:1:same:bn:max2:sdo0.1", "8:1:1:valid:do0.25"], [],
+                              head="gap"),
     Architecture(conv=(), dense=(10,)),
     Architecture(conv=(), dense=()),
     Architecture(conv=(), dense=(), head="gap", dropout=0.5),

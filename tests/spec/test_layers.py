@@ -39,6 +39,11 @@ VARIANTS = [
                        ConvLayer(16, (3, 2), (1, 2), "valid", pool="avg", pool_size=3),
                        ConvLayer(12, (1, 3), 1, "same", batchnorm=True)),
                  dense=(32,), head="gap", dropout=0.25),
+    # Dropout after conv blocks (plain and spatial), and 1x1 convolutions (issue 24).
+    Architecture(conv=(ConvLayer(8, 3, 1, "same", batchnorm=True, pool="max", dropout=0.1,
+                                 spatial_dropout=True),
+                       ConvLayer(12, 1, dropout=0.2), ConvLayer(10, 1)), dense=(), head="gap"),
+    Architecture(conv=(ConvLayer(4, 3, 2, dropout=0.3),), dense=(8,), dropout=0.5),
     Architecture(conv=(ConvLayer(6, (5, 3), (2, 1), "same", pool="max", pool_size=3),
                        ConvLayer(10, 3, (1, 2), "valid", batchnorm=True, pool="avg")),
                  dense=(24, 12), dropout=0.1),
