@@ -379,8 +379,8 @@ class Architecture:
         ``+maxN``/``+avgN`` and ``+doRATE``/``+sdoRATE``, then ``gap``, then ``dUNITS`` per Dense
         layer, then ``doRATE``, joined by ``-``; ``d0`` is no layer at all.
         ``Architecture.from_name(a.describe()) == a`` for every architecture on MNIST's input
-        whose dropout rates have at most 3 significant digits (``describe`` writes 3). Raises ``ArchitectureError`` naming the part that is
-        not one of these, or out of this order."""
+        whose dropout rates have at most 3 significant digits (``describe`` writes 3). Raises
+        ``ArchitectureError`` naming the part that is not one of these, or out of this order."""
         text = name.strip()
         if text == "d0":
             return cls(conv=(), dense=())
