@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from cnnlab import names
 from cnnlab.results import compare
 from cnnlab.search.design import BASE, SEED_PARAM, SETTING_PARAM, Design
 from cnnlab.spec import knobs as K
@@ -40,7 +41,7 @@ from cnnlab.spec.words import count
 
 FINALS = ("val_accuracy", "val_loss", "accuracy", "loss")
 """The final values a design's table summarizes: validation, then training."""
-REPORT_ARTIFACT = "report.html"
+REPORT_ARTIFACT = names.REPORT_ARTIFACT
 """The report's name among the study run's artifacts."""
 
 

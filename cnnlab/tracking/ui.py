@@ -86,10 +86,13 @@ def runs_page(base: str, experiment_id: str, *, charts: bool = False) -> str:
             f"{urllib.parse.urlencode(query)}")
 
 
-def run_page(base: str, experiment_id: str, run_id: str) -> str:
-    """The URL of one run's page (overview, metrics, artifacts) on the model-training side."""
+def run_page(base: str, experiment_id: str, run_id: str, artifact: str | None = None) -> str:
+    """The URL of one run's page on the model-training side: its overview, or with ``artifact``
+    (a path inside the run's artifacts, ``report.html``) its Artifacts tab showing that file
+    (MLflow 3.17's route ``/experiments/:id/runs/:run/artifacts/PATH``)."""
+    tab = f"/artifacts/{urllib.parse.quote(artifact)}" if artifact else ""
     return (f"{base}/#/experiments/{urllib.parse.quote(experiment_id)}/runs/"
-            f"{urllib.parse.quote(run_id)}?workflowType=machine_learning")
+            f"{urllib.parse.quote(run_id)}{tab}?workflowType=machine_learning")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ class StudyPages:
     runs: str
     """Its runs page, in cnnlab's view."""
     study_run: str
-    """Its study run's page (the report and plots are among its artifacts)."""
+    """Its study run's page: on its report (``report.html``) where the run has one, else its
+    overview (the plots are among its artifacts)."""
 
 
 def study_pages(tracking_uri: str, base: str) -> list[StudyPages]:
@@ -124,8 +128,13 @@ def study_pages(tracking_uri: str, base: str) -> list[StudyPages]:
             continue
         tag_experiment(client, experiment)
         for run in studies:
+            try:
+                artifacts = {f.path for f in client.list_artifacts(run.info.run_id)}
+            except Exception:  # An artifact store out of reach: the overview still opens.
+                artifacts = set()
+            report = names.REPORT_ARTIFACT if names.REPORT_ARTIFACT in artifacts else None
             found.append((run.info.start_time or 0, StudyPages(
                 study=run.data.tags.get(names.STUDY_TAG, experiment.name),
                 runs=runs_page(base, experiment.experiment_id),
-                study_run=run_page(base, experiment.experiment_id, run.info.run_id))))
+                study_run=run_page(base, experiment.experiment_id, run.info.run_id, report))))
     return [pages for _, pages in sorted(found, key=lambda item: item[0])]

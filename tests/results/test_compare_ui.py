@@ -236,7 +236,7 @@ def test_study_experiment_is_tagged_for_the_model_training_ui(stores: Stores,
     parent, _ = stores.runs("tiny")
     assert [(p.study, p.study_run) for p in pages] == [
         ("tiny", f"http://h:1/#/experiments/{experiment.experiment_id}/runs/"
-                 f"{parent.info.run_id}?workflowType=machine_learning")]
+                 f"{parent.info.run_id}/artifacts/report.html?workflowType=machine_learning")]
     assert pages[0].runs == (f"http://h:1/#/experiments/{experiment.experiment_id}/runs?"
                              "workflowType=machine_learning&viewStateShareKey=cnnlab")
     tags = client.get_experiment(experiment.experiment_id).tags
@@ -292,8 +292,12 @@ def test_ui_opens_on_the_trial_runs_in_a_browser(stores: Stores) -> None:
                 page.get_by_text("Model registry", exact=True).first.wait_for(timeout=30_000)
                 for genai in ("Observability", "Detect Issues", "Token Usage"):
                     assert page.get_by_text(genai).count() == 0, genai
+                # The study run's URL opens on its report, drawn in the Artifacts tab.
+                assert study_run[0].split("?")[0].endswith(f"{parent.info.run_id}/artifacts/"
+                                                           "report.html"), study_run[0]
                 page.goto(study_run[0])
-                page.get_by_text(parent.info.run_id).first.wait_for(timeout=120_000)
+                page.frame_locator("iframe").first.get_by_text(
+                    "cnnlab report: tiny").first.wait_for(timeout=120_000)
             finally:
                 browser.close()
 
