@@ -27,7 +27,8 @@ from cnnlab.train.data import DATA_DIR_ENV
 def _add_architecture_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "architecture", "default: the notebook's CNN (32:3:1:same 32:3:2:valid 64:3:1:same "
-        "64:3:2:valid, dense 128)")
+        "64:3:2:valid, dense 128); --conv and --dense give the whole network: --conv alone "
+        "keeps dense 128, --dense alone has no conv layer")
     group.add_argument("--conv", action="append", metavar="F:K[:S[:P[:OPT...]]]",
                        help="a Conv2D layer: filters, kernel size, strides (default 1), padding "
                             "(valid|same, default valid), then options: bn (batch "
