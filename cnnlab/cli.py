@@ -193,8 +193,12 @@ def cmd_study_check(args: argparse.Namespace) -> int:
               "(minimize): the front of the two is the answer")
     if config.confirm is not None:
         c = config.confirm
-        print(f"then confirm: {'the front' if c.front else f'the top {c.top}'} over {c.seeds} "
-              f"seeds{' beside the notebook CNN' if c.baseline else ''}")
+        which = (f"the {c.top} most accurate of the front" if c.front and c.top
+                 else "the front" if c.front else f"the top {c.top}")
+        beside = (" beside the notebook CNN" if c.baseline else "") + (
+            " as the notebook trains it" if c.baseline and c.baseline_training == "notebook"
+            else "")
+        print(f"then confirm: {which} over {c.seeds} seeds{beside}")
     design = config.design
     if isinstance(config.space, ScriptSpace):
         _print_script_space(config.space)

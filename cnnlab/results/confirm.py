@@ -103,10 +103,14 @@ def trial_spec(config: Any, trial: Any) -> Any:
 
 
 def candidates(study: Any, config: Any, *, top: int | None, front: bool) -> list[Any]:
-    """The trials to confirm: those on the front of score against size, or the ``top`` by
-    score; one trial per configuration."""
+    """The trials to confirm: those on the front of score against size (with ``top``, the
+    ``top`` best of them by score), or the ``top`` by score; one trial per configuration."""
     if front:
         chosen = T.front(study, config.size_attr)
+        if top is not None:
+            best_first = T.ranked(chosen, maximize=T.maximizes(study))
+            keep = {t.number for t in best_first[:top]}
+            chosen = [t for t in chosen if t.number in keep]
     else:
         judged = T.ranked(T._judged(study), maximize=T.maximizes(study))  # The one rule.
         seen: set[str] = set()
@@ -171,6 +175,7 @@ def confirm_study(
     front: bool = False,
     seeds: int = 3,
     baseline: bool = False,
+    baseline_training: str = "study",
     storage: str | None = None,
     tracking_uri: str | None = None,
     data_dir: str | None = None,
@@ -178,8 +183,10 @@ def confirm_study(
     config: Any = None,
     out: Callable[[str], None] = print,
 ) -> Confirmation:
-    """Re-train the study's top ``top`` trials (or its ``front``), and with ``baseline`` the
-    notebook's CNN, with ``seeds`` seeds each; rank them; record it all. Seeds already done
+    """Re-train the study's top ``top`` trials (or its ``front``, or the ``top`` of its front),
+    and with ``baseline`` the notebook's CNN (trained with the study's training settings, or
+    with ``baseline_training="notebook"`` as the notebook trains it), with ``seeds`` seeds each;
+    rank them; record it all. Seeds already done
     (an interrupted confirmation, or an earlier one with fewer seeds) are not trained again."""
     from cnnlab.tracking.stores import (
         cnnlab_command,
@@ -209,9 +216,10 @@ def confirm_study(
     specs = {str(t.number): trial_spec(config, t) for t in chosen}
     if baseline:
         from cnnlab.spec.architecture import NOTEBOOK_CNN
-        from cnnlab.spec.trialspec import TrialSpec
+        from cnnlab.spec.trialspec import TrainConfig, TrialSpec
 
-        specs[BASELINE] = TrialSpec(NOTEBOOK_CNN, config.training)
+        training = TrainConfig() if baseline_training == "notebook" else config.training
+        specs[BASELINE] = TrialSpec(NOTEBOOK_CNN, training)
     if data is None:
         from cnnlab.train.data import load_mnist
 
@@ -331,7 +339,8 @@ def confirm_if_asked(config: Any, study: Any, stores: Stores, *, data: Any = Non
     if all(len(entries.get(key, {}).get("values", [])) >= asked.seeds for key in wanted):
         return
     confirm_study(config.name, top=asked.top, front=asked.front, seeds=asked.seeds,
-                  baseline=asked.baseline, storage=stores.storage,
+                  baseline=asked.baseline, baseline_training=asked.baseline_training,
+                  storage=stores.storage,
                   tracking_uri=stores.tracking_uri,
                   data=data, data_dir=data_dir, config=config, out=out)
 

@@ -98,6 +98,9 @@ class Component:
     and the pruner are then made without repeating it."""
 
 
+BASELINE_TRAININGS = ("study", "notebook")
+
+
 @dataclass(frozen=True)
 class ConfirmConfig:
     """A study file's ``[confirm]``: what ``cnnlab confirm`` does when the study is done."""
@@ -106,6 +109,10 @@ class ConfirmConfig:
     front: bool = False
     seeds: int = 3
     baseline: bool = False
+    baseline_training: str = "study"
+    """How the baseline (the notebook's CNN) is trained: ``study``, with the study's
+    ``[training]`` like the trials; ``notebook``, as the notebook trains it (rmsprop, batch 256,
+    10 epochs: ``TrainConfig()``)."""
 
 
 @dataclass(frozen=True)
@@ -554,23 +561,28 @@ def _learning_rate(data: dict, where: str) -> float | None:
 
 
 def _confirm(data: Any, where: str) -> ConfirmConfig | None:
-    """The ``[confirm]`` table: top (an integer) or front (true), seeds, baseline."""
+    """The ``[confirm]`` table: top (an integer) and/or front (true), seeds, baseline. With
+    both, the ``top`` most accurate trials of the front."""
     if data is None:
         return None
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a table.")
-    unknown = sorted(set(data) - {"top", "front", "seeds", "baseline"})
+    unknown = sorted(set(data) - {"top", "front", "seeds", "baseline", "baseline_training"})
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of top, front, "
-                          "seeds, baseline.")
+                          "seeds, baseline, baseline_training.")
+    baseline_training = _typed(data, "baseline_training", str, where, "study")
+    if baseline_training not in BASELINE_TRAININGS:
+        raise ConfigError(f"{where}: 'baseline_training' must be one of "
+                          f"{', '.join(BASELINE_TRAININGS)}, not {baseline_training!r}.")
     front = _typed(data, "front", bool, where, False)
-    if front and "top" in data:
-        raise ConfigError(f"{where}: give 'top' or 'front = true', not both.")
-    return ConfirmConfig(top=None if front else _integer(data, "top", where, 3, minimum=1,
-                                                         maximum=1000),
+    top = (None if front and "top" not in data
+           else _integer(data, "top", where, 3, minimum=1, maximum=1000))
+    return ConfirmConfig(top=top,
                          front=front, seeds=_integer(data, "seeds", where, 3, minimum=2,
                                                      maximum=100),
-                         baseline=_typed(data, "baseline", bool, where, False))
+                         baseline=_typed(data, "baseline", bool, where, False),
+                         baseline_training=baseline_training)
 
 
 def _objectives(data: dict, metric: str, where: str) -> str | None:

@@ -1,0 +1,53 @@
+"""Which trials a confirmation re-trains: the top K, the front, or the top K of the front,
+chosen from a real Optuna study's trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from cnnlab.errors import ConfigError
+from cnnlab.results.confirm import candidates
+from cnnlab.search.config import parse_study
+
+# (validation accuracy, parameters): the front is 0 (small), 2, 3 and 5 (accurate); 1 and 4
+# are beaten on both.
+POINTS = [(0.970, 1_000), (0.965, 2_000), (0.980, 3_000), (0.985, 5_000), (0.975, 6_000),
+          (0.990, 9_000)]
+
+
+def _study() -> optuna.Study:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for acc, size in POINTS:
+        study.add_trial(optuna.trial.create_trial(
+            values=[acc, size], user_attrs={"cnnlab_outcome": "trained", "n_params": size}))
+    return study
+
+
+def _config(confirm: dict) -> object:
+    return parse_study({"name": "c", "n_trials": 6, "objectives": ["val_accuracy", "n_params"],
+                        "search": {"conv.filters": [8, 16]}, "confirm": confirm}, where="c")
+
+
+def test_front_with_top_confirms_the_most_accurate_of_the_front_only() -> None:
+    study = _study()
+    config = _config({"front": True, "top": 2})
+    assert (config.confirm.front, config.confirm.top) == (True, 2)
+    chosen = candidates(study, config, top=config.confirm.top, front=True)
+    assert [t.number for t in chosen] == [3, 5]          # smallest first, as the front
+    whole = candidates(study, _config({"front": True}), top=None, front=True)
+    assert [t.number for t in whole] == [0, 2, 3, 5]
+    assert [t.number for t in candidates(study, config, top=2, front=False)] == [5, 3]
+
+
+def test_a_confirm_top_below_one_is_refused_with_front_too() -> None:
+    with pytest.raises(ConfigError, match="top"):
+        _config({"front": True, "top": 0})
+
+
+def test_the_baseline_is_trained_as_the_study_or_as_the_notebook_says() -> None:
+    assert _config({"top": 1, "baseline": True}).confirm.baseline_training == "study"
+    config = _config({"top": 1, "baseline": True, "baseline_training": "notebook"})
+    assert config.confirm.baseline_training == "notebook"
+    with pytest.raises(ConfigError, match="'baseline_training' must be one of study, notebook"):
+        _config({"top": 1, "baseline": True, "baseline_training": "recipe"})
