@@ -693,6 +693,9 @@ def _recipe_args(train: argparse.ArgumentParser) -> None:
                         help="augment: shift training images by up to FRACTION of a side")
     recipe.add_argument("--zoom", type=_rate, metavar="FRACTION",
                         help="augment: zoom training images in or out by up to FRACTION")
+    recipe.add_argument("--bn-momentum", type=_rate, metavar="MOMENTUM",
+                        help="batch normalization's moving-statistics momentum (default 0.99, "
+                        "Keras's; 0.9 for trainings of a few hundred steps)")
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:

@@ -6,3 +6,5 @@ BATCH_SIZE = 256
 OPTIMIZER = "rmsprop"
 LOSS = "categorical_crossentropy"
 METRICS = ("accuracy",)
+BN_MOMENTUM = 0.99
+"""Keras's BatchNormalization momentum (``keras.layers.BatchNormalization(momentum=0.99)``)."""

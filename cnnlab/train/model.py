@@ -6,7 +6,7 @@ from typing import Any
 
 from cnnlab.spec import schedules
 from cnnlab.spec.architecture import Architecture
-from cnnlab.spec.defaults import LOSS, METRICS, OPTIMIZER
+from cnnlab.spec.defaults import BN_MOMENTUM, LOSS, METRICS, OPTIMIZER
 from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.trialspec import MOMENTUM_OPTIMIZERS, TrainConfig
 from cnnlab.train.quiet import import_keras
@@ -26,9 +26,9 @@ def build_model(arch: Architecture, *, seed: int | None = None,
                 training: TrainConfig | None = None, steps_per_epoch: int | None = None,
                 ) -> keras.Model:
     """The Keras model of ``arch``: Conv2D (ReLU) layers, each maybe followed by
-    BatchNormalization, MaxPooling2D/AveragePooling2D and Dropout/SpatialDropout2D; Flatten or
-    GlobalAveragePooling2D; Dense (ReLU) layers and the Dense softmax output, each after a
-    Dropout if ``arch.dropout``.
+    BatchNormalization (momentum ``training.bn_momentum``, else Keras's 0.99),
+    MaxPooling2D/AveragePooling2D and Dropout/SpatialDropout2D; Flatten or GlobalAveragePooling2D;
+    Dense (ReLU) layers and the Dense softmax output, each after a Dropout if ``arch.dropout``.
 
     With ``training`` (a ``TrainConfig``; its optimizer and learning rate then win over
     ``optimizer`` and ``learning_rate``), the model is compiled with its recipe
@@ -54,7 +54,8 @@ def build_model(arch: Architecture, *, seed: int | None = None,
                           strides=conv.strides, padding=conv.padding, activation="relu",
                           name=arch.conv_name(i))(x)
         if conv.batchnorm:
-            x = layers.BatchNormalization(name=arch.batchnorm_name(i))(x)
+            momentum = training.bn_momentum if training is not None else BN_MOMENTUM
+            x = layers.BatchNormalization(momentum=momentum, name=arch.batchnorm_name(i))(x)
         if conv.pool != "none":
             pool = layers.MaxPooling2D if conv.pool == "max" else layers.AveragePooling2D
             x = pool(pool_size=conv.pool_size, strides=conv.pool_size, padding="valid",

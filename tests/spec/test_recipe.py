@@ -49,7 +49,7 @@ def test_the_defaults_are_the_notebooks() -> None:
 def test_a_recipe_round_trips_and_changes_the_key() -> None:
     recipe = TrainConfig(optimizer="sgd", learning_rate=0.05, schedule="cosine", warmup=0.2,
                          weight_decay=1e-4, momentum=0.9, nesterov=True, label_smoothing=0.1,
-                         rotation=10, translation=0.1, zoom=0.05)
+                         rotation=10, translation=0.1, zoom=0.05, bn_momentum=0.9)
     arch = Architecture(conv=(ConvLayer(8, 3, 1, "same", batchnorm=True, dropout=0.1,
                                         spatial_dropout=True), ConvLayer(10, 1)), dense=(),
                         head="gap")
@@ -60,7 +60,7 @@ def test_a_recipe_round_trips_and_changes_the_key() -> None:
     assert spec.key() != TrialSpec(arch, TrainConfig(optimizer="sgd", learning_rate=0.05)).key()
     assert spec.describe() == (
         "8k3s1same+bn+sdo0.1-10k1s1valid-gap sgd lr=0.05 cosine warmup=0.2 wd=0.0001 "
-        "momentum=0.9 nesterov ls=0.1 aug(rot=10,shift=0.1,zoom=0.05)")
+        "momentum=0.9 nesterov ls=0.1 bn_momentum=0.9 aug(rot=10,shift=0.1,zoom=0.05)")
     assert arch.short() == "8-10 k3-1 s1 same-valid bn@1 sdo0.1@1 gap"
     # Every recipe field is a tracked parameter, under its own name.
     params = spec.to_params()
@@ -75,7 +75,7 @@ def test_a_recipe_round_trips_and_changes_the_key() -> None:
     ("decay_epochs", 0), ("decay_epochs", -1), ("warmup", 1.0), ("warmup", -0.1),
     ("weight_decay", -1e-4), ("weight_decay", math.inf), ("momentum", 1.0), ("nesterov", 1),
     ("label_smoothing", 1.0), ("rotation", 181), ("rotation", "10"), ("translation", 1.0),
-    ("zoom", -0.1), ("zoom", True),
+    ("zoom", -0.1), ("zoom", True), ("bn_momentum", 1.0), ("bn_momentum", -0.1),
 ])
 def test_bad_recipe_values_are_one_sentence_naming_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError) as caught:

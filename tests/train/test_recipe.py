@@ -82,6 +82,27 @@ def test_the_optimizer_and_loss_take_the_recipe() -> None:
         "optimizer": "adam", "loss": "categorical_crossentropy"}
 
 
+def test_batch_normalization_takes_the_momentum_and_updates_by_it() -> None:
+    # Keras's default where the recipe does not say, the recipe's where it does; one training
+    # step moves the moving mean by (1 - momentum) of the batch's mean, as the docstring says.
+    assert TrainConfig().bn_momentum == 0.99 and "bn_momentum" not in TrainConfig().to_dict()
+    assert build_model(SMALL, seed=0).get_layer("conv1_bn").momentum == pytest.approx(0.99)
+    for momentum in (0.9, 0.5):
+        model = build_model(SMALL, seed=0, training=TrainConfig(bn_momentum=momentum,
+                                                                 optimizer="sgd",
+                                                                 learning_rate=1e-9))
+        bn = model.get_layer("conv1_bn")
+        assert bn.momentum == pytest.approx(momentum)
+        conv = model.get_layer("conv1")
+        x = _images(8)
+        features = np.asarray(conv(x))
+        y = np.eye(10, dtype="float32")[np.arange(8) % 10]
+        model.train_on_batch(x, y)
+        expected = (1 - momentum) * features.mean(axis=(0, 1, 2))  # From a moving mean of 0.
+        # The learning rate is tiny, so conv1's output barely moved during the step.
+        np.testing.assert_allclose(np.asarray(bn.moving_mean), expected, rtol=1e-3, atol=1e-6)
+
+
 def test_conv_dropout_and_one_by_one_convolutions_match_the_arithmetic() -> None:
     arch = Architecture(conv=(ConvLayer(6, 3, 1, "same", batchnorm=True, pool="max",
                                         dropout=0.2, spatial_dropout=True),
