@@ -199,6 +199,8 @@ def cmd_study_check(args: argparse.Namespace) -> int:
             " as the notebook trains it" if c.baseline and c.baseline_training == "notebook"
             else "")
         print(f"then confirm: {which} over {c.seeds} seeds{beside}")
+    if config.enqueue:
+        print(f"trained first (enqueued): {count(len(config.enqueue), 'configuration')}")
     design = config.design
     if isinstance(config.space, ScriptSpace):
         _print_script_space(config.space)

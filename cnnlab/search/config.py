@@ -42,6 +42,10 @@ filters = [0.5, 1, 2]            # (cnnlab.search.design)
 [confirm]                        # optional: once the study has its trials, re-train the
 top = 3                          # top 3 (or: front = true) with 3 more seeds each, and the
 seeds = 3                        # notebook's CNN too with baseline = true (cnnlab.confirm)
+
+[[enqueue]]                      # optional, repeatable: a configuration to train first, by
+n_conv = 2                       # its Optuna parameters (Optuna's study.enqueue_trial); the
+conv1_filters = 16               # sampler draws what it leaves out
 ```
 
 Every unknown key, wrong type, empty list of choices or impossible range is a ``ConfigError``
@@ -141,6 +145,9 @@ class StudyConfig:
     study script's search function."""
     confirm: ConfirmConfig | None = None
     """Confirm the leading trials over seeds once the study has its trials."""
+    enqueue: tuple[dict[str, Any], ...] = ()
+    """Configurations to train first, as Optuna parameters (``study.enqueue_trial``), each
+    checked against the space."""
     path: Path | None = None
     text: str = ""
     """The file's text, logged as it was on the study's MLflow run."""
@@ -196,11 +203,12 @@ class StudyConfig:
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
         "objectives", "max_params", "allow_repeats", "sampler", "pruner", "training", "search",
-        "confirm", "design"}
+        "confirm", "design", "enqueue"}
 _SCRIPT = "script"
 """The key under which a study script's identity keeps what its search function does
 (``ScriptSpace.identity``), in place of a study file's ``search``; not a key of study files."""
-_NOT_WITH_DESIGN = ("search", "sampler", "pruner", "objectives", "allow_repeats", "confirm")
+_NOT_WITH_DESIGN = ("search", "sampler", "pruner", "objectives", "allow_repeats", "confirm",
+                    "enqueue")
 """What a study file with ``[design]`` cannot also give: its trials are the design's grid,
 trained in full (no pruning), one objective, each setting over its own seeds."""
 _TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size",
@@ -389,11 +397,69 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         max_params=max_params,
         allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
-        space=space, confirm=confirm, path=path, text=text, source=data)
+        space=space, confirm=confirm, path=path, text=text, source=data,
+        enqueue=_enqueue(data.get("enqueue"), space, training, where))
     if isinstance(space, SearchSpace):
         _refuse_unused_training(training, data.get("training", {}), space, where)
         _check_builds(config, where)
     return config
+
+
+def _enqueue(data: Any, space: Any, training: TrainConfig,
+             where: str) -> tuple[dict[str, Any], ...]:
+    """The ``[[enqueue]]`` tables: each a configuration by its Optuna parameters (the names
+    ``cnnlab study check`` and MLflow show: ``n_conv``, ``conv2_strides``, ``learning_rate``),
+    checked by drawing it from the space with Optuna's ``FixedTrial``: every parameter the
+    space draws for it must be given and be one of its choices or in its range, and nothing
+    else may be given."""
+    if data is None:
+        return ()
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise ConfigError(f"{where}: 'enqueue' must be a list of tables ([[enqueue]]), each a "
+                          "configuration by its parameters.")
+    if data and not isinstance(space, SearchSpace):
+        raise ConfigError(f"{where}: 'enqueue' needs a [search] space.")
+    import optuna
+
+    checked = []
+    for i, params in enumerate(data, start=1):
+        at = f"{where}: enqueue {i}"
+        trial = optuna.trial.FixedTrial(params)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # A value out of the space: checked below.
+                space.suggest(trial, training)
+        except ValueError as err:
+            missing = re.search(r"parameter '([^']+)' is not found", str(err))
+            if missing:
+                raise ConfigError(f"{at}: give '{missing.group(1)}' too (the space draws it "
+                                  "for this configuration).") from None
+            named = [k for k, v in params.items() if f"'{v}' not in" in str(err)]
+            culprit = f"'{named[0]}' = {params[named[0]]!r}" if named else "a value"
+            reason = str(err).rstrip(".")
+            raise ConfigError(f"{at}: {culprit} is not in the space ({reason}).") from None
+        for name, distribution in trial.distributions.items():
+            value = params[name]
+            try:
+                inside = distribution._contains(distribution.to_internal_repr(value))
+            except (ValueError, TypeError):
+                inside = False
+            if not inside:
+                raise ConfigError(f"{at}: '{name}' = {value!r} is not in the space "
+                                  f"({_choices(distribution)}).")
+        extra = sorted(set(params) - set(trial.params))
+        if extra:
+            raise ConfigError(f"{at}: '{extra[0]}' is not a parameter the space draws for this "
+                              f"configuration (it draws {', '.join(trial.params)}).")
+        checked.append(dict(params))
+    return tuple(checked)
+
+
+def _choices(distribution: Any) -> str:
+    choices = getattr(distribution, "choices", None)
+    if choices is not None:
+        return "one of " + ", ".join(repr(c) for c in choices)
+    return f"from {distribution.low} to {distribution.high}"
 
 
 def _refuse_unused_training(training: TrainConfig, stated: dict, space: SearchSpace,

@@ -158,6 +158,8 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
         copied = identity.copy_trials(source, study)
         out(f"study '{config.name}' starts from {copied} finished trial(s) of study "
             f"'{source.study_name}' (copies: they teach the sampler and do not count).")
+    for params in config.enqueue:  # Trained first; once only (skip_if_exists).
+        study.enqueue_trial(params, skip_if_exists=True)
     fail_dead_trials(study)
     return study
 
@@ -169,7 +171,10 @@ def optimize(study: Any, objective: Objective, callbacks: list[Any], budget: Bud
 
     A trial of this process that another one failed while this one was silent (``TrialLost``:
     Optuna refuses to be told its result) is handed to ``lost`` and the loop goes on."""
-    before = len(study.trials)
+    def drawn() -> int:  # Enqueued trials wait in the study before they are drawn.
+        return sum(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
+
+    before = drawn()
     started = time.monotonic()
     quiet = QuietKnownFailures()
     # Optuna logs from child loggers through handlers on its root logger: filter those.
@@ -207,7 +212,7 @@ def optimize(study: Any, objective: Objective, callbacks: list[Any], budget: Bud
         budget.stopped = (
             f"stopped: the sampler has nothing left to draw ({config.sampler.name} has judged "
             "every configuration of the space); widen the search or lower n_trials.")
-    return len(study.trials) - before
+    return drawn() - before
 
 
 def _lost_trial(study: Any, objective: Objective, err: Exception) -> Any:
