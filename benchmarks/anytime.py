@@ -1,19 +1,23 @@
-"""Best validation accuracy against wall time: cnnlab's default study, KerasTuner, Optuna's recipe.
+"""Best validation accuracy against wall time: cnnlab's recipe-aware study, KerasTuner, Optuna's recipe.
 
-Side by side, on the same space, data and epoch limits (issue 13): anytime performance, each
-tool run as its own documentation shows it, the same measure for all.
+Side by side, on the same networks, data and epoch limits (issues 13 and 24): anytime
+performance, each tool run as its own documentation shows it, the same measure for all, with
+common random numbers, 10 seeds, intervals and a verdict at a stated margin.
 
-    python benchmarks/anytime.py --scale quickstart        # 4 tools x 2 seeds x 4 min: ~33 min
-    python benchmarks/anytime.py --scale medium            # 4 tools x 2 seeds x 7 min: ~57 min
-    python benchmarks/anytime.py --scale medium --tuners cnnlab optuna --seeds 0
-    python benchmarks/anytime.py --scale quickstart --report-only   # table and figure again
+    python benchmarks/anytime.py --scale quickstart        # 4 tools x 10 seeds x 90 s: ~65 min
+    python benchmarks/anytime.py --scale medium --seeds 0 1  # 4 tools x 2 seeds x 7 min
+    python benchmarks/anytime.py --scale quickstart --tuners cnnlab cnnlab-plain optuna
+    python benchmarks/anytime.py --scale quickstart --report-only   # tables and figure again
 
 The tools, each as its own documentation shows it:
 
-- ``cnnlab``: cnnlab's default study, i.e. a study file with no ``[sampler]``, ``[pruner]`` or
-  ``max_params``: TPE with Optuna's defaults (seeded per trial from the study's seed), the median
-  pruner with Optuna's defaults, every trial tracked in MLflow (curves, plots, model). The file is
-  generated from ``SPACE`` into the run's folder and run through cnnlab's real entry point,
+- ``cnnlab``: cnnlab's study with the training recipe (``RECIPE_SEARCH``, ``RECIPE_TRAINING``:
+  batch normalization after each conv, Adam at batch 128 with a warm-up and a cosine decay) on
+  the common space's networks, and otherwise cnnlab's defaults: no ``[sampler]``, ``[pruner]``
+  or ``max_params``, so TPE with Optuna's defaults (seeded per trial from the study's seed), the
+  median pruner with Optuna's defaults, every trial tracked in MLflow (curves, plots, model).
+  ``cnnlab-plain`` (on request) is the same study without the recipe: the peers' training.
+  The file is generated into the run's folder and run through cnnlab's real entry point,
   ``cnnlab study run FILE --timeout BUDGET --storage sqlite:///... --tracking-uri sqlite:///...``,
   in a fresh process. Nothing is injected into cnnlab: its points are read back from its MLflow
   store (each trial run's ``val_accuracy`` history, whose timestamps MLflow takes as the epoch
@@ -40,6 +44,11 @@ The tools, each as its own documentation shows it:
 
 The same for every tool:
 
+- **Common random numbers**: for each seed the Optuna-based tools (cnnlab, Optuna's recipe)
+  train the same ``N_STARTUP`` (10, TPE's start-up count) random configurations first,
+  enqueued (``[[enqueue]]`` in cnnlab's study file, ``study.enqueue_trial`` in Optuna's), so a
+  seed's lucky or unlucky start-up draws are the same for both and differences between them
+  are compared seed by seed. KerasTuner has no enqueue: its tuners are seeded with the seed.
 - **The search space**, written once as data (``SPACE``: depth 1-3; per conv layer filters 8/16/32,
   kernel 3/5, strides 1/2, padding valid/same; one Dense layer of 32/64/128 units, as
   ``experiments/quickstart.toml``'s ``[search]``) and turned into each tool's vocabulary: a
@@ -61,7 +70,7 @@ The same for every tool:
 - **The data**: ``cnnlab.train.data.load_mnist`` in every process, the notebook's split
   (validation = the first 10,000 training images, training = the rest). ``quickstart``: the first
   10,000 training images (as ``experiments/quickstart.toml``), validation on all 10,000, 3 epochs
-  at most, 240 s per run. ``medium``: all 50,000 training images, 10,000 validation images, 5
+  at most, 90 s per run (on the 4x faster AVX-512 machine of issue 24; 240 s before). ``medium``: all 50,000 training images, 10,000 validation images, 5
   epochs at most, 420 s per run. Five epochs, not the notebook's 10: the whole medium benchmark
   (4 tools x 2 seeds, one after another) must fit in about an hour, so a run gets 7 minutes. A
   network of this space should take roughly 10 s an epoch on 50,000 images on this 2-core machine
@@ -94,12 +103,13 @@ Outputs, in ``--out`` (default ``mlruns/bench-anytime``): per run ``<scale>/<too
 (the tool's stores, its log, ``run.json``, ``epochs.jsonl``), then ``anytime-<scale>-records.csv``
 (every epoch of every run, with the running maximum), ``anytime-<scale>-runs.json``,
 ``anytime-<scale>.png`` (the median over seeds per tool as a step line, each seed faint) and
-``anytime-<scale>.md`` (the table, also printed): per tool the median over seeds of the best
-validation accuracy at 25%, 50%, 75% and 100% of the budget with its difference to the best
-other tool, trials finished, the time to the first validated epoch; then one verdict line per
-checkpoint: is cnnlab at least as good as the best peer (median against median, no tolerance:
-with two seeds a difference of a few thousandths is within seed noise, and the table says by
-how much).
+``anytime-<scale>.md`` (the tables, also printed): per tool the median over seeds of the best
+validation accuracy at 25%, 50%, 75% and 100% of the budget with the 95% percentile-bootstrap
+interval of that median (SciPy's ``stats.bootstrap``, seeded), trials finished, the time to
+the first validated epoch; then cnnlab minus each other tool seed by seed, the median
+difference and its bootstrap interval; then one verdict line per checkpoint against the best
+other tool there, at the non-inferiority margin ``MARGIN`` (0.002): *better* when the interval
+lies above 0, *as good* when above -0.002, *worse* when below it, else *inconclusive*.
 """
 
 from __future__ import annotations
@@ -125,13 +135,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "mlruns" / "bench-anytime"
 TOOLS = ("cnnlab", "optuna", "kt-hyperband", "kt-random")
+"""The tools compared by default."""
+ALL_TOOLS = (*TOOLS, "cnnlab-plain")
+"""``cnnlab-plain``, on request: cnnlab's default study on the notebook's space without the
+recipe (the peers' network), to tell the recipe's share from the search's."""
+CNNLAB_TOOLS = ("cnnlab", "cnnlab-plain")
 LABELS = {
-    "cnnlab": "cnnlab, default study",
+    "cnnlab": "cnnlab, recipe-aware study",
     "optuna": "Optuna recipe (TPE, median, MLflowCallback)",
     "kt-hyperband": "KerasTuner Hyperband",
     "kt-random": "KerasTuner RandomSearch",
+    "cnnlab-plain": "cnnlab, default study without the recipe",
 }
-COLORS = {"cnnlab": "C3", "optuna": "C0", "kt-hyperband": "C2", "kt-random": "C1"}
+COLORS = {"cnnlab": "C3", "optuna": "C0", "kt-hyperband": "C2", "kt-random": "C1",
+          "cnnlab-plain": "C4"}
 
 SPACE: dict[str, list[Any]] = {
     "n_conv": [1, 2, 3],
@@ -146,6 +163,22 @@ conv layer, each layer drawing its own value); one Dense layer."""
 CONV_FIELDS = ("filters", "kernel_size", "strides", "padding")
 BATCH_SIZE = 256
 OPTIMIZER = "rmsprop"
+RECIPE_SEARCH: dict[str, list[Any]] = {"conv.batchnorm": [True]}
+RECIPE_TRAINING: dict[str, Any] = {"batch_size": 128, "optimizer": "adam",
+                                   "learning_rate": 3e-3, "schedule": "cosine", "warmup": 0.1,
+                                   "bn_momentum": 0.9}
+"""cnnlab's recipe-aware study: the common space's networks (the same parameters, so the same
+start-up draws), each conv followed by batch normalization (fixed: not a parameter) with a
+momentum for short trainings, trained with Adam at batch 128, a linear warm-up over the first
+10% of the steps to 3e-3, then a cosine decay to 0 (the recipe of
+``experiments/recipe_five_percent.toml``, its warm-up shortened for 3 epochs)."""
+N_STARTUP = 10
+"""Start-up configurations per seed, shared by the Optuna-based tools (common random
+numbers): Optuna's ``TPESampler`` default ``n_startup_trials``, which cnnlab keeps."""
+MARGIN = 0.002
+"""The non-inferiority margin: cnnlab is as good as a peer at a checkpoint when the 95%
+interval of the median paired difference (cnnlab minus the peer, seed by seed) lies above
+``-MARGIN``."""
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)
 KILL_GRACE = 60.0
 """Seconds between the SIGTERM at the budget and a SIGKILL."""
@@ -172,7 +205,7 @@ class Scale:
 
 
 SCALES = {
-    "quickstart": Scale("quickstart", 10_000, None, 3, 240.0),
+    "quickstart": Scale("quickstart", 10_000, None, 3, 90.0),
     "medium": Scale("medium", None, None, 5, 420.0),
     "tiny": Scale("tiny", 512, 512, 1, 300.0),  # For tests: seconds, with --max-trials.
 }
@@ -207,11 +240,27 @@ def build_keras(keras: Any, values: dict[str, Any]) -> Any:
     return model
 
 
-def study_toml(scale: Scale, seed: int, budget: float, max_trials: int | None) -> str:
-    """cnnlab's default study over ``SPACE``: no [sampler], [pruner] or max_params."""
+def startup_configs(seed: int) -> list[dict[str, Any]]:
+    """The ``N_STARTUP`` configurations every Optuna-based tool trains first for ``seed`` (by
+    ``enqueue``): uniform random draws from ``SPACE``, one random generator per seed."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 0xC0DE])
+    return [draw(lambda name, choices: choices[int(rng.integers(len(choices)))])
+            for _ in range(N_STARTUP)]
+
+
+def study_toml(scale: Scale, seed: int, budget: float, max_trials: int | None,
+               recipe: bool = True) -> str:
+    """cnnlab's study over ``SPACE``: no [sampler], [pruner] or max_params (the defaults), the
+    seed's start-up configurations enqueued, and with ``recipe`` the recipe
+    (``RECIPE_SEARCH``, ``RECIPE_TRAINING``)."""
     def value(v: Any) -> str:
         return json.dumps(v)
 
+    training = {"epochs": scale.epochs, "batch_size": BATCH_SIZE, "optimizer": OPTIMIZER,
+                **(RECIPE_TRAINING if recipe else {})}
+    search = {**SPACE, **(RECIPE_SEARCH if recipe else {})}
     lines = [
         f'name = "{study_name(scale, seed)}"',
         'description = "benchmarks/anytime.py: cnnlab\'s default study on the common space"',
@@ -220,15 +269,15 @@ def study_toml(scale: Scale, seed: int, budget: float, max_trials: int | None) -
         *([f"n_trials = {max_trials}"] if max_trials else []),
         "",
         "[training]",
-        f"epochs = {scale.epochs}",
-        f"batch_size = {BATCH_SIZE}",
-        f'optimizer = "{OPTIMIZER}"',
+        *(f"{key} = {value(v)}" for key, v in training.items()),
         *([f"train_size = {scale.train_size}"] if scale.train_size else []),
         *([f"val_size = {scale.val_size}"] if scale.val_size else []),
         "",
         "[search]",
-        *(f"{path} = {value(choices)}" for path, choices in SPACE.items()),
+        *(f"{path} = {value(choices)}" for path, choices in search.items()),
     ]
+    for params in startup_configs(seed):
+        lines += ["", "[[enqueue]]", *(f"{k} = {value(v)}" for k, v in params.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -326,6 +375,8 @@ def _optuna(args, scale, t0, deadline, rundir, events, arrays, keras) -> str:
     study = optuna.create_study(study_name=study_name(scale, args.seed), direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=args.seed),
                                 pruner=optuna.pruners.MedianPruner())
+    for params in startup_configs(args.seed):  # The start-up draws cnnlab gets too.
+        study.enqueue_trial(params)
     study.optimize(objective, n_trials=args.max_trials,
                    timeout=max(deadline - time.time(), 1.0),
                    callbacks=[tracking, ended], catch=(Unbuildable,))
@@ -438,9 +489,9 @@ def run_one(tool: str, seed: int, scale: Scale, budget: float, max_trials: int |
     env = {**os.environ, "CNNLAB_PROGRESS": "0", "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     data_args = ["--data-dir", data_dir] if data_dir else []
-    if tool == "cnnlab":
+    if tool in CNNLAB_TOOLS:
         study = rundir / "study.toml"
-        study.write_text(study_toml(scale, seed, budget, max_trials))
+        study.write_text(study_toml(scale, seed, budget, max_trials, recipe=tool == "cnnlab"))
         command = [*cnnlab_command(), "study", "run", str(study), "--timeout", f"{budget:g}",
                    "--storage", f"sqlite:///{rundir / 'optuna.db'}",
                    "--tracking-uri", f"sqlite:///{rundir / 'mlflow.db'}", *data_args,
@@ -452,7 +503,7 @@ def run_one(tool: str, seed: int, scale: Scale, budget: float, max_trials: int |
                    *(["--max-trials", str(max_trials)] if max_trials else [])]
     with open(rundir / "log.txt", "wb") as log:
         t0 = time.time()
-        if tool != "cnnlab":
+        if tool not in CNNLAB_TOOLS:
             command += ["--t0", repr(t0)]
         proc = subprocess.Popen(command, cwd=rundir, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -468,7 +519,7 @@ def run_one(tool: str, seed: int, scale: Scale, budget: float, max_trials: int |
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         wall = time.time() - t0
-    if tool == "cnnlab":
+    if tool in CNNLAB_TOOLS:
         points, states = read_cnnlab(rundir, study_name(scale, seed), t0, budget)
     else:
         points, states = read_events(rundir / "events.jsonl", budget)
@@ -539,6 +590,9 @@ def load_run(rundir: Path) -> Run:
 
 # --- the report ---------------------------------------------------------------------------------
 
+BOOTSTRAP_RESAMPLES = 4000
+
+
 def median_or_none(values: list[float | None]) -> float | None:
     """The median over seeds; None when a seed has no point yet (no best to speak of)."""
     if not values or any(v is None for v in values):
@@ -546,22 +600,76 @@ def median_or_none(values: list[float | None]) -> float | None:
     return statistics.median(values)
 
 
-def summary(runs: list[Run], budget: float) -> dict[str, dict[str, Any]]:
-    """Per tool: the median over seeds at each checkpoint, trials finished, first epoch."""
-    by_tool: dict[str, list[Run]] = {}
+def median_interval(values: list[float]) -> tuple[float, float] | None:
+    """The 95% percentile-bootstrap interval of the median of ``values`` (SciPy's
+    ``stats.bootstrap``, seeded, so a report is the same every time); None below 2 values."""
+    if len(values) < 2:
+        return None
+    import numpy as np
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    if np.all(data == data[0]):
+        return float(data[0]), float(data[0])
+    result = stats.bootstrap((data,), np.median, confidence_level=0.95, method="percentile",
+                             n_resamples=BOOTSTRAP_RESAMPLES, random_state=0)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def by_tool(runs: list[Run]) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = {}
     for run in runs:
-        by_tool.setdefault(run.tool, []).append(run)
+        groups.setdefault(run.tool, []).append(run)
+    return {tool: groups[tool] for tool in ALL_TOOLS if tool in groups}
+
+
+def summary(runs: list[Run], budget: float) -> dict[str, dict[str, Any]]:
+    """Per tool: at each checkpoint the median over seeds and its bootstrap interval, each
+    seed's value (by seed), trials finished, the first validated epoch."""
     rows = {}
-    for tool, group in by_tool.items():
+    for tool, group in by_tool(runs).items():
         firsts = [r.curve()[0][0] if r.curve() else None for r in group]
+        at, intervals, values = [], [], []
+        for c in CHECKPOINTS:
+            seen = {r.seed: r.best_at(c * budget) for r in group}
+            values.append(seen)
+            middle = median_or_none(list(seen.values()))
+            at.append(middle)
+            intervals.append(None if middle is None else median_interval(list(seen.values())))
         rows[tool] = {
             "seeds": [r.seed for r in group],
-            "at": [median_or_none([r.best_at(c * budget) for r in group]) for c in CHECKPOINTS],
+            "at": at, "interval": intervals, "values": values,
             "finished": statistics.median(r.finished for r in group),
             "finished_each": [r.finished for r in group],
             "first": median_or_none(firsts),
         }
     return rows
+
+
+def paired(rows: dict[str, dict[str, Any]], peer: str, k: int, tool: str = "cnnlab"):
+    """(median, interval, seeds) of ``tool`` minus ``peer`` at checkpoint ``k``, seed by seed
+    over the seeds both have a point at (the pairing that common random numbers make
+    meaningful); None without such a seed."""
+    ours, theirs = rows[tool]["values"][k], rows[peer]["values"][k]
+    seeds = [s for s in ours if s in theirs and ours[s] is not None and theirs[s] is not None]
+    if not seeds:
+        return None
+    diffs = [ours[s] - theirs[s] for s in seeds]
+    return statistics.median(diffs), median_interval(diffs), len(seeds)
+
+
+def verdict(interval: tuple[float, float] | None) -> str:
+    """Non-inferiority at ``MARGIN`` from the interval of the median paired difference."""
+    if interval is None:
+        return "too few seeds for an interval"
+    low, high = interval
+    if low > 0:
+        return "better (the whole interval above 0)"
+    if low > -MARGIN:
+        return f"as good (non-inferior: the interval above -{MARGIN:g})"
+    if high < -MARGIN:
+        return f"worse (the whole interval below -{MARGIN:g})"
+    return f"inconclusive (the interval reaches below -{MARGIN:g} and above it)"
 
 
 def best_other(rows: dict[str, dict[str, Any]], tool: str, k: int) -> tuple[str, float] | None:
@@ -574,75 +682,82 @@ def best_other(rows: dict[str, dict[str, Any]], tool: str, k: int) -> tuple[str,
     return name, value
 
 
+def _cell(value: float | None, interval: tuple[float, float] | None, sign: str = "") -> str:
+    if value is None:
+        return "—"
+    text = f"{value:{sign}.4f}"
+    if interval is not None:
+        text += f" [{interval[0]:{sign}.4f}, {interval[1]:{sign}.4f}]"
+    return text
+
+
 def report(runs: list[Run], scale: Scale, budget: float, command: str) -> tuple[str, list[str]]:
-    """The Markdown table and the verdict lines."""
+    """The Markdown tables (per tool; cnnlab minus each peer, paired by seed) and the verdict
+    lines (cnnlab against the best peer at each checkpoint, at the margin ``MARGIN``)."""
     rows = summary(runs, budget)
-    order = [t for t in TOOLS if t in rows]
     heads = [f"{int(c * 100)}% ({c * budget:g} s)" for c in CHECKPOINTS]
     lines = [
         f"Best validation accuracy seen at any epoch so far, {scale.name} scale "
-        f"({scale.describe()}; batch {BATCH_SIZE}, {OPTIMIZER}), {budget:g} s per run; median "
-        "over seeds (in brackets: the difference to the best other tool at that time).",
+        f"({scale.describe()}), {budget:g} s per run: median over seeds [95% bootstrap "
+        "interval of the median].",
         "",
         "| tool | seeds | trials finished | first epoch validated | " + " | ".join(heads) + " |",
         "| --- | --- | --- | --- | " + " | ".join("---" for _ in heads) + " |",
     ]
-    for tool in order:
-        row = rows[tool]
-        cells = []
-        for k, value in enumerate(row["at"]):
-            other = best_other(rows, tool, k)
-            if value is None:
-                cells.append("—")
-            elif other is None:
-                cells.append(f"{value:.4f}")
-            else:
-                cells.append(f"{value:.4f} ({value - other[1]:+.4f})")
+    for tool, row in rows.items():
+        cells = [_cell(v, i) for v, i in zip(row["at"], row["interval"], strict=True)]
         each = ", ".join(str(n) for n in row["finished_each"])
         first = "—" if row["first"] is None else f"{row['first']:.1f} s"
         lines.append(f"| {LABELS[tool]} | {len(row['seeds'])} | {row['finished']:g} ({each}) | "
                      f"{first} | " + " | ".join(cells) + " |")
-    lines += ["", f"`{command}`"]
     verdicts = []
     if "cnnlab" in rows and len(rows) > 1:
+        lines += ["", "cnnlab minus each other tool, seed by seed (common random numbers: the "
+                  "Optuna-based tools train the same start-up configurations for a seed): "
+                  "median [95% bootstrap interval].", "",
+                  "| cnnlab minus | " + " | ".join(heads) + " |",
+                  "| --- | " + " | ".join("---" for _ in heads) + " |"]
+        for peer in rows:
+            if peer == "cnnlab":
+                continue
+            cells = []
+            for k in range(len(CHECKPOINTS)):
+                diff = paired(rows, peer, k)
+                cells.append("—" if diff is None else _cell(diff[0], diff[1], "+"))
+            lines.append(f"| {LABELS[peer]} | " + " | ".join(cells) + " |")
         for k, c in enumerate(CHECKPOINTS):
-            ours, other = rows["cnnlab"]["at"][k], best_other(rows, "cnnlab", k)
             where = f"at {int(c * 100)}% of the budget ({c * budget:g} s)"
-            if other is None:
-                verdicts.append(f"{where}: no peer has a validated epoch yet; cnnlab "
-                                + ("has none either" if ours is None else f"{ours:.4f}"))
+            other = best_other(rows, "cnnlab", k)
+            diff = paired(rows, other[0], k) if other else None
+            if other is None or diff is None:
+                verdicts.append(f"{where}: no paired seed with a validated epoch yet")
                 continue
-            name, theirs = other
-            if ours is None:
-                verdicts.append(f"{where}: cnnlab NOT at least as good: no validated epoch "
-                                f"yet, best peer {name} {theirs:.4f}")
-                continue
-            ratio = (1 - ours) / (1 - theirs) if theirs < 1 else float("nan")
-            verdict = "at least as good" if ours >= theirs else "NOT at least as good"
-            verdicts.append(f"{where}: cnnlab {verdict}: {ours:.4f} against best peer {name} "
-                            f"{theirs:.4f} ({ours - theirs:+.4f}; error rate {ratio:.2f}x)")
+            middle, interval, n = diff
+            verdicts.append(
+                f"{where}: cnnlab {verdict(interval)} against the best other tool, "
+                f"{LABELS[other[0]]}: {_cell(middle, interval, '+')} over {n} seed(s)")
+    lines += ["", f"`{command}`"]
     return "\n".join(lines) + "\n", verdicts
 
 
 def figure(runs: list[Run], scale: Scale, budget: float, path: Path) -> None:
-    """Median over seeds per tool as a step line, each seed faint (Figure API, no pyplot)."""
+    """Per tool the median over seeds as a step line with its 95% bootstrap band, each seed
+    faint (Figure API, no pyplot)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 5.5), layout="constrained")
     ax = fig.subplots()
     lows = []
-    for tool in TOOLS:
-        group = [r for r in runs if r.tool == tool]
-        if not group:
-            continue
+    grid = [budget * i / 60 for i in range(1, 61)]
+    for tool, group in by_tool(runs).items():
         for run in group:
             curve = run.curve()
             if curve:
                 xs, ys = zip(*curve, strict=True)
                 ax.step([*xs, budget], [*ys, ys[-1]], where="post", color=COLORS[tool],
-                        alpha=0.25, linewidth=1)
-        grid = sorted({t for r in group for t, _ in r.curve()} | {budget})
-        medians = [(t, median_or_none([r.best_at(t) for r in group])) for t in grid]
+                        alpha=0.15, linewidth=0.8)
+        points = sorted({t for r in group for t, _ in r.curve()} | {budget})
+        medians = [(t, median_or_none([r.best_at(t) for r in group])) for t in points]
         medians = [(t, m) for t, m in medians if m is not None]
         if medians:
             xs, ys = zip(*medians, strict=True)
@@ -651,6 +766,15 @@ def figure(runs: list[Run], scale: Scale, budget: float, path: Path) -> None:
                     label=f"{LABELS[tool]} ({len(group)} seed{'s' * (len(group) > 1)})")
             early = [m for t, m in medians if t >= CHECKPOINTS[0] * budget]
             lows.append(min(early) if early else ys[-1])
+        band = []
+        for t in grid:
+            values = [r.best_at(t) for r in group]
+            if all(v is not None for v in values) and len(values) > 1:
+                band.append((t, *median_interval(values)))
+        if band:
+            ts, low, high = zip(*band, strict=True)
+            ax.fill_between(ts, low, high, step="post", color=COLORS[tool], alpha=0.15,
+                            linewidth=0)
     for c in CHECKPOINTS:
         ax.axvline(c * budget, color="0.85", linewidth=0.8, zorder=0)
     if lows:
@@ -659,7 +783,8 @@ def figure(runs: list[Run], scale: Scale, budget: float, path: Path) -> None:
     ax.set_xlabel("seconds since the run's process started (imports and data loading included)")
     ax.set_ylabel("best validation accuracy seen at any epoch so far")
     ax.set_title(f"{scale.name}: {scale.describe()}; {budget:g} s per run\n"
-                 "median over seeds (faint: each seed)", fontsize=10)
+                 "median over seeds, its 95% bootstrap band (faint lines: each seed)",
+                 fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     fig.savefig(path, dpi=120)
@@ -696,12 +821,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["quickstart", "medium", "tiny"],
                         default="quickstart",
-                        help="quickstart: 10,000 images, 3 epochs, 240 s a run; medium: 50,000 "
+                        help="quickstart: 10,000 images, 3 epochs, 90 s a run; medium: 50,000 "
                              "images, 5 epochs, 420 s a run; tiny: 512 images, 1 epoch, for the "
                              "tests (with --max-trials)")
-    parser.add_argument("--tuners", nargs="+", choices=TOOLS, default=list(TOOLS),
-                        metavar="TOOL", help=f"some of {', '.join(TOOLS)} (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--tuners", nargs="+", choices=ALL_TOOLS, default=list(TOOLS),
+                        metavar="TOOL", help=f"some of {', '.join(ALL_TOOLS)} (default: "
+                        f"{', '.join(TOOLS)})")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
     parser.add_argument("--budget", type=float, metavar="SECONDS",
                         help="wall time per (tool, seed) run (default: the scale's)")
     parser.add_argument("--max-trials", type=int, metavar="N",
@@ -724,7 +850,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir or os.environ.get("CNNLAB_MNIST_DIR") or None
     command = shlex.join(["python", "benchmarks/anytime.py",
                           *(sys.argv[1:] if argv is None else argv)])
-    tools = [t for t in TOOLS if t in args.tuners]
+    tools = [t for t in ALL_TOOLS if t in args.tuners]
     runs = []
     if args.report_only:
         for seed in args.seeds:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # Its one test runs the benchmark's four tools.
-
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "anytime.py"
 
 
@@ -26,6 +24,7 @@ def _benchmark():
     return module
 
 
+@pytest.mark.slow  # It runs the benchmark's four tools.
 def test_the_anytime_benchmark_at_a_tiny_scale(tmp_path, mnist_dir, capsys):
     pytest.importorskip("keras_tuner")
     from mlflow.tracking import MlflowClient
@@ -39,7 +38,7 @@ def test_the_anytime_benchmark_at_a_tiny_scale(tmp_path, mnist_dir, capsys):
     with open(out / "anytime-tiny-records.csv", newline="") as file:
         records = list(csv.DictReader(file))
     runs = {meta["tool"]: meta for meta in json.loads((out / "anytime-tiny-runs.json").read_text())}
-    assert set(runs) == set(bench.TOOLS)
+    assert set(runs) == set(bench.TOOLS)  # The default tools.
     for tool in bench.TOOLS:
         # Every run ended by itself after its 2 trials (its tool's own count), each trained.
         assert runs[tool]["returncode"] == 0 and not runs[tool]["stopped_at_budget"], tool
@@ -93,13 +92,75 @@ def test_the_anytime_benchmark_at_a_tiny_scale(tmp_path, mnist_dir, capsys):
                                          if r["tool"] == tool and r["trial"] == trial)
 
     table = (out / "anytime-tiny.md").read_text()
-    for tool in bench.TOOLS:
+    for tool in bench.TOOLS:  # A row per tool, and cnnlab minus each other tool.
         assert sum(line.startswith(f"| {bench.LABELS[tool]} |")
-                   for line in table.splitlines()) == 1
+                   for line in table.splitlines()) == (1 if tool == "cnnlab" else 2)
     assert (out / "anytime-tiny.png").stat().st_size > 0
-    assert printed.count("at least as good") == len(bench.CHECKPOINTS)
+    # One seed: no interval, so no verdict but the one that says so, at every checkpoint.
+    assert printed.count("too few seeds for an interval") == len(bench.CHECKPOINTS)
+
+    # Common random numbers: cnnlab and Optuna's recipe trained the seed's start-up
+    # configurations first, read back from their own stores (cnnlab's Optuna storage,
+    # Optuna's MLflowCallback store).
+    import optuna
+
+    startup = bench.startup_configs(0)
+    ours = optuna.load_study(study_name="anytime-tiny-seed0",
+                             storage=f"sqlite:///{rundir / 'optuna.db'}").trials
+    assert [t.params for t in ours if t.state.name != "WAITING"] == startup[:2]
+    theirs = sorted(recipe.search_runs([recipe.get_experiment_by_name(
+        "anytime-tiny-seed0").experiment_id]), key=lambda r: int(r.data.tags["number"]))
+    assert [{k: json.loads(v) if v.isdigit() else v for k, v in r.data.params.items()}
+            for r in theirs] == startup[:2]
+    # cnnlab's study is the recipe-aware one: batch normalization after every conv, Adam,
+    # the cosine schedule, batch 128, on each trial's MLflow run.
+    params = trial_runs[0].data.params
+    assert (params["conv1_batchnorm"], params["optimizer"], params["schedule"],
+            params["batch_size"], params["bn_momentum"]) == ("True", "adam", "cosine", "128",
+                                                             "0.9")
 
     # The table again from the records alone.
     assert bench.main(["--scale", "tiny", "--seeds", "0", "--out", str(out),
                        "--report-only"]) == 0
     assert (out / "anytime-tiny.md").read_text() == table
+
+
+def _run(bench, tool: str, seed: int, points: list[tuple[float, float]]):
+    return bench.Run(tool, seed, 100.0, [(t, "0", 1, v) for t, v in points], 1, {})
+
+
+def test_the_report_pairs_seeds_and_judges_at_the_margin():
+    """The statistics on runs made by hand: medians, bootstrap intervals, paired differences
+    and the verdict at the margin (no training)."""
+    bench = _benchmark()
+    # cnnlab is 0.001 below the peer on every seed (inside the 0.002 margin) at 25 s, and
+    # 0.005 below it at 100 s (outside): as good, then worse.
+    runs = []
+    for seed in range(10):
+        base = 0.97 + 0.001 * seed
+        runs.append(_run(bench, "optuna", seed, [(10, base), (90, base + 0.01)]))
+        runs.append(_run(bench, "cnnlab", seed, [(10, base - 0.001), (90, base + 0.005)]))
+    rows = bench.summary(runs, 100.0)
+    assert rows["cnnlab"]["at"][0] == pytest.approx(0.9735)
+    low, high = rows["cnnlab"]["interval"][0]
+    assert low < 0.9735 < high
+    middle, interval, n = bench.paired(rows, "optuna", 0)
+    assert (middle, n) == (pytest.approx(-0.001), 10) and interval == pytest.approx((-0.001,
+                                                                                   -0.001))
+    assert bench.verdict(interval).startswith("as good")
+    assert bench.verdict(bench.paired(rows, "optuna", 3)[1]).startswith("worse")
+    assert bench.verdict((0.001, 0.004)).startswith("better")
+    assert bench.verdict((-0.004, 0.001)).startswith("inconclusive")
+    table, verdicts = bench.report(runs, bench.SCALES["tiny"], 100.0, "by hand")
+    assert "as good" in verdicts[0] and "worse" in verdicts[3]
+    assert "| Optuna recipe (TPE, median, MLflowCallback) | -0.0010 [-0.0010, -0.0010]" in table
+
+
+def test_the_start_up_configurations_are_the_seeds_own():
+    bench = _benchmark()
+    first, again, other = (bench.startup_configs(s) for s in (3, 3, 4))
+    assert first == again != other and len(first) == bench.N_STARTUP
+    for params in first:
+        assert params["n_conv"] in bench.SPACE["n_conv"]
+        assert {k for k in params if k.startswith("conv")} == {
+            f"conv{i}_{f}" for i in range(1, params["n_conv"] + 1) for f in bench.CONV_FIELDS}
