@@ -1,4 +1,4 @@
-"""Best validation accuracy against wall time: cnnlab's recipe-aware study, KerasTuner, Optuna's recipe.
+"""Best validation accuracy against wall time: cnnlab's recipe-aware study and its peers.
 
 Side by side, on the same networks, data and epoch limits (issues 13 and 24): anytime
 performance, each tool run as its own documentation shows it, the same measure for all, with
@@ -67,18 +67,18 @@ The same for every tool:
   FAIL trial that TPE ignores). For KerasTuner the build raises
   ``keras_tuner.errors.FailedTrialError``, as its docs show (a FAILED trial, not retried;
   KerasTuner's default ``max_consecutive_failed_trials=3`` is kept).
-- **The data**: ``cnnlab.train.data.load_mnist`` in every process, the notebook's split
-  (validation = the first 10,000 training images, training = the rest). ``quickstart``: the first
-  10,000 training images (as ``experiments/quickstart.toml``), validation on all 10,000, 3 epochs
-  at most, 90 s per run (on the 4x faster AVX-512 machine of issue 24; 240 s before). ``medium``: all 50,000 training images, 10,000 validation images, 5
-  epochs at most, 420 s per run. Five epochs, not the notebook's 10: the whole medium benchmark
-  (4 tools x 2 seeds, one after another) must fit in about an hour, so a run gets 7 minutes. A
-  network of this space should take roughly 10 s an epoch on 50,000 images on this 2-core machine
-  (an estimate, not a measurement: the mean random network does 1.7M multiply-adds per image, and
-  the notebook's CNN, 6.5M, takes 35 s an epoch), so at 10 epochs a run would train about 4
-  networks, too few for any search, and not even Hyperband's first bracket (max_epochs 10: 3
-  brackets, the first alone 44 epochs). At 5 epochs a run trains about 8 networks to the end, or
-  one whole Hyperband iteration (31 epochs).
+- **The data**: ``cnnlab.train.data.load_mnist`` in every process, the notebook's split (validation
+  = the first 10,000 training images, training = the rest). ``quickstart``: the first 10,000
+  training images (as ``experiments/quickstart.toml``), validation on all 10,000, 3 epochs at most,
+  90 s per run (on the 4x faster AVX-512 machine of issue 24; 240 s before). ``medium``: all 50,000
+  training images, 10,000 validation images, 5 epochs at most, 420 s per run. Five epochs, not the
+  notebook's 10: the whole medium benchmark (4 tools x 2 seeds) must fit in about an hour, so a run
+  gets 7 minutes. A network of this space should take roughly 10 s an epoch on 50,000 images on
+  this 2-core machine (an estimate, not a measurement: the mean random network does 1.7M
+  multiply-adds per image, and the notebook's CNN, 6.5M, takes 35 s an epoch), so at 10 epochs a
+  run would train about 4 networks, too few for any search, and not even Hyperband's first bracket
+  (max_epochs 10: 3 brackets, the first alone 44 epochs). At 5 epochs a run trains about 8 networks
+  to the end, or one whole Hyperband iteration (31 epochs).
 - **The budget**: each (tool, seed) runs in its own fresh process, one after another (never in
   parallel: 2 cores), the tools' order rotated per seed. Each tool is told the budget in its own
   terms so that it stops starting trials: cnnlab ``--timeout``, Optuna ``timeout=``, and for
