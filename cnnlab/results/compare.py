@@ -35,6 +35,7 @@ from cnnlab.names import (
 )
 from cnnlab.search import trials as T
 from cnnlab.spec import knobs as K
+from cnnlab.spec.trialspec import RECIPE_FIELDS
 from cnnlab.tracking import runs as tracking
 
 CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
@@ -47,9 +48,10 @@ FINISHED = ("COMPLETE", "PRUNED")
 score (a failed trial diverged or was lost; a running one has not ended)."""
 SPEC_PREFIXES = ("conv", "dense", "n_conv", "n_dense")
 """MLflow parameters of the spec's layers (``conv2_strides``, ``dense1_units`` ...)."""
-SPEC_COLUMNS = ("head", "dropout", "optimizer", "learning_rate", "batch_size",
+SPEC_COLUMNS = ("head", "dropout", "optimizer", "learning_rate", "batch_size", *RECIPE_FIELDS,
                 "receptive_field", "effective_stride", "final_feature_map")
-"""The spec's other parameters, and what the shape arithmetic derives from it."""
+"""The spec's other parameters (the training recipe's too), and what the shape arithmetic
+derives from it."""
 LEADERBOARD = ["study", "trial", "state", "value", "n_params", "architecture",
                "best_val_accuracy", "epochs_run", "duration_s"]
 

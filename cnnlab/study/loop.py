@@ -24,7 +24,7 @@ from cnnlab.search.config import StudyConfig
 from cnnlab.search.design import SEED_PARAM as DESIGN_SEED_PARAM
 from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.space import MIN_FEASIBLE
-from cnnlab.spec.trialspec import TrialSpec
+from cnnlab.spec.trialspec import TRAINING_FIELDS, TrialSpec
 from cnnlab.study.objective import KNOWN_FAILURES, TrialLost
 
 
@@ -126,15 +126,23 @@ def _setting(trial: Any) -> str:
 
 
 def _architecture(trial: Any) -> str:
-    """The trial's architecture in short (``Architecture.short``), from the spec stored with
-    it; empty for a trial that ended before its spec was known."""
+    """The trial's architecture in short (``Architecture.short``), then the training settings
+    the study searched with their drawn values (``learning_rate=0.00312 rotation=8``), from
+    the spec stored with it; empty for a trial that ended before its spec was known."""
     data = trial.user_attrs.get(SPEC_ATTR)
     if data is None:
         return ""
     try:
-        return TrialSpec.from_dict(data).architecture.short()
+        spec = TrialSpec.from_dict(data)
     except CnnlabError:
         return ""
+    searched = [f"{name}={_short(getattr(spec.training, name))}" for name in TRAINING_FIELDS
+                if name in trial.params]
+    return " ".join([spec.architecture.short(), *searched])
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _why_infeasible(reason: str) -> str:

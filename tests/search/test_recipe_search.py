@@ -88,12 +88,16 @@ def test_study_check_lists_the_searched_recipe(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_a_searched_recipe_reaches_optuna_and_mlflow(tmp_path: Path, monkeypatch) -> None:
+def test_a_searched_recipe_reaches_optuna_and_mlflow(tmp_path: Path, monkeypatch,
+                                                    capsys) -> None:
+    from cnnlab.results.compare import trials_frame
+
     monkeypatch.chdir(tmp_path)
     text = TINY.replace("n_trials = 3", "n_trials = 2").replace("epochs = 2", "epochs = 1")
     text = text.replace("[search]", "[search]" + RECIPE_SEARCH)
     stores = Stores(tmp_path, text)
     assert stores.run() == 0
+    printed = capsys.readouterr().out
     study = stores.study("tiny")
     _, runs = stores.runs("tiny")
     trained = [t for t in study.trials if t.user_attrs.get("cnnlab_outcome") == "trained"]
@@ -113,3 +117,15 @@ def test_a_searched_recipe_reaches_optuna_and_mlflow(tmp_path: Path, monkeypatch
         path = stores.client.download_artifacts(runs[trial.number].info.run_id,
                                                 "trial_spec.json", str(tmp_path))
         assert TrialSpec.from_dict(json.loads(Path(path).read_text())) == spec
+        # The trial's line says what was drawn for the training too; compare has the columns.
+        line = next(li for li in printed.splitlines() if li.startswith(f"trial {trial.number:3d}"))
+        assert f"schedule={trial.params['schedule']}" in line
+        assert f"weight_decay={trial.params['weight_decay']:.3g}" in line
+    frame = trials_frame("tiny", storage=stores.storage, tracking_uri=stores.tracking)
+    for name in ("schedule", "warmup", "weight_decay", "rotation", "label_smoothing",
+                 "bn_momentum", "zoom"):  # The last two fixed: MLflow's, not Optuna's.
+        assert name in frame.columns, name
+    assert set(frame["bn_momentum"]) == {0.99}
+    by_trial = frame.set_index("trial")
+    for trial in trained:
+        assert by_trial.loc[trial.number, "schedule"] == trial.params["schedule"]
