@@ -164,3 +164,21 @@ def test_the_start_up_configurations_are_the_seeds_own():
         assert params["n_conv"] in bench.SPACE["n_conv"]
         assert {k for k in params if k.startswith("conv")} == {
             f"conv{i}_{f}" for i in range(1, params["n_conv"] + 1) for f in bench.CONV_FIELDS}
+
+
+def test_cnnlabs_study_in_the_benchmark_is_the_quickstart_study():
+    """The benchmark's cnnlab runs search experiments/quickstart.toml's networks with its
+    recipe, so the README's figures are about the study a user runs."""
+    import tomllib
+
+    bench = _benchmark()
+    shipped = tomllib.loads((BENCHMARK.parents[1] / "experiments" / "quickstart.toml")
+                            .read_text())
+    assert {k: shipped["training"][k] for k in bench.RECIPE_TRAINING} == bench.RECIPE_TRAINING
+    assert {k: shipped["search"]["conv"][k.split(".")[1]] for k in bench.RECIPE_SEARCH} == \
+        bench.RECIPE_SEARCH
+    for path, choices in bench.SPACE.items():
+        head, _, field = path.partition(".")
+        assert (shipped["search"][head][field] if field else shipped["search"][head]) == choices
+    assert shipped["training"]["epochs"] == bench.SCALES["quickstart"].epochs
+    assert shipped["training"]["train_size"] == bench.SCALES["quickstart"].train_size
