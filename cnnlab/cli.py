@@ -781,7 +781,8 @@ def _study_check_parser(study_sub: argparse._SubParsersAction) -> None:
 def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser(
         "evaluate", help="evaluate a study's best model on the test set, once",
-        description="Evaluate the study's chosen model (its best trial by validation score) "
+        description="Evaluate the study's chosen model (the best of its confirmed ranking when "
+                    "cnnlab confirm has ranked it, else its best trial by validation score) "
                     "on the 10,000 MNIST test images, record the result in MLflow and register "
                     "the model. Once per study: a second evaluation is refused.")
     evaluate.add_argument("study", help="the study's name")
@@ -862,7 +863,7 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser(
         "report", help="a study's answer as one HTML page, logged on its MLflow run",
         description="Write the study's report: for a designed experiment, per knob, parameters "
-                    "against validation accuracy with 95%% intervals over seeds, the curves of "
+                    "against validation accuracy with 95% intervals over seeds, the curves of "
                     "each setting and a table with the difference to the base; for a search, "
                     "the leaderboard, the front, the leaders' curves and knob effects. One "
                     "self-contained HTML file, also logged on the study's MLflow run as "
