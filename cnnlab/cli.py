@@ -372,6 +372,16 @@ def study_main(file: str | Path, argv: list[str] | None = None) -> int:
     return main(["study", "run", str(file), *argv])
 
 
+def _report_again(args: argparse.Namespace) -> None:
+    """Write the study's report again (and log it on its run), so that its page shows what
+    ``confirm`` or ``evaluate`` just added."""
+    from cnnlab.results.report import report_study
+    from cnnlab.tracking.stores import Stores
+
+    report_study(args.study, Stores.resolve(args.storage, args.tracking_uri),
+                 out=lambda line: print(line, flush=True))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.results.evaluate import evaluate_study
 
@@ -379,6 +389,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                    complete=args.complete, storage=args.storage,
                    tracking_uri=args.tracking_uri, data_dir=args.data_dir,
                    out=lambda line: print(line, flush=True))
+    _report_again(args)
     return 0
 
 
@@ -389,6 +400,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
                   seeds=args.seeds, baseline=args.baseline, storage=args.storage,
                   tracking_uri=args.tracking_uri, data_dir=args.data_dir,
                   out=lambda line: print(line, flush=True))
+    _report_again(args)
     return 0
 
 

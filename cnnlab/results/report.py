@@ -277,10 +277,12 @@ def _html_table(table: pd.DataFrame) -> str:
     return shown.to_html(index=False, escape=True)
 
 
-def design_report(frame: pd.DataFrame, design: Design, title: str, facts: str) -> str:
-    """The HTML page of a designed experiment from its ``trials_frame``."""
+def design_report(frame: pd.DataFrame, design: Design, title: str, facts: str,
+                  answer: Sequence[str] = ()) -> str:
+    """The HTML page of a designed experiment from its ``trials_frame``; ``answer``
+    (``answer_parts``) goes first."""
     trials = design_trials(frame, design)
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=note>{facts}</p>",
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=note>{facts}</p>", *answer,
              "<p class=note>Each setting changes one knob of the base network on every conv "
              "layer and is trained with the same seeds as the base. Left: parameters against "
              "validation accuracy (mean over seeds, bars: 95% Student-t interval, clipped to "
@@ -304,11 +306,12 @@ def design_report(frame: pd.DataFrame, design: Design, title: str, facts: str) -
     return _page(title, parts)
 
 
-def search_report(frame: pd.DataFrame, title: str, facts: str) -> str:
-    """The HTML page of a search: leaderboard, front, the leaders' curves, knob effects."""
+def search_report(frame: pd.DataFrame, title: str, facts: str, answer: Sequence[str] = ()) -> str:
+    """The HTML page of a search: ``answer`` (``answer_parts``: the confirmed ranking, the test
+    evaluation), then leaderboard, front, the leaders' curves, knob effects."""
     from matplotlib.figure import Figure
 
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=note>{facts}</p>"]
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=note>{facts}</p>", *answer]
     board = compare.leaderboard(frame, states=["COMPLETE"], top=10)
     columns = [c for c in ("trial", "value", "n_params", "macs", "architecture", "epochs_run",
                            "duration_s") if c in board]
@@ -352,6 +355,48 @@ def search_report(frame: pd.DataFrame, title: str, facts: str) -> str:
     return _page(title, parts)
 
 
+def answer_parts(confirmed: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> list[str]:
+    """The study's answer as HTML, first on its page: the confirmed ranking (``cnnlab
+    confirm``'s record: each trial's mean over its seeds with the 95% Student-t interval, and,
+    with the notebook CNN as baseline, the difference to it seed by seed) and the one test
+    evaluation (``cnnlab evaluate``'s record). Empty when the study has neither."""
+    from cnnlab.results.confirm import BASELINE
+    from cnnlab.spec.ranking import summarize
+
+    parts: list[str] = []
+    entries = (confirmed or {}).get("entries", {})
+    base = entries.get(BASELINE)
+    by_seed = dict(zip(base["seeds"], base["values"], strict=True)) if base else {}
+    rows = []
+    for key, entry in entries.items():
+        if len(entry["values"]) < 2:
+            continue
+        s = summarize(key, entry["values"])
+        row = {"trial": "notebook CNN" if key == BASELINE else key,
+               "n_params": entry.get("n_params"), "seeds": s.n,
+               "mean": _ci(s.mean, s.ci_low, s.ci_high)}
+        if base and key != BASELINE and all(seed in by_seed for seed in entry["seeds"]):
+            d = summarize(key, [v - by_seed[seed]
+                                for seed, v in zip(entry["seeds"], entry["values"], strict=True)])
+            row["minus the notebook CNN (paired)"] = _signed(d.mean, d.ci_low, d.ci_high)
+        row["architecture"] = entry.get("architecture")
+        rows.append((key == BASELINE, -s.mean, row))
+    if rows:
+        table = pd.DataFrame([row for *_, row in sorted(rows, key=lambda r: r[:2])])
+        table["n_params"] = table["n_params"].map(lambda n: "" if pd.isna(n) else f"{int(n):,}")
+        parts += [f"<h2>Confirmed over {int(confirmed.get('n_seeds') or 0)} further seeds "
+                  "(mean validation score, 95% interval)</h2>",
+                  table.fillna("").to_html(index=False, escape=True)]
+    if evaluation:
+        parts += ["<h2>The test set, once</h2>",
+                  f"<p>trial {html.escape(str(evaluation.get('trial')))}: test accuracy "
+                  f"<b>{float(evaluation['test_accuracy']):.4f}</b>, test loss "
+                  f"{float(evaluation['test_loss']):.4f} "
+                  f"({html.escape(str(evaluation.get('model_uri')))}, "
+                  f"{html.escape(str(evaluation.get('evaluated_at')))})</p>"]
+    return parts
+
+
 def _page(title: str, parts: list[str]) -> str:
     return ("<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
@@ -361,11 +406,14 @@ def _page(title: str, parts: list[str]) -> str:
 def build_report(study_name: str, *, storage: str | None = None,
                  tracking_uri: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
     """The study's report page and, for a design, its per-knob tables (else empty)."""
+    from cnnlab.names import CONFIRMED_ATTR, EVALUATION_ATTR
     from cnnlab.results.confirm import study_config
     from cnnlab.tracking.stores import load_existing_study
 
     study = load_existing_study(study_name, storage)
     config = study_config(study)
+    answer = answer_parts(study.user_attrs.get(CONFIRMED_ATTR),
+                          study.user_attrs.get(EVALUATION_ATTR))
     frame = compare.trials_frame(study_name, storage=storage, tracking_uri=tracking_uri,
                                  epoch_curves=compare.CURVES)
     t = config.training
@@ -378,11 +426,11 @@ def build_report(study_name: str, *, storage: str | None = None,
                  f"{count(d.seeds, 'seed')}, {count(t.epochs, 'epoch')} each on {sizes}, batch "
                  f"{t.batch_size}, "
                  f"{t.optimizer}. {html.escape(config.description)}")
-        return (design_report(frame, d, f"cnnlab report: {study_name}", facts),
+        return (design_report(frame, d, f"cnnlab report: {study_name}", facts, answer),
                 design_tables(frame, d))
     facts = (f"Search: {count(len(frame), 'trial')}, {count(t.epochs, 'epoch')} each on {sizes}. "
              f"{html.escape(config.description)}")
-    return search_report(frame, f"cnnlab report: {study_name}", facts), {}
+    return search_report(frame, f"cnnlab report: {study_name}", facts, answer), {}
 
 
 def write_report(study_name: str, out: Path, *, storage: str | None = None,

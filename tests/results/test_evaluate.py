@@ -101,6 +101,10 @@ def test_evaluate_once_records_everything(stores: Stores, mnist_dir: Path, capsy
     assert float(version.tags["test_accuracy"]) == pytest.approx(accuracy, abs=1e-6)
     assert study.user_attrs["cnnlab_evaluation"]["test_accuracy"] == pytest.approx(accuracy)
     assert f"test accuracy {accuracy:.4f}" in out
+    # The study's report is written again with the evaluation on it, and logged on its run.
+    page = Path(client.download_artifacts(parent.info.run_id, "report.html")).read_text()
+    assert "The test set, once" in page and f"test accuracy <b>{accuracy:.4f}</b>" in page
+    assert "report: " in out
 
 
 def test_a_second_evaluation_is_refused(stores: Stores, capsys) -> None:
