@@ -4,7 +4,7 @@ Side by side, on the same networks, data and epoch limits (issues 13 and 24): an
 performance, each tool run as its own documentation shows it, the same measure for all, with
 common random numbers, 10 seeds, intervals and a verdict at a stated margin.
 
-    python benchmarks/anytime.py --scale quickstart        # 4 tools x 10 seeds x 90 s: ~65 min
+    python benchmarks/anytime.py --scale quickstart        # 4 tools x 10 seeds x 60 s: ~45 min
     python benchmarks/anytime.py --scale medium --seeds 0 1  # 4 tools x 2 seeds x 7 min
     python benchmarks/anytime.py --scale quickstart --tuners cnnlab cnnlab-plain optuna
     python benchmarks/anytime.py --scale quickstart --report-only   # tables and figure again
@@ -70,7 +70,7 @@ The same for every tool:
 - **The data**: ``cnnlab.train.data.load_mnist`` in every process, the notebook's split (validation
   = the first 10,000 training images, training = the rest). ``quickstart``: the first 10,000
   training images (as ``experiments/quickstart.toml``), validation on all 10,000, 3 epochs at most,
-  90 s per run (on the 4x faster AVX-512 machine of issue 24; 240 s before). ``medium``: all 50,000
+  60 s per run (docs/benchmarks.md; 90 s and 240 s before). ``medium``: all 50,000
   training images, 10,000 validation images, 5 epochs at most, 420 s per run. Five epochs, not the
   notebook's 10: the whole medium benchmark (4 tools x 2 seeds) must fit in about an hour, so a run
   gets 7 minutes. A network of this space should take roughly 10 s an epoch on 50,000 images on
@@ -205,7 +205,7 @@ class Scale:
 
 
 SCALES = {
-    "quickstart": Scale("quickstart", 10_000, None, 3, 90.0),
+    "quickstart": Scale("quickstart", 10_000, None, 3, 60.0),
     "medium": Scale("medium", None, None, 5, 420.0),
     "tiny": Scale("tiny", 512, 512, 1, 300.0),  # For tests: seconds, with --max-trials.
 }
@@ -821,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["quickstart", "medium", "tiny"],
                         default="quickstart",
-                        help="quickstart: 10,000 images, 3 epochs, 90 s a run; medium: 50,000 "
+                        help="quickstart: 10,000 images, 3 epochs, 60 s a run; medium: 50,000 "
                              "images, 5 epochs, 420 s a run; tiny: 512 images, 1 epoch, for the "
                              "tests (with --max-trials)")
     parser.add_argument("--tuners", nargs="+", choices=ALL_TOOLS, default=list(TOOLS),
