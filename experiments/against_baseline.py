@@ -24,9 +24,8 @@ import sys
 import optuna
 
 from cnnlab.names import CONFIRMED_ATTR
+from cnnlab.results.confirm import BASELINE, paired_difference
 from cnnlab.spec.ranking import summarize
-
-BASELINE = "notebook"  # cnnlab.results.confirm.BASELINE: the notebook CNN's key in a record.
 
 
 def records(storage: str, names: list[str]) -> dict[str, dict]:
@@ -59,13 +58,12 @@ def table(found: dict[str, dict], baseline_study: str | None = None) -> list[str
         for key, entry in record["entries"].items():
             if key == BASELINE:
                 continue
-            missing = [s for s in entry["seeds"] if s not in base_by_seed]
-            if missing:
-                raise SystemExit(f"{name} trial {key}: seed {missing[0]} is not one of the "
+            d = paired_difference(entry, base)
+            if d is None:
+                missing = next(s for s in entry["seeds"] if s not in base_by_seed)
+                raise SystemExit(f"{name} trial {key}: seed {missing} is not one of the "
                                  "baseline's seeds; its differences would not be paired.")
             s = summarize(key, entry["values"])
-            d = summarize(key, [v - base_by_seed[seed]
-                                for seed, v in zip(entry["seeds"], entry["values"], strict=True)])
             share = entry["n_params"] / base["n_params"]
             above = sum(v >= base_by_seed[seed]
                         for seed, v in zip(entry["seeds"], entry["values"], strict=True))

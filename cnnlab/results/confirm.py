@@ -151,6 +151,17 @@ def ranking_of(record: dict[str, Any], *, maximize: bool = True,
     return rank(summaries, maximize=maximize) if summaries else None
 
 
+def paired_difference(entry: dict[str, Any], baseline: dict[str, Any]) -> Summary | None:
+    """A confirmed entry's score minus the baseline's, seed by seed (``values`` and ``seeds`` of
+    both, as the record keeps them, in any order): the ``Summary`` of the differences (mean and
+    95% Student-t interval), or None when a seed of the entry is not one of the baseline's."""
+    by_seed = dict(zip(baseline["seeds"], baseline["values"], strict=True))
+    if not all(seed in by_seed for seed in entry["seeds"]):
+        return None
+    return summarize(BASELINE, [v - by_seed[seed]
+                                for seed, v in zip(entry["seeds"], entry["values"], strict=True)])
+
+
 def smallest_as_good(record: dict[str, Any], ranking: Ranking, size_attr: str = N_PARAMS_ATTR,
                      *, maximize: bool = True) -> tuple[int, Summary] | None:
     """The smallest confirmed trial whose mean is at least the baseline's (None without a

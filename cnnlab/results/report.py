@@ -360,13 +360,12 @@ def answer_parts(confirmed: dict[str, Any] | None, evaluation: dict[str, Any] | 
     confirm``'s record: each trial's mean over its seeds with the 95% Student-t interval, and,
     with the notebook CNN as baseline, the difference to it seed by seed) and the one test
     evaluation (``cnnlab evaluate``'s record). Empty when the study has neither."""
-    from cnnlab.results.confirm import BASELINE
+    from cnnlab.results.confirm import BASELINE, paired_difference
     from cnnlab.spec.ranking import summarize
 
     parts: list[str] = []
     entries = (confirmed or {}).get("entries", {})
     base = entries.get(BASELINE)
-    by_seed = dict(zip(base["seeds"], base["values"], strict=True)) if base else {}
     rows = []
     for key, entry in entries.items():
         if len(entry["values"]) < 2:
@@ -375,9 +374,8 @@ def answer_parts(confirmed: dict[str, Any] | None, evaluation: dict[str, Any] | 
         row = {"trial": "notebook CNN" if key == BASELINE else key,
                "n_params": entry.get("n_params"), "seeds": s.n,
                "mean": _ci(s.mean, s.ci_low, s.ci_high)}
-        if base and key != BASELINE and all(seed in by_seed for seed in entry["seeds"]):
-            d = summarize(key, [v - by_seed[seed]
-                                for seed, v in zip(entry["seeds"], entry["values"], strict=True)])
+        d = paired_difference(entry, base) if base and key != BASELINE else None
+        if d is not None:
             row["minus the notebook CNN (paired)"] = _signed(d.mean, d.ci_low, d.ci_high)
         row["architecture"] = entry.get("architecture")
         rows.append((key == BASELINE, -s.mean, row))
@@ -406,14 +404,13 @@ def _page(title: str, parts: list[str]) -> str:
 def build_report(study_name: str, *, storage: str | None = None,
                  tracking_uri: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
     """The study's report page and, for a design, its per-knob tables (else empty)."""
-    from cnnlab.names import CONFIRMED_ATTR, EVALUATION_ATTR
     from cnnlab.results.confirm import study_config
     from cnnlab.tracking.stores import load_existing_study
 
     study = load_existing_study(study_name, storage)
     config = study_config(study)
-    answer = answer_parts(study.user_attrs.get(CONFIRMED_ATTR),
-                          study.user_attrs.get(EVALUATION_ATTR))
+    answer = answer_parts(study.user_attrs.get(names.CONFIRMED_ATTR),
+                          study.user_attrs.get(names.EVALUATION_ATTR))
     frame = compare.trials_frame(study_name, storage=storage, tracking_uri=tracking_uri,
                                  epoch_curves=compare.CURVES)
     t = config.training
