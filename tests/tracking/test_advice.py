@@ -22,6 +22,7 @@ from cnnlab.tracking.stores import (
     option_with,
     password_note,
     shell_uri,
+    shown_uri,
 )
 from tests.studies import PLAIN_PATH
 
@@ -128,3 +129,35 @@ def test_trials_gets_n_trials(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err == (
         "cnnlab study run: error: unrecognized arguments: --trials 20; did you mean "
         "--n-trials? (see cnnlab study run --help)\n")
+
+
+def test_stores_are_shown_absolutely_with_passwords_hidden(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert shown_uri("sqlite:///mlruns/optuna.db") == f"sqlite:///{tmp_path}/mlruns/optuna.db"
+    assert shown_uri("postgresql://me:hunter2@db/optuna") == "postgresql://me:***@db/optuna"
+
+
+def test_a_study_s_stores_are_found_beside_its_file_and_only_read(tmp_path: Path) -> None:
+    import optuna
+
+    from cnnlab.study.nearby import stores_beside
+
+    lab = tmp_path / "lab"
+    (lab / "mlruns").mkdir(parents=True)
+    storage = f"sqlite:///{lab / 'mlruns' / 'optuna.db'}"
+    optuna.create_study(study_name="tiny", storage=storage)
+    (lab / "experiments").mkdir()
+    before = (lab / "mlruns" / "optuna.db").stat().st_mtime_ns
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere' / 'mlruns' / 'optuna.db'}"
+    for file in (lab / "tiny.toml", lab / "experiments" / "tiny.toml"):  # Its folder, or above.
+        found = stores_beside(file, "tiny", elsewhere)
+        assert found is not None and found.storage == storage
+        assert found.tracking_uri == f"sqlite:///{lab / 'mlruns' / 'mlflow.db'}"
+    assert stores_beside(lab / "tiny.toml", "other", elsewhere) is None  # Not this study.
+    assert stores_beside(lab / "tiny.toml", "tiny", storage) is None  # Its own stores.
+    (tmp_path / "second" / "mlruns").mkdir(parents=True)
+    optuna.create_study(study_name="tiny", storage=elsewhere.replace("elsewhere", "second"))
+    assert stores_beside(lab / "tiny.toml", "tiny",  # The stores in use hold it: a resume.
+                         elsewhere.replace("elsewhere", "second")) is None
+    assert not (tmp_path / "elsewhere").exists() and not (lab / "mlruns" / "mlflow.db").exists()
+    assert (lab / "mlruns" / "optuna.db").stat().st_mtime_ns == before
