@@ -144,8 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.tracking.stores import (
         cnnlab_command,
         password_note,
-        redact,
         resolve_tracking_uri,
+        shown_uri,
     )
     from cnnlab.tracking.training_run import run_training
 
@@ -169,7 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"val_accuracy {history['val_accuracy'][-1]:.4f}  val_loss {history['val_loss'][-1]:.4f}"
           f" after {count(outcome.result.epochs_run, 'epoch')}")
     print(f"MLflow run {outcome.run_id} in experiment '{args.experiment}' "
-          f"({redact(uri)}); browse it with: "
+          f"({shown_uri(uri)}); browse it with: "
           f"{cnnlab_command('ui', tracking_uri=uri, stores=('tracking',))}"
           f"{password_note((uri, 'MLFLOW_TRACKING_URI'))}")
     return 0
@@ -330,6 +330,8 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
     config = study_config(args)
     stores = Stores.resolve(args.storage, args.tracking_uri)
+    if args.share is None:  # Said once, by the command (not by each of its workers).
+        _say_stores_beside(args, config.name, stores)
     if args.workers > 1:
         from cnnlab.study.workers import run_workers
 
@@ -370,6 +372,34 @@ def study_main(file: str | Path, argv: list[str] | None = None) -> int:
     if argv[:1] == ["check"]:
         return main(["study", "check", str(file), *argv[1:]])
     return main(["study", "run", str(file), *argv])
+
+
+def _say_stores_beside(args: argparse.Namespace, name: str, stores: Any) -> None:
+    """One line when this run is to start the study afresh in new stores while the stores
+    beside its file hold it (``cnnlab.study.nearby``, a run from another folder): where those
+    are, and the command that goes on with them, as pasted from any folder."""
+    import shlex
+
+    from cnnlab.study.nearby import stores_beside
+    from cnnlab.tracking.stores import cnnlab_command, option_with, shown_uri
+
+    theirs = stores_beside(args.file, name, stores.storage)
+    if theirs is None:
+        return
+    data_dir = args.data_dir or os.environ.get(DATA_DIR_ENV)
+    options = [shlex.quote(str(args.file.resolve()))]
+    for flag, value in (("--n-trials", args.n_trials), ("--timeout", args.timeout),
+                        ("--workers", args.workers if args.workers > 1 else None),
+                        ("--data-dir", Path(data_dir).absolute() if data_dir else None),
+                        ("--from-study", args.from_study)):
+        if value is not None:
+            options.append(option_with(flag, f"{value:g}" if isinstance(value, float)
+                                       else str(value)))
+    again = cnnlab_command("study run", None, *options, storage=theirs.storage,
+                           tracking_uri=theirs.tracking_uri)
+    print(f"note: study '{name}' starts afresh in {shown_uri(stores.storage)} (new there), but "
+          f"the stores beside its file hold it ({theirs.storage} and {theirs.tracking_uri}); to "
+          f"go on with those instead, Ctrl-C this and run: {again}", flush=True)
 
 
 def _report_again(args: argparse.Namespace) -> None:
@@ -428,8 +458,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         board = leaderboard(front(frame), sort="trial", top=None, states=states)
         board = front(board).head(args.top) if args.top else front(board)
     else:
-        board = leaderboard(frame, sort=args.sort, ascending=True if args.ascending else None,
-                            top=args.top, states=states)
+        ascending = True if args.ascending else False if args.descending else None
+        board = leaderboard(frame, sort=args.sort, ascending=ascending, top=args.top,
+                            states=states)
     columns = select_columns(board, args.columns)  # Checked before anything is written.
     if args.csv is not None:
         board.to_csv(args.csv, index=False)
@@ -488,7 +519,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
                     "--no-serve-artifacts"]
     _check_port_free(args.host, args.port)
     base = f"http://{args.host}:{args.port}"
-    print(f"MLflow UI at {base} over {stores.redact(uri)} (Ctrl-C stops it)", flush=True)
+    print(f"MLflow UI at {base} over {stores.shown_uri(uri)} (Ctrl-C stops it)", flush=True)
     _print_study_pages(uri, base)
     # The server runs in a process group of its own; whatever ends this command ends the whole
     # group, so nothing is left running.
@@ -529,7 +560,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     server = make_server(args.host, args.port, wsgi(storage), server_class=Threaded,
                          handler_class=Quiet)
     base = f"http://{args.host}:{args.port}"
-    print(f"Optuna dashboard at {base} over {stores.redact(url)} (Ctrl-C stops it)", flush=True)
+    print(f"Optuna dashboard at {base} over {stores.shown_uri(url)} (Ctrl-C stops it)", flush=True)
     for study in storage.get_all_studies():
         number = storage.get_study_id_from_name(study.study_name)
         print(f"study '{study.study_name}': {base}/dashboard/studies/{number}", flush=True)
@@ -622,7 +653,31 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors in one line (as every other error of cnnlab's)."""
+    """argparse, with its errors in one line (as every other error of cnnlab's), and words a
+    command does not take refused by the command itself, with the option meant where one is
+    close (``--trials``: did you mean --n-trials?). Python 3.11's argparse has no
+    ``suggest_on_error``, and 3.14's suggests subcommands and choices, not options."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and not any(isinstance(a, argparse._SubParsersAction) for a in self._actions):
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._meant(extras)}")
+        return namespace, extras
+
+    def _meant(self, words: list[str]) -> str:
+        """``; did you mean --n-trials?`` for the first option-like word close to one of this
+        command's options (``difflib``), else ""."""
+        import difflib
+
+        options = [option for action in self._actions if action.help != argparse.SUPPRESS
+                   for option in action.option_strings if option.startswith("--")]
+        for word in words:
+            if word.startswith("-") and not self._negative_number_matcher.match(word):
+                close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1,
+                                                  cutoff=0.6)
+                if close:
+                    return f"; did you mean {close[0]}?"
+        return ""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         message = message.replace("\n", "\\n")  # An argument may hold a newline.
@@ -848,9 +903,13 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("studies", nargs="*", metavar="STUDY",
                          help="study names (default: every study in the storage)")
     compare.add_argument("--sort", metavar="COLUMN",
-                         help="sort by this column (default: the ranking, complete trials "
+                         help="sort by this column, or a name the trial lines print "
+                              "(val_accuracy, params) (default: the ranking, complete trials "
                               "best first in their study's direction, then pruned ones)")
-    compare.add_argument("--ascending", action="store_true", help="sort smallest first")
+    order = compare.add_mutually_exclusive_group()
+    order.add_argument("--ascending", action="store_true", help="sort smallest first")
+    order.add_argument("--descending", action="store_true",
+                       help="sort biggest first, e.g. --sort n_params --descending")
     compare.add_argument("--top", type=_positive, metavar="N",
                          help="keep the first N rows (of each study, when studies of "
                               "different metrics are ranked one after another)")

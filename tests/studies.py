@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -110,6 +111,25 @@ class Stores:
         from mlflow.tracking import MlflowClient
 
         return MlflowClient(self.tracking)
+
+
+PLAIN_PATH = "/usr/bin:/bin"
+"""A plain shell's PATH: no virtual environment activated (README runs ``.venv/bin/cnnlab``)."""
+
+
+def pasted_env() -> dict[str, str]:
+    """The environment of a command pasted in a plain shell: ``PLAIN_PATH``, and no store
+    named by a variable (the command must name its own)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("MLFLOW_") and k != "CNNLAB_STORAGE"} | {"PATH": PLAIN_PATH}
+
+
+def run_as_pasted(command: str, folder: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``command`` as printed, in a POSIX shell in ``folder`` (another than the one it
+    was printed in), with ``pasted_env()``; returns what it did (text)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["sh", "-c", command], cwd=folder, env=pasted_env(),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def _free_port() -> int:

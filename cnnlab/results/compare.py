@@ -307,8 +307,11 @@ def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool
     row is the trial ``cnnlab evaluate`` chooses and the study's "best:" line names. Studies
     that share a metric and direction are ranked together; otherwise each study is ranked by its
     own direction, one study after another in the frame's order, and ``top`` keeps the first N
-    of each. Another ``sort`` column sorts plainly (``ascending``; by default smallest first for
-    sizes, times, trial numbers and losses)."""
+    of each. Another ``sort`` column sorts plainly (``ascending``: True smallest first, False
+    biggest first; by default smallest first for sizes, times, trial numbers and losses).
+    ``sort`` is a column, or a name the trial lines print (``sort_column``).
+
+    Raises ``ConfigError`` for a ``sort`` that names no column, with the closest names."""
     if "outcome" in frame:
         frame = frame[frame["outcome"].astype(str) != "duplicate"]
     if states:
@@ -322,7 +325,7 @@ def leaderboard(frame: pd.DataFrame, *, sort: str | None = None, ascending: bool
     if _is_pattern(sort):
         raise ConfigError(f"--sort {sort!r} is a pattern; --sort takes one column, e.g. "
                           "n_params.")
-    _check_column(frame, sort, "--sort")
+    sort = sort_column(frame, sort)
     if sort == "value" and ascending is None:
         return _ranked(frame, top)
     if ascending is None:
@@ -354,8 +357,8 @@ def select_columns(frame: pd.DataFrame, names: str | Sequence[str] | None) -> li
         if _is_pattern(name):
             matched = [c for c in frame.columns if fnmatch.fnmatchcase(str(c), name)]
             if not matched:
-                raise ConfigError(f"--columns {name!r} matches no column; columns: "
-                                  f"{', '.join(frame.columns)}.")
+                raise ConfigError(f"--columns {name!r} matches no column; "
+                                  f"{_closest(frame, name)}.")
             chosen += matched
         else:
             _check_column(frame, name, "--columns")
@@ -367,10 +370,45 @@ def _is_pattern(name: str) -> bool:
     return any(char in name for char in "*?[")
 
 
+SORT_NAMES = {"params": "n_params", "parameters": "n_params", "seconds": "duration_s",
+              "duration": "duration_s", "number": "trial"}
+"""Names the trial lines and docs print for a column (``361,322 params``), as ``--sort``
+takes them."""
+
+
+def sort_column(frame: pd.DataFrame, name: str) -> str:
+    """The column that ``--sort name`` sorts by: ``name`` itself, or for a name the trial lines
+    print, its column: a curve (``val_accuracy``, ``val_loss``) is ``value`` where it is every
+    row's objective (``metric``), else its last epoch's (``final_val_accuracy``); ``params``
+    is ``n_params`` (``SORT_NAMES``). Raises ``ConfigError`` naming the closest columns."""
+    if name in frame.columns:
+        return name
+    if name in CURVES:
+        if "metric" in frame and (frame["metric"].astype(str) == name).all():
+            return "value"
+        if f"final_{name}" in frame.columns:
+            return f"final_{name}"
+    if SORT_NAMES.get(name) in frame.columns:
+        return SORT_NAMES[name]
+    raise ConfigError(f"--sort {name!r} is not a column; "
+                      f"{_closest(frame, name, [*CURVES, *SORT_NAMES])}.")
+
+
 def _check_column(frame: pd.DataFrame, name: str, option: str) -> None:
     if name not in frame.columns:
-        raise ConfigError(f"{option} {name!r} is not a column; columns: "
-                          f"{', '.join(frame.columns)}.")
+        raise ConfigError(f"{option} {name!r} is not a column; {_closest(frame, name)}.")
+
+
+def _closest(frame: pd.DataFrame, name: str, more: Sequence[str] = ()) -> str:
+    """What to say instead of every column (there are about a hundred): the closest names
+    (``difflib``), else the leaderboard's columns; and where to see them all."""
+    import difflib
+
+    names = list(dict.fromkeys([*map(str, frame.columns), *more]))
+    close = difflib.get_close_matches(name.lower(), names, n=5, cutoff=0.6)
+    said = (f"did you mean {', '.join(close)}?" if close else
+            f"the leaderboard's are {', '.join(c for c in LEADERBOARD if c in frame.columns)}")
+    return f"{said} (--csv FILE writes all {len(frame.columns)} columns)"
 
 
 def _ranked(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:

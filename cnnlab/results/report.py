@@ -473,7 +473,7 @@ def report_study(study_name: str, stores: Any, *, path: Path | None = None,
     for line in format_tables(tables):
         out(line)
     where = f" and on the study's MLflow run {run_id} ({REPORT_ARTIFACT})" if run_id else ""
-    out(f"report: {path}{where}")
+    out(f"report: {path.absolute()}{where}")  # Absolute: the line is read in any folder.
     return path
 
 

@@ -46,7 +46,7 @@ from cnnlab.tracking.stores import (
     heartbeat,
     open_storage,
     password_note,
-    redact,
+    shown_uri,
 )
 from cnnlab.train.data import MnistSplits, load_mnist
 
@@ -86,7 +86,7 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
         data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
     study = open_study(config, stores, data, from_study=from_study, out=out)
     done, total = T.counted(study), config.n_trials
-    out(f"study '{config.name}' in {redact(stores.storage)}: {done} trial(s) so far"
+    out(f"study '{config.name}' in {shown_uri(stores.storage)}: {done} trial(s) so far"
         + (f", total {total}" if total is not None else "")
         + (f", time budget {config.timeout:g} s" if config.timeout is not None else "")
         + "; " + (feasible.describe() if config.design is None else
@@ -242,7 +242,7 @@ def report(study: Any, config: StudyConfig, budget: Budget, ran: int, tracker: S
         out(budget.stopped)
     print_best(study, config, out)
     out(f"MLflow: experiment '{config.name}', study run {tracker.parent_run_id} "
-        f"({redact(tracker.uri)}); browse with: "
+        f"({shown_uri(tracker.uri)}); browse with: "
         f"{cnnlab_command('ui', tracking_uri=tracker.uri, stores=('tracking',))}"
         f"{password_note((tracker.uri, 'MLFLOW_TRACKING_URI'))}")
 

@@ -43,13 +43,15 @@ class Stores:
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The tracking store to use: ``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else local."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The tracking store to use: ``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else local;
+    a local SQLite store by its absolute path (``absolute_uri``)."""
+    return absolute_uri(uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
 
 
 def resolve_storage(storage: str | None = None) -> str:
-    """Optuna storage URL: ``storage`` if given, else ``$CNNLAB_STORAGE``, else the local one."""
-    return storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    """Optuna storage URL: ``storage`` if given, else ``$CNNLAB_STORAGE``, else the local one;
+    a local SQLite store by its absolute path (``absolute_uri``)."""
+    return absolute_uri(storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -155,11 +157,26 @@ def redact(text: str) -> str:
 
 # -- advice: commands that name the stores -----------------------------------------------------
 #
-# Every command cnnlab prints as advice works when pasted as printed, in the same directory and
-# shell: it names the stores it acts on (MLflow's own commands default to other stores than
-# cnnlab's), quoted for a POSIX shell. A store whose URI holds a password is named by the
-# variable that holds it ("$MLFLOW_TRACKING_URI", "$CNNLAB_STORAGE"), since cnnlab prints no
-# passwords; the advice then says to set it when the URI did not come from it.
+# Every command cnnlab prints as advice works when pasted as printed, from a plain shell (no
+# virtual environment activated) in any directory: its program by the path that finds it, and
+# the stores it acts on named (MLflow's own commands default to other stores than cnnlab's), a
+# local one by its absolute path, quoted for a POSIX shell. A store whose URI holds a password is
+# named by the variable that holds it ("$MLFLOW_TRACKING_URI", "$CNNLAB_STORAGE"), since cnnlab
+# prints no passwords; the advice then says to set it when the URI did not come from it.
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a local store named by its absolute path (``sqlite:///mlruns/optuna.db`` ->
+    ``sqlite:////home/me/lab/mlruns/optuna.db``): the same store from any directory, and to
+    MLflow, which keeps one store per URI for the process's life (a relative one would stay
+    the first directory's). Other stores as given."""
+    db = sqlite_path(uri)
+    return f"sqlite:///{db.resolve()}" if db is not None else uri
+
+
+def shown_uri(uri: str) -> str:
+    """``uri`` as cnnlab prints where a store is: absolute (``absolute_uri``), password hidden."""
+    return redact(absolute_uri(uri))
 
 
 def shell_uri(uri: str, env: str = "MLFLOW_TRACKING_URI") -> str:
@@ -167,8 +184,7 @@ def shell_uri(uri: str, env: str = "MLFLOW_TRACKING_URI") -> str:
     that the command works from any directory; a URI with a password as ``"$<env>"``."""
     if redact(uri) != uri:
         return f'"${env}"'
-    db = sqlite_path(uri)
-    return shlex.quote(f"sqlite:///{db.resolve()}" if db is not None else uri)
+    return shlex.quote(absolute_uri(uri))
 
 
 def password_note(*stores: tuple[str, str]) -> str:
@@ -181,16 +197,18 @@ def password_note(*stores: tuple[str, str]) -> str:
 
 
 def program(name: str) -> str:
-    """How to call the console script ``name`` (``mlflow``) installed beside this Python: by its
-    name where the PATH finds that very one, else by its path (a virtual environment that is
-    not activated: ``.venv/bin/cnnlab`` run as README shows it), so that advice works as pasted."""
-    import shutil
+    """How to call the console script ``name`` (``cnnlab``, ``mlflow``) from a plain shell in
+    any directory: by the absolute path of the one installed beside this Python (a virtual
+    environment's ``bin/``, activated or not: a new terminal has it on no PATH) or in this
+    Python's scripts folder (``sysconfig``'s, ``pip install --user``'s), else by its name."""
+    import sysconfig
 
-    beside = Path(sys.executable).parent / name
-    found = shutil.which(name)
-    if not beside.exists() or (found is not None and Path(found).resolve() == beside.resolve()):
-        return name
-    return shlex.quote(str(beside))
+    folders = [Path(sys.executable).absolute().parent, Path(sysconfig.get_path("scripts")),
+               Path(sysconfig.get_path("scripts", sysconfig.get_preferred_scheme("user")))]
+    for folder in folders:
+        if (folder / name).is_file():
+            return shlex.quote(str(folder / name))
+    return name
 
 
 def mlflow_command(words: str, uri: str) -> str:
@@ -202,16 +220,16 @@ def mlflow_command(words: str, uri: str) -> str:
 def cnnlab_command(command: str, name: str | None = None, *options: str,
                    storage: str | None = None, tracking_uri: str | None = None,
                    stores: tuple[str, ...] = ("storage", "tracking")) -> str:
-    """A cnnlab command line: ``cnnlab <command> <options> <store options> <name>``, with the
-    stores given (those the command would find by itself left out: the defaults, with neither
-    variable set) and the study's name quoted (after ``--`` if it starts with a dash)."""
-    words = [f"cnnlab {command}", *options]
-    storage, tracking_uri = resolve_storage(storage), resolve_tracking_uri(tracking_uri)
-    if "storage" in stores and (storage != DEFAULT_STORAGE or os.environ.get(STORAGE_ENV)):
-        words += ["--storage", shell_uri(storage, STORAGE_ENV)]
-    if "tracking" in stores and (tracking_uri != DEFAULT_TRACKING_URI
-                                 or os.environ.get("MLFLOW_TRACKING_URI")):
-        words += ["--tracking-uri", shell_uri(tracking_uri)]
+    """A cnnlab command line: ``<cnnlab's path> <command> <options> <store options> <name>``,
+    naming the ``stores`` it takes as resolved (``resolve_storage``, ``resolve_tracking_uri``),
+    a local one by its absolute path even when it is the default (``mlruns/`` of this directory:
+    pasted in another, the command would make a new store there), and the study's name quoted
+    (after ``--`` if it starts with a dash)."""
+    words = [f"{program('cnnlab')} {command}", *options]
+    if "storage" in stores:
+        words += ["--storage", shell_uri(resolve_storage(storage), STORAGE_ENV)]
+    if "tracking" in stores:
+        words += ["--tracking-uri", shell_uri(resolve_tracking_uri(tracking_uri))]
     if name is not None:
         words += (["--"] if name.startswith("-") else []) + [shlex.quote(name)]
     return " ".join(words)

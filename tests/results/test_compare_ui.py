@@ -114,11 +114,11 @@ def test_columns_and_sort_follow_one_rule_and_globs_stand_for_columns(
     assert cli.main([*base, "--columns", "trial,bogus", "--csv", str(csv)]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
-    assert err.startswith("cnnlab compare: error: --columns 'bogus' is not a column; columns: "
-                          "study, trial, ") and "\n" not in err
+    assert err.startswith("cnnlab compare: error: --columns 'bogus' is not a column; the "
+                          "leaderboard's are study, trial, ") and "\n" not in err
     assert captured.out == "" and not csv.exists()
     assert cli.main([*base, "--sort", "bogus"]) == 2
-    assert "error: --sort 'bogus' is not a column; columns: study, trial, " in \
+    assert "error: --sort 'bogus' is not a column; the leaderboard's are study, trial, " in \
         capsys.readouterr().err
     # A glob matching nothing is refused; --sort, one column, refuses a glob.
     assert cli.main([*base, "--columns", "trial,colour*"]) == 2
@@ -135,6 +135,30 @@ def test_columns_and_sort_follow_one_rule_and_globs_stand_for_columns(
     assert lines[0].split() == ["trial", *filters]
     assert [int(line.split()[0]) for line in lines[1:]] == sorted(
         t.number for t in stores.study("tiny").trials)
+
+
+def test_sort_takes_what_trial_lines_print_and_sorts_biggest_first(stores: Stores,
+                                                                   capsys) -> None:
+    # Issue 31: every trial line prints `val_accuracy 0.95` and `361,322 params`, and --sort
+    # refused both names, listing about a hundred columns; nothing sorted biggest first.
+    base = ["compare", "tiny", "--storage", stores.storage, "--tracking-uri", stores.tracking]
+    assert cli.main([*base, "--sort", "value"]) == 0
+    ranked = capsys.readouterr().out
+    assert cli.main([*base, "--sort", "val_accuracy"]) == 0  # The study's objective.
+    assert capsys.readouterr().out == ranked
+    sizes = {}
+    for name in ("n_params", "params"):
+        assert cli.main([*base, "--sort", name, "--descending", "--columns", "trial,n_params"]) \
+            == 0
+        sizes[name] = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    numbers = [int(row[1]) for row in sizes["n_params"] if row[1] != "NaN"]
+    assert len(numbers) >= 4 and numbers == sorted(numbers, reverse=True)
+    assert sizes["params"] == sizes["n_params"]
+    for wrong, meant in (("val_acc", "val_accuracy"), ("n_parms", "n_params")):
+        assert cli.main([*base, "--sort", wrong]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and len(err) < 200, err
+        assert f"--sort {wrong!r} is not a column; did you mean {meant}" in err, err
 
 
 def test_compare_labels_infeasible_draws_infeasible(stores: Stores, capsys) -> None:

@@ -15,7 +15,7 @@ import pytest
 from cnnlab.results.compare import CURVES, trials_frame
 from cnnlab.results.report import design_tables
 from cnnlab.search.config import load_study_config
-from tests.studies import Stores
+from tests.studies import Stores, run_as_pasted
 
 DESIGN = """
 name = "tiny-design"
@@ -127,7 +127,8 @@ def test_the_report_is_on_the_study_run_and_printed(design: Stores, tmp_path: Pa
     assert "filters:" in design.printed and "padding:" in design.printed
     assert "report: " in design.printed and "(report.html)" in design.printed
     # `confirm` refuses a design, pointing to `cnnlab report`, which writes the same page
-    # again, anywhere: the command as printed (it names the stores), with --out.
+    # again: the command as printed (it names the stores), pasted in a plain shell (no virtual
+    # environment on the PATH) in another folder.
     from cnnlab import cli
 
     capsys.readouterr()
@@ -135,13 +136,15 @@ def test_the_report_is_on_the_study_run_and_printed(design: Stores, tmp_path: Pa
                      design.tracking]) == 2
     (advice,) = re.findall(r"`([^`]+)`", capsys.readouterr().err)
     argv = shlex.split(advice)
-    assert argv[:2] == ["cnnlab", "report"]
-    out = tmp_path / "again.html"
-    assert cli.main([*argv[1:], "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "filters:" in printed and "padding:" in printed and "vs base" in printed
-    assert f"report: {out}" in printed
+    assert Path(argv[0]).name == "cnnlab" and argv[1] == "report"
+    out = design.root / "mlruns" / "reports" / "tiny-design.html"
+    out.unlink()
+    done = run_as_pasted(advice, tmp_path / "elsewhere")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "filters:" in done.stdout and "padding:" in done.stdout and "vs base" in done.stdout
+    assert f"report: {out}" in done.stdout
     assert out.read_text().count("<img") == 2
+    assert not (tmp_path / "elsewhere" / "mlruns").exists()
 
 
 @pytest.mark.slow

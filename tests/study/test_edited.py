@@ -4,16 +4,13 @@ before anything is read or written."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cnnlab import cli
-from tests.studies import TINY, Stores
+from tests.studies import TINY, Stores, run_as_pasted
 
 pytestmark = pytest.mark.slow  # Every test here runs a study.
 
@@ -79,7 +76,7 @@ def test_a_deleted_experiment_is_refused_before_anything_is_written(stores: Stor
     stores.client.delete_experiment(experiment.experiment_id)
     _run_advice(f"`{remove}`", stores.root)
     assert stores.client.get_experiment_by_name("tiny") is None
-    assert not (stores.root / "mlflow.db").exists()  # MLflow's own default store.
+    assert not (stores.root / "elsewhere" / "mlflow.db").exists()  # MLflow's default store.
 
 
 def _commands(text: str) -> list[str]:
@@ -88,17 +85,13 @@ def _commands(text: str) -> list[str]:
 
 
 def _run_advice(text: str, folder: Path) -> list[str]:
-    """Run each command of the advice in ``text`` as printed, in a POSIX shell in ``folder``
-    (the PATH without this Python's folder: a virtual environment that is not activated, as
-    README runs ``.venv/bin/cnnlab``); each must succeed."""
+    """Run each command of the advice in ``text`` as printed, in a plain shell (no virtual
+    environment on the PATH, as README runs ``.venv/bin/cnnlab``) in a new folder inside
+    ``folder`` (``tests.studies.run_as_pasted``); each must succeed."""
     commands = _commands(text)
     assert commands, text
-    here = str(Path(sys.executable).parent)
-    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != here)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PATH": path}
     for command in commands:
-        done = subprocess.run(["sh", "-c", command], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=300)
+        done = run_as_pasted(command, folder / "elsewhere")
         assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
     return commands
 
