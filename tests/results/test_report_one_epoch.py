@@ -17,7 +17,6 @@ def test_a_one_epoch_search_report_answers_first_and_draws_its_curves(tmp_path: 
                                                                       monkeypatch,
                                                                       capsys) -> None:
     from cnnlab.results.compare import CURVES, leaderboard, trials_frame
-    from cnnlab.results.report import leaders_figure
 
     stores = Stores(tmp_path, TINY.replace("epochs = 2", "epochs = 1").replace(
         "n_trials = 3", "n_trials = 2"))
@@ -41,6 +40,8 @@ def test_a_one_epoch_search_report_answers_first_and_draws_its_curves(tmp_path: 
         assert f"val_accuracy {best.value:.4f}, from one training run: not yet confirmed" \
             in answer
     # One epoch: one point per trial, drawn as a marker.
+    from cnnlab.results.report import leaders_figure
+
     board = leaderboard(trials_frame("tiny", storage=stores.storage,
                                      tracking_uri=stores.tracking, epoch_curves=CURVES),
                         states=["COMPLETE"], top=10)
