@@ -356,6 +356,7 @@ def leaders_figure(board: pd.DataFrame) -> Any:
 
     fig = Figure(figsize=(12, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
+    epochs = 1
     for i, row in enumerate(board.head(5).itertuples()):
         for metric, axis in (("val_loss", loss_ax), ("val_accuracy", acc_ax)):
             cols = compare._epoch_columns(board, metric)
@@ -365,7 +366,10 @@ def leaders_figure(board: pd.DataFrame) -> Any:
                       label=f"trial {row.trial}")
             axis.set_title(metric)
             axis.set_xlabel("epoch")
-            axis.xaxis.get_major_locator().set_params(integer=True)
+            epochs = max(epochs, len(values))
+    if epochs <= 20:  # A tick per epoch, as the trials' own curves (tracking.plots).
+        for axis in (loss_ax, acc_ax):
+            axis.set_xticks(range(1, epochs + 1))
     acc_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
