@@ -520,7 +520,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     _check_port_free(args.host, args.port)
     base = f"http://{args.host}:{args.port}"
     print(f"MLflow UI at {base} over {stores.shown_uri(uri)} (Ctrl-C stops it)", flush=True)
-    _print_study_pages(uri, base)
+    # Each study's pages are printed by the server's process before it becomes uvicorn: it
+    # imports MLflow anyway, and this process, which waits for as long as the UI serves, would
+    # hold MLflow's client (about 190 MB resident) for nothing.
+    env[_PAGES_BASE] = base
     # The server runs in a process group of its own; whatever ends this command ends the whole
     # group, so nothing is left running.
     server = subprocess.Popen(command, start_new_session=True, env=env)
@@ -585,6 +588,9 @@ def _print_study_pages(uri: str, base: str) -> None:
 
 
 _JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+_PAGES_BASE = "CNNLAB_UI_PAGES_BASE"
+"""The environment variable by which `cnnlab ui` tells its server's process the base URL of the
+study pages to print (``_MLFLOW_SERVER``); the process removes it."""
 
 _SERVER_WARNING = "ignore:starlette.middleware.wsgi is deprecated:UserWarning"
 """A warnings filter (``PYTHONWARNINGS``'s form) for the StarletteDeprecationWarning that MLflow's
@@ -606,7 +612,8 @@ def _quiet_server_env(env: dict[str, str], uri: str) -> dict[str, str]:
     return {"MLFLOW_UVICORN_OPTS": env.get("MLFLOW_UVICORN_OPTS") or _SERVER_LOGS,
             "PYTHONWARNINGS": warnings, "MLFLOW_REGISTRY_STORE_URI": uri}
 
-# `mlflow server`, except that the process checks the options and prepares the store as MLflow
+# `mlflow server`, except that the process first prints each study's pages (`_print_study_pages`,
+# which tags the studies' experiments), checks the options and prepares the store as MLflow
 # does, then becomes the uvicorn server itself (exec) instead of starting it as a child and
 # waiting for it: one Python fewer (about 250 MB). Only with job execution off (with it on, the
 # parent starts the job runner after uvicorn), and only while MLflow starts uvicorn through
@@ -615,6 +622,9 @@ _MLFLOW_SERVER = f"""\
 import os, sys
 import mlflow.server
 from mlflow.environment_variables import {_JOB_EXECUTION}
+from cnnlab.cli import _print_study_pages
+
+_print_study_pages(os.environ["MLFLOW_BACKEND_STORE_URI"], os.environ.pop("{_PAGES_BASE}"))
 
 def _become(cmd, *, extra_env=None, capture_output=True, synchronous=True, **kwargs):
     if not (synchronous or capture_output or kwargs) and isinstance(cmd, list):

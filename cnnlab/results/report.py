@@ -1,4 +1,5 @@
-"""A study's report: one self-contained HTML page (figures embedded) that answers its question.
+"""A study's report: one self-contained HTML page (figures embedded) that answers its question,
+in one line first (``design_answer``, ``search_answer``), then in detail.
 
 For a designed experiment (``cnnlab.search.design``), the notebook's exercise, knob by knob:
 a panel of parameters (log axis) against the mean validation accuracy over seeds with its 95%
@@ -252,7 +253,7 @@ _STYLE = """body{font-family:system-ui,sans-serif;max-width:1250px;margin:2em au
 table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}img{max-width:100%}
-.note{color:#555;font-size:14px}"""
+.note{color:#555;font-size:14px}.answer{font-size:17px}"""
 
 
 def _html_table(table: pd.DataFrame) -> str:
@@ -279,10 +280,12 @@ def _html_table(table: pd.DataFrame) -> str:
 
 def design_report(frame: pd.DataFrame, design: Design, title: str, facts: str,
                   answer: Sequence[str] = ()) -> str:
-    """The HTML page of a designed experiment from its ``trials_frame``; ``answer``
-    (``answer_parts``) goes first."""
+    """The HTML page of a designed experiment from its ``trials_frame``: its one-line answer
+    (``design_answer``), then ``answer`` (``answer_parts``), then knob by knob."""
     trials = design_trials(frame, design)
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=note>{facts}</p>", *answer,
+    tables = {knob: knob_table(trials, design, knob) for knob in knobs(design)}
+    parts = [f"<h1>{html.escape(title)}</h1>", _answer_line(design_answer(tables, design)),
+             f"<p class=note>{facts}</p>", *answer,
              "<p class=note>Each setting changes one knob of the base network on every conv "
              "layer and is trained with the same seeds as the base. Left: parameters against "
              "validation accuracy (mean over seeds, bars: 95% Student-t interval, clipped to "
@@ -297,8 +300,7 @@ def design_report(frame: pd.DataFrame, design: Design, title: str, facts: str,
              "multiply-adds per image. The training accuracy of an epoch is averaged while the "
              "network learns, so it can sit below the validation accuracy, measured at the "
              "epoch's end.</p>"]
-    for knob in knobs(design):
-        table = knob_table(trials, design, knob)
+    for knob, table in tables.items():
         fig = knob_figure(trials, table, knob, design.base_name)
         parts += [f"<h2>{html.escape(knob)}</h2>",
                   f"<img alt='{html.escape(knob)}' src='data:image/png;base64,{_png(fig)}'>",
@@ -306,13 +308,16 @@ def design_report(frame: pd.DataFrame, design: Design, title: str, facts: str,
     return _page(title, parts)
 
 
-def search_report(frame: pd.DataFrame, title: str, facts: str, answer: Sequence[str] = ()) -> str:
-    """The HTML page of a search: ``answer`` (``answer_parts``: the confirmed ranking, the test
-    evaluation), then leaderboard, front, the leaders' curves, knob effects."""
-    from matplotlib.figure import Figure
-
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=note>{facts}</p>", *answer]
+def search_report(frame: pd.DataFrame, title: str, facts: str, answer: Sequence[str] = (),
+                  confirmed: dict[str, Any] | None = None,
+                  evaluation: dict[str, Any] | None = None) -> str:
+    """The HTML page of a search: its one-line answer (``search_answer`` of ``confirmed`` and
+    ``evaluation``, the study's records), ``answer`` (``answer_parts``: the confirmed ranking,
+    the test evaluation), then leaderboard, front, the leaders' curves, knob effects."""
     board = compare.leaderboard(frame, states=["COMPLETE"], top=10)
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             _answer_line(search_answer(board, confirmed, evaluation)),
+             f"<p class=note>{facts}</p>", *answer]
     columns = [c for c in ("trial", "value", "n_params", "macs", "architecture", "epochs_run",
                            "duration_s") if c in board]
     parts += ["<h2>Leaderboard (the 10 best complete trials)</h2>",
@@ -323,19 +328,7 @@ def search_report(frame: pd.DataFrame, title: str, facts: str, answer: Sequence[
                   on_front[[c for c in columns if c in on_front]].to_html(
                       index=False, float_format="{:.4f}".format)]
     if not board.empty:
-        fig = Figure(figsize=(12, 4))
-        loss_ax, acc_ax = fig.subplots(1, 2)
-        for i, row in enumerate(board.head(5).itertuples()):
-            for metric, axis in (("val_loss", loss_ax), ("val_accuracy", acc_ax)):
-                cols = compare._epoch_columns(board, metric)
-                values = [getattr(row, c) for c in cols.values()]
-                values = [v for v in values if not pd.isna(v)]
-                axis.plot(range(1, len(values) + 1), values, color=f"C{i}",
-                          label=f"trial {row.trial}")
-                axis.set_title(metric)
-                axis.set_xlabel("epoch")
-        acc_ax.legend(fontsize=8)
-        fig.tight_layout()
+        fig = leaders_figure(board)
         parts += ["<h2>The leaders' validation curves</h2>",
                   f"<img alt=curves src='data:image/png;base64,{_png(fig)}'>"]
     effects = []
@@ -353,6 +346,106 @@ def search_report(frame: pd.DataFrame, title: str, facts: str, answer: Sequence[
         parts += ["<h2>Knob effects (a search draws confounded networks: read with care)</h2>",
                   *effects]
     return _page(title, parts)
+
+
+def leaders_figure(board: pd.DataFrame) -> Any:
+    """The validation loss and accuracy per epoch of the first five rows of ``board`` (a
+    ``leaderboard`` with the epoch columns), a line with a marker at each epoch: a study of one
+    epoch draws one point per trial, which a line alone would not show."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    epochs = 1
+    for i, row in enumerate(board.head(5).itertuples()):
+        for metric, axis in (("val_loss", loss_ax), ("val_accuracy", acc_ax)):
+            cols = compare._epoch_columns(board, metric)
+            values = [getattr(row, c) for c in cols.values()]
+            values = [v for v in values if not pd.isna(v)]
+            axis.plot(range(1, len(values) + 1), values, "o-", markersize=5, color=f"C{i}",
+                      label=f"trial {row.trial}")
+            axis.set_title(metric)
+            axis.set_xlabel("epoch")
+            epochs = max(epochs, len(values))
+    if epochs <= 20:  # A tick per epoch, as the trials' own curves (tracking.plots).
+        for axis in (loss_ax, acc_ax):
+            axis.set_xticks(range(1, epochs + 1))
+    acc_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def design_answer(tables: dict[str, pd.DataFrame], design: Design) -> str:
+    """A design's answer in one sentence, from its ``knob_table``s: the setting with the best
+    mean validation accuracy and its paired difference to the base, and whether any setting
+    beats the base beyond the 95% interval of that difference (one seed: no interval, so
+    nothing measured yet)."""
+    rows = {row.setting: row for table in tables.values() for row in table.itertuples()}
+    base = rows.get(BASE)
+    others = [r for r in rows.values() if r.setting != BASE and not pd.isna(r.val_accuracy)]
+    if base is None or pd.isna(base.val_accuracy) or not others:
+        return "no setting has been trained beside the base yet."
+    best = max(others, key=lambda r: r.val_accuracy)
+    name = f"{best.setting} ({best.n_params:,} parameters)"
+    base_name = (f"the base ({design.base_name}, "
+                 f"{_ci(base.val_accuracy, base.val_accuracy_low, base.val_accuracy_high)})")
+    diff = _signed(best.diff_val_accuracy, best.diff_val_accuracy_low,
+                   best.diff_val_accuracy_high)
+    if pd.isna(best.diff_val_accuracy_low):
+        return (f"{name} has the best mean validation accuracy, {best.val_accuracy:.4f}, "
+                f"{diff} against {base_name}; with one seed there is no interval, so no "
+                "difference is measured yet.")
+    better = [r for r in others if r.diff_val_accuracy_low > 0]
+    worse = [r for r in others if r.diff_val_accuracy_high < 0]
+    if best.diff_val_accuracy_low > 0:
+        return (f"{name} has the best mean validation accuracy, "
+                f"{_ci(best.val_accuracy, best.val_accuracy_low, best.val_accuracy_high)}, "
+                f"{diff} over {base_name} seed by seed: a measured gain; "
+                f"{len(better)} of {count(len(others), 'setting')} beat the base beyond the "
+                f"95% interval, {len(worse)} fall below it.")
+    return (f"no setting beats {base_name} beyond the 95% interval of its paired difference; "
+            f"the best, {name}, is {diff} seed by seed, and {len(worse)} of "
+            f"{count(len(others), 'setting')} fall below it.")
+
+
+def search_answer(board: pd.DataFrame, confirmed: dict[str, Any] | None,
+                  evaluation: dict[str, Any] | None) -> str:
+    """A search's answer in one sentence: the best trial over further seeds where ``cnnlab
+    confirm`` ran (``confirmed``, its record), with the test accuracy where ``cnnlab evaluate``
+    ran (``evaluation``); before that, the best complete trial of ``board`` (a
+    ``leaderboard``), from one training run and said to be unconfirmed."""
+    from cnnlab.results.confirm import BASELINE, paired_difference
+    from cnnlab.spec.ranking import summarize
+
+    tested = ""
+    if evaluation:
+        tested = (f"; trial {evaluation.get('trial')}'s test accuracy, measured once, is "
+                  f"{float(evaluation['test_accuracy']):.4f}")
+    entries = (confirmed or {}).get("entries", {})
+    ranked = sorted(((summarize(key, e["values"]), key, e) for key, e in entries.items()
+                     if key != BASELINE and len(e["values"]) >= 2), key=lambda r: -r[0].mean)
+    if ranked:
+        s, key, entry = ranked[0]
+        size = f" ({int(entry['n_params']):,} parameters)" if entry.get("n_params") else ""
+        line = (f"trial {key}{size} is best over {count(s.n, 'further seed')}, mean validation "
+                f"score {_ci(s.mean, s.ci_low, s.ci_high)}")
+        base = entries.get(BASELINE)
+        d = paired_difference(entry, base) if base else None
+        if d is not None:
+            line += f", {_signed(d.mean, d.ci_low, d.ci_high)} over the notebook CNN seed by seed"
+        return line + tested + "."
+    if board.empty:
+        return "no trial has completed yet" + tested + "."
+    row = board.iloc[0]
+    size = "" if pd.isna(row.get("n_params")) else f" ({int(row['n_params']):,} parameters)"
+    metric = row.get("metric") if isinstance(row.get("metric"), str) else "value"
+    return (f"so far trial {row['trial']}{size} scores best, {metric} {row['value']:.4f}, from "
+            f"one training run: not yet confirmed over further seeds (cnnlab confirm does)"
+            + tested + ".")
+
+
+def _answer_line(text: str) -> str:
+    return f"<p class=answer><b>Answer:</b> {html.escape(text)}</p>"
 
 
 def answer_parts(confirmed: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> list[str]:
@@ -427,7 +520,9 @@ def build_report(study_name: str, *, storage: str | None = None,
                 design_tables(frame, d))
     facts = (f"Search: {count(len(frame), 'trial')}, {count(t.epochs, 'epoch')} each on {sizes}. "
              f"{html.escape(config.description)}")
-    return search_report(frame, f"cnnlab report: {study_name}", facts, answer), {}
+    return search_report(frame, f"cnnlab report: {study_name}", facts, answer,
+                         study.user_attrs.get(names.CONFIRMED_ATTR),
+                         study.user_attrs.get(names.EVALUATION_ATTR)), {}
 
 
 def write_report(study_name: str, out: Path, *, storage: str | None = None,

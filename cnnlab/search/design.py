@@ -44,6 +44,9 @@ BASE = "base"
 SETTING_PARAM = "design_setting"
 SEED_PARAM = "design_seed"
 """The two Optuna parameters of a design's trials: the setting's label and the seed's index."""
+CELL_ATTR = "cnnlab_design_cell"
+"""The system attribute of a design's trial: its cell of the grid (``Design.grid``, counted
+seed by seed), which ``cnnlab.search.sampling.DesignSampler`` gives it before it runs."""
 MAX_SEEDS = 100
 MAX_SETTINGS = 200
 
@@ -148,16 +151,46 @@ class Design:
     def suggest(self, trial: Any, training: TrainConfig | None = None) -> TrialSpec:
         """The trial's setting and seed (Optuna parameters ``design_setting`` and
         ``design_seed``) as a ``TrialSpec`` whose seed is ``training.seed`` plus the seed's
-        index: every setting is trained with the same seeds."""
+        index: every setting is trained with the same seeds.
+
+        The seed's index is the trial's cell's (``CELL_ATTR``), recorded as an integer
+        parameter of one value (``low == high``): a seed is no knob, and Optuna's importances
+        (its own, optuna-dashboard's) give a parameter of one value none. A trial without a
+        cell (another sampler), or of a study whose trials drew the index as a categorical
+        parameter (a design made by cnnlab before; Optuna refuses two kinds of distribution
+        for one parameter of a study), draws it from every index as a categorical."""
         settings = self.settings()
         label = trial.suggest_categorical(SETTING_PARAM, [s.label for s in settings])
-        index = trial.suggest_categorical(SEED_PARAM, list(range(self.seeds)))
+        cell = _cell(trial)
+        if cell is not None and not _seed_drawn_categorical(trial):
+            index = trial.suggest_int(SEED_PARAM, cell // len(settings), cell // len(settings))
+        else:
+            index = trial.suggest_categorical(SEED_PARAM, list(range(self.seeds)))
         training = training or TrainConfig()
         spec = TrialSpec(self.setting(label).architecture, training)
         return spec.with_seed(training.seed + index)
 
     def paths(self) -> list[str]:
         return [SETTING_PARAM, SEED_PARAM]
+
+
+def _cell(trial: Any) -> int | None:
+    """The trial's cell (``CELL_ATTR``) as its storage holds it (an Optuna ``Trial`` shows no
+    system attributes of its own), or None."""
+    storage, trial_id = getattr(trial, "storage", None), getattr(trial, "_trial_id", None)
+    if storage is None or trial_id is None:
+        return None
+    cell = storage.get_trial_system_attrs(trial_id).get(CELL_ATTR)
+    return cell if isinstance(cell, int) else None
+
+
+def _seed_drawn_categorical(trial: Any) -> bool:
+    """Whether a trial of ``trial``'s study drew the seed's index as a categorical."""
+    for other in trial.study.get_trials(deepcopy=False):
+        distribution = other.distributions.get(SEED_PARAM)
+        if distribution is not None:
+            return type(distribution).__name__ == "CategoricalDistribution"
+    return False
 
 
 def value_label(knob: str, value: Any) -> str:

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from optuna.samplers import BaseSampler
 
+from cnnlab.search.design import CELL_ATTR
+
 
 def trial_seed(seed: int, number: int) -> int:
     """The sampler's seed for trial ``number`` of a study with seed ``seed`` (32 bits)."""
@@ -98,7 +100,7 @@ class TrialSeededSampler(BaseSampler):
         self._inner.reseed_rng()
 
 
-DESIGN_CELL = "cnnlab_design_cell"
+DESIGN_CELL = CELL_ATTR
 """The system attribute in which ``DesignSampler`` keeps a trial's cell of the grid."""
 
 

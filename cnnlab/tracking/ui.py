@@ -19,6 +19,18 @@ in headless Chromium):
   FINISHED, drawn as the same green tick).
 - The charts: ``compareRunsMode=CHART`` in the URL; the view shows every run in them (MLflow's
   default is the first 10, which hid the oldest trials).
+- The columns' order and widths: the view's ``columnOrder`` and ``columnWidths`` (AG Grid column
+  ids, applied with ``applyColumnState``); the name, created and selection columns stay first.
+  cnnlab puts state, outcome and validation accuracy right after the run's name, so that they
+  show at 1400 px beside the Assistant panel.
+- The Assistant panel (about 360 px on the right) opens by itself on a browser's first visit to
+  a page served from this machine (host ``localhost``, ``127.0.0.1`` or ``::1``), and stays as
+  last left: local storage ``mlflow.assistant.fab.autoOpenedOnFirstLoad_v1`` and
+  ``mlflow.assistant.panelOpen_v1``. No URL parameter, server option or environment variable
+  keeps it closed; closing it once does, in that browser.
+- Numbers: a metric's column has no format; MLflow's table of per-metric formatters is empty in
+  3.17's build, so a float32 accuracy shows as logged (``0.95090001...``, cut by the column's
+  width). cnnlab logs the metrics exactly as Keras gives them.
 """
 
 from __future__ import annotations
@@ -42,10 +54,18 @@ VIEW_COLUMNS = (
 trial ended (Optuna's state, cnnlab's outcome), its last epoch's validation metrics, its
 parameter count and its architecture."""
 
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+"""The runs table's column of run names (its AG Grid column id)."""
+
 VIEW = {
     "orderByKey": "attributes.start_time",
     "orderByAsc": True,  # Trial 0 first, as `cnnlab study run` prints them.
     "selectedColumns": list(VIEW_COLUMNS),
+    # The three that say how each trial ended first, after the run's name, and narrow enough
+    # that they show beside the Assistant panel at 1400 px (see the module's docstring).
+    "columnOrder": [RUN_NAME_COLUMN, *VIEW_COLUMNS[:3], "duration", *VIEW_COLUMNS[3:]],
+    "columnWidths": {RUN_NAME_COLUMN: 140, VIEW_COLUMNS[0]: 110, VIEW_COLUMNS[1]: 120,
+                     VIEW_COLUMNS[2]: 110},
     "runsHiddenMode": "SHOW_ALL",
     "groupBy": {"aggregateFunction": "max",
                 "groupByKeys": [{"mode": "tag", "groupByData": names.KIND_TAG}]},

@@ -326,6 +326,48 @@ def test_ui_opens_on_the_trial_runs_in_a_browser(stores: Stores) -> None:
                 browser.close()
 
 
+def test_ui_shows_how_each_trial_ended_beside_the_assistant_at_1400_px(stores: Stores) -> None:
+    """At 1400 x 900 on a first visit, when MLflow 3.17 opens its Assistant panel by itself (it
+    does for a page served from this machine), the trial runs page still shows each trial's
+    state, outcome and validation accuracy: cnnlab's view puts those columns right after the
+    run's name (``columnOrder``), narrow enough (``columnWidths``) to fit beside the panel."""
+    chromium = os.environ.get(CHROMIUM_ENV)
+    if not chromium:
+        pytest.skip(f"no browser: ${CHROMIUM_ENV} names none "
+                    "(export CNNLAB_TEST_CHROMIUM=$(bash scripts/chromium-for-tests.sh))")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright (the test extra) is not installed")
+    _, children = stores.runs("tiny")
+    with ui_server(stores.tracking) as (base, printed):
+        (trials,) = re.findall(r"^study 'tiny': its trial runs (\S+)$", printed, re.M)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium,
+                                                 args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(trials)
+                for run in children.values():
+                    page.get_by_role("link", name=run.info.run_name, exact=True).wait_for(
+                        timeout=120_000)
+                # The Assistant opened by itself: the case a newcomer met.
+                page.get_by_placeholder("Ask a question...").wait_for(timeout=30_000)
+                page.wait_for_timeout(2_000)  # The view's column order and widths applied.
+                shown = page.locator(".ag-header-viewport").bounding_box()
+                for column in ("tags.`cnnlab.state`", "tags.`cnnlab.outcome`",
+                               "metrics.`val_accuracy`"):
+                    header = page.locator(f'.ag-header-cell[col-id="{column}"]')
+                    # The grid draws only the columns in view (and a few beyond).
+                    assert header.count() == 1, f"{column} is not drawn"
+                    box = header.bounding_box()
+                    assert shown["x"] <= box["x"] and \
+                        box["x"] + box["width"] <= shown["x"] + shown["width"], (column, box, shown)
+                outcome = page.locator('.ag-cell[col-id="tags.`cnnlab.outcome`"]',
+                                       has_text="trained").first.bounding_box()
+                assert outcome["x"] + outcome["width"] <= shown["x"] + shown["width"]
+            finally:
+                browser.close()
+
+
 def test_dashboard_serves_the_study_and_stops(stores: Stores) -> None:
     """`cnnlab dashboard` serves optuna-dashboard over the study's Optuna storage: its API lists
     the study with every trial, it prints the study's page, and SIGTERM stops it (exit 143)."""

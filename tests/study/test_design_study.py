@@ -122,6 +122,11 @@ def test_the_report_is_on_the_study_run_and_printed(design: Stores, tmp_path: Pa
     page = Path(design.client.download_artifacts(parent.info.run_id, "report.html",
                                                  str(tmp_path))).read_text()
     assert page.count("<img") == 2 and "data:image/png;base64," in page
+    # The page opens with its answer in one line, right under the title.
+    title = "<h1>cnnlab report: tiny-design</h1>\n"
+    answer = page.split(title, 1)[1].split("\n", 1)[0]
+    assert answer.startswith("<p class=answer><b>Answer:</b> ") and answer.endswith("</p>")
+    assert "the base (notebook CNN, " in answer and answer.count("<p") == 1
     assert "filters" in page and "padding" in page and "x0.25" in page
     # The run ended with the tables and the report's path.
     assert "filters:" in design.printed and "padding:" in design.printed
