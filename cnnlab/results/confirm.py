@@ -363,6 +363,7 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
     import mlflow
 
     from cnnlab.tracking.training_run import train_and_record
+    from cnnlab.train.callbacks import TerminateOnNaN
     from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
@@ -378,7 +379,7 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
         with mlflow.start_run(run_id=run.info.run_id):
             result = train_and_record(
                 spec, data, label=f"confirm {label} seed {index + 1}/{count}",
-                callbacks=[keras.callbacks.TerminateOnNaN()], log_model=False,
+                callbacks=[TerminateOnNaN()], log_model=False,
                 extra_params={"confirms": key, "confirm_seed_index": index})
             curve = result.history.get(config.metric, [])
             value = curve[-1] if curve else math.nan
