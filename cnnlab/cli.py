@@ -416,7 +416,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cnnlab.results.compare import front, leaderboard, select_columns, trials_frame
+    from cnnlab.results.compare import (
+        front,
+        gone_notes,
+        leaderboard,
+        select_columns,
+        trials_frame,
+    )
 
     frame = trials_frame(args.studies or None, storage=args.storage,
                          tracking_uri=args.tracking_uri)
@@ -431,6 +437,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         board = leaderboard(frame, sort=args.sort, ascending=True if args.ascending else None,
                             top=args.top, states=states)
     columns = select_columns(board, args.columns)  # Checked before anything is written.
+    for note in gone_notes(board):  # Why some rows' MLflow columns are empty.
+        print(f"note: {note}", file=sys.stderr)
     if args.csv is not None:
         board.to_csv(args.csv, index=False)
         print(f"wrote {len(board)} row(s) and {len(board.columns)} columns to {args.csv}")

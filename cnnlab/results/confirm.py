@@ -274,9 +274,17 @@ def _check_confirmable(study: Any, tracking_uri: str | None) -> str:
     if study.user_attrs.get(EVALUATION_ATTR) or evaluation_records(study):
         raise ConfigError(f"study '{study.study_name}' was evaluated on the test set already; "
                           "its choice is made, and confirming now would not change it.")
-    if study.user_attrs.get(PARENT_RUN_ATTR) is None:
+    parent = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent is None:
         raise ConfigError(f"study '{study.study_name}' has no MLflow study run to nest the "
                           "confirmation's runs under; run it with cnnlab first.")
+    _, gone = tracking.find_runs(tracking.MlflowClient(uri), [parent])
+    if parent in gone:  # Refused before a seed is trained, not when the record is written.
+        raise ConfigError(
+            f"the MLflow run of study '{study.study_name}' ({parent}) is "
+            f"{tracking.GONE[gone[parent]]}, so the confirmation's runs have nothing to nest "
+            "under; run the study again (cnnlab study run with its file: nothing is trained "
+            "again) for a new study run, then confirm.")
     return uri
 
 
