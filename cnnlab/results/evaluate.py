@@ -220,7 +220,8 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
             run = client.get_run(rid)
         except mlflow.exceptions.MlflowException as err:
             if err.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
+                raise ConfigError(f"{what} ({rid}) is not in the tracking store {store}; "
+                                  "point --tracking-uri at the study's store.") from None
             if rid == parent_run_id:
                 raise ConfigError(
                     f"{what} ({rid}) is not in the tracking store {store} (removed for good by "
