@@ -446,7 +446,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cnnlab.results.compare import front, leaderboard, select_columns, trials_frame
+    from cnnlab.results.compare import (
+        front,
+        gone_notes,
+        leaderboard,
+        select_columns,
+        trials_frame,
+    )
 
     frame = trials_frame(args.studies or None, storage=args.storage,
                          tracking_uri=args.tracking_uri)
@@ -462,6 +468,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         board = leaderboard(frame, sort=args.sort, ascending=ascending, top=args.top,
                             states=states)
     columns = select_columns(board, args.columns)  # Checked before anything is written.
+    for note in gone_notes(board):  # Why some rows' MLflow columns are empty.
+        print(f"note: {note}", file=sys.stderr)
     if args.csv is not None:
         board.to_csv(args.csv, index=False)
         print(f"wrote {len(board)} row(s) and {len(board.columns)} columns to {args.csv}")
@@ -1000,6 +1008,7 @@ def _add_data_dir_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _replace_what_the_console_cannot_encode()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # MLflow draws a progress bar for every artifact it reads; one line per command is enough.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -1026,6 +1035,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnlab {command}: error: {_one_line(f'{err.strerror or err}:{where}')}",
               file=sys.stderr)
         return 2
+
+
+def _replace_what_the_console_cannot_encode() -> None:
+    """Standard output and error write what their encoding cannot (a study named "größe-Ω" on
+    an ASCII or cp1252 console: ``PYTHONIOENCODING``, a Windows terminal) as backslash escapes
+    instead of raising ``UnicodeEncodeError`` in the middle of a command; stderr does so by
+    default, stdout ("strict") does not."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # Not a text file: left as it is.
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):  # Closed, or a stream that cannot be changed now.
+                pass
 
 
 def _quiet_stdout() -> None:

@@ -86,7 +86,10 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     ``final_*`` and ``best_*`` of each curve (``val_accuracy``, ``val_loss``, ``accuracy``,
     ``loss``), every epoch's ``val_accuracy`` and ``val_loss`` (``val_accuracy_epoch1`` after
     the first epoch, ``val_accuracy_epoch2`` ...: MLflow's step, the epoch's number; empty past
-    the epochs a trial ran), ``test_accuracy`` where the study was evaluated, ``artifact_uri``.
+    the epochs a trial ran), ``test_accuracy`` where the study was evaluated, ``artifact_uri``,
+    ``mlflow_status``; they are empty where a trial's run is gone, and ``run_gone`` says how it
+    went (``deleted``, ``experiment deleted``, ``removed``: ``cnnlab.tracking.runs.GONE``;
+    ``gone_notes`` says it in words).
     ``curves=False`` skips the per-epoch histories (faster; no ``best_*``/``epochs_run`` and
     no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``). ``epoch_curves``
     names the curves kept epoch by epoch (``CURVES`` adds the training ``accuracy`` and
@@ -112,6 +115,9 @@ def _one_study(study: Any, curves: bool,
 
     client = MlflowClient()
     runs = _trial_runs(client, study.study_name)
+    # A copied trial's run lives in another study's experiment; a deleted or removed one is gone.
+    runs, gone = tracking.find_runs(
+        client, (t.user_attrs.get(RUN_ID_ATTR) for t in study.get_trials(deepcopy=False)), runs)
     metric = (study.metric_names or ["value"])[0]
     size_attr = T.size_attr(study)
     on_front = {t.number for t in T.front(study, size_attr)}
@@ -148,6 +154,12 @@ def _one_study(study: Any, curves: bool,
         run_id = attrs.get(RUN_ID_ATTR)
         run = runs.get(run_id)
         row["run_id"] = run_id
+        # MLflow's columns are there (empty) for a trial whose run is gone; ``run_gone`` says
+        # how it went (``gone_notes``).
+        row.update({"run_gone": gone.get(run_id), "artifact_uri": None, "mlflow_status": None,
+                    **{f"final_{key}": None for key in CURVES}, "test_accuracy": None})
+        if curves:
+            row.update({f"best_{key}": None for key in EPOCH_CURVES}, epochs_run=None)
         if run is not None:
             row["artifact_uri"] = run.info.artifact_uri
             row["mlflow_status"] = run.info.status
@@ -265,8 +277,8 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = frame[column].astype("boolean")
     for column in ("study", "state", "optuna_state", "metric", "outcome", "front_size"):
         frame[column] = frame[column].astype("category")
-    for column in ("architecture", "fail_reason", "reason", "run_id", "artifact_uri",
-                   "mlflow_status"):
+    for column in ("architecture", "fail_reason", "reason", "run_id", "run_gone",
+                   "artifact_uri", "mlflow_status"):
         if column in frame:
             frame[column] = frame[column].astype("string")
     for column in frame.columns:
@@ -280,6 +292,20 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame:
             frame[column] = pd.to_datetime(frame[column])
     return frame
+
+
+def gone_notes(frame: pd.DataFrame) -> list[str]:
+    """Why the MLflow columns of some rows are empty: per study, the trials whose runs are
+    gone (``run_gone``: deleted, in a deleted experiment, or removed for good), in words."""
+    if "run_gone" not in frame or frame.empty:
+        return []
+    notes = []
+    gone = frame[frame["run_gone"].notna()]
+    for study, rows in gone.groupby("study", observed=True, sort=False):
+        by_trial = dict(zip(rows["trial"], rows["run_gone"], strict=True))
+        notes.append(f"study '{study}': {tracking.gone_in_words(by_trial)}; their MLflow "
+                     "columns (mlflow_status, the curves, test_accuracy ...) are empty.")
+    return notes
 
 
 def front(frame: pd.DataFrame) -> pd.DataFrame:

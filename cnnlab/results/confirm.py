@@ -274,9 +274,17 @@ def _check_confirmable(study: Any, tracking_uri: str | None) -> str:
     if study.user_attrs.get(EVALUATION_ATTR) or evaluation_records(study):
         raise ConfigError(f"study '{study.study_name}' was evaluated on the test set already; "
                           "its choice is made, and confirming now would not change it.")
-    if study.user_attrs.get(PARENT_RUN_ATTR) is None:
+    parent = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent is None:
         raise ConfigError(f"study '{study.study_name}' has no MLflow study run to nest the "
                           "confirmation's runs under; run it with cnnlab first.")
+    _, gone = tracking.find_runs(tracking.MlflowClient(uri), [parent])
+    if parent in gone:  # Refused before a seed is trained, not when the record is written.
+        raise ConfigError(
+            f"the MLflow run of study '{study.study_name}' ({parent}) is "
+            f"{tracking.GONE[gone[parent]]}, so the confirmation's runs have nothing to nest "
+            "under; run the study again (cnnlab study run with its file: nothing is trained "
+            "again) for a new study run, then confirm.")
     return uri
 
 
@@ -363,6 +371,7 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
     import mlflow
 
     from cnnlab.tracking.training_run import train_and_record
+    from cnnlab.train.callbacks import TerminateOnNaN
     from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
@@ -378,7 +387,7 @@ def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: A
         with mlflow.start_run(run_id=run.info.run_id):
             result = train_and_record(
                 spec, data, label=f"confirm {label} seed {index + 1}/{count}",
-                callbacks=[keras.callbacks.TerminateOnNaN()], log_model=False,
+                callbacks=[TerminateOnNaN()], log_model=False,
                 extra_params={"confirms": key, "confirm_seed_index": index})
             curve = result.history.get(config.metric, [])
             value = curve[-1] if curve else math.nan

@@ -218,9 +218,21 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
             continue
         try:
             run = client.get_run(rid)
-        except mlflow.exceptions.MlflowException:
-            raise ConfigError(f"{what} ({rid}) is not in the tracking store {store}; point "
-                              "--tracking-uri at the study's store.") from None
+        except mlflow.exceptions.MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise ConfigError(f"{what} ({rid}) is not in the tracking store {store}; "
+                                  "point --tracking-uri at the study's store.") from None
+            if rid == parent_run_id:
+                raise ConfigError(
+                    f"{what} ({rid}) is not in the tracking store {store} (removed for good by "
+                    "mlflow gc, alone or with its experiment; or the study was tracked in "
+                    "another store: then point --tracking-uri at it); run the study again "
+                    "(cnnlab study run with its file: nothing is trained again) for a new study "
+                    "run to record the result on.") from None
+            raise ConfigError(f"{what} ({rid}) is not in the tracking store {store} (removed "
+                              "for good by mlflow gc, alone or with its experiment; or the "
+                              "study was tracked in another store: then point --tracking-uri "
+                              "at it), and its model is gone with it.") from None
         if run.info.lifecycle_stage != "active":
             uri = resolve_tracking_uri(tracking_uri)
             restore = mlflow_command(f"runs restore --run-id {rid}", uri)

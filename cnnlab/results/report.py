@@ -515,14 +515,21 @@ def build_report(study_name: str, *, storage: str | None = None,
                  f"({html.escape(d.base.describe())}): {count(len(d.settings()), 'setting')} x "
                  f"{count(d.seeds, 'seed')}, {count(t.epochs, 'epoch')} each on {sizes}, batch "
                  f"{t.batch_size}, "
-                 f"{t.optimizer}. {html.escape(config.description)}")
+                 f"{t.optimizer}. {html.escape(config.description)}{_gone(frame)}")
         return (design_report(frame, d, f"cnnlab report: {study_name}", facts, answer),
                 design_tables(frame, d))
     facts = (f"Search: {count(len(frame), 'trial')}, {count(t.epochs, 'epoch')} each on {sizes}. "
-             f"{html.escape(config.description)}")
+             f"{html.escape(config.description)}{_gone(frame)}")
     return search_report(frame, f"cnnlab report: {study_name}", facts, answer,
                          study.user_attrs.get(names.CONFIRMED_ATTR),
                          study.user_attrs.get(names.EVALUATION_ATTR)), {}
+
+
+def _gone(frame: pd.DataFrame) -> str:
+    """The trials whose MLflow runs are gone (``compare.gone_notes``), for the page's facts:
+    their curves and MLflow columns are empty."""
+    return "".join(f" Note: {html.escape(note[note.index(': ') + 2:])}"
+                   for note in compare.gone_notes(frame))
 
 
 def write_report(study_name: str, out: Path, *, storage: str | None = None,
@@ -558,18 +565,36 @@ def report_study(study_name: str, stores: Any, *, path: Path | None = None,
     run as ``report.html`` when the study has one, print a design's per-knob tables and say
     where the report is. Raises ``ConfigError`` for a study that is not in the storage."""
     from cnnlab.names import PARENT_RUN_ATTR
+    from cnnlab.tracking.runs import GONE
     from cnnlab.tracking.stores import load_existing_study
 
     study = load_existing_study(study_name, stores.storage)
     run_id = study.user_attrs.get(PARENT_RUN_ATTR)
     path = path or default_path(study_name, stores.tracking_uri)
+    gone = _study_run_gone(run_id, stores.tracking_uri)
     tables = write_report(study_name, path, storage=stores.storage,
-                          tracking_uri=stores.tracking_uri, log_to=run_id)
+                          tracking_uri=stores.tracking_uri, log_to=None if gone else run_id)
     for line in format_tables(tables):
         out(line)
     where = f" and on the study's MLflow run {run_id} ({REPORT_ARTIFACT})" if run_id else ""
+    if gone:
+        where = (f" (not on the study's MLflow run {run_id}: it is {GONE[gone]}; the next "
+                 "cnnlab study run of the study makes a new one)")
     out(f"report: {path.absolute()}{where}")  # Absolute: the line is read in any folder.
     return path
+
+
+def _study_run_gone(run_id: str | None, tracking_uri: str | None) -> str | None:
+    """How the study's MLflow run went (a key of ``GONE``), or None when it is there (or the
+    study has none)."""
+    if run_id is None:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    from cnnlab.tracking.runs import find_runs, use_tracking_store
+
+    _, gone = find_runs(MlflowClient(use_tracking_store(tracking_uri, create=False)), [run_id])
+    return gone.get(run_id)
 
 
 def design_of(study_name: str, storage: str | None = None) -> Design | None:

@@ -160,9 +160,11 @@ def _why_infeasible(reason: str) -> str:
 
 
 class QuietKnownFailures(logging.Filter):
-    """Optuna logs two warnings, one with a traceback, for every caught known failure; the
-    progress line already says why the trial failed, so those records are dropped (other
-    failures are kept)."""
+    """Optuna logs two warnings, one with a traceback, for every caught known failure and for
+    an interrupt (Ctrl-C, or SIGTERM raised as one: ``_optimize._run_trial`` logs the trial as
+    failed, with the traceback, before it raises the interrupt again); the progress line, or the
+    command's one line on an interrupt, already says why the trial failed, so those records are
+    dropped (other failures are kept)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -172,7 +174,8 @@ class QuietKnownFailures(logging.Filter):
         message = record.getMessage()
         match = re.match(r"Trial (\d+) failed with ", message)
         error = record.exc_info[1] if record.exc_info else None
-        quiet = (*KNOWN_FAILURES, TrialLost)  # A lost trial: the runner says it in one line.
+        # A lost trial and an interrupt: the runner and the command say each in one line.
+        quiet = (*KNOWN_FAILURES, TrialLost, KeyboardInterrupt)
         known = isinstance(error, quiet) or any(
             f"because of the following error: {cls.__name__}(" in message for cls in quiet)
         if known:

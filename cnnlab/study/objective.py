@@ -209,6 +209,7 @@ class Objective:
         from cnnlab.train.quiet import import_keras
 
         keras = import_keras()
+        from cnnlab.train.callbacks import TerminateOnNaN
         from cnnlab.train.fit import train
 
         arch = spec.architecture
@@ -245,7 +246,7 @@ class Objective:
         pruning = [make_dominance_pruner(self.config).keras_callback(trial, epochs)]
         if self.config.size_objective is None:
             pruning.append(optuna_callback(trial, self.config.metric, epochs))
-        callbacks = [*record.keras_callbacks(), keras.callbacks.TerminateOnNaN(),
+        callbacks = [*record.keras_callbacks(), TerminateOnNaN(),
                      *pruning, *faults.keras_callbacks(trial.number)]
         result = train(spec, self.data, callbacks=callbacks)
         losses = result.history.get("loss", [])

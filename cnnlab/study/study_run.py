@@ -32,6 +32,7 @@ name and id in Python.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -134,8 +135,14 @@ class StudyTracker:
                     if STUDY_UID_TAG not in run.data.tags:  # Recorded before study ids.
                         self.client.set_tag(run_id, STUDY_UID_TAG, self.uid)
                     return run_id
-            except mlflow.exceptions.MlflowException:
-                pass  # The study was tracked elsewhere before; start a parent run here.
+            except mlflow.exceptions.MlflowException as err:
+                # Removed for good (mlflow gc), or the study was tracked in another store:
+                # a study run of its own here.
+                if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    self.notes.append(
+                        f"the study's MLflow run {run_id} is not in this tracking store "
+                        "(removed for good with mlflow gc, or the study was tracked in another "
+                        "store); a new study run takes the trials from here.")
         found = self._parent_runs()
         if found:
             run_id = found[0].info.run_id
@@ -185,14 +192,16 @@ class StudyTracker:
         name = c.path.name if c.path is not None else "study.toml"
         self.client.log_text(run_id, c.text, f"config/{name}")
 
-    def close_orphan_runs(self, study: Any) -> list[int]:
+    def close_orphan_runs(self, study: Any, runs: dict[str, Any] | None = None) -> list[int]:
         """Make MLflow agree with Optuna on every trial that is not running (Optuna decides
         what counts): a run left RUNNING by a worker that died is ended, and a run that was
         closed just before its worker died, so that Optuna failed the trial, is marked as
-        failed too. Returns the trial numbers whose runs were changed."""
+        failed too (``runs``: the study's live trial runs by id, if read already; a trial whose
+        run is gone is left run-less). Returns the trial numbers whose runs were changed."""
         from optuna.trial import TrialState
 
-        runs = {r.info.run_id: r for r in self._trial_runs()}
+        if runs is None:
+            runs = {r.info.run_id: r for r in self._trial_runs()}
         changed = []
         for trial in study.get_trials(deepcopy=False):
             run = runs.get(trial.user_attrs.get(RUN_ID_ATTR))
@@ -230,7 +239,20 @@ class StudyTracker:
         self.experiment_id = tracking.get_or_create_experiment(self.config.name, self.uri)
         self.parent_run_id = self._parent_run()
         self.summary = StudySummary(self.client, self.parent_run_id, self.config)
-        self.close_orphan_runs(self.study)
+        runs = {r.info.run_id: r for r in self._trial_runs()}
+        self.close_orphan_runs(self.study, runs)
+        self._say_gone(runs)
+
+    def _say_gone(self, runs: dict[str, Any]) -> None:
+        """A note on the trials whose runs are gone (deleted, or removed for good): they stay
+        in the study, run-less."""
+        ids = {t.number: t.user_attrs[RUN_ID_ATTR] for t in self.study.get_trials(deepcopy=False)
+               if t.user_attrs.get(RUN_ID_ATTR)}
+        _, gone = tracking.find_runs(self.client, ids.values(), runs)
+        if gone:
+            by_trial = {number: gone[run_id] for number, run_id in ids.items() if run_id in gone}
+            self.notes.append(f"{tracking.gone_in_words(by_trial)}; the trials stay in the "
+                              "study, without runs (nothing is written to them).")
 
     def __enter__(self) -> StudyTracker:
         """Open the study's records (``open``), unless the store is a new local one: creating
@@ -512,16 +534,20 @@ class StudySummary:
         if best is not None:
             metrics["best_value"] = best.values[0]
             metrics["best_n_params"] = best.user_attrs.get(N_PARAMS_ATTR, float("nan"))
+            (run_id,) = self._live_run_ids([best]) or (None,)
             summary = {
                 "number": best.number, "value": best.values[0], "metric": self.config.metric,
                 "params": best.params, "architecture": best.user_attrs.get(ARCHITECTURE_ATTR),
-                "n_params": best.user_attrs.get(N_PARAMS_ATTR),
-                "run_id": best.user_attrs.get(RUN_ID_ATTR),
+                "n_params": best.user_attrs.get(N_PARAMS_ATTR), "run_id": run_id,
             }
             # Workers refresh the one study run side by side: their writes may race.
             race = tracking.once_more_on_a_race
             race(self.client.set_tag, self.parent_run_id, BEST_TRIAL_TAG, str(best.number))
-            race(self.client.set_tag, self.parent_run_id, BEST_RUN_ID_TAG, summary["run_id"])
+            if run_id is not None:
+                race(self.client.set_tag, self.parent_run_id, BEST_RUN_ID_TAG, run_id)
+            else:  # A best trial whose run is gone is run-less: no tag points to it.
+                with contextlib.suppress(mlflow.exceptions.MlflowException):
+                    self.client.delete_tag(self.parent_run_id, BEST_RUN_ID_TAG)
             self.client.log_dict(self.parent_run_id, summary, "best_trial.json")
         metrics["front_size"] = len(self._tag_front(study))
         step = max((t.number for t in trials), default=0)
@@ -538,12 +564,13 @@ class StudySummary:
         if set(now) == before:
             return front
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        changed = [by_number[n] for n in sorted(before ^ set(now)) if n in by_number]
+        live = set(self._live_run_ids([*changed, *front]))
         race = tracking.once_more_on_a_race
-        for number in sorted(before ^ set(now)):
-            run_id = by_number[number].user_attrs.get(RUN_ID_ATTR) if number in by_number \
-                else None
-            if run_id is not None:
-                race(self.client.set_tag, run_id, FRONT_TAG, str(number in now).lower())
+        for trial in changed:  # Those whose runs are gone are run-less: left untagged.
+            run_id = trial.user_attrs.get(RUN_ID_ATTR)
+            if run_id in live:
+                race(self.client.set_tag, run_id, FRONT_TAG, str(trial.number in now).lower())
         study.set_user_attr(FRONT_ATTR, now)
         race(self.client.set_tag, self.parent_run_id, FRONT_TAG,
              " ".join(f"#{n}" for n in now))
@@ -551,8 +578,17 @@ class StudySummary:
             {"trial": t.number, self.config.metric: t.values[0],
              self.config.size_attr: t.user_attrs.get(self.config.size_attr),
              "architecture": t.user_attrs.get(ARCHITECTURE_ATTR),
-             "run_id": t.user_attrs.get(RUN_ID_ATTR)} for t in front], "front.json")
+             "run_id": t.user_attrs.get(RUN_ID_ATTR)
+             if t.user_attrs.get(RUN_ID_ATTR) in live else None} for t in front], "front.json")
         return front
+
+    def _live_run_ids(self, trials: list[Any]) -> list[str]:
+        """The ids of the trials' runs that are in the tracking store and live
+        (``tracking.find_runs``), in the trials' order; a trial whose run is gone (deleted, or
+        removed for good) has none."""
+        ids = [t.user_attrs.get(RUN_ID_ATTR) for t in trials]
+        live, _ = tracking.find_runs(self.client, ids)
+        return [run_id for run_id in ids if run_id in live]
 
     def plots(self, study: Any) -> None:
         """Draw the study's plots on its run (Optuna's, and the front); none for a designed

@@ -89,6 +89,68 @@ def search_all_runs(client: Any, experiment_ids: list[str], filter_string: str =
             return found
 
 
+GONE_DELETED = "deleted"
+GONE_WITH_EXPERIMENT = "experiment deleted"
+GONE_REMOVED = "removed"
+GONE = {
+    GONE_DELETED: "deleted in MLflow (restorable: mlflow runs restore)",
+    GONE_WITH_EXPERIMENT: "in a deleted MLflow experiment (restorable: mlflow experiments "
+                          "restore)",
+    GONE_REMOVED: "removed for good (by mlflow gc, alone or with the experiment; or "
+                  "recorded in another tracking store)",
+}
+"""How a run can be gone from the tracking store, in words (``find_runs``)."""
+
+
+def find_runs(client: Any, run_ids: Any, found: dict[str, Any] | None = None
+              ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The runs of ``run_ids`` that are in the tracking store and live (active, in an active
+    experiment), by id, and how each other one went (a key of ``GONE``): deleted, in a deleted
+    experiment, or removed (not in the store at all: ``mlflow gc`` removed it for good, with
+    its experiment or alone, or it was recorded in another store). ``found``: runs read
+    already (a search of the study's experiment), by id; only the others are asked for, one by
+    one (a copied trial's run lives in another study's experiment). Trials whose runs are gone
+    are run-less: nothing is written to those runs, and nothing is read from them."""
+    found = found or {}
+    live: dict[str, Any] = {}
+    gone: dict[str, str] = {}
+    experiments: dict[str, str] = {}
+    for run_id in dict.fromkeys(r for r in run_ids if r):
+        run = found.get(run_id)
+        if run is None:
+            try:
+                run = client.get_run(run_id)
+            except mlflow.exceptions.MlflowException as err:
+                if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                gone[run_id] = GONE_REMOVED
+                continue
+        if run.info.lifecycle_stage != "active":
+            gone[run_id] = GONE_DELETED
+            continue
+        number = run.info.experiment_id
+        if number not in experiments:
+            experiments[number] = client.get_experiment(number).lifecycle_stage
+        if experiments[number] != "active":
+            gone[run_id] = GONE_WITH_EXPERIMENT
+            continue
+        live[run_id] = run
+    return live, gone
+
+
+def gone_in_words(gone: dict[Any, str], what: str = "trial") -> str:
+    """Trials (or other things) whose runs are gone, by how (``find_runs``), in words:
+    ``the MLflow runs of 2 trials are gone: #0 #1 removed for good (...)``."""
+    from cnnlab.spec.words import count
+
+    parts = []
+    for how, words in GONE.items():
+        keys = sorted(key for key, kind in gone.items() if kind == how)
+        if keys:
+            parts.append(" ".join(f"#{key}" for key in keys) + f" {words}")
+    return f"the MLflow runs of {count(len(gone), what)} are gone: {'; '.join(parts)}"
+
+
 def missing_local_path(location: str | None, inside: str | None = None) -> Path | None:
     """The path that is missing of a local artifact location (``file://`` URI or absolute
     path): the location itself, or ``inside`` it (a file such as ``MLmodel``); None when it is

@@ -8,6 +8,8 @@ this module, and this module only where a network is trained.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import sys
 import time
@@ -45,6 +47,19 @@ class EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_end(epoch + 1, dict(logs or {}))
+
+
+class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras's ``TerminateOnNaN`` (training stopped after the first batch whose loss is NaN or
+    infinite), without the line it prints on standard output ("Batch 0: Invalid loss,
+    terminating training"): the trial's failure, with its reason, is said by cnnlab."""
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        with contextlib.redirect_stdout(io.StringIO()):
+            super().on_batch_end(batch, logs)
 
 
 class HistoryRecorder(keras.callbacks.Callback):
