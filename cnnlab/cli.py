@@ -437,8 +437,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from cnnlab.results.compare import front, leaderboard, select_columns, trials_frame
 
+    notes: list[str] = []
     frame = trials_frame(args.studies or None, storage=args.storage,
-                         tracking_uri=args.tracking_uri)
+                         tracking_uri=args.tracking_uri, notes=notes)
+    for note in notes:  # The first seconds of a study: what Optuna has, and why no more.
+        print(f"note: {note}", file=sys.stderr)
+    if frame.empty:
+        print(f"no trials yet in {_studies_named(args.studies)}.")
+        return 0
     states = [s for text in args.state or [] for s in text.split(",") if s]
     if args.front:
         if args.sort is not None:
@@ -457,6 +463,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            "display.max_colwidth", 48):
         print(board[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
+
+
+def _studies_named(studies: list[str] | None) -> str:
+    if not studies:
+        return "the storage's studies"
+    return ", ".join(f"study '{name}'" for name in studies)
 
 
 def _check_port_free(host: str, port: int) -> None:
