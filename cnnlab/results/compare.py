@@ -146,10 +146,11 @@ def mlflow_unreadable(uri: str | None = None) -> str | None:
     db = sqlite_path(resolve_tracking_uri(uri))
     if db is None:
         return None
+    db = db.resolve()  # Said where it is, wherever compare runs.
     if not db.exists():
         return f"there is no MLflow store at {db} yet"
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True,
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True,
                                                 timeout=5)) as connection:
             found = connection.execute("select version_num from alembic_version").fetchone()
     except sqlite3.Error as err:
