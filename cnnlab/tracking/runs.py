@@ -138,7 +138,7 @@ def server_gone_error(err: BaseException, uri: str, trial: int | None = None
     failed, if one; else None."""
     if isinstance(err, TrackingServerGone):
         return err
-    if not server_gone(err):
+    if isinstance(err, CnnlabError) or not server_gone(err):  # One sentence already.
         return None
     failed = f"; trial {trial} is failed" if trial is not None else ""
     return TrackingServerGone(
@@ -163,13 +163,15 @@ def server_cause(err: BaseException) -> str:
 
 
 def _causes(err: BaseException) -> Iterator[BaseException]:
-    """``err`` and the exceptions it was raised from or while handling, outermost first."""
+    """``err`` and the exceptions it was raised from or while handling, outermost first (as
+    Python's traceback shows them: not the context of one raised ``from None``)."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ if current.__cause__ is not None or \
+            current.__suppress_context__ else current.__context__
 
 
 def forget_active_runs() -> None:
