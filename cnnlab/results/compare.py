@@ -117,8 +117,10 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
             frames = [_one_study(study, curves, epoch_curves) for study in loaded]
         except (MlflowException, sqlalchemy.exc.OperationalError,
                 requests.exceptions.RequestException) as err:  # Locked, upgraded, unanswered.
-            unreadable = (f"the MLflow store {redact(resolve_tracking_uri(tracking_uri))} "
-                          f"cannot be read now ({_first_line(err)})")
+            where = redact(resolve_tracking_uri(tracking_uri))
+            unreadable = (f"the MLflow tracking server {where} does not answer "
+                          f"({tracking.server_cause(err)})" if tracking.server_gone(err) else
+                          f"the MLflow store {where} cannot be read now ({_first_line(err)})")
     if unreadable is not None:
         if notes is None:
             raise ConfigError(f"{unreadable}; run again once the study has created it, or "
