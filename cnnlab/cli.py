@@ -356,11 +356,30 @@ def cmd_study_run(args: argparse.Namespace) -> int:
                 if outcome.parent_run_id is not None:
                     report_study(config.name, stores, out=out)
         except KeyboardInterrupt as stop:
+            _forget_mlflow_runs()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             print(f"{prefix}{how}: the current trial and the study's run were closed.",
                   file=sys.stderr)
             return exit_code(stop)
+        except Exception as err:  # A tracking server gone outside a trial: one sentence too.
+            from cnnlab.tracking.runs import server_gone_error
+
+            gone = server_gone_error(err, stores.tracking_uri)
+            if gone is None:
+                raise
+            _forget_mlflow_runs()
+            raise gone from None
     return 1 if outcome.stopped is not None else 0
+
+
+def _forget_mlflow_runs() -> None:
+    """No MLflow run left active for MLflow's exit to end (``tracking.runs.forget_active_runs``):
+    one still active here was left open by an interrupt or a server gone, and the next run of
+    the command closes it as Optuna recorded it."""
+    if "mlflow" in sys.modules:
+        from cnnlab.tracking.runs import forget_active_runs
+
+        forget_active_runs()
 
 
 def study_main(file: str | Path, argv: list[str] | None = None) -> int:
@@ -454,8 +473,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         trials_frame,
     )
 
+    notes: list[str] = []
     frame = trials_frame(args.studies or None, storage=args.storage,
-                         tracking_uri=args.tracking_uri)
+                         tracking_uri=args.tracking_uri, notes=notes)
+    for note in notes:  # The first seconds of a study: what Optuna has, and why no more.
+        print(f"note: {note}", file=sys.stderr)
+    if frame.empty:
+        print(f"no trials yet in {_studies_named(args.studies)}.")
+        return 0
     states = [s for text in args.state or [] for s in text.split(",") if s]
     if args.front:
         if args.sort is not None:
@@ -477,6 +502,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            "display.max_colwidth", 48):
         print(board[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
+
+
+def _studies_named(studies: list[str] | None) -> str:
+    if not studies:
+        return "the storage's studies"
+    return ", ".join(f"study '{name}'" for name in studies)
 
 
 def _check_port_free(host: str, port: int) -> None:

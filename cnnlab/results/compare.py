@@ -37,6 +37,7 @@ from cnnlab.search import trials as T
 from cnnlab.spec import knobs as K
 from cnnlab.spec.trialspec import RECIPE_FIELDS
 from cnnlab.tracking import runs as tracking
+from cnnlab.tracking.stores import load_existing_study, redact, resolve_tracking_uri, sqlite_path
 
 CURVES = ("val_accuracy", "val_loss", "accuracy", "loss")
 EPOCH_CURVES = CURVES[:2]
@@ -68,7 +69,8 @@ def study_names(storage: str | None = None) -> list[str]:
 
 def trials_frame(studies: str | list[str] | None = None, *, storage: str | None = None,
                  tracking_uri: str | None = None, curves: bool = True,
-                 epoch_curves: Sequence[str] = EPOCH_CURVES) -> pd.DataFrame:
+                 epoch_curves: Sequence[str] = EPOCH_CURVES,
+                 notes: list[str] | None = None) -> pd.DataFrame:
     """One row per trial of ``studies`` (default: every study in the storage).
 
     Columns, Optuna's: ``study``, ``trial``, ``state`` (COMPLETE, PRUNED, FAIL, RUNNING,
@@ -94,8 +96,12 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     no per-epoch columns, so no ``curves``/``at_epoch``/``knob_effects``). ``epoch_curves``
     names the curves kept epoch by epoch (``CURVES`` adds the training ``accuracy`` and
     ``loss``: ``accuracy_epoch1`` ...).
+
+    An MLflow store that cannot be read now (none yet, one that a study is creating or holds
+    locked: the first seconds of a study; ``mlflow_unreadable``) gives Optuna's columns alone
+    and a sentence saying why in ``notes``, when ``notes`` is given; else it is a
+    ``ConfigError`` with that sentence.
     """
-    from cnnlab.tracking.stores import load_existing_study
 
     if isinstance(studies, str):
         studies = [studies]
@@ -103,21 +109,81 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     if not names:
         raise ConfigError("there are no studies in the Optuna storage yet.")
     loaded = [load_existing_study(name, storage) for name in names]
-    tracking.use_tracking_store(tracking_uri, create=False)
-    frames = [_one_study(study, curves, epoch_curves) for study in loaded]
+    unreadable = mlflow_unreadable(tracking_uri)
+    if unreadable is None:
+        import requests
+        import sqlalchemy.exc
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tracking.use_tracking_store(tracking_uri, create=False)
+            frames = [_one_study(study, curves, epoch_curves) for study in loaded]
+        except (MlflowException, sqlalchemy.exc.OperationalError,
+                requests.exceptions.RequestException) as err:  # Locked, upgraded, unanswered.
+            where = redact(resolve_tracking_uri(tracking_uri))
+            unreadable = (f"the MLflow tracking server {where} does not answer "
+                          f"({tracking.server_cause(err)})" if tracking.server_gone(err) else
+                          f"the MLflow store {where} cannot be read now ({_first_line(err)})")
+    if unreadable is not None:
+        if notes is None:
+            raise ConfigError(f"{unreadable}; run again once the study has created it, or "
+                              "name the store with --tracking-uri.")
+        notes.append(f"{unreadable}; MLflow's columns are left out.")
+        frames = [_one_study(study, curves, epoch_curves, mlflow=False) for study in loaded]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return _tidy(frame)
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return redact(text.splitlines()[0]) if text else type(err).__name__
+
+
+def mlflow_unreadable(uri: str | None = None) -> str | None:
+    """Why the MLflow store ``uri`` (default: as resolved) cannot be read now, in a clause, or
+    None. A local SQLite store is looked at read-only first: one that a study is creating at
+    this instant (its tables, or MLflow's upgrade of them, not all there yet) would be
+    initialized by MLflow's reader too, beside the study's own creation, and a store that a
+    study holds locked longer than SQLite's 5 s wait cannot be read."""
+    import contextlib
+    import sqlite3
+
+    db = sqlite_path(resolve_tracking_uri(uri))
+    if db is None:
+        return None
+    db = db.resolve()  # Said where it is, wherever compare runs.
+    if not db.exists():
+        return f"there is no MLflow store at {db} yet"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True,
+                                                timeout=5)) as connection:
+            found = connection.execute("select version_num from alembic_version").fetchone()
+    except sqlite3.Error as err:
+        if "no such table" not in str(err):
+            return f"the MLflow store {db} cannot be read now ({err})"
+        found = None
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    if found is None or found[0] != _get_latest_schema_revision():
+        return (f"the MLflow store {db} is being created (its tables are not all there yet), "
+                "or was made by another MLflow version")
+    return None
+
+
 def _one_study(study: Any, curves: bool,
-               epoch_curves: Sequence[str] = EPOCH_CURVES) -> pd.DataFrame:
+               epoch_curves: Sequence[str] = EPOCH_CURVES, *, mlflow: bool = True
+               ) -> pd.DataFrame:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
-    runs = _trial_runs(client, study.study_name)
-    # A copied trial's run lives in another study's experiment; a deleted or removed one is gone.
-    runs, gone = tracking.find_runs(
-        client, (t.user_attrs.get(RUN_ID_ATTR) for t in study.get_trials(deepcopy=False)), runs)
+    client = MlflowClient() if mlflow else None
+    runs = _trial_runs(client, study.study_name) if mlflow else {}
+    gone: dict[str, str] = {}
+    if mlflow:
+        # A copied trial's run lives in another study's experiment; a deleted or removed one is
+        # gone.
+        runs, gone = tracking.find_runs(
+            client, (t.user_attrs.get(RUN_ID_ATTR) for t in study.get_trials(deepcopy=False)),
+            runs)
     metric = (study.metric_names or ["value"])[0]
     size_attr = T.size_attr(study)
     on_front = {t.number for t in T.front(study, size_attr)}

@@ -26,6 +26,7 @@ from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.space import MIN_FEASIBLE
 from cnnlab.spec.trialspec import TRAINING_FIELDS, TrialSpec
 from cnnlab.study.objective import KNOWN_FAILURES, TrialLost
+from cnnlab.tracking.runs import TrackingServerGone
 
 
 def untrained_limit(fraction: float) -> int:
@@ -174,8 +175,9 @@ class QuietKnownFailures(logging.Filter):
         message = record.getMessage()
         match = re.match(r"Trial (\d+) failed with ", message)
         error = record.exc_info[1] if record.exc_info else None
-        # A lost trial and an interrupt: the runner and the command say each in one line.
-        quiet = (*KNOWN_FAILURES, TrialLost, KeyboardInterrupt)
+        # A lost trial and an interrupt: the runner and the command say each in one line; a
+        # server gone: the command line does.
+        quiet = (*KNOWN_FAILURES, TrialLost, KeyboardInterrupt, TrackingServerGone)
         known = isinstance(error, quiet) or any(
             f"because of the following error: {cls.__name__}(" in message for cls in quiet)
         if known:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import mlflow
@@ -219,6 +220,9 @@ class StudyTracker:
                 race(self.client.set_tag, run.info.run_id, REASON_TAG,
                      "its worker was killed or interrupted before the trial was recorded in "
                      "Optuna, or silent for longer than the heartbeat's grace period")
+            elif state == "FAIL" and REASON_TAG not in run.data.tags:
+                race(self.client.set_tag, run.info.run_id, REASON_TAG,
+                     trial.user_attrs[FAIL_REASON_ATTR])
             self.client.set_terminated(run.info.run_id, status)
             changed.append(trial.number)
         return changed
@@ -272,7 +276,36 @@ class StudyTracker:
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
         """End any trial run still open as KILLED (an interrupt) or FAILED (an error), make
         MLflow agree with what Optuna recorded (an interrupt may come between a run's end and
-        Optuna's tell), draw the study's plots, then end the study's run."""
+        Optuna's tell), draw the study's plots, then end the study's run.
+
+        A tracking server that does not answer gets no more writes: the error becomes its one
+        sentence (``TrackingServerGone``) and the runs are left for the next run of the command
+        to close. After an interrupt the writes get one short try each
+        (``tracking.impatient``), and a second interrupt stops them, so that Ctrl-C ends the
+        command within seconds whether the server answers or not."""
+        gone = tracking.server_gone_error(error, self.uri) if error is not None else None
+        if gone is not None:
+            tracking.forget_active_runs()
+            if gone is error:
+                return
+            raise gone from None
+        interrupted = isinstance(error, KeyboardInterrupt)
+        try:
+            with tracking.impatient() if interrupted else contextlib.nullcontext():
+                self._close(error)
+        except KeyboardInterrupt:
+            tracking.forget_active_runs()
+            raise
+        except Exception as err:
+            late = tracking.server_gone_error(err, self.uri)
+            if late is None:
+                raise
+            tracking.forget_active_runs()
+            if not interrupted:
+                raise late from None
+            # An interrupt: its one line says how the command ended.
+
+    def _close(self, error: BaseException | None) -> None:
         status = ("FINISHED" if error is None else
                   "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         self.open()  # The study's run exists once the command ran, however it ended.
@@ -363,8 +396,23 @@ class TrialRun:
 
     def __enter__(self) -> TrialRun:
         if self._tracker.opened:
-            self._open_run()
+            with self._failed_if_server_gone():
+                self._open_run()
         return self
+
+    @contextlib.contextmanager
+    def _failed_if_server_gone(self) -> Iterator[None]:
+        """A tracking server that did not answer fails the trial, with the reason, as one
+        sentence (``TrackingServerGone``), which Optuna records as the trial's failure."""
+        try:
+            yield
+        except Exception as err:
+            gone = tracking.server_gone_error(err, self._tracker.uri, self.trial.number)
+            if gone is None:
+                raise
+            self.trial.set_user_attr(FAIL_REASON_ATTR, "the MLflow tracking server did not "
+                                     f"answer ({tracking.server_cause(err)})")
+            raise gone from None
 
     def _open_run(self) -> None:
         """Start the trial's run under the study's (opening the study's records first if they
@@ -422,6 +470,12 @@ class TrialRun:
         self._clear_progress()
         if error is not None and not isinstance(error, Exception):
             return  # An interrupt leaves the run open, for the study tracker's exit to end.
+        with self._failed_if_server_gone():
+            if error is not None and tracking.server_gone(error):
+                raise error  # Nothing more is written to it; the run is left open.
+            self._finish(error)
+
+    def _finish(self, error: BaseException | None) -> None:
         if isinstance(error, TrialLost):  # Failed by another process: as a killed worker's.
             if self.run_id is not None:
                 self._end_failed(str(error), "KILLED")

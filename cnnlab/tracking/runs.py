@@ -20,6 +20,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from cnnlab.errors import CnnlabError
 from cnnlab.spec.architecture import Architecture
 from cnnlab.spec.defaults import LOSS
 from cnnlab.spec.shapes import LayerTable
@@ -50,6 +51,7 @@ def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
     With ``create=False`` (commands that only read) a local store that does not exist is a
     ``ConfigError``, and nothing is created."""
     uri = resolve_tracking_uri(uri)
+    bound_server_waits()
     db = sqlite_path(uri)
     if db is not None and not create and not db.exists():
         from cnnlab.errors import ConfigError
@@ -67,6 +69,123 @@ def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
     # never in a registry that $MLFLOW_REGISTRY_URI names.
     mlflow.set_registry_uri(uri)
     return uri
+
+
+SERVER_WAITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+"""cnnlab's bound on MLflow's waits for a tracking server, where the environment sets none.
+MLflow retries a request that finds no server 7 times, sleeping 0, 4, 8, ... 64, 120 s (about 4
+minutes), and waits up to 120 s for each answer: a stopped server held a study silent for
+minutes. Here a request is tried 5 times, sleeping 0, 4, 8 and 16 s (and up to 1 s of jitter
+each): a server that refuses connections is given about 30 s, which a restarted ``cnnlab ui``
+or ``mlflow server`` can use to come back, and one that accepts them but does not answer about
+2 minutes (5 x 20 s, and the sleeps)."""
+
+IMPATIENT_WAITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+"""MLflow's waits for the writes that close a study after an interrupt: one try, 5 s."""
+
+
+def bound_server_waits() -> None:
+    """Set ``SERVER_WAITS`` in the environment where it does not say otherwise (MLflow reads
+    them at each request; workers inherit them)."""
+    for name, value in SERVER_WAITS.items():
+        os.environ.setdefault(name, value)
+
+
+@contextmanager
+def impatient() -> Iterator[None]:
+    """Within the block, MLflow's HTTP requests get one try and 5 s to be answered
+    (``IMPATIENT_WAITS``): the writes that close a study after Ctrl-C or SIGTERM must not keep
+    the command from ending when the tracking server is gone."""
+    saved = {name: os.environ.get(name) for name in IMPATIENT_WAITS}
+    os.environ.update(IMPATIENT_WAITS)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class TrackingServerGone(CnnlabError):
+    """The MLflow tracking server did not answer, retries and all; the message says which, why,
+    and to run the command again when it is back."""
+
+
+def server_gone(err: BaseException) -> bool:
+    """Whether ``err`` (an ``Exception``: an interrupt is never this) is MLflow giving up on
+    a tracking server that did not answer: no connection, no answer in time, or the retries of
+    a server error spent (``requests``'s errors, somewhere in the chain of causes)."""
+    import requests
+
+    if not isinstance(err, Exception):
+        return False
+    kinds = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+             requests.exceptions.RetryError)
+    return any(isinstance(e, kinds) for e in _causes(err))
+
+
+def server_gone_error(err: BaseException, uri: str, trial: int | None = None
+                      ) -> TrackingServerGone | None:
+    """The one sentence for ``err`` if the tracking server ``uri`` did not answer
+    (``server_gone``; ``err`` itself if it is that sentence already), naming the trial it
+    failed, if one; else None."""
+    if isinstance(err, TrackingServerGone):
+        return err
+    if isinstance(err, CnnlabError) or not server_gone(err):  # One sentence already.
+        return None
+    failed = f"; trial {trial} is failed" if trial is not None else ""
+    return TrackingServerGone(
+        f"the MLflow tracking server {redact(uri)} does not answer ({server_cause(err)}, "
+        f"tried {1 + int(os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '7'))} times)"
+        f"{failed}; run the same command when it is back.")
+
+
+def server_cause(err: BaseException) -> str:
+    """Why a request found no server, as the OS said it (``Connection refused``), or that
+    no answer came in time."""
+    import requests
+
+    causes = list(_causes(err))
+    for e in reversed(causes):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+    if any(isinstance(e, (requests.exceptions.Timeout, TimeoutError)) for e in causes):
+        return f"no answer in {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '120')} s"
+    text = str(causes[-1]).strip()
+    return redact(text.splitlines()[0]) if text else type(causes[-1]).__name__
+
+
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it was raised from or while handling, outermost first (as
+    Python's traceback shows them: not the context of one raised ``from None``)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ if current.__cause__ is not None or \
+            current.__suppress_context__ else current.__context__
+
+
+def forget_active_runs() -> None:
+    """Drop MLflow's active runs of this process without a word to the store: MLflow ends
+    them at exit otherwise (``mlflow.end_run`` in its ``atexit``), which waits out the retries
+    when the tracking server is gone, and would mark FINISHED a run that an interrupt left
+    open. The next run of the command closes them as Optuna recorded their trials
+    (``StudyTracker.close_orphan_runs``). MLflow has no public call that leaves a run without
+    ending it: its stack of active runs is emptied here."""
+    from mlflow.environment_variables import MLFLOW_RUN_ID
+    from mlflow.tracking import fluent
+
+    fluent._active_run_stack.get().clear()
+    MLFLOW_RUN_ID.unset()
 
 
 PAGE_SIZE = 1000
