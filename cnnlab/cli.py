@@ -157,6 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                        learning_rate=args.learning_rate, **recipe))
     _refuse_ignored(spec.training)
     table = arch.layer_table()
+    _check_stores(args, write=True, which=("tracking",))
     print(f"architecture {arch.describe()}: {table.total_params:,} parameters")
     if spec.training.describe_recipe():
         print(f"recipe {spec.training.describe_recipe()}")
@@ -324,7 +325,7 @@ def study_config(args: argparse.Namespace) -> Any:
 
 def cmd_study_run(args: argparse.Namespace) -> int:
     from cnnlab.results.confirm import confirm_if_asked
-    from cnnlab.results.report import report_study
+    from cnnlab.results.report import default_path, report_study
     from cnnlab.study.runner import run_study
     from cnnlab.tracking.stores import Stores, load_existing_study
 
@@ -351,7 +352,9 @@ def cmd_study_run(args: argparse.Namespace) -> int:
                                 from_study=args.from_study, out=out)
             if args.share is None:  # A worker's parent confirms once its workers are done.
                 confirm_if_asked(config, outcome.study, stores, data=outcome.data, out=out)
-                if outcome.parent_run_id is not None:
+                if outcome.parent_run_id is not None and (
+                        outcome.changed or not default_path(config.name,
+                                                            stores.tracking_uri).exists()):
                     report_study(config.name, stores, out=out)
         except KeyboardInterrupt as stop:
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
@@ -385,6 +388,7 @@ def _report_again(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.results.evaluate import evaluate_study
 
+    _check_stores(args, write=True)
     evaluate_study(args.study, trial=args.trial, max_params=args.max_params, within=args.within,
                    complete=args.complete, storage=args.storage,
                    tracking_uri=args.tracking_uri, data_dir=args.data_dir,
@@ -396,6 +400,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_confirm(args: argparse.Namespace) -> int:
     from cnnlab.results.confirm import confirm_study
 
+    _check_stores(args, write=True)
     confirm_study(args.study, top=None if args.front else args.top, front=args.front,
                   seeds=args.seeds, baseline=args.baseline, storage=args.storage,
                   tracking_uri=args.tracking_uri, data_dir=args.data_dir,
@@ -408,6 +413,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.results.report import report_study
     from cnnlab.tracking.stores import Stores
 
+    _check_stores(args, write=True)
     report_study(args.study, Stores.resolve(args.storage, args.tracking_uri), path=args.out,
                  out=lambda line: print(line, flush=True))
     return 0
@@ -418,6 +424,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from cnnlab.results.compare import front, leaderboard, select_columns, trials_frame
 
+    _check_stores(args, write=False)
     frame = trials_frame(args.studies or None, storage=args.storage,
                          tracking_uri=args.tracking_uri)
     states = [s for text in args.state or [] for s in text.split(",") if s]
@@ -438,6 +445,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            "display.max_colwidth", 48):
         print(board[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
+
+
+def _check_stores(args: argparse.Namespace, *, write: bool,
+                  which: tuple[str, ...] = ("storage", "tracking")) -> None:
+    """The command's local stores (``which`` of them) whole, of this MLflow's and Optuna's
+    schema, and (``write``) writable, before the command does anything
+    (``cnnlab.tracking.preflight.check_stores``)."""
+    from cnnlab.tracking.preflight import check_stores
+    from cnnlab.tracking.stores import Stores
+
+    check_stores(Stores.resolve(getattr(args, "storage", None), args.tracking_uri
+                                if hasattr(args, "tracking_uri") else None),
+                 write=write, which=which)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -464,6 +484,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from cnnlab.tracking import stores  # URIs only: serving the UI needs no Keras.
 
     uri = stores.resolve_tracking_uri(args.tracking_uri)
+    _check_stores(args, write=False, which=("tracking",))
     command = [sys.executable, "-c", _MLFLOW_SERVER, "server", "--host", args.host,
                "--port", str(args.port), "--workers", "1"]
     if args.allowed_hosts:
@@ -513,6 +534,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from cnnlab.tracking import stores
 
+    _check_stores(args, write=False, which=("storage",))
     url, storage = stores.open_existing_storage(args.storage)
     _check_port_free(args.host, args.port)
 

@@ -264,19 +264,22 @@ class StudyTracker:
         if mlflow.active_run() is not None:
             mlflow.end_run(status)
 
-    def settle(self) -> None:
+    def settle(self) -> bool:
         """For a finished study whose last process died after Optuna recorded the last trial:
         make its runs agree with Optuna, and, when no trial is running anywhere, refresh the
-        study run's summary and plots and end it."""
+        study run's summary and plots and end it. Returns whether the study run was ended
+        (else nothing but the runs that disagreed was written)."""
         from optuna.trial import TrialState
 
         self._find_records()
         if self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            return  # Other workers are still at it; the last of them ends the study run.
+            return False  # Other workers are still at it; the last of them ends the study run.
         if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
             self.summary.refresh(self.study)
             self.summary.plots(self.study)
             self.client.set_terminated(self.parent_run_id, "FINISHED")
+            return True
+        return False
 
     def trial_lost(self, trial: Any) -> None:
         """Make the run of ``trial``, which another process failed while this one was silent
