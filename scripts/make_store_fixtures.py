@@ -1,15 +1,16 @@
 """Remake the stores of other MLflow and Optuna releases that tests/tracking/test_store_faults.py
 opens (tests/tracking/stores/): each with one experiment and run, or one study and trial.
 
-Run it with the Python of a scratch environment that holds the release, e.g.::
+Run it with the Python of a scratch environment that holds the release, from the repository's
+root (``S=tests/tracking/stores``), e.g.::
 
     python3 -m venv /tmp/oldenv
     /tmp/oldenv/bin/pip install "mlflow-skinny==3.16.1" sqlalchemy alembic "optuna==3.1.1"
-    /tmp/oldenv/bin/python scripts/make_store_fixtures.py mlflow tests/tracking/stores/mlflow-3.16.1.db
-    /tmp/oldenv/bin/python scripts/make_store_fixtures.py optuna tests/tracking/stores/optuna-3.1.1.db
+    /tmp/oldenv/bin/python scripts/make_store_fixtures.py mlflow $S/mlflow-3.16.1.db
+    /tmp/oldenv/bin/python scripts/make_store_fixtures.py optuna $S/optuna-3.1.1.db
     python3 -m venv /tmp/newenv
     /tmp/newenv/bin/pip install "mlflow-skinny==3.18.0" sqlalchemy alembic
-    /tmp/newenv/bin/python scripts/make_store_fixtures.py mlflow tests/tracking/stores/mlflow-3.18.0.db
+    /tmp/newenv/bin/python scripts/make_store_fixtures.py mlflow $S/mlflow-3.18.0.db
 
 Each store is made anew, VACUUMed and written gzipped (``NAME.db.gz``: tens of KB; an MLflow
 store's empty tables and indexes take about 1 MB unpacked).

@@ -319,15 +319,21 @@ def create_store(db: Path, kind: Kind) -> None:
         build = build_mlflow_schema if kind is TRACKING else build_optuna_schema
         new = db.with_name(f".{db.name}.{os.getpid()}.new")
         try:
-            new.unlink(missing_ok=True)
+            _remove_build(new)
             build(f"sqlite:///{new}")
             os.replace(new, db)
         finally:
-            new.unlink(missing_ok=True)
+            _remove_build(new)
+
+
+def _remove_build(new: Path) -> None:
+    """A build's file and SQLite's files beside it (its journal)."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        new.with_name(new.name + suffix).unlink(missing_ok=True)
 
 
 def _remove_dead_builds(db: Path) -> None:
-    """Remove the ``.NAME.PID.new`` files of builds whose process is gone (killed)."""
+    """Remove the files of builds (``.NAME.PID.new``) whose process is gone (killed)."""
     for path in db.parent.glob(f".{db.name}.*.new"):
         pid = path.name[len(db.name) + 2:-len(".new")]
         if not pid.isdigit():
@@ -335,7 +341,7 @@ def _remove_dead_builds(db: Path) -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            path.unlink(missing_ok=True)
+            _remove_build(path)
         except PermissionError:
             pass
 
