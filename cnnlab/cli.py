@@ -974,11 +974,33 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # The reader left (`cnnlab compare | head`): nothing to say.
         _quiet_stdout()
         return 1
-    except OSError as err:  # A path given on the command line that cannot be used.
+    except OSError as err:  # A path given on the command line, or a store, that cannot be used.
+        fault = _store_fault(err, args)
+        if fault is not None:
+            print(f"cnnlab {command}: error: {_one_line(fault)}", file=sys.stderr)
+            return 2
         where = f" {err.filename}" if err.filename else ""
         print(f"cnnlab {command}: error: {_one_line(f'{err.strerror or err}:{where}')}",
               file=sys.stderr)
         return 2
+    except Exception as err:  # A store that failed under the command (a disk that filled up).
+        fault = _store_fault(err, args)
+        if fault is None:
+            raise
+        print(f"cnnlab {command}: error: {_one_line(fault)}", file=sys.stderr)
+        return 2
+
+
+def _store_fault(err: BaseException, args: argparse.Namespace) -> str | None:
+    """The sentence for an error that a local store's file system or SQLite raised while the
+    command ran (``cnnlab.tracking.preflight.store_fault``), else None."""
+    if not hasattr(args, "storage") and not hasattr(args, "tracking_uri"):
+        return None
+    from cnnlab.tracking.preflight import store_fault
+    from cnnlab.tracking.stores import Stores
+
+    return store_fault(err, Stores.resolve(getattr(args, "storage", None),
+                                           getattr(args, "tracking_uri", None)))
 
 
 def _quiet_stdout() -> None:

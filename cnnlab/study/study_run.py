@@ -32,6 +32,7 @@ name and id in Python.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -76,6 +77,7 @@ from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.study.objective import LOST, TrialLost
+from cnnlab.tracking import preflight
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.stores import resolve_tracking_uri, sqlite_path
 from cnnlab.train import faults
@@ -236,10 +238,17 @@ class StudyTracker:
         """Open the study's records (``open``), unless the store is a new local one: creating
         it takes seconds, which would delay the first trial's first epoch, so it is created
         when that epoch ends (``TrialRun``) and the epoch's metrics keep its end as their time.
-        Trials' runs nest under the study's run."""
+        Trials' runs nest under the study's run. Room to end the study's run on a disk that
+        fills up is kept aside (``preflight.reserve``) until the block exits."""
+        self._reserve = preflight.reserve(self.uri)
         db = sqlite_path(self.uri)
         if db is None or db.exists():
-            self.open()
+            try:
+                self.open()
+            except BaseException as error:  # The study's run may be open: end it, as on exit.
+                with contextlib.suppress(Exception):
+                    self.__exit__(type(error), error, error.__traceback__)
+                raise
         return self
 
     def after_trial(self, study: Any, trial: Any) -> None:
@@ -253,16 +262,27 @@ class StudyTracker:
         Optuna's tell), draw the study's plots, then end the study's run."""
         status = ("FINISHED" if error is None else
                   "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        self.open()  # The study's run exists once the command ran, however it ended.
-        if self._open_run_id() is not None:
-            self._trial_run.abandon(status)
-        self._trial_run = None
-        mlflow.flush_async_logging()
-        if status != "FINISHED":
-            self.close_orphan_runs(self.study)
-        self.summary.flush(self.study)
-        if mlflow.active_run() is not None:
-            mlflow.end_run(status)
+        try:
+            self.open()  # The study's run exists once the command ran, however it ended.
+            if self._open_run_id() is not None:
+                self._trial_run.abandon(status)
+            self._trial_run = None
+            mlflow.flush_async_logging()
+            if status != "FINISHED":
+                self.close_orphan_runs(self.study)
+            self.summary.flush(self.study)
+        except Exception:
+            # A store that fails the records (a full disk takes the plots first): the study's
+            # run still ends, FAILED, where its one row can be written.
+            status = "FAILED"
+            raise
+        finally:
+            preflight.release(getattr(self, "_reserve", None))  # Room for the run's last row.
+            for _ in range(3):  # A trial's run left active by a failed write, then the study's.
+                if mlflow.active_run() is None:
+                    break
+                with contextlib.suppress(Exception):
+                    mlflow.end_run(status)
 
     def settle(self) -> bool:
         """For a finished study whose last process died after Optuna recorded the last trial:

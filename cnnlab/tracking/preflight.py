@@ -96,6 +96,48 @@ def check_writable_stores(stores: Stores, which: tuple[str, ...] = ("storage", "
             check_writable(db, kind, exists=db.exists())
 
 
+_SQLITE_CAUSES = {
+    "database or disk is full": errno.ENOSPC,
+    "attempt to write a readonly database": errno.EROFS,
+    "disk I/O error": errno.EIO,
+}
+"""SQLite's words for a file system that fails it, and the OS error each stands for."""
+
+
+def file_system_fault(err: BaseException | None) -> int | None:
+    """The OS error number (ENOSPC, EDQUOT, EROFS, EIO) of a file system that failed a store,
+    found in ``err`` or its chain of causes (an ``OSError`` without a path, or SQLite's words
+    for it, as MLflow, Optuna and SQLAlchemy wrap them); None for any other error."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and not err.filename:
+            code = err.errno
+        else:
+            text = str(err)
+            code = next((c for words, c in _SQLITE_CAUSES.items() if words in text), None)
+        if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+            return code
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def store_fault(err: BaseException, stores: Stores) -> str | None:
+    """One sentence for an error raised while a command ran that its local stores' file
+    system caused (no space left, read-only, an I/O error: an ``OSError`` without a path, or
+    SQLite's words for it anywhere in the chain of causes, as MLflow, Optuna and SQLAlchemy
+    wrap them), naming the stores' folder and what to do; None for any other error."""
+    folders = sorted({str(path.absolute().parent) for path in (
+        sqlite_path(stores.storage), sqlite_path(stores.tracking_uri)) if path is not None})
+    code = file_system_fault(err)
+    if not folders or code is None:
+        return None
+    cause = OSError(code, os.strerror(code))
+    return (f"the stores in {' and '.join(folders)} could not be written: "
+            f"{cause.strerror}{_access_advice(Path(folders[0]), cause)[:-1]}; the trials "
+            "recorded so far are kept, and the same command goes on from them.")
+
+
 def check_sqlite(db: Path, kind: Kind, *, write: bool) -> None:
     """``check_stores`` for one SQLite file ``db`` of kind ``kind``."""
     state = inspect(db, kind)
@@ -315,7 +357,7 @@ def create_store(db: Path, kind: Kind) -> None:
     with _folder_lock(db.parent):
         if inspect(db, kind, quick=True) == "whole":
             return
-        _remove_dead_builds(db)
+        _remove_dead(db, ".new")
         build = build_mlflow_schema if kind is TRACKING else build_optuna_schema
         new = db.with_name(f".{db.name}.{os.getpid()}.new")
         try:
@@ -332,10 +374,11 @@ def _remove_build(new: Path) -> None:
         new.with_name(new.name + suffix).unlink(missing_ok=True)
 
 
-def _remove_dead_builds(db: Path) -> None:
-    """Remove the files of builds (``.NAME.PID.new``) whose process is gone (killed)."""
-    for path in db.parent.glob(f".{db.name}.*.new"):
-        pid = path.name[len(db.name) + 2:-len(".new")]
+def _remove_dead(db: Path, suffix: str) -> None:
+    """Remove the files ``.NAME.PID<suffix>`` beside ``db`` (builds, reserves) whose process
+    is gone (killed)."""
+    for path in db.parent.glob(f".{db.name}.*{suffix}"):
+        pid = path.name[len(db.name) + 2:-len(suffix)]
         if not pid.isdigit():
             continue
         try:
@@ -344,6 +387,39 @@ def _remove_dead_builds(db: Path) -> None:
             _remove_build(path)
         except PermissionError:
             pass
+
+
+RESERVE_BYTES = 64 * 1024
+"""Room kept beside a local MLflow store while a study runs, given back to end its run."""
+
+
+def reserve(uri: str) -> Path | None:
+    """Keep ``RESERVE_BYTES`` of room beside the local store ``uri`` (``.NAME.PID.reserve``),
+    so that on a disk that fills up while a study runs its MLflow run can still be ended
+    (SQLite needs room for its journal to write a row); None where none could be kept, or the
+    store is not local. Reserves of processes that are gone are removed. ``release`` gives it
+    back."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    db = db.absolute()
+    path = db.with_name(f".{db.name}.{os.getpid()}.reserve")
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead(db, ".reserve")
+        with path.open("wb") as file:
+            file.write(bytes(RESERVE_BYTES))
+    except OSError:
+        release(path)
+        return None
+    return path
+
+
+def release(path: Path | None) -> None:
+    """Give back the room ``reserve`` kept."""
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def build_mlflow_schema(url: str) -> None:

@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,17 @@ def digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+@pytest.fixture
+def taken() -> Iterator[int]:
+    """A port that a socket holds while the test runs: `cnnlab ui` cannot serve on it."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
 # -- 1: creation that cannot be half-done -------------------------------------------------
 
 FORKER = r"""
@@ -214,8 +226,9 @@ def test_creation_interrupted_at_any_instant_leaves_no_store_or_a_whole_one(
 
 def _half_made(db: Path, revision: str, data: bool = False) -> None:
     """An MLflow store as a Ctrl-C left it while MLflow migrated it (cnnlab before issue 31):
-    its first tables, migrated up to ``revision``, with the copy of a table that the next
-    migration was rebuilding (``_alembic_tmp_params``); with ``data``, an experiment in it."""
+    its first tables, migrated up to ``revision``, with the copy of the table that the next
+    migration (cc1f77228345, after 0c779009ac13) was rebuilding (``_alembic_tmp_params``); with
+    ``data``, an experiment in it."""
     import sqlalchemy
     from alembic import command
     from mlflow.store.db.utils import _get_alembic_config
@@ -246,13 +259,13 @@ def test_a_store_left_half_made_is_made_again_or_named(tmp_path: Path, made: Pat
 
     db = tmp_path / "empty" / "mlflow.db"
     db.parent.mkdir()
-    _half_made(db, "534353b11cbc")
+    _half_made(db, "0c779009ac13")
     uri = runs.use_tracking_store(f"sqlite:///{db}")
     assert [e.name for e in MlflowClient(uri).search_experiments()] == ["Default"]
 
     kept = copy_of(made, tmp_path / "kept")
     (kept / "mlflow.db").unlink()
-    _half_made(kept / "mlflow.db", "534353b11cbc", data=True)
+    _half_made(kept / "mlflow.db", "0c779009ac13", data=True)
     before = digests(kept)
     line = one_line(run("compare", *store_uris(kept)))
     assert f"the MLflow store {kept / 'mlflow.db'} was left half-upgraded" in line
@@ -340,6 +353,46 @@ def test_a_full_disk_is_one_sentence_naming_the_store(tmp_path: Path, made: Path
     assert "No space left on device" in line and str(disk) in line
 
 
+@pytest.mark.slow  # Trains a tiny study, then runs it on a disk that fills up.
+@pytest.mark.skipif(not ROOT, reason="a small tmpfs needs root and unshare")
+def test_a_disk_that_fills_during_a_study_is_one_sentence_and_the_study_run_ends(
+        tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tests.studies import TINY
+
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY.replace("n_trials = 3", "n_trials = 1")
+                     .replace("epochs = 2", "epochs = 1"))
+    first = cnnlab("study", "run", str(study), cwd=tmp_path, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    disk, after = tmp_path / "disk", tmp_path / "after"
+    disk.mkdir()
+    q = shlex.quote
+    # The stores on an 8 MB disk with 150 KB left: the next trial's records fill it.
+    script = (
+        f"mount -t tmpfs -o size=8m tmpfs {q(str(disk))} && cp -a mlruns {q(str(disk))}/ && "
+        f"dd if=/dev/zero of={q(str(disk))}/filler bs=1k count=$(( $(df -k --output=avail "
+        f"{q(str(disk))} | tail -1) - 150 )) 2>/dev/null; "
+        f'"$@" >out.txt 2>err.txt; echo $? >rc.txt; rm {q(str(disk))}/filler; '
+        f"cp -a {q(str(disk))}/mlruns {q(str(after))}")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", sys.executable, "-m",
+                    "cnnlab.cli", "study", "run", str(study), "--n-trials", "3",
+                    *store_uris(disk / "mlruns")], cwd=tmp_path, env=env, timeout=600,
+                   check=True)
+    err = (tmp_path / "err.txt").read_text()
+    assert (tmp_path / "rc.txt").read_text().strip() == "2", err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith(
+        f"cnnlab study run: error: the stores in {disk / 'mlruns'} could not be written: No "
+        f"space left on device; free space there (`df -h {disk / 'mlruns'}`"), err[-3000:]
+    client = MlflowClient(f"sqlite:///{after / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert {r.info.status for r in runs if r.data.tags.get("cnnlab.kind") == "study"} == \
+        {"FAILED"}, "the study's run ended where it could be"
+
+
 # -- 6: damaged files --------------------------------------------------------------------------
 
 def _truncate(db: Path) -> None:
@@ -356,13 +409,13 @@ def _scribble(db: Path) -> None:
 @pytest.mark.parametrize("damage", [_truncate, _scribble])
 @pytest.mark.parametrize("name", ["optuna.db", "mlflow.db"])
 def test_a_damaged_store_is_named_as_damaged(tmp_path: Path, made: Path, name: str,
-                                             damage, run) -> None:
+                                             damage, run, taken: int) -> None:
     folder = copy_of(made, tmp_path / "mlruns")
     damage(folder / name)
     label = "Optuna storage" if name == "optuna.db" else "MLflow store"
     commands = [("compare",), ("evaluate", "made")]
-    if name == "mlflow.db":
-        commands.append(("ui", "--port", "1"))  # Refused before any port is looked at.
+    if name == "mlflow.db":  # On a port that is taken: refused, never served, if not before.
+        commands.append(("ui", "--port", str(taken)))
     before = digests(folder)
     for args in commands:
         uris = store_uris(folder) if args[0] != "ui" else store_uris(folder)[2:]
@@ -390,7 +443,7 @@ def _advice(line: str) -> str:
 
 @pytest.mark.slow  # The printed upgrades run as pasted: MLflow's and Optuna's commands.
 def test_a_store_of_an_older_mlflow_or_optuna_gets_the_command_that_upgrades_it(
-        tmp_path: Path, made: Path, run) -> None:
+        tmp_path: Path, made: Path, run, taken: int) -> None:
     """Stores made by MLflow 3.16.1 and Optuna 3.1.1 (the releases before the installed
     ones): one sentence with the upgrade command, which works as pasted from any folder."""
     import optuna
@@ -398,7 +451,8 @@ def test_a_store_of_an_older_mlflow_or_optuna_gets_the_command_that_upgrades_it(
 
     old = tmp_path / "old"
     mlflow_db = _unpack("mlflow-3.16.1.db", old)
-    line = one_line(run("ui", "--tracking-uri", f"sqlite:///{mlflow_db}"))
+    line = one_line(run("ui", "--tracking-uri", f"sqlite:///{mlflow_db}", "--port",
+                        str(taken)))
     assert f"the MLflow store {mlflow_db} was written by an older MLflow" in line
     command = _advice(line)
     assert f"db upgrade sqlite:///{mlflow_db}" in command
@@ -417,14 +471,15 @@ def test_a_store_of_an_older_mlflow_or_optuna_gets_the_command_that_upgrades_it(
     assert len(optuna.load_study(study_name="old", storage=f"sqlite:///{optuna_db}").trials) == 1
 
 
-def test_a_store_of_a_newer_mlflow_names_the_version_needed(tmp_path: Path, run) -> None:
+def test_a_store_of_a_newer_mlflow_names_the_version_needed(tmp_path: Path, run,
+                                                            taken: int) -> None:
     """A store made by MLflow 3.18.0 (newer than the installed 3.17): one sentence, no
     traceback, untouched."""
     from importlib.metadata import version
 
     db = _unpack("mlflow-3.18.0.db", tmp_path / "new")
     before = digests(db.parent)
-    line = one_line(run("ui", "--tracking-uri", f"sqlite:///{db}"))
+    line = one_line(run("ui", "--tracking-uri", f"sqlite:///{db}", "--port", str(taken)))
     assert (f"the MLflow store {db} was written by a newer MLflow than the "
             f"{version('mlflow')} installed here") in line
     assert "install --upgrade mlflow" in line
