@@ -40,7 +40,12 @@ from cnnlab.study.objective import KNOWN_FAILURES, Objective
 from cnnlab.study.study_run import StudyTracker
 from cnnlab.tracking import liveness
 from cnnlab.tracking import runs as tracking
-from cnnlab.tracking.preflight import check_stores, check_writable_stores
+from cnnlab.tracking.preflight import (
+    STORAGE,
+    check_stores,
+    check_writable_stores,
+    create_store,
+)
 from cnnlab.tracking.stores import (
     Stores,
     cnnlab_command,
@@ -149,6 +154,8 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
     finished = _finished(config, stores) if from_study is None else False
     if not finished:
         check_writable_stores(stores)
+        if sqlite_path(stores.storage) is not None:  # Made whole, or not at all.
+            create_store(sqlite_path(stores.storage), STORAGE)
     storage = open_storage(stores.storage)
     source = identity.source_study(from_study, config, storage, stores.storage)
     sampler = make_sampler(config, say=lambda text: out(f"note: {text}"))

@@ -285,8 +285,8 @@ def open_storage(url: str) -> Any:
     """An Optuna storage for ``url``, with heartbeats so that a killed worker's trial is failed
     (``heartbeat()``), but never the trial of a process known to be alive on this host.
 
-    A new local SQLite file is created whole (``cnnlab.tracking.preflight.create_store``) and
-    opened with a patient lock (several workers may share it). An
+    A local SQLite file gets its folder and a patient lock (several workers may share it); a
+    new one is made whole first by ``cnnlab.tracking.preflight.create_store``. An
     unreachable or malformed URL is a ``ConfigError`` that names it (password hidden); so is
     a malformed ``$CNNLAB_HEARTBEAT``.
     """
@@ -295,9 +295,7 @@ def open_storage(url: str) -> Any:
     interval, grace = heartbeat()
     kwargs: dict[str, Any] = {"heartbeat_interval": interval, "grace_period": grace}
     if url.startswith("sqlite:///"):
-        from cnnlab.tracking.preflight import STORAGE, create_store
-
-        create_store(Path(url[len("sqlite:///"):]).expanduser(), STORAGE)
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     elif url.startswith("postgresql"):
         kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10},

@@ -140,13 +140,16 @@ FORKER = r"""
 import os, signal, sys, time
 from mlflow.tracking import MlflowClient
 from cnnlab.tracking import runs
-from cnnlab.tracking.stores import open_storage
+from cnnlab.tracking.stores import open_storage, sqlite_path
 
 def make(kind, uri):
     if kind == "mlflow":  # What `cnnlab study run` does as the first epoch ends.
         runs.use_tracking_store(uri)
         MlflowClient(uri).search_experiments()
-    else:
+    else:  # What `cnnlab study run` does as it opens the study.
+        from cnnlab.tracking import preflight
+
+        preflight.create_store(sqlite_path(uri), preflight.STORAGE)
         open_storage(uri)
 
 print("ready", flush=True)
@@ -179,7 +182,7 @@ def test_creation_interrupted_at_any_instant_leaves_no_store_or_a_whole_one(
     from mlflow.store.db.utils import _get_latest_schema_revision
     from mlflow.tracking import MlflowClient
 
-    from cnnlab.tracking import runs
+    from cnnlab.tracking import preflight, runs
     from cnnlab.tracking.stores import open_storage
 
     heads = {"mlflow": _get_latest_schema_revision(), "optuna": "v3.2.0.a"}
@@ -213,6 +216,7 @@ def test_creation_interrupted_at_any_instant_leaves_no_store_or_a_whole_one(
                     assert [e.name for e in MlflowClient(uri).search_experiments()] == \
                         ["Default"]
                 else:
+                    preflight.create_store(db, preflight.STORAGE)
                     storage = open_storage(f"sqlite:///{db}")
                     optuna.create_study(study_name="next", storage=storage)
                     assert optuna.load_study(study_name="next", storage=storage)
