@@ -146,9 +146,10 @@ def check_sqlite(db: Path, kind: Kind, *, write: bool) -> None:
             if inspect(db, kind) == "blank":  # Not made whole by another process meanwhile.
                 with contextlib.suppress(OSError):  # Else the command says what it cannot do.
                     db.unlink()
-                    print(f"cnnlab: the {kind.label} {db} was left half-made by an interrupted "
-                          "creation and held nothing; it is made again.", file=sys.stderr,
-                          flush=True)
+                    if write:  # A command that reads says there is no store.
+                        print(f"cnnlab: the {kind.label} {db} was left half-made by an "
+                              "interrupted creation and held nothing; it is made again.",
+                              file=sys.stderr, flush=True)
         state = "absent"
     if write:
         check_writable(db, kind, exists=state != "absent")
@@ -231,12 +232,14 @@ def damaged(db: Path, kind: Kind, cause: str) -> StoreError:
 
 def check_writable(db: Path, kind: Kind, *, exists: bool) -> None:
     """Prove that ``db`` (when it ``exists``) and its folder can be written: the file opened
-    for writing, and a page written beside it (where SQLite puts its journal), then removed.
-    Raises ``StoreError`` with the OS's cause (read-only file system, no space left,
-    permission denied)."""
+    for writing, and a page written beside it (where SQLite puts its journal), then removed;
+    a folder still to be made, by its nearest folder that exists (where it would be made).
+    Nothing is left behind. Raises ``StoreError`` with the OS's cause (read-only file system,
+    no space left, permission denied)."""
     folder = db.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         if exists:
             os.close(os.open(db, os.O_RDWR))
         fd, probe = tempfile.mkstemp(prefix=f".{db.name}.", suffix=".probe", dir=folder)
