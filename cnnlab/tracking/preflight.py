@@ -172,7 +172,10 @@ def inspect(db: Path, kind: Kind, *, quick: bool = False) -> str:
     if header != SQLITE_HEADER:
         raise damaged(db, kind, "file is not a database")
     try:
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=60)
+        # mode=rw: read-only where the OS says so, and never a new file; where it can be
+        # written, SQLite rolls back the journal of a writer that was killed, as any command
+        # opening the store would (read-only, it would call such a store unreadable).
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True, timeout=60)
     except sqlite3.Error as err:
         raise damaged(db, kind, str(err)) from None
     try:

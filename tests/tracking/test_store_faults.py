@@ -501,3 +501,26 @@ def test_the_check_is_cheap(tmp_path: Path, made: Path) -> None:
     for _ in range(10):
         check_stores(stores, write=True)
     assert (time.perf_counter() - started) / 10 < 0.5  # Generous: about 5 ms when measured.
+
+
+def test_a_store_with_the_journal_of_a_killed_writer_is_whole(tmp_path: Path, made: Path,
+                                                              run) -> None:
+    """A writer killed inside a transaction leaves a hot journal: the check rolls it back, as
+    SQLite does for any writer, and does not call the store damaged."""
+    folder = copy_of(made, tmp_path / "mlruns")
+    pid = os.fork()
+    if pid == 0:  # A writer, killed mid-transaction with pages in its journal.
+        try:
+            conn = sqlite3.connect(folder / "optuna.db", isolation_level=None)
+            conn.execute("PRAGMA cache_size = 1")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE big (x)")
+            for _ in range(2000):
+                conn.execute("INSERT INTO big VALUES (?)", ("x" * 500,))
+            os.kill(os.getpid(), 9)
+        finally:
+            os._exit(1)
+    os.waitpid(pid, 0)
+    assert (folder / "optuna.db-journal").exists()
+    done = run("compare", *store_uris(folder))
+    assert done.returncode == 0 and "made" in done.stdout, done.stderr
