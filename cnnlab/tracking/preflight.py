@@ -134,8 +134,8 @@ def store_fault(err: BaseException, stores: Stores) -> str | None:
         return None
     cause = OSError(code, os.strerror(code))
     return (f"the stores in {' and '.join(folders)} could not be written: "
-            f"{cause.strerror}{_access_advice(Path(folders[0]), cause)[:-1]}; the trials "
-            "recorded so far are kept, and the same command goes on from them.")
+            f"{cause.strerror}{_access_advice(Path(folders[0]), cause)[:-1]} (what was "
+            "recorded before is kept: a study goes on from its trials).")
 
 
 def check_sqlite(db: Path, kind: Kind, *, write: bool) -> None:
