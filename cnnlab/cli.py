@@ -157,6 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                        learning_rate=args.learning_rate, **recipe))
     _refuse_ignored(spec.training)
     table = arch.layer_table()
+    _check_stores(args, write=True, which=("tracking",))
     print(f"architecture {arch.describe()}: {table.total_params:,} parameters")
     if spec.training.describe_recipe():
         print(f"recipe {spec.training.describe_recipe()}")
@@ -324,7 +325,7 @@ def study_config(args: argparse.Namespace) -> Any:
 
 def cmd_study_run(args: argparse.Namespace) -> int:
     from cnnlab.results.confirm import confirm_if_asked
-    from cnnlab.results.report import report_study
+    from cnnlab.results.report import default_path, report_study
     from cnnlab.study.runner import run_study
     from cnnlab.tracking.stores import Stores, load_existing_study
 
@@ -353,7 +354,9 @@ def cmd_study_run(args: argparse.Namespace) -> int:
                                 from_study=args.from_study, out=out)
             if args.share is None:  # A worker's parent confirms once its workers are done.
                 confirm_if_asked(config, outcome.study, stores, data=outcome.data, out=out)
-                if outcome.parent_run_id is not None:
+                if outcome.parent_run_id is not None and (
+                        outcome.changed or not default_path(config.name,
+                                                            stores.tracking_uri).exists()):
                     report_study(config.name, stores, out=out)
         except KeyboardInterrupt as stop:
             _forget_mlflow_runs()
@@ -434,6 +437,7 @@ def _report_again(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.results.evaluate import evaluate_study
 
+    _check_stores(args, write=True)
     evaluate_study(args.study, trial=args.trial, max_params=args.max_params, within=args.within,
                    complete=args.complete, storage=args.storage,
                    tracking_uri=args.tracking_uri, data_dir=args.data_dir,
@@ -445,6 +449,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_confirm(args: argparse.Namespace) -> int:
     from cnnlab.results.confirm import confirm_study
 
+    _check_stores(args, write=True)
     confirm_study(args.study, top=None if args.front else args.top, front=args.front,
                   seeds=args.seeds, baseline=args.baseline, storage=args.storage,
                   tracking_uri=args.tracking_uri, data_dir=args.data_dir,
@@ -457,6 +462,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.results.report import report_study
     from cnnlab.tracking.stores import Stores
 
+    _check_stores(args, write=True)
     report_study(args.study, Stores.resolve(args.storage, args.tracking_uri), path=args.out,
                  out=lambda line: print(line, flush=True))
     return 0
@@ -473,6 +479,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         trials_frame,
     )
 
+    _check_stores(args, write=False)
     notes: list[str] = []
     frame = trials_frame(args.studies or None, storage=args.storage,
                          tracking_uri=args.tracking_uri, notes=notes)
@@ -510,6 +517,19 @@ def _studies_named(studies: list[str] | None) -> str:
     return ", ".join(f"study '{name}'" for name in studies)
 
 
+def _check_stores(args: argparse.Namespace, *, write: bool,
+                  which: tuple[str, ...] = ("storage", "tracking")) -> None:
+    """The command's local stores (``which`` of them) whole, of this MLflow's and Optuna's
+    schema, and (``write``) writable, before the command does anything
+    (``cnnlab.tracking.preflight.check_stores``)."""
+    from cnnlab.tracking.preflight import check_stores
+    from cnnlab.tracking.stores import Stores
+
+    check_stores(Stores.resolve(getattr(args, "storage", None), args.tracking_uri
+                                if hasattr(args, "tracking_uri") else None),
+                 write=write, which=which)
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Refuse, in one sentence, a port that another program holds (MLflow's server would exit
     with a log line and leave `cnnlab ui` to report nothing useful)."""
@@ -534,6 +554,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from cnnlab.tracking import stores  # URIs only: serving the UI needs no Keras.
 
     uri = stores.resolve_tracking_uri(args.tracking_uri)
+    _check_stores(args, write=False, which=("tracking",))
     command = [sys.executable, "-c", _MLFLOW_SERVER, "server", "--host", args.host,
                "--port", str(args.port), "--workers", "1"]
     if args.allowed_hosts:
@@ -586,6 +607,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from cnnlab.tracking import stores
 
+    _check_stores(args, write=False, which=("storage",))
     url, storage = stores.open_existing_storage(args.storage)
     _check_port_free(args.host, args.port)
 
@@ -1061,11 +1083,33 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # The reader left (`cnnlab compare | head`): nothing to say.
         _quiet_stdout()
         return 1
-    except OSError as err:  # A path given on the command line that cannot be used.
+    except OSError as err:  # A path given on the command line, or a store, that cannot be used.
+        fault = _store_fault(err, args)
+        if fault is not None:
+            print(f"cnnlab {command}: error: {_one_line(fault)}", file=sys.stderr)
+            return 2
         where = f" {err.filename}" if err.filename else ""
         print(f"cnnlab {command}: error: {_one_line(f'{err.strerror or err}:{where}')}",
               file=sys.stderr)
         return 2
+    except Exception as err:  # A store that failed under the command (a disk that filled up).
+        fault = _store_fault(err, args)
+        if fault is None:
+            raise
+        print(f"cnnlab {command}: error: {_one_line(fault)}", file=sys.stderr)
+        return 2
+
+
+def _store_fault(err: BaseException, args: argparse.Namespace) -> str | None:
+    """The sentence for an error that a local store's file system or SQLite raised while the
+    command ran (``cnnlab.tracking.preflight.store_fault``), else None."""
+    if not hasattr(args, "storage") and not hasattr(args, "tracking_uri"):
+        return None
+    from cnnlab.tracking.preflight import store_fault
+    from cnnlab.tracking.stores import Stores
+
+    return store_fault(err, Stores.resolve(getattr(args, "storage", None),
+                                           getattr(args, "tracking_uri", None)))
 
 
 def _replace_what_the_console_cannot_encode() -> None:

@@ -26,6 +26,7 @@ from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.space import MIN_FEASIBLE
 from cnnlab.spec.trialspec import TRAINING_FIELDS, TrialSpec
 from cnnlab.study.objective import KNOWN_FAILURES, TrialLost
+from cnnlab.tracking import preflight
 from cnnlab.tracking.runs import TrackingServerGone
 
 
@@ -179,7 +180,8 @@ class QuietKnownFailures(logging.Filter):
         # server gone: the command line does.
         quiet = (*KNOWN_FAILURES, TrialLost, KeyboardInterrupt, TrackingServerGone)
         known = isinstance(error, quiet) or any(
-            f"because of the following error: {cls.__name__}(" in message for cls in quiet)
+            f"because of the following error: {cls.__name__}(" in message for cls in quiet) \
+            or preflight.file_system_fault(error) is not None  # Said in one line at the end.
         if known:
             if match:
                 self.trials.add(match.group(1))

@@ -40,6 +40,12 @@ from cnnlab.study.objective import KNOWN_FAILURES, Objective
 from cnnlab.study.study_run import StudyTracker
 from cnnlab.tracking import liveness
 from cnnlab.tracking import runs as tracking
+from cnnlab.tracking.preflight import (
+    STORAGE,
+    check_stores,
+    check_writable_stores,
+    create_store,
+)
 from cnnlab.tracking.stores import (
     Stores,
     cnnlab_command,
@@ -47,6 +53,7 @@ from cnnlab.tracking.stores import (
     open_storage,
     password_note,
     shown_uri,
+    sqlite_path,
 )
 from cnnlab.train.data import MnistSplits, load_mnist
 
@@ -65,6 +72,8 @@ class StudyOutcome:
     stopped: str | None = None
     """Why the study stopped short of its total, if it did (a space that gives nothing
     trainable any more)."""
+    changed: bool = True
+    """Whether this run wrote anything (a finished study with nothing to do writes nothing)."""
 
 
 def run_study(config: StudyConfig, stores: Stores | None = None, *,
@@ -100,9 +109,10 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
                 "give a larger --n-trials to run more")
         out(f"study '{config.name}' is finished: {done} of {total} trials; nothing to do "
             f"({more}).")
-        StudyTracker(study, config, data, stores.tracking_uri).settle()
+        changed = StudyTracker(study, config, data, stores.tracking_uri).settle()
         print_best(study, config, out)
-        return StudyOutcome(study, data, 0, study.user_attrs.get(PARENT_RUN_ATTR))
+        return StudyOutcome(study, data, 0, study.user_attrs.get(PARENT_RUN_ATTR),
+                            changed=changed)
     to_train = None if total is None else total - done
     if share is not None:
         to_train = share if to_train is None else min(to_train, share)
@@ -127,23 +137,35 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
 def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
                from_study: str | None = None, out: Out = print) -> Any:
     """The study, created or resumed in Optuna's storage once every check has passed: the
-    tracking store can be reached and its experiment is not deleted, the study is this one (or
-    new), it was not evaluated; a new study started ``from_study`` gets copies of its trials.
-    The RUNNING trials of workers that are gone are failed here."""
+    stores are whole and of this MLflow's and Optuna's schema (``check_stores``), and can be
+    written unless the study is finished; the tracking store can be reached and its experiment
+    is not deleted, the study is this one (or new), it was not evaluated; a new study started
+    ``from_study`` gets copies of its trials. The RUNNING trials of workers that are gone are
+    failed here. A finished study is loaded, not created: it writes nothing."""
     import optuna
 
+    check_stores(stores, write=False)
     tracking.check_reachable(stores.tracking_uri)
     tracking.check_experiment(config.name, stores.tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Every trial builds new models: TensorFlow's warning that functions are traced again is
     # expected here and says nothing useful.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    finished = _finished(config, stores) if from_study is None else False
+    if not finished:
+        check_writable_stores(stores)
+        if sqlite_path(stores.storage) is not None:  # Made whole, or not at all.
+            create_store(sqlite_path(stores.storage), STORAGE)
     storage = open_storage(stores.storage)
     source = identity.source_study(from_study, config, storage, stores.storage)
-    study = optuna.create_study(
-        storage=storage, study_name=config.name, directions=config.directions,
-        sampler=make_sampler(config, say=lambda text: out(f"note: {text}")),
-        pruner=make_pruner(config), load_if_exists=True)
+    sampler = make_sampler(config, say=lambda text: out(f"note: {text}"))
+    if finished:
+        study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
+                                  pruner=make_pruner(config))
+    else:
+        study = optuna.create_study(
+            storage=storage, study_name=config.name, directions=config.directions,
+            sampler=sampler, pruner=make_pruner(config), load_if_exists=True)
     identity.refuse_if_evaluated(study, config, stores.tracking_uri)
     if source is not None and any(
             t.user_attrs.get(COPIED_FROM_ATTR, {}).get("study") == from_study
@@ -162,6 +184,22 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
         study.enqueue_trial(params, skip_if_exists=True)
     fail_dead_trials(study)
     return study
+
+
+def _finished(config: StudyConfig, stores: Stores) -> bool:
+    """Whether the study is in the storage with its total of trials, and its local stores are
+    there (a finished study then has nothing to write)."""
+    import optuna
+
+    if config.n_trials is None or any(
+            path is not None and not path.exists()
+            for path in (sqlite_path(stores.storage), sqlite_path(stores.tracking_uri))):
+        return False
+    storage = open_storage(stores.storage)
+    if config.name not in optuna.study.get_all_study_names(storage=storage):
+        return False
+    return T.counted(optuna.load_study(study_name=config.name, storage=storage)) \
+        >= config.n_trials
 
 
 def optimize(study: Any, objective: Objective, callbacks: list[Any], budget: Budget,

@@ -78,6 +78,7 @@ from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.study.objective import LOST, TrialLost
+from cnnlab.tracking import preflight
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.stores import resolve_tracking_uri, sqlite_path
 from cnnlab.train import faults
@@ -262,10 +263,17 @@ class StudyTracker:
         """Open the study's records (``open``), unless the store is a new local one: creating
         it takes seconds, which would delay the first trial's first epoch, so it is created
         when that epoch ends (``TrialRun``) and the epoch's metrics keep its end as their time.
-        Trials' runs nest under the study's run."""
+        Trials' runs nest under the study's run. Room to end the study's run on a disk that
+        fills up is kept aside (``preflight.reserve``) until the block exits."""
+        self._reserve = preflight.reserve(self.uri)
         db = sqlite_path(self.uri)
         if db is None or db.exists():
-            self.open()
+            try:
+                self.open()
+            except BaseException as error:  # The study's run may be open: end it, as on exit.
+                with contextlib.suppress(Exception):
+                    self.__exit__(type(error), error, error.__traceback__)
+                raise
         return self
 
     def after_trial(self, study: Any, trial: Any) -> None:
@@ -308,30 +316,44 @@ class StudyTracker:
     def _close(self, error: BaseException | None) -> None:
         status = ("FINISHED" if error is None else
                   "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        self.open()  # The study's run exists once the command ran, however it ended.
-        if self._open_run_id() is not None:
-            self._trial_run.abandon(status)
-        self._trial_run = None
-        mlflow.flush_async_logging()
-        if status != "FINISHED":
-            self.close_orphan_runs(self.study)
-        self.summary.flush(self.study)
-        if mlflow.active_run() is not None:
-            mlflow.end_run(status)
+        try:
+            self.open()  # The study's run exists once the command ran, however it ended.
+            if self._open_run_id() is not None:
+                self._trial_run.abandon(status)
+            self._trial_run = None
+            mlflow.flush_async_logging()
+            if status != "FINISHED":
+                self.close_orphan_runs(self.study)
+            self.summary.flush(self.study)
+        except Exception:
+            # A store that fails the records (a full disk takes the plots first): the study's
+            # run still ends, FAILED, where its one row can be written.
+            status = "FAILED"
+            raise
+        finally:
+            preflight.release(getattr(self, "_reserve", None))  # Room for the run's last row.
+            for _ in range(3):  # A trial's run left active by a failed write, then the study's.
+                if mlflow.active_run() is None:
+                    break
+                with contextlib.suppress(Exception):
+                    mlflow.end_run(status)
 
-    def settle(self) -> None:
+    def settle(self) -> bool:
         """For a finished study whose last process died after Optuna recorded the last trial:
         make its runs agree with Optuna, and, when no trial is running anywhere, refresh the
-        study run's summary and plots and end it."""
+        study run's summary and plots and end it. Returns whether the study run was ended
+        (else nothing but the runs that disagreed was written)."""
         from optuna.trial import TrialState
 
         self._find_records()
         if self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            return  # Other workers are still at it; the last of them ends the study run.
+            return False  # Other workers are still at it; the last of them ends the study run.
         if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
             self.summary.refresh(self.study)
             self.summary.plots(self.study)
             self.client.set_terminated(self.parent_run_id, "FINISHED")
+            return True
+        return False
 
     def trial_lost(self, trial: Any) -> None:
         """Make the run of ``trial``, which another process failed while this one was silent

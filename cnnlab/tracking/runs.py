@@ -46,8 +46,9 @@ MODEL_NAME = "model"
 
 
 def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
-    """Point MLflow at the store (creating a local SQLite store's folder), its model registry
-    included, and return its URI.
+    """Point MLflow at the store (creating a new local SQLite store whole:
+    ``cnnlab.tracking.preflight.create_store``), its model registry included, and return its
+    URI.
     With ``create=False`` (commands that only read) a local store that does not exist is a
     ``ConfigError``, and nothing is created."""
     uri = resolve_tracking_uri(uri)
@@ -59,7 +60,9 @@ def use_tracking_store(uri: str | None = None, *, create: bool = True) -> str:
         raise ConfigError(f"there is no MLflow store at {db} (nothing was tracked there); run a "
                           "study first, or name the store with --tracking-uri.")
     if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
+        from cnnlab.tracking.preflight import TRACKING, create_store
+
+        create_store(db, TRACKING)  # Whole or not at all, whatever interrupts it.
         reroot_moved_store(uri)  # A store whose folder was moved: its artifacts beside it.
     # MLflow prints "View run ... at: URL" after every run on a tracking server, with the URL
     # as given, password and all; cnnlab says where runs are itself, with passwords hidden.

@@ -303,7 +303,8 @@ def open_storage(url: str) -> Any:
     """An Optuna storage for ``url``, with heartbeats so that a killed worker's trial is failed
     (``heartbeat()``), but never the trial of a process known to be alive on this host.
 
-    A local SQLite file gets its folder and a patient lock (several workers may share it). An
+    A local SQLite file gets its folder and a patient lock (several workers may share it); a
+    new one is made whole first by ``cnnlab.tracking.preflight.create_store``. An
     unreachable or malformed URL is a ``ConfigError`` that names it (password hidden); so is
     a malformed ``$CNNLAB_HEARTBEAT``.
     """
