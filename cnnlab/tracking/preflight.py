@@ -46,6 +46,10 @@ class StoreError(ConfigError):
     message names it, the cause, and a command that fixes it."""
 
 
+class StoreLocked(StoreError):
+    """A store that another process held locked for longer than the check waits."""
+
+
 @dataclass(frozen=True)
 class Kind:
     """What a kind of local store is called, which library reads it, and its data tables."""
@@ -140,25 +144,30 @@ def store_fault(err: BaseException, stores: Stores) -> str | None:
 
 def check_sqlite(db: Path, kind: Kind, *, write: bool) -> None:
     """``check_stores`` for one SQLite file ``db`` of kind ``kind``."""
-    state = inspect(db, kind)
-    if state == "blank":
+    try:
+        state = inspect(db, kind, wait=60 if write else 5)
+    except StoreLocked:
+        if write:
+            raise
+        return  # A command that only reads says what it cannot read itself (compare's note).
+    if state == "blank" and write:  # A command that only reads writes nothing, removes nothing.
         with _folder_lock(db.parent):
             if inspect(db, kind) == "blank":  # Not made whole by another process meanwhile.
                 with contextlib.suppress(OSError):  # Else the command says what it cannot do.
                     db.unlink()
-                    if write:  # A command that reads says there is no store.
-                        print(f"cnnlab: the {kind.label} {db} was left half-made by an "
-                              "interrupted creation and held nothing; it is made again.",
-                              file=sys.stderr, flush=True)
+                    print(f"cnnlab: the {kind.label} {db} was left half-made by an "
+                          "interrupted creation and held nothing; it is made again.",
+                          file=sys.stderr, flush=True)
         state = "absent"
     if write:
         check_writable(db, kind, exists=state != "absent")
 
 
-def inspect(db: Path, kind: Kind, *, quick: bool = False) -> str:
+def inspect(db: Path, kind: Kind, *, quick: bool = False, wait: float = 60) -> str:
     """"absent", "blank" (an empty file, or a schema left half-made with no data in it) or
     "whole"; raises ``StoreError`` for a damaged store or one of another library version.
-    ``quick`` leaves out SQLite's ``quick_check`` (which reads the whole file)."""
+    ``quick`` leaves out SQLite's ``quick_check`` (which reads the whole file); ``wait`` is how
+    many seconds a lock that another process holds is waited for (``StoreLocked`` after it)."""
     try:
         with db.open("rb") as file:
             header = file.read(len(SQLITE_HEADER))
@@ -175,7 +184,7 @@ def inspect(db: Path, kind: Kind, *, quick: bool = False) -> str:
         # mode=rw: read-only where the OS says so, and never a new file; where it can be
         # written, SQLite rolls back the journal of a writer that was killed, as any command
         # opening the store would (read-only, it would call such a store unreadable).
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True, timeout=60)
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True, timeout=wait)
     except sqlite3.Error as err:
         raise damaged(db, kind, str(err)) from None
     try:
@@ -193,8 +202,8 @@ def inspect(db: Path, kind: Kind, *, quick: bool = False) -> str:
                        if "version_info" in tables else None)
     except sqlite3.DatabaseError as err:
         if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
-            raise StoreError(f"the {kind.label} {db} stayed locked by another process for "
-                             "60 s; run again once it is done.") from None
+            raise StoreLocked(f"the {kind.label} {db} stayed locked by another process for "
+                              f"{wait:g} s; run again once it is done.") from None
         raise damaged(db, kind, str(err)) from None
     finally:
         conn.close()
