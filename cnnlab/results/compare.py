@@ -141,30 +141,24 @@ def _first_line(err: BaseException) -> str:
 
 def mlflow_unreadable(uri: str | None = None) -> str | None:
     """Why the MLflow store ``uri`` (default: as resolved) cannot be read now, in a clause, or
-    None. A local SQLite store is looked at read-only first: one that a study is creating at
-    this instant (its tables, or MLflow's upgrade of them, not all there yet) would be
-    initialized by MLflow's reader too, beside the study's own creation, and a store that a
-    study holds locked longer than SQLite's 5 s wait cannot be read."""
-    import contextlib
-    import sqlite3
+    None. A local SQLite store is looked at first (``preflight.inspect``, which only reads):
+    one that a study is creating at this instant (its tables, or MLflow's upgrade of them, not
+    all there yet) would be initialized by MLflow's reader too, beside the study's own
+    creation, and a store that a study holds locked longer than a 5 s wait cannot be read.
+    Raises ``StoreError`` for a damaged store or one of another MLflow."""
+    from cnnlab.tracking import preflight
 
     db = sqlite_path(resolve_tracking_uri(uri))
     if db is None:
         return None
     db = db.resolve()  # Said where it is, wherever compare runs.
-    if not db.exists():
-        return f"there is no MLflow store at {db} yet"
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True,
-                                                timeout=5)) as connection:
-            found = connection.execute("select version_num from alembic_version").fetchone()
-    except sqlite3.Error as err:
-        if "no such table" not in str(err):
-            return f"the MLflow store {db} cannot be read now ({err})"
-        found = None
-    from mlflow.store.db.utils import _get_latest_schema_revision
-
-    if found is None or found[0] != _get_latest_schema_revision():
+        state = preflight.inspect(db, preflight.TRACKING, quick=True, wait=5)
+    except preflight.StoreLocked:
+        return f"the MLflow store {db} cannot be read now (database is locked)"
+    if state == "absent":
+        return f"there is no MLflow store at {db} yet"
+    if state == "blank":
         return (f"the MLflow store {db} is being created (its tables are not all there yet), "
                 "or was made by another MLflow version")
     return None
