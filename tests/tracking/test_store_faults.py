@@ -481,6 +481,9 @@ def test_a_store_of_a_newer_mlflow_names_the_version_needed(tmp_path: Path, run,
     traceback, untouched."""
     from importlib.metadata import version
 
+    if tuple(int(part) for part in version("mlflow").split(".")[:2]) >= (3, 18):
+        pytest.skip(f"the installed MLflow {version('mlflow')} is not older than the store's "
+                    "3.18.0: make a store of a newer release with scripts/make_store_fixtures.py")
     db = _unpack("mlflow-3.18.0.db", tmp_path / "new")
     before = digests(db.parent)
     line = one_line(run("ui", "--tracking-uri", f"sqlite:///{db}", "--port", str(taken)))
