@@ -42,9 +42,11 @@ from cnnlab.tracking import liveness
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.preflight import (
     STORAGE,
+    TRACKING,
     check_stores,
     check_writable_stores,
     create_store,
+    inspect,
 )
 from cnnlab.tracking.stores import (
     Stores,
@@ -151,12 +153,15 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
     # Every trial builds new models: TensorFlow's warning that functions are traced again is
     # expected here and says nothing useful.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    finished = _finished(config, stores) if from_study is None else False
+    storage = None
+    if from_study is None and _stores_whole(stores):
+        storage = open_storage(stores.storage)
+    finished = storage is not None and _finished(config, storage)
     if not finished:
         check_writable_stores(stores)
         if sqlite_path(stores.storage) is not None:  # Made whole, or not at all.
             create_store(sqlite_path(stores.storage), STORAGE)
-    storage = open_storage(stores.storage)
+        storage = storage or open_storage(stores.storage)
     source = identity.source_study(from_study, config, storage, stores.storage)
     sampler = make_sampler(config, say=lambda text: out(f"note: {text}"))
     if finished:
@@ -186,17 +191,23 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
     return study
 
 
-def _finished(config: StudyConfig, stores: Stores) -> bool:
-    """Whether the study is in the storage with its total of trials, and its local stores are
-    there (a finished study then has nothing to write)."""
+def _stores_whole(stores: Stores) -> bool:
+    """Whether the local stores are there whole (``preflight.inspect``; a store on a server is
+    taken as there): only then can the study be finished, and its storage be opened before
+    anything is made (a store that an interrupted creation left half-made is made again
+    first, by ``create_store``)."""
+    return all(path is None or inspect(path, kind, quick=True) == "whole"
+               for path, kind in ((sqlite_path(stores.storage), STORAGE),
+                                  (sqlite_path(stores.tracking_uri), TRACKING)))
+
+
+def _finished(config: StudyConfig, storage: Any) -> bool:
+    """Whether the study is in the opened ``storage`` with its total of trials (a finished
+    study then has nothing to write)."""
     import optuna
 
-    if config.n_trials is None or any(
-            path is not None and not path.exists()
-            for path in (sqlite_path(stores.storage), sqlite_path(stores.tracking_uri))):
-        return False
-    storage = open_storage(stores.storage)
-    if config.name not in optuna.study.get_all_study_names(storage=storage):
+    if config.n_trials is None or \
+            config.name not in optuna.study.get_all_study_names(storage=storage):
         return False
     return T.counted(optuna.load_study(study_name=config.name, storage=storage)) \
         >= config.n_trials
