@@ -25,6 +25,7 @@ from cnnlab.names import (
     ARCHITECTURE_ATTR,
     DUPLICATE_OF_ATTR,
     FAIL_REASON_ATTR,
+    FIDELITY_ATTR,
     KIND_TAG,
     KIND_TRIAL,
     MACS_ATTR,
@@ -53,7 +54,7 @@ SPEC_COLUMNS = ("head", "dropout", "optimizer", "learning_rate", "batch_size", *
                 "receptive_field", "effective_stride", "final_feature_map")
 """The spec's other parameters (the training recipe's too), and what the shape arithmetic
 derives from it."""
-LEADERBOARD = ["study", "trial", "state", "value", "n_params", "architecture",
+LEADERBOARD = ["study", "trial", "state", "fidelity", "value", "n_params", "architecture",
                "best_val_accuracy", "epochs_run", "duration_s"]
 
 
@@ -83,6 +84,10 @@ def trials_frame(studies: str | list[str] | None = None, *, storage: str | None 
     ``on_front`` (on the study's front of score against size; ``front_size`` says which
     size: the second objective, else ``n_params``; see ``front``),
     ``duration_s``, ``started``, ``finished``, ``pruned_at_epoch`` (the epochs it ran),
+    in a study with rungs ``fidelity`` (``2/3 (3 ep x 50,000)``: the rung it trained in last,
+    of how many, its epochs and images) and ``rung`` (that rung, from 1; a trial stopped at
+    a lower rung is PRUNED, its ``value`` the last it reached: it ranks after every complete
+    trial, and after the pruned trials of higher rungs),
     ``fail_reason``, the sampled and derived architecture (``architecture``, ``n_params``,
     ``macs``, ``n_conv``, ``conv1_filters`` ...); MLflow's: ``run_id``, ``epochs_run``,
     ``final_*`` and ``best_*`` of each curve (``val_accuracy``, ``val_loss``, ``accuracy``,
@@ -210,6 +215,9 @@ def _one_study(study: Any, curves: bool,
             "seed": attrs.get(SEED_ATTR),
             **trial.params,
         }
+        if isinstance(attrs.get(FIDELITY_ATTR), dict):  # A study with rungs.
+            row["fidelity"] = T.fidelity_short(trial) or None
+            row["rung"] = attrs[FIDELITY_ATTR]["rung"] if row["fidelity"] else None
         row.update(confirmed.get(trial.number, {}))
         run_id = attrs.get(RUN_ID_ATTR)
         run = runs.get(run_id)
@@ -317,7 +325,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame[[c for c in first if c in frame.columns] + arch + rest + epochs]
     for column in epochs:
         frame[column] = frame[column].astype("float64")
-    for column in ("trial", "n_params", "macs", "pruned_at_epoch", "epochs_run", "seed",
+    for column in ("trial", "n_params", "macs", "pruned_at_epoch", "epochs_run", "seed", "rung",
                    "duplicate_of", "confirm_n", "confirm_rank"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
@@ -507,10 +515,12 @@ def _ranked(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:
     directions = (frame["direction"].astype(str) if "direction" in frame else
                   frame["metric"].astype(str).map(
                       lambda m: "minimize" if "loss" in m else "maximize"))
+    rungs = frame["rung"] if "rung" in frame else pd.Series([None] * len(frame))
     keys = [trial_rank_key(str(state), None if pd.isna(value) else float(value), int(number),
-                           maximize=direction == "maximize")
-            for state, value, number, direction in zip(
-                frame["state"], frame["value"], frame["trial"], directions, strict=True)]
+                           maximize=direction == "maximize",
+                           rung=0 if pd.isna(rung) else int(rung))
+            for state, value, number, direction, rung in zip(
+                frame["state"], frame["value"], frame["trial"], directions, rungs, strict=True)]
     together = frame["metric"].astype(str).nunique() == 1 and directions.nunique() == 1
     study_order = {name: i for i, name in enumerate(dict.fromkeys(frame["study"]))}
     if together:

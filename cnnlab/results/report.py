@@ -518,11 +518,34 @@ def build_report(study_name: str, *, storage: str | None = None,
                  f"{t.optimizer}. {html.escape(config.description)}{_gone(frame)}")
         return (design_report(frame, d, f"cnnlab report: {study_name}", facts, answer),
                 design_tables(frame, d))
-    facts = (f"Search: {count(len(frame), 'trial')}, {count(t.epochs, 'epoch')} each on {sizes}. "
-             f"{html.escape(config.description)}{_gone(frame)}")
+    if config.fidelity is not None:
+        facts = (f"Search: {count(len(frame), 'trial')}, trained through fidelity rungs "
+                 f"({html.escape(config.fidelity.describe(config.train_size or 50_000))}), "
+                 f"validated on {config.val_size or 10_000:,} images. "
+                 f"{html.escape(fidelity_words(frame))} "
+                 f"{html.escape(config.description)}{_gone(frame)}")
+    else:
+        facts = (f"Search: {count(len(frame), 'trial')}, {count(t.epochs, 'epoch')} each on "
+                 f"{sizes}. {html.escape(config.description)}{_gone(frame)}")
     return search_report(frame, f"cnnlab report: {study_name}", facts, answer,
                          study.user_attrs.get(names.CONFIRMED_ATTR),
                          study.user_attrs.get(names.EVALUATION_ATTR)), {}
+
+
+def fidelity_words(frame: pd.DataFrame) -> str:
+    """How far a study's trained trials got through its rungs, in a sentence: ``4 reached the
+    full fidelity (rung 3 of 3; the leaderboard ranks only these), 2 stopped at rung 2, 9 at
+    rung 1.``"""
+    if "rung" not in frame or frame["rung"].dropna().empty:
+        return ""
+    last = int(frame["fidelity"].dropna().iloc[0].split("/")[1].split()[0])
+    done = frame[frame["state"].astype(str) == "COMPLETE"]["rung"].dropna()
+    parts = [f"{len(done)} reached the full fidelity (rung {last} of {last}; the leaderboard "
+             "ranks only these)"]
+    stopped = frame[frame["state"].astype(str) == "PRUNED"]["rung"].dropna().astype(int)
+    for rung in sorted(set(stopped), reverse=True):
+        parts.append(f"{int((stopped == rung).sum())} stopped at rung {rung}")
+    return ", ".join(parts) + "."
 
 
 def _gone(frame: pd.DataFrame) -> str:

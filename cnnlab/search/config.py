@@ -72,6 +72,7 @@ from cnnlab.search.script import ScriptSpace, StudyScript
 from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import HARD_MAX_PARAMS
+from cnnlab.spec.fidelity import Fidelity, Rung
 from cnnlab.spec.trialspec import RECIPE_FIELDS, USED_WITH, TrainConfig
 from cnnlab.spec.words import count
 
@@ -145,6 +146,9 @@ class StudyConfig:
     study script's search function."""
     confirm: ConfirmConfig | None = None
     """Confirm the leading trials over seeds once the study has its trials."""
+    fidelity: Fidelity | None = None
+    """The rungs a trial is trained through, promoted from each only while it ranks well
+    (``cnnlab.spec.fidelity``); None: every trial at full fidelity."""
     enqueue: tuple[dict[str, Any], ...] = ()
     """Configurations to train first, as Optuna parameters (``study.enqueue_trial``), each
     checked against the space."""
@@ -203,12 +207,12 @@ class StudyConfig:
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
         "objectives", "max_params", "allow_repeats", "sampler", "pruner", "training", "search",
-        "confirm", "design", "enqueue"}
+        "confirm", "design", "enqueue", "fidelity"}
 _SCRIPT = "script"
 """The key under which a study script's identity keeps what its search function does
 (``ScriptSpace.identity``), in place of a study file's ``search``; not a key of study files."""
 _NOT_WITH_DESIGN = ("search", "sampler", "pruner", "objectives", "allow_repeats", "confirm",
-                    "enqueue")
+                    "enqueue", "fidelity")
 """What a study file with ``[design]`` cannot also give: its trials are the design's grid,
 trained in full (no pruning), one objective, each setting over its own seeds."""
 _TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size",
@@ -377,15 +381,24 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     allow_repeats = _typed(data, "allow_repeats", bool, where, False)
     sampler = Component("design") if design else _component(
         data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS, "samplers")
-    pruner = _component(data.get("pruner", {"name": "none" if design else "dominance"
-                                             if size_objective else "median"}),
+    pruner = _component(data.get("pruner", {"name": "none" if design or "fidelity" in data
+                                             else "dominance" if size_objective
+                                             else "median"}),
                         f"{where}: pruner", PRUNERS, "pruners")
+    if "fidelity" in data and pruner.name != "none":
+        raise ConfigError(f"{where}: [fidelity] and pruner {pruner.name!r} both stop trials "
+                          "early; a study with rungs promotes its trials at the rungs: remove "
+                          "[pruner] (or set name = \"none\").")
     if size_objective and pruner.name not in ("none", "dominance"):
         raise ConfigError(f"{where}: pruner {pruner.name!r} is one of Optuna's, which do not work "
                           "with two objectives (Optuna reports one value per epoch); use "
                           "'dominance' (cnnlab's) or 'none'.")
 
     training, train_size, val_size = _training(data.get("training", {}), where, seed)
+    fidelity = _fidelity(data.get("fidelity"), f"{where}: fidelity",
+                         data.get("training", {}).get("epochs"), train_size)
+    if fidelity is not None:
+        training = dataclasses.replace(training, epochs=fidelity.epochs)
     space = design or space or parse_space(data.get("search", {}), where=f"{where}: search")
     if design is not None:
         n_trials = n_trials or design.size
@@ -397,7 +410,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         max_params=max_params,
         allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
-        space=space, confirm=confirm, path=path, text=text, source=data,
+        space=space, confirm=confirm, fidelity=fidelity, path=path, text=text, source=data,
         enqueue=_enqueue(data.get("enqueue"), space, training, where))
     if isinstance(space, SearchSpace):
         _refuse_unused_training(training, data.get("training", {}), space, where)
@@ -527,6 +540,59 @@ def _training(training_data: Any, where: str, seed: int) -> tuple[TrainConfig, i
     train_size = _integer(training_data, "train_size", tw, None, minimum=1, maximum=50_000)
     val_size = _integer(training_data, "val_size", tw, None, minimum=1, maximum=10_000)
     return training, train_size, val_size
+
+
+def _fidelity(data: Any, where: str, epochs: int | None,
+              train_size: int | None) -> Fidelity | None:
+    """The ``[fidelity]`` table (``cnnlab.spec.fidelity``): ``rungs``, a list of tables of
+    ``epochs`` and ``train_size``, the last one the study's full fidelity (its epochs are the
+    study's, given in ``[training]`` or not; all of the training split), ``promote`` and
+    ``min_trials``."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table with 'rungs'.")
+    unknown = sorted(set(data) - {"rungs", "promote", "min_trials"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of min_trials, "
+                          "promote, rungs.")
+    rungs_data = data.get("rungs")
+    if not isinstance(rungs_data, list) or len(rungs_data) < 2 or \
+            not all(isinstance(r, dict) for r in rungs_data):
+        raise ConfigError(f"{where}: 'rungs' must be a list of at least two tables, e.g. "
+                          "[{ epochs = 1, train_size = 10000 }, { epochs = 10 }].")
+    whole = train_size or 50_000
+    rungs = []
+    for i, rung in enumerate(rungs_data, start=1):
+        at = f"{where}: rung {i}"
+        bad = sorted(set(rung) - {"epochs", "train_size"})
+        if bad:
+            raise ConfigError(f"{at}: unknown key {bad[0]!r}; expected epochs, train_size.")
+        if "epochs" not in rung:
+            raise ConfigError(f"{at}: 'epochs' is required (the epochs trained so far, "
+                              "counted from 1).")
+        rung_epochs = _integer(rung, "epochs", at, None, minimum=1, maximum=MAX_EPOCHS)
+        size = _integer(rung, "train_size", at, None, minimum=1, maximum=50_000)
+        if size is not None and size >= whole:
+            size = None if i == len(rungs_data) else size
+            if size is not None:
+                raise ConfigError(f"{at}: 'train_size' {size:,} is not below the study's "
+                                  f"{whole:,} training images; leave it out for all of them.")
+        rungs.append(Rung(rung_epochs, size))
+    promote = data.get("promote", 1 / 3)
+    if isinstance(promote, bool) or not isinstance(promote, (int, float)) or \
+            not 0 < promote <= 1:
+        raise ConfigError(f"{where}: 'promote' must be a fraction in (0, 1], not {promote!r}.")
+    min_trials = _integer(data, "min_trials", where, 3, minimum=1)
+    try:
+        fidelity = Fidelity(tuple(rungs), float(promote), min_trials)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    if epochs is not None and epochs != fidelity.epochs:
+        raise ConfigError(f"{where}: the last rung's epochs ({fidelity.epochs}) are the study's; "
+                          f"training's 'epochs' says {epochs}: make them the same, or leave "
+                          "training's out.")
+    return fidelity
 
 
 def dry_run(config: StudyConfig) -> list[str]:

@@ -1,5 +1,6 @@
-"""How a trial is stopped early: Optuna's pruners told each epoch, and cnnlab's dominance
-pruner for studies with two objectives (metric up, size down).
+"""How a trial is stopped early: Optuna's pruners told each epoch, cnnlab's dominance
+pruner for studies with two objectives (metric up, size down), and a study's fidelity rungs
+(``promote_at_rung``, the rule in ``cnnlab.spec.fidelity``).
 
 Epochs are counted from 1 here as everywhere in cnnlab: after its ``n``-th epoch a trial reports
 its monitored metric to Optuna at step ``n`` (``report_epoch``), the step at which MLflow holds
@@ -27,7 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab.names import CURVE_ATTR, N_PARAMS_ATTR, PRUNED_BY_ATTR
+from cnnlab.names import CURVE_ATTR, FIDELITY_ATTR, N_PARAMS_ATTR, PRUNED_BY_ATTR
+from cnnlab.spec.fidelity import Fidelity, promoted
 from cnnlab.spec.front import should_stop
 
 
@@ -149,3 +151,57 @@ def optuna_callback(trial: Any, monitor: str, epochs: int) -> Any:
 
     return EpochEnd(lambda epoch, logs: report_epoch(
         trial, epoch, monitored(logs, monitor, epoch), epochs=epochs))
+
+
+def enter_rung(trial: Any, fidelity: Fidelity, index: int, n_train: int) -> None:
+    """Record in ``trial``'s user attribute ``cnnlab_fidelity`` that it trains rung ``index``
+    (from 0) of ``fidelity`` now, on a training split of ``n_train`` images."""
+    epochs, size = fidelity.segments(n_train)[index]
+    trial.set_user_attr(FIDELITY_ATTR, {"rung": index + 1, "rungs": len(fidelity.rungs),
+                                        "epochs": epochs, "train_size": size})
+
+
+def promote_at_rung(trial: Any, fidelity: Fidelity, index: int, n_train: int, *,
+                    maximize: bool, size_attr: str | None = None) -> None:
+    """At the end of rung ``index`` (from 0, not the last), let ``trial`` go on to the next
+    rung (recorded with ``enter_rung``) or stop it: ``optuna.TrialPruned`` with the reason,
+    also stored in ``cnnlab_pruned_by``. The trial is compared, by its monitored metric after
+    the rung's last epoch (its curve, ``cnnlab_curve``, which every trial keeps), with every
+    other trial of the study that reached that epoch through the rungs (``cnnlab_fidelity``),
+    by ``cnnlab.spec.fidelity.promoted``; with ``size_attr`` (a two-objective study) by
+    non-dominated sorting of (metric, size). ``ValueError`` if the trial's curve does not
+    reach the rung's end."""
+    from optuna.trial import TrialState
+
+    epoch = fidelity.rungs[index].epochs
+    curve = trial.user_attrs.get(CURVE_ATTR) or []
+    if len(curve) < epoch:
+        raise ValueError(f"trial {trial.number} has {len(curve)} epoch(s) in its curve; rung "
+                         f"{index + 1} ends at epoch {epoch}.")
+    others, sizes = [], []
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    for other in trial.study.get_trials(deepcopy=False, states=states):
+        attrs = other.user_attrs
+        other_curve = attrs.get(CURVE_ATTR)
+        if other.number == trial.number or FIDELITY_ATTR not in attrs or \
+                not isinstance(other_curve, list) or len(other_curve) < epoch:
+            continue
+        if size_attr is not None:
+            if not isinstance(attrs.get(size_attr), int | float):
+                continue
+            sizes.append(float(attrs[size_attr]))
+        others.append(float(other_curve[epoch - 1]))
+    size = float(trial.user_attrs[size_attr]) if size_attr is not None else None
+    go_on, why = promoted(curve[epoch - 1], others, fraction=fidelity.promote,
+                          min_trials=fidelity.min_trials, maximize=maximize, size=size,
+                          other_sizes=sizes if size_attr is not None else None)
+    if go_on:
+        enter_rung(trial, fidelity, index + 1, n_train)
+        return
+    import optuna
+
+    rungs = len(fidelity.rungs)
+    reason = (f"stopped at rung {index + 1} of {rungs} "
+              f"({fidelity.rungs[index].describe(n_train)}): {why}")
+    trial.set_user_attr(PRUNED_BY_ATTR, reason)
+    raise optuna.TrialPruned(reason)

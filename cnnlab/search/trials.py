@@ -108,11 +108,18 @@ def best(study: Any) -> Any:
 def ranked(trials: Any, *, maximize: bool) -> list[Any]:
     """``trials`` (Optuna's ``FrozenTrial``) in the order of the one ranking rule
     (``cnnlab.spec.ranking.trial_rank_key``): complete ones by score in the study's direction,
-    then pruned ones, then the rest."""
+    then pruned ones (the higher rung first, in a study with rungs), then the rest."""
     from cnnlab.spec.ranking import trial_rank_key
 
     return sorted(trials, key=lambda t: trial_rank_key(
-        t.state.name, t.values[0] if t.values else None, t.number, maximize=maximize))
+        t.state.name, t.values[0] if t.values else None, t.number, maximize=maximize,
+        rung=rung(t)))
+
+
+def rung(trial: Any) -> int:
+    """The fidelity rung a trial of a study with rungs trained in last (from 1); 0 without."""
+    found = trial.user_attrs.get(names.FIDELITY_ATTR)
+    return found.get("rung", 0) if isinstance(found, dict) else 0
 
 
 def size_attr(study: Any) -> str:
@@ -140,3 +147,21 @@ def best_trial(study: Any) -> Any:
     """The study's best trial by the project's one ranking rule (``best``), for one objective
     as for two; None before any completes."""
     return best(study)
+
+
+def fidelity_words(fidelity: dict[str, Any]) -> str:
+    """A trial's ``cnnlab_fidelity`` in words: ``rung 2 of 3: 3 epochs on 50,000 images``."""
+    from cnnlab.spec.fidelity import Rung
+
+    rung = Rung(fidelity["epochs"], fidelity["train_size"])
+    return f"rung {fidelity['rung']} of {fidelity['rungs']}: {rung.describe()}"
+
+
+def fidelity_short(trial: Any) -> str:
+    """A trial's fidelity for a table: ``2/3 (3 ep x 50,000)``; empty for a trial of a study
+    without rungs, or one not trained."""
+    found = trial.user_attrs.get(names.FIDELITY_ATTR)
+    if not isinstance(found, dict) or outcome(trial) != "trained":
+        return ""
+    return (f"{found['rung']}/{found['rungs']} ({found['epochs']} ep x "
+            f"{found['train_size']:,})")

@@ -95,12 +95,14 @@ waiting, an infeasible draw) comes after both."""
 
 
 def trial_rank_key(state: str, value: float | None, number: int, *,
-                   maximize: bool) -> tuple[int, bool, float, int]:
+                   maximize: bool, rung: int = 0) -> tuple[int, int, bool, float, int]:
     """The sort key of the one ranking rule for a study's trials, smallest first:
 
     1. complete trials, then pruned trials, then the rest (``RANKED_STATES``);
-    2. within each, by the score in the study's direction (highest first when ``maximize``,
-       lowest first otherwise), trials without a score (None or NaN) last;
+    2. within each, in a study with fidelity rungs, the higher ``rung`` reached first (a score
+       after 3 epochs is not weighed against one after 1: ``cnnlab.spec.fidelity``); then by
+       the score in the study's direction (highest first when ``maximize``, lowest first
+       otherwise), trials without a score (None or NaN) last;
     3. among equal scores, the earliest trial (lowest ``number``) first.
 
     ``state`` is Optuna's state name (or cnnlab's INFEASIBLE); ``value`` the trial's first
@@ -113,7 +115,7 @@ def trial_rank_key(state: str, value: float | None, number: int, *,
     group = RANKED_STATES.index(state) if state in RANKED_STATES else len(RANKED_STATES)
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     signed = 0.0 if missing else (-float(value) if maximize else float(value))
-    return (group, missing, signed, number)
+    return (group, -rung, missing, signed, number)
 
 
 def best_of(entries: Sequence[tuple[Hashable, str, float | None, int]], *,

@@ -15,6 +15,7 @@ from cnnlab.names import (
     CURVE_ATTR,
     DUPLICATE_OF_ATTR,
     FAIL_REASON_ATTR,
+    FIDELITY_ATTR,
     N_PARAMS_ATTR,
     REASON_ATTR,
     SPEC_ATTR,
@@ -107,6 +108,9 @@ class ProgressPrinter:
             # One value per epoch run, to Optuna or in the curve: "after epoch N", N epochs ran.
             ran = len(trial.intermediate_values) or len(trial.user_attrs.get(CURVE_ATTR) or [])
             detail = f"pruned after epoch {ran}" if ran else "pruned"
+            if self.config.fidelity is not None and FIDELITY_ATTR in trial.user_attrs:
+                fidelity = trial.user_attrs[FIDELITY_ATTR]
+                detail = f"stopped at rung {fidelity['rung']}/{fidelity['rungs']}"
         else:
             detail = trial.user_attrs.get(FAIL_REASON_ATTR, "failed")
         if kind == "duplicate":

@@ -14,6 +14,7 @@ for, then reused). See ``cnnlab.search.trials`` for the outcomes.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import time
@@ -42,7 +43,7 @@ from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.factory import make_dominance_pruner
-from cnnlab.search.pruning import optuna_callback
+from cnnlab.search.pruning import enter_rung, optuna_callback, promote_at_rung
 from cnnlab.search.space import constraints
 from cnnlab.spec.architecture import check_architecture
 from cnnlab.spec.trialspec import TrialSpec
@@ -248,7 +249,15 @@ class Objective:
             pruning.append(optuna_callback(trial, self.config.metric, epochs))
         callbacks = [*record.keras_callbacks(), TerminateOnNaN(),
                      *pruning, *faults.keras_callbacks(trial.number)]
-        result = train(spec, self.data, callbacks=callbacks)
+        # With rungs, the trial goes on from each only while it ranks well there.
+        fidelity, n_train, on_rung = self.config.fidelity, len(self.data.train), None
+        if fidelity is not None:
+            enter_rung(trial, fidelity, 0, n_train)
+            on_rung = functools.partial(
+                promote_at_rung, trial, fidelity, n_train=n_train,
+                maximize=self.config.direction == "maximize",
+                size_attr=self.config.size_objective)
+        result = train(spec, self.data, callbacks=callbacks, fidelity=fidelity, on_rung=on_rung)
         losses = result.history.get("loss", [])
         if result.epochs_run < spec.training.epochs or not all(map(math.isfinite, losses)):
             reason = (f"training diverged: the loss became "

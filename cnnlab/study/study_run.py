@@ -52,6 +52,8 @@ from cnnlab.names import (
     DUPLICATE_OF_ATTR,
     DUPLICATE_OF_TAG,
     FAIL_REASON_ATTR,
+    FIDELITY_ATTR,
+    FIDELITY_TAG,
     FRONT_ATTR,
     FRONT_TAG,
     KIND_STUDY,
@@ -527,13 +529,17 @@ class TrialRun:
             curve = history.get(config.metric, [])
             last = len(curve) if curve else None  # Epochs count from 1: the epochs it ran.
             tags[PRUNED_AT_EPOCH_TAG] = str(last)
-            tags[REASON_TAG] = (
-                f"pruned by {config.pruner.name} after epoch {last} "
-                f"({config.metric} {curve[-1] if curve else float('nan'):.4f})")
-            if PRUNED_BY_ATTR in attrs:  # The dominance pruner says by which trial.
-                tags[REASON_TAG] += ": " + attrs[PRUNED_BY_ATTR]
+            score = f"{config.metric} {curve[-1] if curve else float('nan'):.4f}"
+            if config.fidelity is not None:  # Stopped at a rung: it says which, and why.
+                tags[REASON_TAG] = f"{attrs.get(PRUNED_BY_ATTR, 'stopped at a rung')}; {score}"
+            else:
+                tags[REASON_TAG] = f"pruned by {config.pruner.name} after epoch {last} ({score})"
+                if PRUNED_BY_ATTR in attrs:  # The dominance pruner says by which trial.
+                    tags[REASON_TAG] += ": " + attrs[PRUNED_BY_ATTR]
         elif state == "FAIL":
             tags[REASON_TAG] = attrs.get(FAIL_REASON_ATTR, RAISED)
+        if FIDELITY_ATTR in attrs and kind == "trained":
+            tags[FIDELITY_TAG] = T.fidelity_words(attrs[FIDELITY_ATTR])
         tracking.log_batch(tags=tags, metrics={"objective": value} if value is not None and
                            math.isfinite(value) else None)
         if history:

@@ -24,7 +24,7 @@ they are no part of the architecture's layer table."""
 def build_model(arch: Architecture, *, seed: int | None = None,
                 optimizer: str = OPTIMIZER, learning_rate: float | None = None,
                 training: TrainConfig | None = None, steps_per_epoch: int | None = None,
-                ) -> keras.Model:
+                total_steps: int | None = None) -> keras.Model:
     """The Keras model of ``arch``: Conv2D (ReLU) layers, each maybe followed by
     BatchNormalization (momentum ``training.bn_momentum``, else Keras's 0.99),
     MaxPooling2D/AveragePooling2D and Dropout/SpatialDropout2D; Flatten or GlobalAveragePooling2D;
@@ -35,7 +35,9 @@ def build_model(arch: Architecture, *, seed: int | None = None,
     (``compile_options``), and its augmentation layers come first (``augmentation_layers``):
     Keras's preprocessing layers act only when called with ``training=True``, so ``fit``
     augments the training batches and ``evaluate``/``predict`` and a saved model see the
-    images as they are. A schedule needs ``steps_per_epoch`` (``schedules.steps_per_epoch``).
+    images as they are. A schedule needs ``steps_per_epoch`` (``schedules.steps_per_epoch``);
+    ``total_steps`` is the training's optimizer updates in all when they are not ``epochs x
+    steps_per_epoch`` (rungs on growing training sets: ``Fidelity.total_steps``).
 
     The spec is checked with the shape arithmetic first, so an architecture whose feature map
     would shrink below 1x1 raises ``ArchitectureError`` before any layer exists. ``seed`` makes
@@ -76,7 +78,8 @@ def build_model(arch: Architecture, *, seed: int | None = None,
     outputs = layers.Dense(units=arch.num_classes, activation="softmax", name="output")(x)
     model = keras.Model(inputs=inputs, outputs=outputs, name="cnnlab_cnn")
     if training is not None:
-        model.compile(**compile_options(training, steps_per_epoch), metrics=list(METRICS))
+        model.compile(**compile_options(training, steps_per_epoch, total_steps),
+                      metrics=list(METRICS))
         return model
     if learning_rate is not None:
         optimizer = keras.optimizers.get(
@@ -105,12 +108,14 @@ def augmentation_layers(training: TrainConfig) -> list[Any]:
     return made
 
 
-def learning_rate_schedule(training: TrainConfig, steps_per_epoch: int | None) -> Any:
+def learning_rate_schedule(training: TrainConfig, steps_per_epoch: int | None,
+                           total_steps: int | None = None) -> Any:
     """The learning rate as Keras takes it: a float (``constant``; None for Keras's default)
     or a ``keras.optimizers.schedules`` object whose values are ``schedules.learning_rate_at``'s
     (``ExponentialDecay``, staircase for ``step``; ``CosineDecay`` with its linear warm-up from
     0). A schedule starts from ``learning_rate`` or, if None, the optimizer's default in Keras.
-    Raises ``ValueError`` if a schedule has no ``steps_per_epoch``."""
+    The cosine schedule spans ``total_steps`` (default ``epochs x steps_per_epoch``). Raises
+    ``ValueError`` if a schedule has no ``steps_per_epoch``."""
     if training.schedule == "constant":
         return training.learning_rate
     if steps_per_epoch is None or steps_per_epoch < 1:
@@ -124,18 +129,19 @@ def learning_rate_schedule(training: TrainConfig, steps_per_epoch: int | None) -
         return S.ExponentialDecay(peak, decay_steps=training.decay_epochs * steps_per_epoch,
                                   decay_rate=training.decay_rate,
                                   staircase=training.schedule == "step")
-    total = training.epochs * steps_per_epoch
+    total = total_steps or training.epochs * steps_per_epoch
     warm = schedules.warmup_steps(training.warmup, total)
     return S.CosineDecay(0.0 if warm else peak, decay_steps=max(total - warm, 1),
                          warmup_target=peak if warm else None, warmup_steps=warm)
 
 
-def make_optimizer(training: TrainConfig, steps_per_epoch: int | None = None) -> Any:
+def make_optimizer(training: TrainConfig, steps_per_epoch: int | None = None,
+                   total_steps: int | None = None) -> Any:
     """The Keras optimizer ``training`` names, with its learning rate or schedule, its weight
     decay, and momentum/Nesterov where the optimizer has them; Keras's defaults for all that
     ``training`` leaves at None."""
     config: dict[str, Any] = {}
-    rate = learning_rate_schedule(training, steps_per_epoch)
+    rate = learning_rate_schedule(training, steps_per_epoch, total_steps)
     if rate is not None:
         config["learning_rate"] = rate
     if training.weight_decay is not None:
@@ -150,13 +156,14 @@ def make_optimizer(training: TrainConfig, steps_per_epoch: int | None = None) ->
     return keras.optimizers.get({"class_name": training.optimizer, "config": config})
 
 
-def compile_options(training: TrainConfig, steps_per_epoch: int | None = None) -> dict[str, Any]:
+def compile_options(training: TrainConfig, steps_per_epoch: int | None = None,
+                    total_steps: int | None = None) -> dict[str, Any]:
     """``model.compile``'s optimizer and loss for ``training``: ``make_optimizer``, and the
     categorical cross-entropy, with ``label_smoothing`` when it is not 0."""
     loss: Any = LOSS
     if training.label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=training.label_smoothing)
-    return {"optimizer": make_optimizer(training, steps_per_epoch), "loss": loss}
+    return {"optimizer": make_optimizer(training, steps_per_epoch, total_steps), "loss": loss}
 
 
 def keras_layer_table(model: keras.Model) -> list[tuple[str, tuple[int, ...], int]]:
