@@ -189,6 +189,9 @@ def cmd_study_check(args: argparse.Namespace) -> int:
           f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
     for note in notes:  # Optuna's warnings about the options, said once.
         print(f"note: {note}")
+    if config.fidelity is not None:
+        print(f"fidelity rungs: {config.fidelity.describe(config.train_size or 50_000)} (at "
+              f"least {config.fidelity.min_trials} trials reach a rung before it stops any)")
     if config.size_objective is not None:
         print(f"objectives: {config.metric} ({config.direction}) and {config.size_objective} "
               "(minimize): the front of the two is the answer")

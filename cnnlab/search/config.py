@@ -22,6 +22,10 @@ name = "median"                  # hyperband | threshold, with Optuna's options,
                                  # (cnnlab.pruning: margin, n_warmup_epochs, n_min_trials)
 n_warmup_steps = 2               # steps are epochs, from 1: none pruned after epoch 1
 
+[fidelity]                       # optional, instead of [pruner]: rungs of growing cost, the
+rungs = [{ epochs = 1, train_size = 5000 }, { epochs = 3 }]  # best third of each going on
+promote = 0.34                   # (cnnlab.spec.fidelity: ASHA)
+
 [training]
 epochs = 3
 batch_size = 256
