@@ -22,7 +22,8 @@ A search is run with the study's ``timeout`` (seconds of wall time per invocatio
 from its trials' own start and end times: a search's clock is the sum of its trials' durations in
 the order they finished (one worker), so that a search interrupted and resumed later (``run``
 again: it continues the searches that have time left, in the same order) is measured as if it
-had run in one go. A trial still training when the budget ends does not count. The stores live
+had run in one go (a search whose time is up leaves a ``.done`` file beside the stores). A
+trial still training when the budget ends does not count. The stores live
 outside the work tree (``--root``). ``table`` prints, per strategy, medians over the seeds with
 their range: trials trained and at full fidelity; the best full-fidelity validation accuracy at
 the checkpoints (a quarter, half and all of the budget); for each target, the share of seeds that
@@ -112,8 +113,11 @@ def trials_of(root: Path, strategy: str, seed: int) -> list:
     if name not in optuna.study.get_all_study_names(storage=storage):
         return []
     study = optuna.load_study(study_name=name, storage=storage)
+    # A trial whose process was killed (failed without a reason of its own, when the search was
+    # resumed) spans the gap between sessions: it is no part of the search's time.
     ended = [t for t in study.get_trials(deepcopy=False)
-             if t.datetime_complete is not None and t.datetime_start is not None]
+             if t.datetime_complete is not None and t.datetime_start is not None
+             and (t.state.name != "FAIL" or "fail_reason" in t.user_attrs)]
     return sorted(ended, key=lambda t: t.datetime_complete)
 
 
@@ -135,18 +139,25 @@ def run(root: Path, seeds: list[int], budget: float) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     for seed in seeds:
         for strategy in STRATEGIES:
+            if done_marker(root, strategy, seed).exists():
+                continue
             trials = trials_of(root, strategy, seed)
             used = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
             left = budget - used
-            if left < 30:
-                continue
             path = root / f"{strategy}-s{seed}.toml"
             path.write_text(study_file(strategy, seed, left))
             print(f"{time.strftime('%H:%M:%S')} {strategy} seed {seed}: {left:.0f} s left "
                   f"(load {os.getloadavg()[0]:.1f})", flush=True)
-            subprocess.run([sys.executable, "-m", "cnnlab.cli", "study", "run", str(path),
-                            "--storage", storage, "--tracking-uri", tracking],
-                           cwd=root, env=env, check=False)
+            ended = subprocess.run([sys.executable, "-m", "cnnlab.cli", "study", "run",
+                                    str(path), "--storage", storage, "--tracking-uri", tracking],
+                                   cwd=root, env=env, check=False)
+            if ended.returncode == 0:  # Its time is up (an interrupted one resumes next run).
+                done_marker(root, strategy, seed).touch()
+
+
+def done_marker(root: Path, strategy: str, seed: int) -> Path:
+    """The file that says a search ran to its budget."""
+    return root / f"{strategy}-s{seed}.done"
 
 
 def _median_range(values: list[float], fmt: str = "{:.0f}") -> str:
@@ -166,12 +177,10 @@ def table(root: Path, seeds: list[int], budget: float, targets: tuple[float, ...
             if not trials:
                 continue
             ended = timeline(trials, budget)
-            covered = sum((t.datetime_complete - t.datetime_start).total_seconds()
-                          for t in trials)
             full = [(c, t.values[0]) for c, t in ended
                     if t.state.name == "COMPLETE" and t.values]
             per_seed[seed] = {
-                "complete": covered >= budget * 0.98,
+                "complete": done_marker(root, strategy, seed).exists(),
                 "trained": sum(t.user_attrs.get("cnnlab_outcome") == "trained" for _, t in ended),
                 "full": len(full),
                 "best": {f: max([v for c, v in full if c <= f * budget], default=float("nan"))
