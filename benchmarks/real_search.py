@@ -178,7 +178,8 @@ def table(root: Path, seeds: list[int], budget: float, targets: tuple[float, ...
                 continue
             ended = timeline(trials, budget)
             full = [(c, t.values[0]) for c, t in ended
-                    if t.state.name == "COMPLETE" and t.values]
+                    if t.state.name == "COMPLETE" and t.values
+                    and t.user_attrs.get("cnnlab_outcome") == "trained"]
             per_seed[seed] = {
                 "complete": done_marker(root, strategy, seed).exists(),
                 "trained": sum(t.user_attrs.get("cnnlab_outcome") == "trained" for _, t in ended),
