@@ -44,7 +44,11 @@ def train(
     """Build, compile and fit ``spec``'s architecture as its training settings say (the
     recipe's schedule, weight decay, label smoothing and training-only augmentation too,
     ``cnnlab.train.model.build_model``); returns the model and the per-epoch history."""
-    from cnnlab.train.model import build_model, check_layer_table  # Keras: only when training.
+    from cnnlab.train.model import (  # Keras: only when training.
+        build_model,
+        check_layer_table,
+        fit_options,
+    )
 
     arch, config = spec.architecture, spec.training
     table = check_architecture(arch, None)  # Buildable, and under cnnlab's ceiling.
@@ -59,6 +63,7 @@ def train(
         validation_data=(data.validation.x, data.validation.y_onehot),
         callbacks=list(callbacks),
         verbose=verbose,
+        **fit_options(),
     )
     curves = {key: [float(v) for v in history.history.get(key, [])] for key in HISTORY_KEYS}
     return TrainResult(model, curves, table)
