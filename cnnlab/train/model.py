@@ -39,9 +39,11 @@ class Execution:
     validation_batch_size: int | None = None
 
 
-EXECUTION = Execution()
-"""What ``build_model`` and ``cnnlab.train.fit.train`` use for a recipe (``fit_options``);
-benchmarks/trials_per_hour.py measures the alternatives side by side."""
+EXECUTION = Execution(steps_per_execution=8)
+"""What ``build_model`` and ``cnnlab.train.fit.train`` use for a recipe (``fit_options``).
+8 steps a call: the same curves, and less CPU time per trial and per trace than one step a call
+(docs/benchmarks.md, "Trials per hour", measured with benchmarks/trials_per_hour.py against
+``Execution()``, Keras's defaults); a larger validation batch was not faster."""
 
 
 def fit_options() -> dict[str, Any]:
