@@ -7,16 +7,18 @@
 Trains in one process, as a study does (MNIST loaded once, ``clear_session(free_memory=True)``
 before each trial): ``--trials`` random draws from experiments/recipe_smallest.toml's search
 space (its training recipe: adam, cosine schedule with warm-up, batch 128, 4-5 conv layers with
-batch normalization, 1,000-9,000 parameters; draws over its ``max_params`` are drawn again), or
+batch normalization; draws over its ``max_params``, 6,529, are drawn again), or
 with ``--net notebook`` the notebook's CNN with cnnlab's defaults each time, through
 ``cnnlab.train.fit.train`` with ``TerminateOnNaN`` as a study trains them. Each rung
 (``EPOCHSxIMAGES``: epochs on the first IMAGES training images, validated on all 10,000
 validation images every epoch) trains every draw twice, once per variant, the order alternated
 draw by draw:
 
-- ``before``: ``cnnlab.train.model.Execution()``, today's settings (Keras's defaults);
-- ``after``: the settings given (``--steps-per-execution``, ``--validation-batch-size``,
-  ``--bf16`` for Keras's ``mixed_bfloat16`` policy).
+- ``before``: ``cnnlab.train.model.Execution()``, Keras's defaults (one step per call, the
+  training batch for validation), as cnnlab trained before issue 32;
+- ``after``: ``cnnlab.train.model.EXECUTION`` (8 steps per call) with what is given
+  (``--steps-per-execution``, ``--validation-batch-size``, ``--bf16`` for Keras's
+  ``mixed_bfloat16`` policy).
 
 Per trial: its wall and CPU time (clear_session to trained), its fixed cost (clear_session,
 build and compile, the trace of the training step and of the validation step: each call's time
@@ -170,9 +172,9 @@ def main() -> None:
     parser.add_argument("--net", choices=("recipe", "notebook"), default="recipe")
     parser.add_argument("--seed", type=int, default=24, help="of the draws (recipe_smallest's)")
     parser.add_argument("--steps-per-execution", type=int, default=None,
-                        help="after's (default: today's)")
+                        help="after's (default: cnnlab.train.model.EXECUTION's)")
     parser.add_argument("--validation-batch-size", type=int, default=None,
-                        help="after's (default: today's)")
+                        help="after's (default: cnnlab.train.model.EXECUTION's)")
     parser.add_argument("--bf16", action="store_true", help="after trains in mixed_bfloat16")
     parser.add_argument("--no-peak", action="store_true", help="skip the matmul peak")
     args = parser.parse_args()
