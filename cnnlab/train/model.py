@@ -33,17 +33,28 @@ class Execution:
     then run once per call, after its last step, while epoch-end callbacks still run after
     every epoch. ``validation_batch_size``: the batch of the validation pass each epoch
     (``model.fit``), None for the training batch; inference only (batch normalization uses its
-    moving statistics), so the scores do not depend on it beyond float rounding."""
+    moving statistics), so the scores do not depend on it beyond float rounding.
+    ``min_steps_per_epoch``: below it, one step a call (``steps_per_call``): a call of several
+    steps is a loop in the graph, slower to trace than one step, which a short epoch does not
+    win back."""
 
     steps_per_execution: int = 1
     validation_batch_size: int | None = None
+    min_steps_per_epoch: int = 0
+
+    def steps_per_call(self, steps_per_epoch: int | None) -> int:
+        """``steps_per_execution``, or 1 for an epoch of fewer than ``min_steps_per_epoch``."""
+        if steps_per_epoch is not None and steps_per_epoch < self.min_steps_per_epoch:
+            return 1
+        return self.steps_per_execution
 
 
-EXECUTION = Execution(steps_per_execution=8)
+EXECUTION = Execution(steps_per_execution=8, min_steps_per_epoch=64)
 """What ``build_model`` and ``cnnlab.train.fit.train`` use for a recipe (``fit_options``).
 8 steps a call: the same curves, and less CPU time per trial and per trace than one step a call
-(docs/benchmarks.md, "Trials per hour", measured with benchmarks/trials_per_hour.py against
-``Execution()``, Keras's defaults); a larger validation batch was not faster."""
+at 79 steps an epoch, but more at 4 (docs/benchmarks.md, "Trials per hour", measured with
+benchmarks/trials_per_hour.py against ``Execution()``, Keras's defaults); a larger validation
+batch was not faster."""
 
 
 def fit_options() -> dict[str, Any]:
@@ -110,7 +121,7 @@ def build_model(arch: Architecture, *, seed: int | None = None,
     model = keras.Model(inputs=inputs, outputs=outputs, name="cnnlab_cnn")
     if training is not None:
         model.compile(**compile_options(training, steps_per_epoch), metrics=list(METRICS),
-                      steps_per_execution=EXECUTION.steps_per_execution)
+                      steps_per_execution=EXECUTION.steps_per_call(steps_per_epoch))
         return model
     if learning_rate is not None:
         optimizer = keras.optimizers.get(

@@ -128,7 +128,8 @@ def test_clear_erases_only_a_drawn_line():
 
 
 def test_a_short_last_call_of_several_steps_counts_only_the_epochs_batches():
-    """With steps_per_execution 8 Keras ends a 2-batch epoch's one call at "step 7"."""
+    """With steps_per_execution 8 Keras ends an epoch's short last call as if it were whole:
+    a 2-batch epoch's one call at "step 7"."""
     stream = FakeTTY()
     callback = progress_callback("trial 1", 2, stream)
     callback.set_params({"epochs": 2, "steps": 2})
@@ -317,9 +318,7 @@ def test_run_training_draws_the_line_on_a_terminal_and_keeps_a_line_per_epoch(
                            experiment="progress", tracking_uri=tracking_uri, epoch_lines=True)
     assert outcome.result.epochs_run == 2
     out = terminal.getvalue()
-    # The live line (drawn after each call into TensorFlow's graph: up to
-    # model.EXECUTION.steps_per_execution batches), then each epoch's line stays:
-    assert "train  epoch 1/2  batch 2/2" in out
+    assert "train  epoch 1/2  batch 1/2" in out  # The live line, then each epoch's line stays:
     client = MlflowClient(tracking_uri)
     history = {key: [m.value for m in client.get_metric_history(outcome.run_id, key)]
                for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
