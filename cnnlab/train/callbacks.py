@@ -141,7 +141,10 @@ class ProgressLine(keras.callbacks.Callback):
         self._epoch, self._batch = epoch, None
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        self._batch = batch + 1
+        # With steps_per_execution > 1 Keras reports each call's last step as if every call
+        # were whole: an epoch's short last call would say "batch 8/2".
+        _, steps = self._planned()
+        self._batch = batch + 1 if not steps else min(batch + 1, steps)
         self._logs = dict(logs or {})
         if self.live:
             self._draw(force=False)

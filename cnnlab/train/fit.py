@@ -55,7 +55,11 @@ def train(
     every rung's steps. ``on_rung(index)`` is called after each rung but the last (index from
     0) and may raise to stop the training there (``optuna.TrialPruned``, say). Training stops
     too when a rung ends short (a callback stopped it: a NaN loss)."""
-    from cnnlab.train.model import build_model, check_layer_table  # Keras: only when training.
+    from cnnlab.train.model import (  # Keras: only when training.
+        build_model,
+        check_layer_table,
+        fit_options,
+    )
 
     arch, config = spec.architecture, spec.training
     table = check_architecture(arch, None)  # Buildable, and under cnnlab's ceiling.
@@ -80,6 +84,7 @@ def train(
             validation_data=(data.validation.x, data.validation.y_onehot),
             callbacks=list(callbacks),
             verbose=verbose,
+            **fit_options(),
         )
         for key in HISTORY_KEYS:
             curves[key] += [float(v) for v in history.history.get(key, [])]

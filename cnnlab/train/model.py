@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.spec import schedules
@@ -21,6 +22,48 @@ that a ``TrainConfig`` with ``rotation``, ``translation`` or ``zoom`` puts after
 they are no part of the architecture's layer table."""
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How Keras runs a recipe's training and validation steps; neither changes what is
+    computed (the same updates in the same order, the same metrics), only how often Python
+    hears of it.
+
+    ``steps_per_execution``: training steps per call into TensorFlow's graph
+    (``model.compile``); batch-level callbacks (``TerminateOnNaN``, the live progress line)
+    then run once per call, after its last step, while epoch-end callbacks still run after
+    every epoch. ``validation_batch_size``: the batch of the validation pass each epoch
+    (``model.fit``), None for the training batch; inference only (batch normalization uses its
+    moving statistics), so the scores do not depend on it beyond float rounding.
+    ``min_steps_per_epoch``: below it, one step a call (``steps_per_call``): a call of several
+    steps is a loop in the graph, slower to trace than one step, which a short epoch does not
+    win back."""
+
+    steps_per_execution: int = 1
+    validation_batch_size: int | None = None
+    min_steps_per_epoch: int = 0
+
+    def steps_per_call(self, steps_per_epoch: int | None) -> int:
+        """``steps_per_execution``, or 1 for an epoch of fewer than ``min_steps_per_epoch``."""
+        if steps_per_epoch is not None and steps_per_epoch < self.min_steps_per_epoch:
+            return 1
+        return self.steps_per_execution
+
+
+EXECUTION = Execution(steps_per_execution=8, min_steps_per_epoch=64)
+"""What ``build_model`` and ``cnnlab.train.fit.train`` use for a recipe (``fit_options``).
+8 steps a call: the same curves, and less CPU time per trial and per trace than one step a call
+at 79 steps an epoch, but more at 4 (docs/benchmarks.md, "Trials per hour", measured with
+benchmarks/trials_per_hour.py against ``Execution()``, Keras's defaults); a larger validation
+batch was not faster."""
+
+
+def fit_options() -> dict[str, Any]:
+    """``model.fit``'s keyword arguments from ``EXECUTION`` (none at Keras's defaults)."""
+    if EXECUTION.validation_batch_size is None:
+        return {}
+    return {"validation_batch_size": EXECUTION.validation_batch_size}
+
+
 def build_model(arch: Architecture, *, seed: int | None = None,
                 optimizer: str = OPTIMIZER, learning_rate: float | None = None,
                 training: TrainConfig | None = None, steps_per_epoch: int | None = None,
@@ -32,12 +75,13 @@ def build_model(arch: Architecture, *, seed: int | None = None,
 
     With ``training`` (a ``TrainConfig``; its optimizer and learning rate then win over
     ``optimizer`` and ``learning_rate``), the model is compiled with its recipe
-    (``compile_options``), and its augmentation layers come first (``augmentation_layers``):
-    Keras's preprocessing layers act only when called with ``training=True``, so ``fit``
-    augments the training batches and ``evaluate``/``predict`` and a saved model see the
-    images as they are. A schedule needs ``steps_per_epoch`` (``schedules.steps_per_epoch``);
-    ``total_steps`` is the training's optimizer updates in all when they are not ``epochs x
-    steps_per_epoch`` (rungs on growing training sets: ``Fidelity.total_steps``).
+    (``compile_options``) to run as ``EXECUTION`` says, and its augmentation layers come
+    first (``augmentation_layers``): Keras's preprocessing layers act only when called with
+    ``training=True``, so ``fit`` augments the training batches and ``evaluate``/``predict``
+    and a saved model see the images as they are. A schedule needs ``steps_per_epoch``
+    (``schedules.steps_per_epoch``); ``total_steps`` is the training's optimizer updates in all
+    when they are not ``epochs x steps_per_epoch`` (rungs on growing training sets:
+    ``Fidelity.total_steps``).
 
     The spec is checked with the shape arithmetic first, so an architecture whose feature map
     would shrink below 1x1 raises ``ArchitectureError`` before any layer exists. ``seed`` makes
@@ -79,7 +123,8 @@ def build_model(arch: Architecture, *, seed: int | None = None,
     model = keras.Model(inputs=inputs, outputs=outputs, name="cnnlab_cnn")
     if training is not None:
         model.compile(**compile_options(training, steps_per_epoch, total_steps),
-                      metrics=list(METRICS))
+                      metrics=list(METRICS),
+                      steps_per_execution=EXECUTION.steps_per_call(steps_per_epoch))
         return model
     if learning_rate is not None:
         optimizer = keras.optimizers.get(

@@ -126,6 +126,18 @@ def test_clear_erases_only_a_drawn_line():
     assert out.endswith(ERASE) and out.count(ERASE) == 1
 
 
+
+def test_a_short_last_call_of_several_steps_counts_only_the_epochs_batches():
+    """With steps_per_execution 8 Keras ends an epoch's short last call as if it were whole:
+    a 2-batch epoch's one call at "step 7"."""
+    stream = FakeTTY()
+    callback = progress_callback("trial 1", 2, stream)
+    callback.set_params({"epochs": 2, "steps": 2})
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    callback.on_train_batch_end(7, {"loss": 1.0})
+    assert "trial 1  epoch 1/2  batch 2/2  loss 1.0000" in stream.getvalue()
+
 def _screen(text: str) -> list[str]:
     """What a terminal shows after ``text``: "\\r" back to the line's start, "\\x1b[K" clears to
     its end, "\\n" a new line; the last line, if empty, is where the cursor waits."""
