@@ -19,13 +19,10 @@ from cnnlab.train.data import NUM_CLASSES, MnistSplits, Split, load_mnist
 from tests.studies import TINY, Stores
 
 # Trials of many short epochs: a trial is inside fit for seven epochs of eight, a window that
-# _freeze_in_trial's checks cannot miss: the process is stopped while each check reads the
-# storage, and runs only in the few hundredths of a second between checks.
+# _freeze_in_trial's checks (every few hundredths of a second) cannot miss on a fast machine.
 SLOW_EPOCHS = 8
-SLOW = TINY.replace("epochs = 2", f"epochs = {SLOW_EPOCHS}")
-# Two workers must be caught inside fit at one instant: there, trials whose fit is most of
-# their time (longer epochs), so that the two overlap often.
-SLOW_WORKERS = SLOW.replace("train_size = 512", "train_size = 2048")
+SLOW = TINY.replace("epochs = 2", f"epochs = {SLOW_EPOCHS}").replace("train_size = 512",
+                                                                     "train_size = 2048")
 
 
 def _command(stores: Stores, *extra: str) -> list[str]:
@@ -312,7 +309,7 @@ def _start_workers(stores: Stores) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_sigterm_to_the_workers_parent_ends_every_worker(tmp_path: Path) -> None:
-    stores = Stores(tmp_path, SLOW_WORKERS.replace("n_trials = 3", "n_trials = 8"))
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 8"))
     parent = _start_workers(stores)
     workers = _freeze_workers(stores, parent)
     parent.send_signal(signal.SIGTERM)
@@ -336,7 +333,7 @@ def test_sigterm_to_the_workers_parent_ends_every_worker(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_a_worker_killed_by_a_signal_makes_the_command_fail(tmp_path: Path) -> None:
-    stores = Stores(tmp_path, SLOW_WORKERS.replace("n_trials = 3", "n_trials = 4"))
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 4"))
     parent = _start_workers(stores)
     workers = _freeze_workers(stores, parent)
     victim, survivor = sorted(workers)
