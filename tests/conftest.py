@@ -43,6 +43,40 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
+HEAVIEST_FIRST = (
+    "tests/study/test_faults.py",
+    "tests/study/test_interrupts.py",
+    "tests/tracking/test_store_faults.py",
+    "tests/study/test_tracking_server.py",
+    "tests/test_anytime.py",
+    "tests/search/test_search.py",
+    "tests/study/test_front_study.py",
+    "tests/study/test_script_study.py",
+    "tests/results/test_evaluate.py",
+    "tests/study/test_postgres.py",
+    "tests/test_console.py",
+)
+"""The test files that took longest (``--durations``, docs/development.md), longest first."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Test files in the order that keeps two processes busy to the end (pytest-xdist hands
+    out one file at a time, in this order, with ``--no-loadscope-reorder``): the longest
+    known first, then the other files by how many slow tests they hold, files of quick tests
+    last, to fill in beside the long ones. Within a file the order is kept."""
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.nodeid.split("::")[0]] = slow.get(item.nodeid.split("::")[0], 0) + (
+            item.get_closest_marker("slow") is not None)
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = item.nodeid.split("::")[0]
+        known = HEAVIEST_FIRST.index(path) if path in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
+        return known, -slow[path]
+
+    items.sort(key=rank)  # Stable: the collection's order among equals.
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fuzz-examples", type=int, default=20,
                      help="examples per property in tests/test_fuzz.py (default 20; CI's)")

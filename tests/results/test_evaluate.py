@@ -32,12 +32,13 @@ def _study(root: Path, name: str, n_trials: int = 2) -> Stores:
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     """One store with four small studies: evaluated once, raced, crashed, and guarded (every
-    evaluation of it is refused)."""
+    evaluation of it is refused). A crashed evaluation is completed on another trial, and a
+    raced study is copied whole into a new one: those two have two trials, the others one."""
     root = tmp_path_factory.mktemp("evaluate")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for name in ("once", "race", "crash", "guarded"):
-            stores = _study(root, name)
+        for name, n_trials in (("once", 1), ("race", 2), ("crash", 2), ("guarded", 1)):
+            stores = _study(root, name, n_trials)
             assert stores.run() == 0
     return stores
 

@@ -117,23 +117,24 @@ def test_an_edited_script_is_refused_as_an_edited_study_file(twin: str, tmp_path
     assert len(stores.study("tiny").trials) == 2
 
 
-def test_python_script_with_two_workers_draws_what_one_process_draws(tmp_path: Path) -> None:
+def test_python_script_with_two_workers_draws_what_one_process_draws(
+        tmp_path: Path, monkeypatch) -> None:
     """``python tiny.py --workers 2``: the script loaded in each worker process; each trial
-    number's draw is the one a single `cnnlab study run tiny.py` makes."""
+    number's draw is the one a single `cnnlab study run tiny.py` makes (run in this process:
+    no start-up of its own)."""
     text = TINY_SCRIPT.replace("n_trials=3", "n_trials=4").replace('"epochs": 2', '"epochs": 1')
     single = _stores(tmp_path / "single", text, "tiny.py")
     pair = _stores(tmp_path / "pair", text, "tiny.py")
+    monkeypatch.chdir(single.root)
+    assert single.run() == 0
     repo = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    for stores, command in ((single, [sys.executable, "-m", "cnnlab.cli", "study", "run"]),
-                            (pair, [sys.executable])):
-        extra = ["--workers", "2"] if stores is pair else []
-        result = subprocess.run(
-            [*command, str(stores.file), "--storage", stores.storage, "--tracking-uri",
-             stores.tracking, *extra], cwd=stores.root, capture_output=True, text=True,
-            timeout=600, env=env)
-        assert result.returncode == 0, result.stderr
+    result = subprocess.run(
+        [sys.executable, str(pair.file), "--storage", pair.storage, "--tracking-uri",
+         pair.tracking, "--workers", "2"], cwd=pair.root, capture_output=True, text=True,
+        timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
     trials = pair.study("tiny").trials
     assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in trials}) == 2
     assert _trials(pair) == _trials(single) and len(trials) == 4

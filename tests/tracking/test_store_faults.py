@@ -309,13 +309,13 @@ def test_a_store_that_cannot_be_written_is_one_sentence(tmp_path: Path, made: Pa
 
 
 @pytest.mark.slow  # Trains one tiny trial.
-def test_a_finished_study_with_nothing_to_do_writes_nothing(tmp_path: Path) -> None:
+def test_a_finished_study_with_nothing_to_do_writes_nothing(tmp_path: Path, run) -> None:
     from tests.studies import TINY
 
     study = tmp_path / "tiny.toml"
     study.write_text(TINY.replace("n_trials = 3", "n_trials = 1")
                      .replace("epochs = 2", "epochs = 1"))
-    first = cnnlab("study", "run", str(study), cwd=tmp_path, timeout=600)
+    first = run("study", "run", str(study))  # The study made here; the commands after, anew.
     assert first.returncode == 0, first.stderr[-3000:]
     folder = tmp_path / "mlruns"
     before = digests(folder)
@@ -360,7 +360,7 @@ def test_a_full_disk_is_one_sentence_naming_the_store(tmp_path: Path, made: Path
 @pytest.mark.slow  # Trains a tiny study, then runs it on a disk that fills up.
 @pytest.mark.skipif(not ROOT, reason="a small tmpfs needs root and unshare")
 def test_a_disk_that_fills_during_a_study_is_one_sentence_and_the_study_run_ends(
-        tmp_path: Path) -> None:
+        tmp_path: Path, run) -> None:
     from mlflow.tracking import MlflowClient
 
     from tests.studies import TINY
@@ -368,7 +368,7 @@ def test_a_disk_that_fills_during_a_study_is_one_sentence_and_the_study_run_ends
     study = tmp_path / "tiny.toml"
     study.write_text(TINY.replace("n_trials = 3", "n_trials = 1")
                      .replace("epochs = 2", "epochs = 1"))
-    first = cnnlab("study", "run", str(study), cwd=tmp_path, timeout=600)
+    first = run("study", "run", str(study))  # The study made here; its next trial anew.
     assert first.returncode == 0, first.stderr[-3000:]
     disk, after = tmp_path / "disk", tmp_path / "after"
     disk.mkdir()
