@@ -161,6 +161,9 @@ def done_marker(root: Path, strategy: str, seed: int) -> Path:
 
 
 def _median_range(values: list[float], fmt: str = "{:.0f}") -> str:
+    """``median [min-max]`` of the values that are numbers; ``-`` if none is (a search with
+    no full-fidelity trial by a checkpoint has no best there)."""
+    values = [v for v in values if v == v]
     if not values:
         return "-"
     return (fmt.format(statistics.median(values)) + " [" + fmt.format(min(values)) + "-"
