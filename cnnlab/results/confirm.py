@@ -366,40 +366,31 @@ def confirm_if_asked(config: Any, study: Any, stores: Stores, *, data: Any = Non
 
 def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: Any,
                client: Any, experiment_id: str, parent: str, study: Any) -> tuple[float, str]:
-    """One seed of one entry, as a run nested under the study's run; its last epoch's
-    validation score and the run's id."""
-    import mlflow
-
-    from cnnlab.tracking.training_run import train_and_record
+    """One seed of one entry, as a run nested under the study's run (a ``TrainingRun``); its
+    last epoch's validation score and the run's id."""
+    from cnnlab.tracking.training_run import TrainingRun
     from cnnlab.train.callbacks import TerminateOnNaN
     from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
     keras.backend.clear_session(free_memory=True)
     label = f"trial-{key}" if key != BASELINE else "notebook-cnn"
-    run = client.create_run(experiment_id, run_name=f"confirm-{label}-seed{index + 1}", tags={
-        PARENT_RUN_TAG: parent, KIND_TAG: KIND_CONFIRM,
-        STUDY_TAG: study.study_name, STUDY_UID_TAG: study.user_attrs.get(UID_ATTR, ""),
-        CONFIRMS_TAG: key, SEED_TAG: str(spec.training.seed),
-        COMMAND_TAG: tracking.command_line()})
-    status = "FAILED"
-    try:
-        with mlflow.start_run(run_id=run.info.run_id):
-            result = train_and_record(
-                spec, data, label=f"confirm {label} seed {index + 1}/{count}",
-                callbacks=[TerminateOnNaN()], log_model=False,
-                extra_params={"confirms": key, "confirm_seed_index": index})
-            curve = result.history.get(config.metric, [])
-            value = curve[-1] if curve else math.nan
-            tracking.log_batch(metrics={"objective": value} if math.isfinite(value) else None,
-                               tags={STATE_TAG: "COMPLETE"})
-            status = "FINISHED"
-    finally:
-        if status != "FINISHED":
-            client.set_terminated(run.info.run_id, "FAILED")
+    tags = {PARENT_RUN_TAG: parent, KIND_TAG: KIND_CONFIRM,
+            STUDY_TAG: study.study_name, STUDY_UID_TAG: study.user_attrs.get(UID_ATTR, ""),
+            CONFIRMS_TAG: key, SEED_TAG: str(spec.training.seed),
+            COMMAND_TAG: tracking.command_line()}
+    with TrainingRun(spec, data, client=client, experiment_id=experiment_id,
+                     run_name=f"confirm-{label}-seed{index + 1}", tags=tags,
+                     label=f"confirm {label} seed {index + 1}/{count}",
+                     params={"confirms": key, "confirm_seed_index": index}) as run:
+        result = run.train([TerminateOnNaN()])
+        curve = result.history.get(config.metric, [])
+        value = curve[-1] if curve else math.nan
+        run.finish(tags={STATE_TAG: "COMPLETE"}, objective=value, model=False)
     if not math.isfinite(value):
         value = 0.0 if T.maximizes(study) else math.inf  # A diverged seed scores the worst.
-    return value, run.info.run_id
+    assert run.run_id is not None
+    return value, run.run_id
 
 
 def _check_data(study: Any, data: Any) -> None:
