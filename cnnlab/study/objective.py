@@ -47,6 +47,7 @@ from cnnlab.spec.architecture import check_architecture
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking import liveness
 from cnnlab.tracking.stores import fail_stale
+from cnnlab.tracking.study_run import LOST, TrialLost
 from cnnlab.train import faults
 from cnnlab.train.data import MnistSplits
 
@@ -93,17 +94,6 @@ class _NoRecord:
 
 class DivergedError(ArithmeticError):
     """A trial whose loss became NaN or infinite."""
-
-
-class TrialLost(RuntimeError):
-    """This process's trial was ended by another process while this one was silent (stopped,
-    or cut off from the storage, past the heartbeat's grace period, on another host): Optuna
-    cannot be told its result any more. The runner ends it with one line and goes on."""
-
-
-LOST = ("failed by another process: no heartbeat from this one for over the grace period "
-        "(stopped, suspended or cut off from the storage); its result is dropped")
-"""The reason on the run of a trial that another process failed (``TrialLost``)."""
 
 
 def is_lost(trial: Any) -> bool:

@@ -36,8 +36,7 @@ from cnnlab.search.factory import make_pruner, make_sampler
 from cnnlab.spec.words import count
 from cnnlab.study import identity
 from cnnlab.study.loop import Budget, ProgressPrinter, untrained_limit
-from cnnlab.study.objective import KNOWN_FAILURES, Objective, TrialLost, current
-from cnnlab.study.study_run import StudyTracker
+from cnnlab.study.objective import KNOWN_FAILURES, Objective, current
 from cnnlab.tracking import liveness
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.preflight import (
@@ -60,6 +59,7 @@ from cnnlab.tracking.stores import (
     sqlite_path,
     trial_id,
 )
+from cnnlab.tracking.study_run import StudyTracker, TrialLost
 from cnnlab.train.data import MnistSplits, load_mnist
 
 Out = Callable[[str], None]

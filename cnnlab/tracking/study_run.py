@@ -76,13 +76,23 @@ from cnnlab.names import (
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
 from cnnlab.spec.trialspec import TrialSpec
-from cnnlab.study.objective import LOST, TrialLost
 from cnnlab.tracking import preflight
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.stores import resolve_tracking_uri, sqlite_path
 from cnnlab.tracking.training_run import TrainingRun
 from cnnlab.train import faults
 from cnnlab.train.data import MnistSplits
+
+
+class TrialLost(RuntimeError):
+    """This process's trial was ended by another process while this one was silent (stopped,
+    or cut off from the storage, past the heartbeat's grace period, on another host): Optuna
+    cannot be told its result any more. The study loop ends it with one line and goes on."""
+
+
+LOST = ("failed by another process: no heartbeat from this one for over the grace period "
+        "(stopped, suspended or cut off from the storage); its result is dropped")
+"""The reason on the run of a trial that another process failed (``TrialLost``)."""
 
 RAISED = "the trial raised an error"
 """The reason on a trial's run that ended in an error of no known reason."""
