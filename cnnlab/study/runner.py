@@ -241,13 +241,14 @@ def optimize(study: Any, storage: Any, objective: Objective, callbacks: list[Any
     before = drawn()
     started = time.monotonic()
     exhausted = False
+    study_id = storage.get_study_id_from_name(study.study_name)
     try:
         while not budget.done and (budget.to_train is None or budget.to_train > 0):
             if config.timeout is not None and time.monotonic() - started >= config.timeout:
                 break
             fail_stale(study)
             trial = _ask(study)
-            with heartbeats(storage, trial_id(storage, study.study_name, trial.number)):
+            with heartbeats(storage, trial_id(storage, study_id, trial.number)):
                 try:
                     values, state = objective(trial), TrialState.COMPLETE
                 except optuna.TrialPruned:

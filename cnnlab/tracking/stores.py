@@ -330,11 +330,11 @@ def open_storage(url: str) -> Any:
         raise ConfigError(f"cannot open the Optuna storage {redact(url)}: {reason}") from None
 
 
-def trial_id(storage: Any, study_name: str, number: int) -> int:
-    """The storage's id of trial ``number`` of study ``study_name`` (Optuna's public storage
-    API; a ``Trial`` keeps its id private)."""
-    return storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(study_name), number)
+def trial_id(storage: Any, study_id: int, number: int) -> int:
+    """The storage's id of trial ``number`` of the study whose storage id is ``study_id``
+    (``storage.get_study_id_from_name``): Optuna's public storage API, since a ``Trial`` keeps
+    its id private."""
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
 
 @contextlib.contextmanager
