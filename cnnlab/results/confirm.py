@@ -28,11 +28,7 @@ from cnnlab.names import (
     COMMAND_TAG,
     CONFIG_ATTR,
     CONFIG_KEY_ATTR,
-    CONFIRM_RANK_TAG,
-    CONFIRM_TIED_TAG,
     CONFIRMED_ATTR,
-    CONFIRMED_BEST_TAG,
-    CONFIRMED_TIED_TAG,
     CONFIRMS_TAG,
     DATA_ATTR,
     EVALUATION_ATTR,
@@ -42,7 +38,6 @@ from cnnlab.names import (
     N_PARAMS_ATTR,
     PARENT_RUN_ATTR,
     PARENT_RUN_TAG,
-    RUN_ID_ATTR,
     SEED_TAG,
     SPEC_ATTR,
     STATE_TAG,
@@ -55,6 +50,7 @@ from cnnlab.spec import words
 from cnnlab.spec.ranking import Ranking, Summary, rank, summarize
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.stores import Stores
+from cnnlab.tracking.study_run import record_confirmation
 
 BASELINE = "notebook"
 """The key of the notebook's CNN among the confirmed entries."""
@@ -254,8 +250,8 @@ def confirm_study(
         "tied_with_best": list(ranking.tied_with_best),
     })
     study.set_user_attr(CONFIRMED_ATTR, record)
-    _record_in_mlflow(client, study.user_attrs[PARENT_RUN_ATTR], study, ranking, record, base,
-                      config)
+    record_confirmation(client, study.user_attrs[PARENT_RUN_ATTR], study, ranking, record, base,
+                        config)
     _print(ranking, base, record, config, out, maximize=maximize)
     return Confirmation(ranking, base, record)
 
@@ -401,48 +397,6 @@ def _check_data(study: Any, data: Any) -> None:
             f"study '{study.study_name}' ran on other data (training {was['train_sha256'][:12]},"
             f" validation {was['val_sha256'][:12]}); point --data-dir or CNNLAB_MNIST_DIR at "
             "the data it ran on.")
-
-
-def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
-                      record: dict[str, Any], base: Summary | None, config: Any) -> None:
-    """The study run gets the record (``confirm.json``) and tags; each confirmed trial's run
-    its mean, standard deviation, interval, seed count and rank."""
-    from mlflow.entities import Metric, RunTag
-
-    from cnnlab.tracking import study_plots
-
-    race = tracking.once_more_on_a_race
-    client.log_dict(parent, record, "confirm.json")
-    # Now with the confirmed means.
-    fig = study_plots.front_figure(study, config.metric, config.size_attr)
-    client.log_figure(parent, fig, "plots/front.png")
-    study_plots.close(fig)
-    race(client.set_tag, parent, CONFIRMED_BEST_TAG, str(ranking.best.key))
-    race(client.set_tag, parent, CONFIRMED_TIED_TAG,
-         " ".join(f"#{k}" for k in ranking.tied_with_best))
-    if base is not None:
-        stamp = int(time.time() * 1000)
-        client.log_batch(parent, metrics=[Metric("notebook_confirm_mean", base.mean, stamp, 0),
-                                          Metric("notebook_confirm_std", base.std, stamp, 0)])
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    stamp = int(time.time() * 1000)
-    for summary in ranking.entries:
-        trial = trials.get(int(summary.key))
-        run_id = trial.user_attrs.get(RUN_ID_ATTR) if trial is not None else None
-        if run_id is None:
-            continue
-        values = {"confirm_mean": summary.mean, "confirm_std": summary.std,
-                  "confirm_n": summary.n, "confirm_ci_low": summary.ci_low,
-                  "confirm_ci_high": summary.ci_high}
-        try:
-            client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0)
-                                              for k, v in values.items()],
-                             tags=[RunTag(CONFIRM_RANK_TAG,
-                                          str(ranking.rank(summary.key))),
-                                   RunTag(CONFIRM_TIED_TAG,
-                                          str(summary.key in ranking.tied_with_best).lower())])
-        except Exception:  # A copied trial's run lives in another study's experiment.
-            continue
 
 
 def _print(ranking: Ranking, base: Summary | None, record: dict[str, Any], config: Any,

@@ -46,6 +46,10 @@ from cnnlab.names import (
     BEST_RUN_ID_TAG,
     BEST_TRIAL_TAG,
     COMMAND_TAG,
+    CONFIRM_RANK_TAG,
+    CONFIRM_TIED_TAG,
+    CONFIRMED_BEST_TAG,
+    CONFIRMED_TIED_TAG,
     DESIGN_KNOB_ATTR,
     DESIGN_VALUE_ATTR,
     DUPLICATE_OF_ATTR,
@@ -75,6 +79,7 @@ from cnnlab.names import (
 )
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
+from cnnlab.spec.ranking import Ranking, Summary
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking import preflight
 from cnnlab.tracking import runs as tracking
@@ -634,6 +639,49 @@ class StudySummary:
                                                    self.config.size_attr).items():
             self.client.log_figure(self.parent_run_id, fig, path)
             study_plots.close(fig)
+
+
+def record_confirmation(client: Any, parent: str, study: Any, ranking: Ranking,
+                        record: dict[str, Any], base: Summary | None, config: Any) -> None:
+    """A confirmation (``cnnlab.results.confirm``) in MLflow: the study run gets the record
+    (``confirm.json``) and tags; each confirmed trial's run its mean, standard deviation,
+    interval, seed count and rank."""
+    from mlflow.entities import Metric, RunTag
+
+    from cnnlab.tracking import study_plots
+
+    race = tracking.once_more_on_a_race
+    client.log_dict(parent, record, "confirm.json")
+    # Now with the confirmed means.
+    fig = study_plots.front_figure(study, config.metric, config.size_attr)
+    client.log_figure(parent, fig, "plots/front.png")
+    study_plots.close(fig)
+    race(client.set_tag, parent, CONFIRMED_BEST_TAG, str(ranking.best.key))
+    race(client.set_tag, parent, CONFIRMED_TIED_TAG,
+         " ".join(f"#{k}" for k in ranking.tied_with_best))
+    if base is not None:
+        stamp = int(time.time() * 1000)
+        client.log_batch(parent, metrics=[Metric("notebook_confirm_mean", base.mean, stamp, 0),
+                                          Metric("notebook_confirm_std", base.std, stamp, 0)])
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    stamp = int(time.time() * 1000)
+    for summary in ranking.entries:
+        trial = trials.get(int(summary.key))
+        run_id = trial.user_attrs.get(RUN_ID_ATTR) if trial is not None else None
+        if run_id is None:
+            continue
+        values = {"confirm_mean": summary.mean, "confirm_std": summary.std,
+                  "confirm_n": summary.n, "confirm_ci_low": summary.ci_low,
+                  "confirm_ci_high": summary.ci_high}
+        try:
+            client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0)
+                                              for k, v in values.items()],
+                             tags=[RunTag(CONFIRM_RANK_TAG,
+                                          str(ranking.rank(summary.key))),
+                                   RunTag(CONFIRM_TIED_TAG,
+                                          str(summary.key in ranking.tied_with_best).lower())])
+        except Exception:  # A copied trial's run lives in another study's experiment.
+            continue
 
 
 def _runs_of_kind(client: Any, experiment_id: str, kind: str) -> list[Any]:
