@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -262,6 +263,8 @@ def optimize(study: Any, storage: Any, objective: Objective, callbacks: list[Any
                 except (Exception, KeyboardInterrupt):
                     _tell(study, trial, None, TrialState.FAIL)
                     raise
+            if values is not None and not all(map(math.isfinite, _as_list(values))):
+                values, state = None, TrialState.FAIL  # As study.optimize tells a NaN.
             frozen, exhausted = _tell(study, trial, values, state)
             if frozen.state != state and frozen.state == TrialState.FAIL and values is not None:
                 if lost is not None:  # Failed elsewhere between its last check and the tell.
@@ -279,6 +282,10 @@ def optimize(study: Any, storage: Any, objective: Objective, callbacks: list[Any
             f"stopped: the sampler has nothing left to draw ({config.sampler.name} has judged "
             "every configuration of the space); widen the search or lower n_trials.")
     return drawn() - before
+
+
+def _as_list(values: Any) -> list[float]:
+    return list(values) if isinstance(values, tuple | list) else [values]
 
 
 def _ask(study: Any) -> Any:
