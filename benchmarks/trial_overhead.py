@@ -182,10 +182,12 @@ def main() -> None:
     sources: dict[str, str] = {}
     tmp = tempfile.TemporaryDirectory()
     if args.before:
+        # The revision's files only (git archive): no worktree is added to the repository.
         worktree = os.path.join(tmp.name, "before")
-        subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "worktree",
-                        "add", "--detach", worktree, args.before], check=True,
-                       capture_output=True)
+        os.makedirs(worktree)
+        archive = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
+                                  "archive", args.before], check=True, capture_output=True)
+        subprocess.run(["tar", "x", "-C", worktree], input=archive.stdout, check=True)
         label = f"cnnlab@{args.before}"
         loops.insert(loops.index("cnnlab") + 1 if "cnnlab" in loops else len(loops), label)
         sources[label] = worktree
@@ -213,10 +215,6 @@ def main() -> None:
                   "trial's start to the next's "
                   f"(networks of {record['params'][0]:,}-{record['params'][1]:,} parameters)",
                   flush=True)
-    if args.before:
-        subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "worktree",
-                        "remove", "--force", sources[f"cnnlab@{args.before}"]],
-                       capture_output=True)
     tmp.cleanup()
     same = len({json.dumps(s) for s in sizes.values()}) == 1
     print(f"the same networks in every loop: {'yes' if same else 'NO'}")

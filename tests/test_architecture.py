@@ -153,3 +153,24 @@ def test_a_study_s_configuration_visits_each_module_once_on_its_way_to_a_trial(
     assert path[0] == "cnnlab.cli" and path[-1] == "cnnlab.study.objective", path
     layers = [_layer(m) for m in path]
     assert layers == sorted(layers, reverse=True), path
+
+
+OPTUNA_PRIVATE = ("_storage", "_study_id", "_trial_id", "_thread_local", "_stop_flag",
+                  "_cached_frozen_trial")
+"""Private attributes of Optuna's studies and trials (what ``study.optimize`` keeps to itself)."""
+
+
+def test_the_study_loop_uses_no_private_optuna_attribute_nor_optuna_s_messages():
+    """The study and its records (``cnnlab/study/``, ``cnnlab/tracking/``) reach Optuna through
+    its public API: no private attribute of a study or trial is read, and no error of Optuna's
+    is recognised by its words (a lost trial is found by its state)."""
+    found = []
+    for folder in ("study", "tracking"):
+        for path in sorted((PACKAGE / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and node.attr in OPTUNA_PRIVATE:
+                    found.append(f"{path.name}:{node.lineno} .{node.attr}")
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                        node.value.startswith(("Cannot tell a ", "Should not reach")):
+                    found.append(f"{path.name}:{node.lineno} {node.value!r}")
+    assert not found, found

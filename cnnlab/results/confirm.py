@@ -28,11 +28,7 @@ from cnnlab.names import (
     COMMAND_TAG,
     CONFIG_ATTR,
     CONFIG_KEY_ATTR,
-    CONFIRM_RANK_TAG,
-    CONFIRM_TIED_TAG,
     CONFIRMED_ATTR,
-    CONFIRMED_BEST_TAG,
-    CONFIRMED_TIED_TAG,
     CONFIRMS_TAG,
     DATA_ATTR,
     EVALUATION_ATTR,
@@ -42,7 +38,6 @@ from cnnlab.names import (
     N_PARAMS_ATTR,
     PARENT_RUN_ATTR,
     PARENT_RUN_TAG,
-    RUN_ID_ATTR,
     SEED_TAG,
     SPEC_ATTR,
     STATE_TAG,
@@ -55,6 +50,7 @@ from cnnlab.spec import words
 from cnnlab.spec.ranking import Ranking, Summary, rank, summarize
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.stores import Stores
+from cnnlab.tracking.study_run import record_confirmation
 
 BASELINE = "notebook"
 """The key of the notebook's CNN among the confirmed entries."""
@@ -254,8 +250,8 @@ def confirm_study(
         "tied_with_best": list(ranking.tied_with_best),
     })
     study.set_user_attr(CONFIRMED_ATTR, record)
-    _record_in_mlflow(client, study.user_attrs[PARENT_RUN_ATTR], study, ranking, record, base,
-                      config)
+    record_confirmation(client, study.user_attrs[PARENT_RUN_ATTR], study, ranking, record, base,
+                        config)
     _print(ranking, base, record, config, out, maximize=maximize)
     return Confirmation(ranking, base, record)
 
@@ -366,40 +362,31 @@ def confirm_if_asked(config: Any, study: Any, stores: Stores, *, data: Any = Non
 
 def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: Any,
                client: Any, experiment_id: str, parent: str, study: Any) -> tuple[float, str]:
-    """One seed of one entry, as a run nested under the study's run; its last epoch's
-    validation score and the run's id."""
-    import mlflow
-
-    from cnnlab.tracking.training_run import train_and_record
+    """One seed of one entry, as a run nested under the study's run (a ``TrainingRun``); its
+    last epoch's validation score and the run's id."""
+    from cnnlab.tracking.training_run import TrainingRun
     from cnnlab.train.callbacks import TerminateOnNaN
     from cnnlab.train.quiet import import_keras
 
     keras = import_keras()
     keras.backend.clear_session(free_memory=True)
     label = f"trial-{key}" if key != BASELINE else "notebook-cnn"
-    run = client.create_run(experiment_id, run_name=f"confirm-{label}-seed{index + 1}", tags={
-        PARENT_RUN_TAG: parent, KIND_TAG: KIND_CONFIRM,
-        STUDY_TAG: study.study_name, STUDY_UID_TAG: study.user_attrs.get(UID_ATTR, ""),
-        CONFIRMS_TAG: key, SEED_TAG: str(spec.training.seed),
-        COMMAND_TAG: tracking.command_line()})
-    status = "FAILED"
-    try:
-        with mlflow.start_run(run_id=run.info.run_id):
-            result = train_and_record(
-                spec, data, label=f"confirm {label} seed {index + 1}/{count}",
-                callbacks=[TerminateOnNaN()], log_model=False,
-                extra_params={"confirms": key, "confirm_seed_index": index})
-            curve = result.history.get(config.metric, [])
-            value = curve[-1] if curve else math.nan
-            tracking.log_batch(metrics={"objective": value} if math.isfinite(value) else None,
-                               tags={STATE_TAG: "COMPLETE"})
-            status = "FINISHED"
-    finally:
-        if status != "FINISHED":
-            client.set_terminated(run.info.run_id, "FAILED")
+    tags = {PARENT_RUN_TAG: parent, KIND_TAG: KIND_CONFIRM,
+            STUDY_TAG: study.study_name, STUDY_UID_TAG: study.user_attrs.get(UID_ATTR, ""),
+            CONFIRMS_TAG: key, SEED_TAG: str(spec.training.seed),
+            COMMAND_TAG: tracking.command_line()}
+    with TrainingRun(spec, data, client=client, experiment_id=experiment_id,
+                     run_name=f"confirm-{label}-seed{index + 1}", tags=tags,
+                     label=f"confirm {label} seed {index + 1}/{count}",
+                     params={"confirms": key, "confirm_seed_index": index}) as run:
+        result = run.train([TerminateOnNaN()])
+        curve = result.history.get(config.metric, [])
+        value = curve[-1] if curve else math.nan
+        run.finish(tags={STATE_TAG: "COMPLETE"}, objective=value, model=False)
     if not math.isfinite(value):
         value = 0.0 if T.maximizes(study) else math.inf  # A diverged seed scores the worst.
-    return value, run.info.run_id
+    assert run.run_id is not None
+    return value, run.run_id
 
 
 def _check_data(study: Any, data: Any) -> None:
@@ -410,48 +397,6 @@ def _check_data(study: Any, data: Any) -> None:
             f"study '{study.study_name}' ran on other data (training {was['train_sha256'][:12]},"
             f" validation {was['val_sha256'][:12]}); point --data-dir or CNNLAB_MNIST_DIR at "
             "the data it ran on.")
-
-
-def _record_in_mlflow(client: Any, parent: str, study: Any, ranking: Ranking,
-                      record: dict[str, Any], base: Summary | None, config: Any) -> None:
-    """The study run gets the record (``confirm.json``) and tags; each confirmed trial's run
-    its mean, standard deviation, interval, seed count and rank."""
-    from mlflow.entities import Metric, RunTag
-
-    from cnnlab.tracking import study_plots
-
-    race = tracking.once_more_on_a_race
-    client.log_dict(parent, record, "confirm.json")
-    # Now with the confirmed means.
-    fig = study_plots.front_figure(study, config.metric, config.size_attr)
-    client.log_figure(parent, fig, "plots/front.png")
-    study_plots.close(fig)
-    race(client.set_tag, parent, CONFIRMED_BEST_TAG, str(ranking.best.key))
-    race(client.set_tag, parent, CONFIRMED_TIED_TAG,
-         " ".join(f"#{k}" for k in ranking.tied_with_best))
-    if base is not None:
-        stamp = int(time.time() * 1000)
-        client.log_batch(parent, metrics=[Metric("notebook_confirm_mean", base.mean, stamp, 0),
-                                          Metric("notebook_confirm_std", base.std, stamp, 0)])
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    stamp = int(time.time() * 1000)
-    for summary in ranking.entries:
-        trial = trials.get(int(summary.key))
-        run_id = trial.user_attrs.get(RUN_ID_ATTR) if trial is not None else None
-        if run_id is None:
-            continue
-        values = {"confirm_mean": summary.mean, "confirm_std": summary.std,
-                  "confirm_n": summary.n, "confirm_ci_low": summary.ci_low,
-                  "confirm_ci_high": summary.ci_high}
-        try:
-            client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0)
-                                              for k, v in values.items()],
-                             tags=[RunTag(CONFIRM_RANK_TAG,
-                                          str(ranking.rank(summary.key))),
-                                   RunTag(CONFIRM_TIED_TAG,
-                                          str(summary.key in ranking.tied_with_best).lower())])
-        except Exception:  # A copied trial's run lives in another study's experiment.
-            continue
 
 
 def _print(ranking: Ranking, base: Summary | None, record: dict[str, Any], config: Any,

@@ -142,8 +142,8 @@ class DesignSampler(BaseSampler):
         free = [i for i in range(len(self._cells)) if i not in taken]
         cell = free[0] if free else 0
         study._storage.set_trial_system_attr(trial._trial_id, DESIGN_CELL, cell)
-        if not free:
-            study.stop()
+        # No free cell: this trial takes the first again and its end stops the study
+        # (``after_trial``; a stop here, in ``study.ask``, would raise outside study.optimize).
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
         return {}

@@ -164,11 +164,20 @@ class Architecture:
 
     def layer_table(self) -> shapes.LayerTable:
         """Per-layer output shapes, parameters and multiply-adds (one row per Keras layer),
-        with the receptive field, effective stride and final feature map.
+        with the receptive field, effective stride and final feature map. Worked out once per
+        architecture (a frozen value, so is its table): a trial's judging, constraints,
+        records and model build all ask for it.
 
         Raises ``ShrinkError`` (an ``ArchitectureError``) if a feature map would shrink below
         1x1; it holds the rows up to and including that layer's.
         """
+        table = self.__dict__.get("_layer_table")
+        if table is None:
+            table = self._work_out_layer_table()
+            object.__setattr__(self, "_layer_table", table)  # Not a field: eq and hash ignore it.
+        return table
+
+    def _work_out_layer_table(self) -> shapes.LayerTable:
         rows = []
         windows: list[tuple[int | tuple[int, int], int | tuple[int, int]]] = []
         shape = self.input_shape

@@ -1,9 +1,8 @@
-"""The optimization loop's small Optuna callbacks: the budget that stops it, one printed line
-per trial, and the filter that keeps Optuna's own warnings about known failures quiet."""
+"""The study loop's small callbacks (``cnnlab.study.runner.optimize``): the budget that stops it,
+and one printed line per trial."""
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import time
@@ -26,9 +25,6 @@ from cnnlab.search.design import SEED_PARAM as DESIGN_SEED_PARAM
 from cnnlab.search.design import SETTING_PARAM as DESIGN_SETTING_PARAM
 from cnnlab.search.space import MIN_FEASIBLE
 from cnnlab.spec.trialspec import TRAINING_FIELDS, TrialSpec
-from cnnlab.study.objective import KNOWN_FAILURES, TrialLost
-from cnnlab.tracking import preflight
-from cnnlab.tracking.runs import TrackingServerGone
 
 
 def untrained_limit(fraction: float) -> int:
@@ -39,7 +35,7 @@ def untrained_limit(fraction: float) -> int:
 
 
 class Budget:
-    """Stops the optimization loop when enough trials were trained: ``to_train`` by this
+    """Stops the study loop (``done``) when enough trials were trained: ``to_train`` by this
     process (a worker's share, ``mine_only``), or the study's ``total`` counting the trials
     running elsewhere (the same command started by hand several times). Also stops, with a
     message in ``stopped``, after ``max_untrained`` draws in a row that were not trained."""
@@ -55,6 +51,11 @@ class Budget:
         self.stopped: str | None = None
         self.reached = False
         """Whether the loop was stopped because the budget was reached."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the loop is to stop: the budget was reached, or the space gave nothing."""
+        return self.reached or self.stopped is not None
 
     def __call__(self, study: Any, trial: Any) -> None:
         from optuna.trial import TrialState
@@ -72,16 +73,13 @@ class Budget:
                 f"stopped: the last {self.in_a_row} draws could not be trained (infeasible "
                 "architectures or configurations already judged); the space seems exhausted "
                 "for this sampler: widen the search or allow larger networks (max_params).")
-            study.stop()
         elif self.mine_only:
             if self.to_train is not None and self.trained >= self.to_train:
                 self.reached = True
-                study.stop()
         elif self.total is not None:
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             if T.counted(study) + running >= self.total:
                 self.reached = True
-                study.stop()
 
 
 class ProgressPrinter:
@@ -163,32 +161,3 @@ def _why_infeasible(reason: str) -> str:
                           reason):
         return f"{match[1]} shrinks {match[2]} to {match[3]}"
     return reason
-
-
-class QuietKnownFailures(logging.Filter):
-    """Optuna logs two warnings, one with a traceback, for every caught known failure and for
-    an interrupt (Ctrl-C, or SIGTERM raised as one: ``_optimize._run_trial`` logs the trial as
-    failed, with the traceback, before it raises the interrupt again); the progress line, or the
-    command's one line on an interrupt, already says why the trial failed, so those records are
-    dropped (other failures are kept)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trials: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        match = re.match(r"Trial (\d+) failed with ", message)
-        error = record.exc_info[1] if record.exc_info else None
-        # A lost trial and an interrupt: the runner and the command say each in one line; a
-        # server gone: the command line does.
-        quiet = (*KNOWN_FAILURES, TrialLost, KeyboardInterrupt, TrackingServerGone)
-        known = isinstance(error, quiet) or any(
-            f"because of the following error: {cls.__name__}(" in message for cls in quiet) \
-            or preflight.file_system_fault(error) is not None  # Said in one line at the end.
-        if known:
-            if match:
-                self.trials.add(match.group(1))
-            return False
-        return not (match and match.group(1) in self.trials
-                    and message.endswith("failed with value None."))

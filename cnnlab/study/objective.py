@@ -18,7 +18,6 @@ import functools
 import gc
 import math
 import time
-import warnings
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -48,6 +47,8 @@ from cnnlab.search.space import constraints
 from cnnlab.spec.architecture import check_architecture
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking import liveness
+from cnnlab.tracking.stores import fail_stale
+from cnnlab.tracking.study_run import LOST, TrialLost
 from cnnlab.train import faults
 from cnnlab.train.data import MnistSplits
 
@@ -96,22 +97,17 @@ class DivergedError(ArithmeticError):
     """A trial whose loss became NaN or infinite."""
 
 
-class TrialLost(RuntimeError):
-    """This process's trial was ended by another process while this one was silent (stopped,
-    or cut off from the storage, past the heartbeat's grace period, on another host): Optuna
-    cannot be told its result any more. The runner ends it with one line and goes on."""
-
-
-LOST = ("failed by another process: no heartbeat from this one for over the grace period "
-        "(stopped, suspended or cut off from the storage); its result is dropped")
-"""The reason on the run of a trial that another process failed (``TrialLost``)."""
-
-
 def is_lost(trial: Any) -> bool:
     """Whether ``trial`` (this process's, running) was ended in the storage by another."""
     from optuna.trial import TrialState
 
-    return trial.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING
+    running = trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return all(t.number != trial.number for t in running)
+
+
+def current(study: Any, number: int) -> Any:
+    """Trial ``number`` of ``study`` as the storage has it now."""
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
 KNOWN_FAILURES = (ArchitectureError, DivergedError)
@@ -132,13 +128,11 @@ class Objective:
         self.data = data
         self.hooks = hooks or NoHooks()
         self._frozen = False
-        self.current: int | None = None
-        """The number of the trial this objective is in (or was in last)."""
 
     def __call__(self, trial: Any) -> float | tuple[float, float]:
         from optuna.exceptions import UpdateFinishedTrialError
 
-        self.current = faults.current_trial = trial.number
+        faults.current_trial = trial.number
         try:
             return self._trial(trial)
         except UpdateFinishedTrialError:  # A write to a trial another process has failed.
@@ -238,7 +232,8 @@ class Objective:
             gc.freeze()
             self._frozen = True
         trial.set_user_attr(SEED_ATTR, spec.training.seed)
-        trial.set_user_attr(OUTCOME_ATTR, "trained")
+        if self.config.allow_repeats:  # Else _claim wrote it.
+            trial.set_user_attr(OUTCOME_ATTR, "trained")
         # TerminateOnNaN stops a diverging trial at once; it is then failed, with the reason.
         # Every trial records its curve for the dominance pruner (which stops it only when it
         # is the study's pruner); a one-objective study also reports to Optuna's pruner, at
@@ -274,7 +269,7 @@ train it (a few storage writes away)."""
 WAIT_POLL = 1.0
 """Seconds between looks while another trial trains this trial's configuration."""
 STALE_CHECK = 10.0
-"""Seconds between heartbeat checks (``_fail_stale``) while a trial waits for another."""
+"""Seconds between heartbeat checks (``fail_stale``) while a trial waits for another."""
 
 
 def _claim(trial: Any, key: str) -> Any:
@@ -293,7 +288,6 @@ def _claim(trial: Any, key: str) -> Any:
     to the earlier (and waits for its result), and the earlier one looks again until the later
     has decided: no two trials claim it, since whichever looked last saw the other's key, and
     so its claim or its indecision."""
-    storage = trial.study._storage
     stale_check = time.monotonic() + STALE_CHECK
     while True:
         finished, claimed, earlier, later = _same_configuration(trial, key)
@@ -303,12 +297,12 @@ def _claim(trial: Any, key: str) -> Any:
         if ahead is not None:
             trial.set_user_attr(OUTCOME_ATTR, "duplicate")
             trial.set_user_attr(DUPLICATE_OF_ATTR, ahead.number)
-            _wait_for(trial, storage.get_trial(ahead._trial_id))
+            _wait_for(trial, current(trial.study, ahead.number))
             trial.set_user_attr(OUTCOME_ATTR, None)  # Undecided again, and looks again.
         elif later:
             time.sleep(CLAIM_POLL)
             if time.monotonic() > stale_check:  # A later one silent on another host.
-                _fail_stale(trial.study)
+                fail_stale(trial.study)
                 stale_check = time.monotonic() + STALE_CHECK
         else:
             faults.reach("claim", trial.number)
@@ -347,25 +341,14 @@ def _wait_for(trial: Any, other: Any) -> None:
     of other machines are failed meanwhile, as Optuna does at each trial's start."""
     from optuna.trial import TrialState
 
-    storage = trial.study._storage
     stale_check = time.monotonic() + STALE_CHECK
     while other.state == TrialState.RUNNING and \
             not liveness.is_gone(other.user_attrs.get(WORKER_ATTR, {})):
         time.sleep(WAIT_POLL)
         if time.monotonic() > stale_check:
-            _fail_stale(trial.study)
+            fail_stale(trial.study)
             stale_check = time.monotonic() + STALE_CHECK
-        other = storage.get_trial(other._trial_id)
-
-
-def _fail_stale(study: Any) -> None:
-    """Optuna's heartbeat check, as at each trial's start (it passes over trials whose process
-    is alive here: ``cnnlab.tracking.stores.open_storage``)."""
-    import optuna
-
-    with warnings.catch_warnings():  # Experimental in Optuna since 2.9.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+        other = current(trial.study, other.number)
 
 
 def _reuse(trial: Any, earlier: Any) -> float:

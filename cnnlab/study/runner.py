@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -35,9 +36,8 @@ from cnnlab.search.config import StudyConfig, check_runnable
 from cnnlab.search.factory import make_pruner, make_sampler
 from cnnlab.spec.words import count
 from cnnlab.study import identity
-from cnnlab.study.loop import Budget, ProgressPrinter, QuietKnownFailures, untrained_limit
-from cnnlab.study.objective import KNOWN_FAILURES, Objective
-from cnnlab.study.study_run import StudyTracker
+from cnnlab.study.loop import Budget, ProgressPrinter, untrained_limit
+from cnnlab.study.objective import KNOWN_FAILURES, Objective, current
 from cnnlab.tracking import liveness
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.preflight import (
@@ -51,12 +51,16 @@ from cnnlab.tracking.preflight import (
 from cnnlab.tracking.stores import (
     Stores,
     cnnlab_command,
+    fail_stale,
     heartbeat,
+    heartbeats,
     open_storage,
     password_note,
     shown_uri,
     sqlite_path,
+    trial_id,
 )
+from cnnlab.tracking.study_run import StudyTracker, TrialLost
 from cnnlab.train.data import MnistSplits, load_mnist
 
 Out = Callable[[str], None]
@@ -95,7 +99,7 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
     feasible = check_runnable(config)
     if data is None:
         data = load_mnist(data_dir, train_size=config.train_size, val_size=config.val_size)
-    study = open_study(config, stores, data, from_study=from_study, out=out)
+    study, storage = open_study(config, stores, data, from_study=from_study, out=out)
     done, total = T.counted(study), config.n_trials
     out(f"study '{config.name}' in {shown_uri(stores.storage)}: {done} trial(s) so far"
         + (f", total {total}" if total is not None else "")
@@ -129,7 +133,7 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
                 f"was stopped or cut off from the storage for over {heartbeat()[1]} s (no "
                 "heartbeat); its result is dropped and the study goes on")
 
-        ran = optimize(study, Objective(config, data, hooks=tracker),
+        ran = optimize(study, storage, Objective(config, data, hooks=tracker),
                        [tracker.after_trial, ProgressPrinter(config, out), budget], budget, config,
                        lost)
     report(study, config, budget, ran, tracker, out)
@@ -137,13 +141,14 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
 
 
 def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
-               from_study: str | None = None, out: Out = print) -> Any:
-    """The study, created or resumed in Optuna's storage once every check has passed: the
-    stores are whole and of this MLflow's and Optuna's schema (``check_stores``), and can be
-    written unless the study is finished; the tracking store can be reached and its experiment
-    is not deleted, the study is this one (or new), it was not evaluated; a new study started
-    ``from_study`` gets copies of its trials. The RUNNING trials of workers that are gone are
-    failed here. A finished study is loaded, not created: it writes nothing."""
+               from_study: str | None = None, out: Out = print) -> tuple[Any, Any]:
+    """The study and its Optuna storage (``open_storage``), the study created or resumed once
+    every check has passed: the stores are whole and of this MLflow's and Optuna's schema
+    (``check_stores``), and can be written unless the study is finished; the tracking store can
+    be reached and its experiment is not deleted, the study is this one (or new), it was not
+    evaluated; a new study started ``from_study`` gets copies of its trials. The RUNNING trials
+    of workers that are gone are failed here. A finished study is loaded, not created: it
+    writes nothing."""
     import optuna
 
     check_stores(stores, write=False)
@@ -188,7 +193,7 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
     for params in config.enqueue:  # Trained first; once only (skip_if_exists).
         study.enqueue_trial(params, skip_if_exists=True)
     fail_dead_trials(study)
-    return study
+    return study, storage
 
 
 def _stores_whole(stores: Stores) -> bool:
@@ -213,70 +218,100 @@ def _finished(config: StudyConfig, storage: Any) -> bool:
         >= config.n_trials
 
 
-def optimize(study: Any, objective: Objective, callbacks: list[Any], budget: Budget,
-             config: StudyConfig, lost: Callable[[Any], None] | None = None) -> int:
-    """Optuna's loop until the budget stops it (or the time budget ends it, or the sampler has
-    nothing left to draw, said in ``budget.stopped``); returns the number of trials drawn.
+def optimize(study: Any, storage: Any, objective: Objective, callbacks: list[Any],
+             budget: Budget, config: StudyConfig,
+             lost: Callable[[Any], None] | None = None) -> int:
+    """The study's loop, on Optuna's ask-and-tell interface: ask for a trial, train and record
+    it (``objective``: build, train, record its run), tell Optuna how it ended, once, then the
+    ``callbacks`` in order with the trial as told; until the budget is spent or stops it (said
+    in ``budget.stopped``), the time budget ends, or the sampler has nothing left to draw.
+    Returns the number of trials drawn.
 
-    A trial of this process that another one failed while this one was silent (``TrialLost``:
-    Optuna refuses to be told its result) is handed to ``lost`` and the loop goes on."""
+    What ``study.optimize`` did around each trial is done here: stale trials of silent
+    processes failed first (``fail_stale``), the trial's heartbeats while it runs
+    (``heartbeats``), known failures (``KNOWN_FAILURES``) told as FAIL and the loop goes on,
+    anything else (an interrupt included) told as FAIL and raised. A trial of this process that
+    another one failed while this one was silent (``TrialLost``) is not told: it is handed to
+    ``lost`` and the loop goes on."""
+    import optuna
+    from optuna.trial import TrialState
+
     def drawn() -> int:  # Enqueued trials wait in the study before they are drawn.
         return sum(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
 
     before = drawn()
     started = time.monotonic()
-    quiet = QuietKnownFailures()
-    # Optuna logs from child loggers through handlers on its root logger: filter those.
-    handlers = logging.getLogger("optuna").handlers
-    for handler in handlers:
-        handler.addFilter(quiet)
+    exhausted = False
+    study_id = storage.get_study_id_from_name(study.study_name)
     try:
-        while budget.to_train is None or budget.to_train > 0:
-            left = None if config.timeout is None else \
-                config.timeout - (time.monotonic() - started)
-            if left is not None and left <= 0:
+        while not budget.done and (budget.to_train is None or budget.to_train > 0):
+            if config.timeout is not None and time.monotonic() - started >= config.timeout:
                 break
-            try:
-                # No n_trials for Optuna: only trained trials count, and the budget stops it.
-                study.optimize(objective, n_trials=None, timeout=left, callbacks=callbacks,
-                               catch=KNOWN_FAILURES)
-            except (ValueError, AssertionError) as err:
-                trial = _lost_trial(study, objective, err)
-                if trial is None:
-                    raise
-                if lost is not None:
-                    lost(trial)
-                if budget.stopped is None and not budget.reached:
+            fail_stale(study)
+            trial = _ask(study)
+            with heartbeats(storage, trial_id(storage, study_id, trial.number)):
+                try:
+                    values, state = objective(trial), TrialState.COMPLETE
+                except optuna.TrialPruned:
+                    values, state = None, TrialState.PRUNED
+                except TrialLost:
+                    if lost is not None:
+                        lost(current(study, trial.number))
                     continue
-            break
+                except KNOWN_FAILURES:
+                    values, state = None, TrialState.FAIL
+                except (Exception, KeyboardInterrupt):
+                    _tell(study, trial, None, TrialState.FAIL)
+                    raise
+            if values is not None and not all(map(math.isfinite, _as_list(values))):
+                values, state = None, TrialState.FAIL  # As study.optimize tells a NaN.
+            frozen, exhausted = _tell(study, trial, values, state)
+            if frozen.state != state and frozen.state == TrialState.FAIL and values is not None:
+                if lost is not None:  # Failed elsewhere between its last check and the tell.
+                    lost(frozen)
+                continue
+            for callback in callbacks:
+                callback(study, frozen)
+            if exhausted:
+                break
     finally:
-        for handler in handlers:
-            handler.removeFilter(quiet)
         gc.unfreeze()  # The objective froze the heap after its first trial's collection.
-    if (budget.stopped is None and not budget.reached and budget.to_train is not None
-            and budget.trained < budget.to_train
-            and (config.timeout is None or time.monotonic() - started < config.timeout)):
-        # Optuna's loop ended by itself: the sampler stopped the study (brute force does once
-        # it has drawn every configuration).
+        getattr(storage, "remove_session", lambda: None)()  # As study.optimize ends.
+    if exhausted and budget.stopped is None and not budget.reached:
         budget.stopped = (
             f"stopped: the sampler has nothing left to draw ({config.sampler.name} has judged "
             "every configuration of the space); widen the search or lower n_trials.")
     return drawn() - before
 
 
-def _lost_trial(study: Any, objective: Objective, err: Exception) -> Any:
-    """The trial that Optuna's loop could not record because another process had failed it
-    (Optuna's tell raises "Cannot tell a FAIL trial.", or asserts when the objective had
-    returned a value), or None if ``err`` is anything else."""
+def _as_list(values: Any) -> list[float]:
+    return list(values) if isinstance(values, tuple | list) else [values]
+
+
+def _ask(study: Any) -> Any:
+    """A new trial (an enqueued one first)."""
+    with warnings.catch_warnings():
+        # Optuna warns that heartbeats are meant for study.optimize: this loop beats itself.
+        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+        return study.ask()
+
+
+def _tell(study: Any, trial: Any, values: Any, state: Any) -> tuple[Any, bool]:
+    """Tell Optuna how ``trial`` ended; returns the trial as recorded (a trial that another
+    process failed meanwhile stays failed: ``skip_if_finished``) and whether the sampler asked
+    to stop. A sampler that has drawn everything (Optuna's grid and brute-force samplers,
+    cnnlab's ``DesignSampler``) calls ``study.stop()`` from ``tell``, which outside
+    ``study.optimize`` raises ``RuntimeError`` once the trial is recorded (Optuna's documented
+    behaviour, in ``GridSampler``'s notes): read back as recorded, that is the stop."""
     from optuna.trial import TrialState
 
-    if objective.current is None or not (
-            str(err).startswith("Cannot tell a ") or str(err) == "Should not reach."):
-        return None
-    trial = study._storage.get_trial(
-        study._storage.get_trial_id_from_study_id_trial_number(study._study_id,
-                                                              objective.current))
-    return trial if trial.state != TrialState.RUNNING else None
+    try:
+        return study.tell(trial, values, state=state, skip_if_finished=True), False
+    except RuntimeError:
+        frozen = current(study, trial.number)
+        if frozen.state == TrialState.RUNNING:
+            raise
+        return frozen, True
 
 
 def report(study: Any, config: StudyConfig, budget: Budget, ran: int, tracker: StudyTracker,
@@ -318,7 +353,6 @@ def fail_dead_trials(study: Any) -> list[int]:
     Ctrl-Z, say: ``cnnlab.tracking.stores.open_storage``). A process that cannot be checked
     (another host) is left to the heartbeats.
     Returns the trial numbers failed here."""
-    import optuna
     from optuna.trial import TrialState
 
     failed = []
@@ -329,7 +363,5 @@ def fail_dead_trials(study: Any) -> list[int]:
                 failed.append(trial.number)
             except (ValueError, RuntimeError):
                 pass  # Another worker got there first.
-    with warnings.catch_warnings():  # Experimental in Optuna since 2.9, and what it is for.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # Other hosts' workers, by heartbeat.
+    fail_stale(study)  # Other hosts' workers, by heartbeat.
     return failed

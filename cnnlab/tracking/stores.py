@@ -7,6 +7,7 @@ Defaults are local, under ``mlruns/`` of the current directory: ``sqlite:///mlru
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -16,6 +17,7 @@ import sqlite3
 import sys
 import urllib.parse
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,12 +274,13 @@ def _storage_class() -> type:
     """Optuna's ``RDBStorage`` whose stale trials (no heartbeat for the grace period) leave
     out those whose process is known to be alive on this host.
 
-    Optuna fails stale trials at the start of every trial of ``study.optimize`` and of every
-    ``study.ask``, in any process that shares the storage; this is the one place all of them
-    ask (``BaseHeartbeat._get_stale_trial_ids``, which storages implement), so a process that
-    is stopped (Ctrl-Z, SIGSTOP, a suspended laptop) past the grace period keeps its trial.
-    Processes on other hosts cannot be checked: their silence is the only evidence, as in
-    Optuna."""
+    ``optuna.storages.fail_stale_trials`` (``fail_stale``, before each trial of the study loop,
+    in any process that shares the storage) asks the storage which trials are stale through
+    ``BaseHeartbeat._get_stale_trial_ids``, which storages implement: overriding it is the one
+    use of a private Optuna name in cnnlab, since Optuna has no public hook there. So a process
+    that is stopped (Ctrl-Z, SIGSTOP, a suspended laptop) past the grace period keeps its
+    trial. Processes on other hosts cannot be checked: their silence is the only evidence, as
+    in Optuna."""
     import optuna
 
     from cnnlab.names import WORKER_ATTR
@@ -325,6 +328,55 @@ def open_storage(url: str) -> Any:
     except Exception as err:  # SQLAlchemy's and Optuna's errors alike: say which URL and why.
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"cannot open the Optuna storage {redact(url)}: {reason}") from None
+
+
+def trial_id(storage: Any, study_id: int, number: int) -> int:
+    """The storage's id of trial ``number`` of the study whose storage id is ``study_id``
+    (``storage.get_study_id_from_name``): Optuna's public storage API, since a ``Trial`` keeps
+    its id private."""
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+@contextlib.contextmanager
+def heartbeats(storage: Any, trial: int) -> Iterator[None]:
+    """While the block runs, the trial (its storage id) beats every heartbeat interval, from a
+    thread, as ``study.optimize`` does around each trial: a worker that dies stops beating, and
+    its trial is failed by the next process that checks (``optuna.storages.fail_stale_trials``).
+    ``study.ask`` starts no such thread, and Optuna's own is private
+    (``optuna.storages._heartbeat``): this is it, on the storage's public methods
+    (``get_heartbeat_interval``, ``record_heartbeat``). A storage without heartbeats: none."""
+    import threading
+
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial)
+            if stop.wait(timeout=interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def fail_stale(study: Any) -> None:
+    """Optuna's heartbeat check (``optuna.storages.fail_stale_trials``): fail the RUNNING trials
+    whose heartbeat stopped more than the grace period ago, passing over those whose process is
+    alive here (``open_storage``), as ``study.optimize`` does before each trial."""
+    import optuna
+
+    with warnings.catch_warnings():  # Experimental in Optuna since 2.9, and what it is for.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def open_existing_storage(storage: str | None = None) -> tuple[str, Any]:

@@ -29,8 +29,8 @@ def test_the_front_and_the_best_leave_trials_whose_runs_are_gone_untagged(
     from mlflow.tracking import MlflowClient
 
     from cnnlab.search.config import load_study_config
-    from cnnlab.study.study_run import StudySummary
     from cnnlab.tracking.runs import use_tracking_store
+    from cnnlab.tracking.study_run import StudySummary
 
     monkeypatch.chdir(tmp_path)
     stores = Stores(tmp_path, TINY)

@@ -33,7 +33,6 @@ name and id in Python.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -47,6 +46,10 @@ from cnnlab.names import (
     BEST_RUN_ID_TAG,
     BEST_TRIAL_TAG,
     COMMAND_TAG,
+    CONFIRM_RANK_TAG,
+    CONFIRM_TIED_TAG,
+    CONFIRMED_BEST_TAG,
+    CONFIRMED_TIED_TAG,
     DESIGN_KNOB_ATTR,
     DESIGN_VALUE_ATTR,
     DUPLICATE_OF_ATTR,
@@ -78,13 +81,25 @@ from cnnlab.names import (
 )
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
+from cnnlab.spec.ranking import Ranking, Summary
 from cnnlab.spec.trialspec import TrialSpec
-from cnnlab.study.objective import LOST, TrialLost
 from cnnlab.tracking import preflight
 from cnnlab.tracking import runs as tracking
 from cnnlab.tracking.stores import resolve_tracking_uri, sqlite_path
+from cnnlab.tracking.training_run import TrainingRun
 from cnnlab.train import faults
 from cnnlab.train.data import MnistSplits
+
+
+class TrialLost(RuntimeError):
+    """This process's trial was ended by another process while this one was silent (stopped,
+    or cut off from the storage, past the heartbeat's grace period, on another host): Optuna
+    cannot be told its result any more. The study loop ends it with one line and goes on."""
+
+
+LOST = ("failed by another process: no heartbeat from this one for over the grace period "
+        "(stopped, suspended or cut off from the storage); its result is dropped")
+"""The reason on the run of a trial that another process failed (``TrialLost``)."""
 
 RAISED = "the trial raised an error"
 """The reason on a trial's run that ended in an error of no known reason."""
@@ -386,42 +401,41 @@ class StudyTracker:
         return self._trial_run
 
 
-class TrialRun:
-    """One trial's MLflow run, nested under the study's run, as a context manager.
+class TrialRun(TrainingRun):
+    """One trial's MLflow run, nested under the study's run: a ``TrainingRun`` whose opening
+    and end say what the trial is and how it ended.
 
-    Entering it starts the run (tagged with the study and the trial's number; the trial gets
-    the user attribute ``mlflow_run_id``) and logs the inputs (``tracking.log_run_inputs``).
-    ``keras_callbacks()`` gives training the per-epoch logging, a recorder of the history and
-    the model, and the progress line. The objective says how the trial ended (``ended``) before
-    the block exits; on exit the run records it (state, outcome and reason tags, the objective,
-    the curves' plots, the model) and ends FINISHED, or FAILED for a failed trial, so that
-    Optuna, told only when the objective returns, never counts a trial whose run is open or
-    whose model is missing. An unexpected error ends the run FAILED with its reason. An
-    interrupt leaves it open: the study tracker's exit ends it as KILLED (or FAILED).
+    Opening it starts the run (tagged with the study and the trial's number; the trial gets
+    the user attribute ``mlflow_run_id``) and logs the inputs. ``keras_callbacks()`` gives
+    training the per-epoch logging, a recorder of the history and the model, and the progress
+    line. The objective says how the trial ended (``ended``) before the block exits; on exit
+    the run records it (state, outcome and reason tags, the objective, the curves' plots, the
+    model) and ends FINISHED, or FAILED for a failed trial, so that Optuna, told only after
+    the objective returns, never counts a trial whose run is open or whose model is missing.
+    An unexpected error ends the run FAILED with its reason. An interrupt leaves it open: the
+    study tracker's exit ends it as KILLED (or FAILED).
 
     On a new local store (the study's records not open yet) the run is opened when the trial's
-    first epoch ends, or on exit if the trial ends before that, so that creating the store does
-    not delay the first epoch; an interrupt before then leaves no run, as one before the trial's
-    spec is known does.
+    first epoch ends, or on exit if the trial ends before that (``open_later``), so that
+    creating the store does not delay the first epoch; an interrupt before then leaves no run,
+    as one before the trial's spec is known does.
     """
 
     def __init__(self, tracker: StudyTracker, trial: Any, spec: TrialSpec) -> None:
+        super().__init__(spec, tracker.data, client=None, experiment_id="",
+                         run_name=f"trial-{trial.number}", tags={},
+                         label=f"trial {trial.number}", open_later=not tracker.opened,
+                         interrupt_leaves_open=True)
         self.trial = trial
-        self.spec = spec
         self.config = tracker.config
         self._tracker = tracker
-        self.run_id: str | None = None
-        self.closed = False
         self._state: str | None = None
         self._value: float | None = None
-        self._recorder: Any = None
-        self._progress: Any = None
-        self._model: Any = None
 
     def __enter__(self) -> TrialRun:
-        if self._tracker.opened:
+        if not self.open_later:
             with self._failed_if_server_gone():
-                self._open_run()
+                self.open()
         return self
 
     @contextlib.contextmanager
@@ -438,60 +452,37 @@ class TrialRun:
                                      f"answer ({tracking.server_cause(err)})")
             raise gone from None
 
-    def _open_run(self) -> None:
+    def open(self) -> str:
         """Start the trial's run under the study's (opening the study's records first if they
         are not open yet) and log its inputs."""
+        if self.run_id is not None:
+            return self.run_id
         tracker, trial = self._tracker, self.trial
         tracker.open()
+        self.client, self.experiment_id = tracker.client, tracker.experiment_id
         # The run starts when its trial did, also when it is opened after the first epoch.
         started = getattr(trial, "datetime_start", None)
-        run = tracker.client.create_run(
-            tracker.experiment_id, run_name=f"trial-{trial.number}",
-            start_time=int(started.timestamp() * 1000) if started is not None else None, tags={
-                PARENT_RUN_TAG: tracker.parent_run_id, KIND_TAG: KIND_TRIAL,
-                STUDY_TAG: self.config.name, STUDY_UID_TAG: tracker.uid,
-                TRIAL_NUMBER_TAG: str(trial.number), OPTUNA_STUDY_TAG: tracker.study.study_name})
-        mlflow.start_run(run_id=run.info.run_id, nested=True)
-        self.run_id = run.info.run_id
-        trial.set_user_attr(RUN_ID_ATTR, self.run_id)
+        self.start_time = int(started.timestamp() * 1000) if started is not None else None
+        self.tags = {PARENT_RUN_TAG: tracker.parent_run_id, KIND_TAG: KIND_TRIAL,
+                     STUDY_TAG: self.config.name, STUDY_UID_TAG: tracker.uid,
+                     TRIAL_NUMBER_TAG: str(trial.number),
+                     OPTUNA_STUDY_TAG: tracker.study.study_name}
         extra: dict[str, Any] = {"trial_number": trial.number}
         attrs = trial.user_attrs
         if DESIGN_KNOB_ATTR in attrs:  # A design's trial: its setting, by knob, and its seed.
             extra.update({DESIGN_KNOB_ATTR: attrs[DESIGN_KNOB_ATTR],
                           DESIGN_VALUE_ATTR: attrs[DESIGN_VALUE_ATTR], **trial.params})
-        tracking.log_run_inputs(self.spec, tracker.data, extra)
-
-    def keras_callbacks(self) -> list[Any]:
-        """Keras callbacks to train the trial with: its curves in MLflow every epoch, the
-        history and model kept for the end, and the live progress line."""
-        from cnnlab.train.callbacks import EpochEnd, HistoryRecorder, progress_callback
-
-        self._recorder = HistoryRecorder()
-        self._progress = progress_callback(f"trial {self.trial.number}",
-                                           self.config.training.epochs)
-        logging = (tracking.epoch_metrics_callback() if self.run_id is not None else
-                   EpochEnd(self._log_epoch_opening, on_train_begin=self._keep_model))
-        return [logging, self._recorder,
-                *([self._progress] if self._progress is not None else [])]
-
-    def _keep_model(self, model: Any) -> None:
-        self._model = model
-
-    def _log_epoch_opening(self, epoch: int, logs: dict[str, Any]) -> None:
-        """The epoch's metrics, timed at the epoch's end; the run is opened first if it is not
-        (the first trial on a new store), with the model's setup."""
-        stamp = int(time.time() * 1000)
-        if self.run_id is None:
-            self._open_run()
-            tracking.log_model_setup(self._model)
-        tracking.log_epoch_metrics(epoch, logs, timestamp=stamp)
+        self.params = extra
+        run_id = super().open()
+        trial.set_user_attr(RUN_ID_ATTR, run_id)
+        return run_id
 
     def ended(self, state: str, value: float | None = None) -> None:
         """How the trial ended (COMPLETE, PRUNED or FAIL, and its score), recorded on exit."""
         self._state, self._value = state, value
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
-        self._clear_progress()
+        self.clear_progress()
         if error is not None and not isinstance(error, Exception):
             return  # An interrupt leaves the run open, for the study tracker's exit to end.
         with self._failed_if_server_gone():
@@ -501,26 +492,20 @@ class TrialRun:
 
     def _finish(self, error: BaseException | None) -> None:
         if isinstance(error, TrialLost):  # Failed by another process: as a killed worker's.
-            if self.run_id is not None:
-                self._end_failed(str(error), "KILLED")
-            self.closed = True
-            return
-        if self.run_id is None:  # The trial ended before its first epoch did.
-            self._open_run()
-        if error is None and self._state is not None:
+            self.fail(str(error), "KILLED")
+        elif error is None and self._state is not None:
             self._record_end(self._state, self._value)
         else:  # An error of no known reason.
-            self._end_failed(self.trial.user_attrs.get(FAIL_REASON_ATTR, RAISED), "FAILED")
+            self.open()
+            self.fail(self.trial.user_attrs.get(FAIL_REASON_ATTR, RAISED), "FAILED")
 
     def _record_end(self, state: str, value: float | None) -> None:
         """The end tags, the objective, the curves' plots and the model; then the end."""
-        trial, config = self.trial, self.config
-        attrs = trial.user_attrs
-        kind = T.outcome(trial)
+        attrs, config = self.trial.user_attrs, self.config
+        kind = T.outcome(self.trial)
         # An infeasible draw (Optuna's PRUNED) is tagged INFEASIBLE, as cnnlab shows it.
         tags = {STATE_TAG: T.INFEASIBLE if kind == "infeasible" else state, OUTCOME_TAG: kind}
-        recorder, self._recorder = self._recorder, None
-        history = recorder.history if recorder is not None else {}
+        history = self.take_history()
         if kind in ("infeasible", "duplicate"):
             tags[REASON_TAG] = attrs.get(REASON_ATTR, kind)
             if kind == "duplicate":
@@ -540,40 +525,15 @@ class TrialRun:
             tags[REASON_TAG] = attrs.get(FAIL_REASON_ATTR, RAISED)
         if FIDELITY_ATTR in attrs and kind == "trained":
             tags[FIDELITY_TAG] = T.fidelity_words(attrs[FIDELITY_ATTR])
-        tracking.log_batch(tags=tags, metrics={"objective": value} if value is not None and
-                           math.isfinite(value) else None)
-        if history:
-            faults.reach("plots", trial.number)
-            tracking.log_curve_plots(history)
-        model = getattr(recorder, "model", None) if recorder is not None else None
-        if model is not None and state in ("COMPLETE", "PRUNED"):
-            faults.reach("model_logging", trial.number)
-            tracking.log_model(model, self._tracker.data.validation.x)
-        del recorder, model
-        mlflow.end_run("FAILED" if state == "FAIL" else "FINISHED")
-        self.closed = True
+        self.finish(tags=tags, objective=value, model=state in ("COMPLETE", "PRUNED"),
+                    status="FAILED" if state == "FAIL" else "FINISHED")
 
     def abandon(self, status: str) -> None:
         """End the run left open by an interrupt (``status`` KILLED) or an error (FAILED); a
         run that was never opened (an interrupt in the first trial on a new store, before its
         first epoch ended) stays absent, as for an interrupt before the trial's spec is known."""
-        self._clear_progress()
-        if self.run_id is None:
-            self.closed = True
-            return
         killed = status == "KILLED"
-        self._end_failed("interrupted" if killed else RAISED, "KILLED" if killed else "FAILED")
-
-    def _end_failed(self, reason: str, status: str) -> None:
-        self._recorder = None
-        mlflow.set_tags({STATE_TAG: "FAIL", REASON_TAG: reason})
-        mlflow.end_run(status)
-        self.closed = True
-
-    def _clear_progress(self) -> None:
-        progress, self._progress = self._progress, None
-        if progress is not None:
-            progress.clear()
+        self.fail("interrupted" if killed else RAISED, "KILLED" if killed else "FAILED")
 
 
 class StudySummary:
@@ -685,6 +645,49 @@ class StudySummary:
                                                    self.config.size_attr).items():
             self.client.log_figure(self.parent_run_id, fig, path)
             study_plots.close(fig)
+
+
+def record_confirmation(client: Any, parent: str, study: Any, ranking: Ranking,
+                        record: dict[str, Any], base: Summary | None, config: Any) -> None:
+    """A confirmation (``cnnlab.results.confirm``) in MLflow: the study run gets the record
+    (``confirm.json``) and tags; each confirmed trial's run its mean, standard deviation,
+    interval, seed count and rank."""
+    from mlflow.entities import Metric, RunTag
+
+    from cnnlab.tracking import study_plots
+
+    race = tracking.once_more_on_a_race
+    client.log_dict(parent, record, "confirm.json")
+    # Now with the confirmed means.
+    fig = study_plots.front_figure(study, config.metric, config.size_attr)
+    client.log_figure(parent, fig, "plots/front.png")
+    study_plots.close(fig)
+    race(client.set_tag, parent, CONFIRMED_BEST_TAG, str(ranking.best.key))
+    race(client.set_tag, parent, CONFIRMED_TIED_TAG,
+         " ".join(f"#{k}" for k in ranking.tied_with_best))
+    if base is not None:
+        stamp = int(time.time() * 1000)
+        client.log_batch(parent, metrics=[Metric("notebook_confirm_mean", base.mean, stamp, 0),
+                                          Metric("notebook_confirm_std", base.std, stamp, 0)])
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    stamp = int(time.time() * 1000)
+    for summary in ranking.entries:
+        trial = trials.get(int(summary.key))
+        run_id = trial.user_attrs.get(RUN_ID_ATTR) if trial is not None else None
+        if run_id is None:
+            continue
+        values = {"confirm_mean": summary.mean, "confirm_std": summary.std,
+                  "confirm_n": summary.n, "confirm_ci_low": summary.ci_low,
+                  "confirm_ci_high": summary.ci_high}
+        try:
+            client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0)
+                                              for k, v in values.items()],
+                             tags=[RunTag(CONFIRM_RANK_TAG,
+                                          str(ranking.rank(summary.key))),
+                                   RunTag(CONFIRM_TIED_TAG,
+                                          str(summary.key in ranking.tied_with_best).lower())])
+        except Exception:  # A copied trial's run lives in another study's experiment.
+            continue
 
 
 def _runs_of_kind(client: Any, experiment_id: str, kind: str) -> list[Any]:
