@@ -186,9 +186,13 @@ def test_creation_interrupted_at_any_instant_leaves_no_store_or_a_whole_one(
     from cnnlab.tracking.stores import open_storage
 
     heads = {"mlflow": _get_latest_schema_revision(), "optuna": "v3.2.0.a"}
+    # No cache to copy a template from: every store is built in place, migration by migration
+    # (as the template itself is built once), so that the interrupts land inside the build.
+    (tmp_path / "no-cache").write_text("")
     forker = subprocess.Popen([sys.executable, "-c", FORKER], cwd=tmp_path, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+                              env={**os.environ, "PYTHONPATH": str(REPO),
+                                   "CNNLAB_CACHE_DIR": str(tmp_path / "no-cache")})
     assert forker.stdout.readline().strip() == "ready"
 
     def make(kind: str, folder: Path, delay: float, signame: str = "SIGKILL") -> float:
