@@ -16,7 +16,10 @@ start-up draws: common random numbers) and differ only in how they spend the tim
 - ``rungs``: ``[fidelity]`` rungs (1 epoch on 5,000 images -> 2 epochs on 25,000 -> full), the
   best third promoted at each (cnnlab's ASHA, ``cnnlab.spec.fidelity``);
 - ``hyperband``: Optuna's ``HyperbandPruner(min_resource=1, max_resource=EPOCHS,
-  reduction_factor=3)``, told each epoch's value.
+  reduction_factor=3)``, told each epoch's value;
+- ``rungs-b``: rungs of 1 epoch on 5,000 images -> 2 epochs on all -> full: a trial promoted to
+  the end has trained 1 epoch on 5,000 and 2 on 50,000 images (``rungs``': 1 on 5,000, 1 on
+  25,000, 1 on 50,000, about half of the full-fidelity trial's 150,000 image-epochs).
 
 A search is run with the study's ``timeout`` (seconds of wall time per invocation) and measured
 from its trials' own start and end times: a search's clock is the sum of its trials' durations in
@@ -35,7 +38,7 @@ and the ratio to ``tpe``'s time on the same seed.
     python benchmarks/real_search.py table --root /work/bench/real-search --budget 480
 
 The machine is shared and noisy: the strategies of a seed run one after another, so that a
-change of load touches all three alike; the load average is printed before each search.
+change of load touches them alike; the load average is printed before each search.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-STRATEGIES = ("tpe", "rungs", "hyperband")
+STRATEGIES = ("tpe", "rungs", "hyperband", "rungs-b")
 EPOCHS = 3
 MAX_PARAMS = 100_000
 TARGETS = (0.98, 0.985, 0.99)
@@ -89,6 +92,8 @@ FIDELITY = {
               "promote = 0.34\nmin_trials = 3"),
     "hyperband": ('[pruner]\nname = "hyperband"\nmin_resource = 1\n'
                   f"max_resource = {EPOCHS}\nreduction_factor = 3"),
+    "rungs-b": ("[fidelity]\nrungs = [{ epochs = 1, train_size = 5000 }, { epochs = 2 }, "
+                f"{{ epochs = {EPOCHS} }}]\npromote = 0.34\nmin_trials = 3"),
 }
 
 
@@ -192,14 +197,17 @@ def table(root: Path, seeds: list[int], budget: float, targets: tuple[float, ...
                 "reach": {g: next((c for c, v in full if v >= g), None) for g in targets},
             }
         rows[strategy] = per_seed
-    done = [s for s in seeds if all(rows[k].get(s, {}).get("complete") for k in STRATEGIES)]
-    print(f"budget {budget:.0f} s per search; seeds with all three searches done: {done} "
-          f"(of {seeds}); medians over those seeds [range]")
-    print(f"{'strategy':<10} {'trained':>12} {'full':>10}  "
+    def done(strategy: str) -> list[int]:  # Seeds where it and tpe ran to their budget.
+        return [s for s in seeds if all(rows[k].get(s, {}).get("complete")
+                                        for k in ("tpe", strategy))]
+
+    print(f"budget {budget:.0f} s per search; per strategy, medians [range] over the seeds "
+          "where it and tpe both ran to the budget")
+    print(f"{'strategy':<10} {'seeds':>5} {'trained':>12} {'full':>10}  "
           + "  ".join(f"best@{int(f * 100)}%".rjust(22) for f in (0.25, 0.5, 1.0)))
     for strategy in STRATEGIES:
-        r = [rows[strategy][s] for s in done]
-        print(f"{strategy:<10} {_median_range([x['trained'] for x in r]):>12} "
+        r = [rows[strategy][s] for s in done(strategy)]
+        print(f"{strategy:<10} {len(r):>5} {_median_range([x['trained'] for x in r]):>12} "
               f"{_median_range([x['full'] for x in r]):>10}  "
               + "  ".join(_median_range([x["best"][f] for x in r], "{:.4f}").rjust(22)
                           for f in (0.25, 0.5, 1.0)))
@@ -207,11 +215,11 @@ def table(root: Path, seeds: list[int], budget: float, targets: tuple[float, ...
         print(f"\ntarget val_accuracy {target}: seeds reaching it; seconds to reach it (budget "
               "if never); ratio to tpe's on the same seed")
         for strategy in STRATEGIES:
-            reach = [rows[strategy][s]["reach"][target] for s in done]
+            reach = [rows[strategy][s]["reach"][target] for s in done(strategy)]
             times = [budget if t is None else t for t in reach]
-            base = [rows["tpe"][s]["reach"][target] for s in done]
+            base = [rows["tpe"][s]["reach"][target] for s in done(strategy)]
             ratios = [t / (budget if b is None else b) for t, b in zip(times, base, strict=True)]
-            print(f"  {strategy:<10} {sum(t is not None for t in reach)}/{len(done)}  "
+            print(f"  {strategy:<10} {sum(t is not None for t in reach)}/{len(reach)}  "
                   f"{_median_range(times):>18} s  ratio {_median_range(ratios, '{:.2f}')}")
 
 
