@@ -185,13 +185,17 @@ def cmd_study_check(args: argparse.Namespace) -> int:
     feasible = check_runnable(config, notes)
     budget = (count(config.n_trials, "trained trial") if config.n_trials is not None else
               f"{config.timeout:g} s")
-    print(f"study '{config.name}': {budget} x {count(config.training.epochs, 'epoch')}, sampler "
-          f"{config.sampler.name}, pruner {config.pruner.name}, seed {config.seed}")
+    stopper = ("fidelity rungs (ASHA)" if config.fidelity is not None else
+               f"pruner {config.pruner.name}")
+    print(f"study '{config.name}': {budget} x {count(config.training.epochs, 'epoch')}"
+          f"{' at most' if config.fidelity is not None else ''}, sampler "
+          f"{config.sampler.name}, {stopper}, seed {config.seed}")
     for note in notes:  # Optuna's warnings about the options, said once.
         print(f"note: {note}")
     if config.fidelity is not None:
-        print(f"fidelity rungs: {config.fidelity.describe(config.train_size or 50_000)} (at "
-              f"least {config.fidelity.min_trials} trials reach a rung before it stops any)")
+        print(f"fidelity rungs: {config.fidelity.describe(config.train_size or 50_000)}: of the "
+              f"n trials at a rung, the best floor(n x {config.fidelity.promote:g}) (at least the "
+              f"best one) go on, once {config.fidelity.min_trials} have reached it")
     if config.size_objective is not None:
         print(f"objectives: {config.metric} ({config.direction}) and {config.size_objective} "
               "(minimize): the front of the two is the answer")

@@ -320,7 +320,8 @@ def search_report(frame: pd.DataFrame, title: str, facts: str, answer: Sequence[
              f"<p class=note>{facts}</p>", *answer]
     columns = [c for c in ("trial", "value", "n_params", "macs", "architecture", "epochs_run",
                            "duration_s") if c in board]
-    parts += ["<h2>Leaderboard (the 10 best complete trials)</h2>",
+    parts += [f"<h2>Leaderboard (the {'10 best' if len(board) >= 10 else len(board)} "
+              "complete trials)</h2>",
               board[columns].to_html(index=False, float_format="{:.4f}".format)]
     on_front = compare.front(frame)
     if not on_front.empty:
@@ -545,6 +546,10 @@ def fidelity_words(frame: pd.DataFrame) -> str:
     stopped = frame[frame["state"].astype(str) == "PRUNED"]["rung"].dropna().astype(int)
     for rung in sorted(set(stopped), reverse=True):
         parts.append(f"{int((stopped == rung).sum())} stopped at rung {rung}")
+    rest = len(frame) - len(done) - len(stopped)
+    if rest:
+        parts.append(f"{rest} not trained through the rungs (reused, infeasible, failed or "
+                     "interrupted)")
     return ", ".join(parts) + "."
 
 

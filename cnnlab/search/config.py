@@ -581,7 +581,8 @@ def _fidelity(data: Any, where: str, epochs: int | None,
             size = None if i == len(rungs_data) else size
             if size is not None:
                 raise ConfigError(f"{at}: 'train_size' {size:,} is not below the study's "
-                                  f"{whole:,} training images; leave it out for all of them.")
+                                  f"{whole:,} training images; give fewer, or leave it out to "
+                                  "train that rung on all of them.")
         rungs.append(Rung(rung_epochs, size))
     promote = data.get("promote", 1 / 3)
     if isinstance(promote, bool) or not isinstance(promote, (int, float)) or \

@@ -71,17 +71,18 @@ class Fidelity:
             raise ValueError(f"promote must be a fraction in (0, 1], not {self.promote}.")
         if self.min_trials < 1:
             raise ValueError(f"min_trials must be at least 1, not {self.min_trials}.")
-        for before, after in zip(self.rungs, self.rungs[1:], strict=False):
+        for number, (before, after) in enumerate(zip(self.rungs, self.rungs[1:],
+                                                     strict=False), start=2):
             if after.epochs <= before.epochs:
-                raise ValueError(f"rungs' epochs must grow: {after.epochs} after "
-                                 f"{before.epochs}.")
+                raise ValueError(f"rungs' epochs must grow: rung {number} has {after.epochs} "
+                                 f"after {before.epochs}.")
             if before.train_size is not None and (
                     after.train_size is not None and after.train_size < before.train_size):
-                raise ValueError(f"rungs' train_size must not shrink: {after.train_size:,} "
-                                 f"after {before.train_size:,}.")
+                raise ValueError(f"rungs' train_size must not shrink: rung {number} has "
+                                 f"{after.train_size:,} after {before.train_size:,}.")
             if before.train_size is None and after.train_size is not None:
                 raise ValueError(f"a rung on all images cannot be followed by one on "
-                                 f"{after.train_size:,}.")
+                                 f"{after.train_size:,} (rung {number}).")
         if self.rungs[-1].train_size is not None:
             raise ValueError("the last rung is the study's full fidelity: it trains on the whole "
                              "training split (leave its train_size out).")

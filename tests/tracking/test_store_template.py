@@ -12,11 +12,15 @@ import pytest
 from cnnlab.tracking import preflight
 
 
-def _schema(db: Path) -> list[tuple[str, str]]:
+def _schema(db: Path) -> list[tuple[str, list[str]]]:
+    """Each table's and index's definition, its lines in order (MLflow's own builds list a
+    table's constraints in varying order: alembic's batch migrations copy them from a set),
+    and the schema's revision."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
         version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
-    return [*rows, ("alembic_version", str(version))]
+    return [*((name, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines()))
+              for name, sql in rows), ("alembic_version", [str(version)])]
 
 
 @pytest.mark.parametrize("kind", [preflight.TRACKING, preflight.STORAGE], ids=lambda k: k.library)
