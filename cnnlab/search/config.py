@@ -385,19 +385,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     allow_repeats = _typed(data, "allow_repeats", bool, where, False)
     sampler = Component("design") if design else _component(
         data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS, "samplers")
-    pruner = _component(data.get("pruner", {"name": "none" if design or "fidelity" in data
-                                             else "dominance" if size_objective
-                                             else "median"}),
-                        f"{where}: pruner", PRUNERS, "pruners")
-    if "fidelity" in data and pruner.name != "none":
-        raise ConfigError(f"{where}: [fidelity] and pruner {pruner.name!r} both stop trials "
-                          "early; a study with rungs promotes its trials at the rungs: remove "
-                          "[pruner] (or set name = \"none\").")
-    if size_objective and pruner.name not in ("none", "dominance"):
-        raise ConfigError(f"{where}: pruner {pruner.name!r} is one of Optuna's, which do not work "
-                          "with two objectives (Optuna reports one value per epoch); use "
-                          "'dominance' (cnnlab's) or 'none'.")
-
+    pruner = _pruner(data, where, design is not None, size_objective)
     training, train_size, val_size = _training(data.get("training", {}), where, seed)
     fidelity = _fidelity(data.get("fidelity"), f"{where}: fidelity",
                          data.get("training", {}).get("epochs"), train_size)
@@ -544,6 +532,26 @@ def _training(training_data: Any, where: str, seed: int) -> tuple[TrainConfig, i
     train_size = _integer(training_data, "train_size", tw, None, minimum=1, maximum=50_000)
     val_size = _integer(training_data, "val_size", tw, None, minimum=1, maximum=10_000)
     return training, train_size, val_size
+
+
+def _pruner(data: dict[str, Any], where: str, design: bool,
+            size_objective: str | None) -> Component:
+    """The ``[pruner]`` table: by default none for a design or a study with rungs, the
+    dominance pruner for two objectives, else the median pruner; refused beside ``[fidelity]``,
+    and Optuna's pruners refused for two objectives."""
+    default = ("none" if design or "fidelity" in data else
+               "dominance" if size_objective else "median")
+    pruner = _component(data.get("pruner", {"name": default}), f"{where}: pruner", PRUNERS,
+                        "pruners")
+    if "fidelity" in data and pruner.name != "none":
+        raise ConfigError(f"{where}: [fidelity] and pruner {pruner.name!r} both stop trials "
+                          "early; a study with rungs promotes its trials at the rungs: remove "
+                          "[pruner] (or set name = \"none\").")
+    if size_objective and pruner.name not in ("none", "dominance"):
+        raise ConfigError(f"{where}: pruner {pruner.name!r} is one of Optuna's, which do not work "
+                          "with two objectives (Optuna reports one value per epoch); use "
+                          "'dominance' (cnnlab's) or 'none'.")
+    return pruner
 
 
 def _fidelity(data: Any, where: str, epochs: int | None,
