@@ -215,9 +215,7 @@ def _one_study(study: Any, curves: bool,
             "seed": attrs.get(SEED_ATTR),
             **trial.params,
         }
-        if isinstance(attrs.get(FIDELITY_ATTR), dict):  # A study with rungs.
-            row["fidelity"] = T.fidelity_short(trial) or None
-            row["rung"] = attrs[FIDELITY_ATTR]["rung"] if row["fidelity"] else None
+        row.update(_fidelity_columns(trial))
         row.update(confirmed.get(trial.number, {}))
         run_id = attrs.get(RUN_ID_ATTR)
         run = runs.get(run_id)
@@ -311,6 +309,16 @@ def _number(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+def _fidelity_columns(trial: Any) -> dict[str, Any]:
+    """A trial of a study with rungs: ``fidelity`` (``2/3 (3 ep x 50,000)``) and ``rung``, empty
+    for one not trained through them; nothing for a study without rungs."""
+    found = trial.user_attrs.get(FIDELITY_ATTR)
+    if not isinstance(found, dict):
+        return {}
+    shown = T.fidelity_short(trial) or None
+    return {"fidelity": shown, "rung": found["rung"] if shown else None}
 
 
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
