@@ -523,7 +523,7 @@ def build_report(study_name: str, *, storage: str | None = None,
         facts = (f"Search: {count(len(frame), 'trial')}, trained through fidelity rungs "
                  f"({html.escape(config.fidelity.describe(config.train_size or 50_000))}), "
                  f"validated on {config.val_size or 10_000:,} images. "
-                 f"{html.escape(fidelity_words(frame))} "
+                 f"{html.escape(rung_counts(frame, len(config.fidelity.rungs)))} "
                  f"{html.escape(config.description)}{_gone(frame)}")
     else:
         facts = (f"Search: {count(len(frame), 'trial')}, {count(t.epochs, 'epoch')} each on "
@@ -533,13 +533,12 @@ def build_report(study_name: str, *, storage: str | None = None,
                          study.user_attrs.get(names.EVALUATION_ATTR)), {}
 
 
-def fidelity_words(frame: pd.DataFrame) -> str:
-    """How far a study's trained trials got through its rungs, in a sentence: ``4 reached the
-    full fidelity (rung 3 of 3; the leaderboard ranks only these), 2 stopped at rung 2, 9 at
-    rung 1.``"""
+def rung_counts(frame: pd.DataFrame, last: int) -> str:
+    """How far a study's trained trials got through its ``last`` rungs, in a sentence: ``4
+    reached the full fidelity (rung 3 of 3; the leaderboard ranks only these), 2 stopped at
+    rung 2, 9 stopped at rung 1.``"""
     if "rung" not in frame or frame["rung"].dropna().empty:
         return ""
-    last = int(frame["fidelity"].dropna().iloc[0].split("/")[1].split()[0])
     done = frame[frame["state"].astype(str) == "COMPLETE"]["rung"].dropna()
     parts = [f"{len(done)} reached the full fidelity (rung {last} of {last}; the leaderboard "
              "ranks only these)"]

@@ -30,7 +30,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from importlib.util import find_spec
@@ -374,17 +374,24 @@ def create_store(db: Path, kind: Kind) -> None:
         if inspect(db, kind, quick=True) == "whole":
             return
         _remove_dead(db, ".new")
-        new = db.with_name(f".{db.name}.{os.getpid()}.new")
-        try:
-            _remove_build(new)
-            template = schema_template(kind)
-            if template is not None:
-                shutil.copyfile(template, new)
-            else:
-                _build(kind, new)
-            os.replace(new, db)
-        finally:
-            _remove_build(new)
+        template = schema_template(kind)
+        if template is not None:
+            _made_beside(db, lambda new: shutil.copyfile(template, new))
+        else:
+            _made_beside(db, lambda new: _build(kind, new))
+
+
+def _made_beside(db: Path, make: Callable[[Path], object]) -> None:
+    """``make`` a new file beside ``db`` (``.NAME.PID.new``), then rename it into place
+    (``os.replace``, atomic in one folder): an interrupt leaves no ``db`` or a whole one. What
+    ``make`` left behind is removed however it ends."""
+    new = db.with_name(f".{db.name}.{os.getpid()}.new")
+    try:
+        _remove_build(new)
+        make(new)
+        os.replace(new, db)
+    finally:
+        _remove_build(new)
 
 
 def _build(kind: Kind, db: Path) -> None:
@@ -403,7 +410,6 @@ def schema_template(kind: Kind) -> Path | None:
     migrations in turn (2.3 s of CPU here, each time), and what it makes holds no path, no
     time and no id, only tables. A template that is not whole (``inspect``) is made again;
     None where the cache cannot be written (the store is then built in place)."""
-
     head = schema(kind)[0]
     if not head:
         return None
@@ -417,13 +423,7 @@ def schema_template(kind: Kind) -> Path | None:
         pass  # Damaged: made again.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        new = path.with_name(f".{path.name}.{os.getpid()}.new")
-        try:
-            _remove_build(new)
-            _build(kind, new)
-            os.replace(new, path)
-        finally:
-            _remove_build(new)
+        _made_beside(path, lambda new: _build(kind, new))
     except (OSError, StoreError):
         return None
     return path

@@ -74,10 +74,8 @@ def train(
     curves: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
     done = 0
     for index, (epochs, size) in enumerate(segments):
-        x, y = (data.train.x, data.train.y_onehot) if size == n_train else \
-            (data.train.x[:size], data.train.y_onehot[:size])
         history = model.fit(
-            x, y,
+            data.train.x[:size], data.train.y_onehot[:size],  # Views: the first ``size``.
             batch_size=config.batch_size,
             epochs=epochs,
             initial_epoch=done,
