@@ -144,7 +144,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.tracking.stores import (
         cnnlab_command,
         password_note,
-        resolve_tracking_uri,
         shown_uri,
     )
     from cnnlab.tracking.training_run import run_training
@@ -164,9 +163,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcome = run_training(
         spec, data_dir=args.data_dir, train_size=args.train_size,
         val_size=args.val_size, experiment=args.experiment, run_name=args.run_name,
-        tracking_uri=args.tracking_uri, epoch_lines=True)
+        tracking_uri=args.stores.tracking_uri, epoch_lines=True)
     history = outcome.result.history
-    uri = resolve_tracking_uri(args.tracking_uri)
+    uri = args.stores.tracking_uri
     print(f"val_accuracy {history['val_accuracy'][-1]:.4f}  val_loss {history['val_loss'][-1]:.4f}"
           f" after {count(outcome.result.epochs_run, 'epoch')}")
     print(f"MLflow run {outcome.run_id} in experiment '{args.experiment}' "
@@ -330,14 +329,28 @@ def study_config(args: argparse.Namespace) -> Any:
     return dataclasses.replace(config, **overrides) if overrides else config
 
 
+def _study_run_again(args: argparse.Namespace) -> str:
+    """The ``study run`` command as given, to paste in any folder: the file by its absolute
+    path, the stores as resolved, and the options given (``--n-trials``, ``--timeout``,
+    ``--data-dir``, ``--workers``, ``--from-study``)."""
+    from cnnlab.tracking.stores import option_with
+
+    options = [option_with(flag, str(value)) for flag, value in (
+        ("--n-trials", args.n_trials), ("--timeout", args.timeout),
+        ("--data-dir", args.data_dir and os.path.abspath(args.data_dir)),
+        ("--workers", args.workers if args.workers > 1 else None),
+        ("--from-study", args.from_study)) if value is not None]
+    return args.stores.command("study run", os.path.abspath(args.file), *options)
+
+
 def cmd_study_run(args: argparse.Namespace) -> int:
     from cnnlab.results.confirm import confirm_if_asked
     from cnnlab.results.report import default_path, report_study
     from cnnlab.study.runner import run_study
-    from cnnlab.tracking.stores import Stores, load_existing_study
+    from cnnlab.tracking.stores import load_existing_study
 
     config = study_config(args)
-    stores = Stores.resolve(args.storage, args.tracking_uri)
+    stores = args.stores
     if args.share is None:  # Said once, by the command (not by each of its workers).
         _say_stores_beside(args, config.name, stores)
     if args.workers > 1:
@@ -368,7 +381,10 @@ def cmd_study_run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt as stop:
             _forget_mlflow_runs()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
-            print(f"{prefix}{how}: the current trial and the study's run were closed.",
+            again = "" if args.share is not None else (  # A worker's parent says it once.
+                f"; go on with `{_study_run_again(args)}`{stores.password_note()} (nothing "
+                "finished is trained again)")
+            print(f"{prefix}{how}: the current trial and the study's run were closed{again}.",
                   file=sys.stderr)
             return exit_code(stop)
         except Exception as err:  # A tracking server gone outside a trial: one sentence too.
@@ -435,10 +451,8 @@ def _report_again(args: argparse.Namespace) -> None:
     """Write the study's report again (and log it on its run), so that its page shows what
     ``confirm`` or ``evaluate`` just added."""
     from cnnlab.results.report import report_study
-    from cnnlab.tracking.stores import Stores
 
-    report_study(args.study, Stores.resolve(args.storage, args.tracking_uri),
-                 out=lambda line: print(line, flush=True))
+    report_study(args.study, args.stores, out=lambda line: print(line, flush=True))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -446,8 +460,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     _check_stores(args, write=True)
     evaluate_study(args.study, trial=args.trial, max_params=args.max_params, within=args.within,
-                   complete=args.complete, storage=args.storage,
-                   tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                   complete=args.complete, stores=args.stores, data_dir=args.data_dir,
                    out=lambda line: print(line, flush=True))
     _report_again(args)
     return 0
@@ -458,8 +471,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
     _check_stores(args, write=True)
     confirm_study(args.study, top=None if args.front else args.top, front=args.front,
-                  seeds=args.seeds, baseline=args.baseline, storage=args.storage,
-                  tracking_uri=args.tracking_uri, data_dir=args.data_dir,
+                  seeds=args.seeds, baseline=args.baseline, stores=args.stores,
+                  data_dir=args.data_dir,
                   out=lambda line: print(line, flush=True))
     _report_again(args)
     return 0
@@ -467,10 +480,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.results.report import report_study
-    from cnnlab.tracking.stores import Stores
 
     _check_stores(args, write=True)
-    report_study(args.study, Stores.resolve(args.storage, args.tracking_uri), path=args.out,
+    report_study(args.study, args.stores, path=args.out,
                  out=lambda line: print(line, flush=True))
     return 0
 
@@ -488,8 +500,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     _check_stores(args, write=False)
     notes: list[str] = []
-    frame = trials_frame(args.studies or None, storage=args.storage,
-                         tracking_uri=args.tracking_uri, notes=notes)
+    frame = trials_frame(args.studies or None, storage=args.stores.storage,
+                         tracking_uri=args.stores.tracking_uri, notes=notes)
     for note in notes:  # The first seconds of a study: what Optuna has, and why no more.
         print(f"note: {note}", file=sys.stderr)
     if frame.empty:
@@ -530,11 +542,8 @@ def _check_stores(args: argparse.Namespace, *, write: bool,
     schema, and (``write``) writable, before the command does anything
     (``cnnlab.tracking.preflight.check_stores``)."""
     from cnnlab.tracking.preflight import check_stores
-    from cnnlab.tracking.stores import Stores
 
-    check_stores(Stores.resolve(getattr(args, "storage", None), args.tracking_uri
-                                if hasattr(args, "tracking_uri") else None),
-                 write=write, which=which)
+    check_stores(args.stores, write=write, which=which)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -560,7 +569,7 @@ def _check_port_free(host: str, port: int) -> None:
 def cmd_ui(args: argparse.Namespace) -> int:
     from cnnlab.tracking import stores  # URIs only: serving the UI needs no Keras.
 
-    uri = stores.resolve_tracking_uri(args.tracking_uri)
+    uri = args.stores.tracking_uri
     _check_stores(args, write=False, which=("tracking",))
     command = [sys.executable, "-c", _MLFLOW_SERVER, "server", "--host", args.host,
                "--port", str(args.port), "--workers", "1"]
@@ -615,7 +624,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from cnnlab.tracking import stores
 
     _check_stores(args, write=False, which=("storage",))
-    url, storage = stores.open_existing_storage(args.storage)
+    url, storage = stores.open_existing_storage(args.stores.storage)
     _check_port_free(args.host, args.port)
 
     class Quiet(WSGIRequestHandler):
@@ -1079,6 +1088,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help, or a bad argument already said in one line.
         return done.code if isinstance(done.code, int) else 2
     command = " ".join(filter(None, [args.command, getattr(args, "study_command", None)]))
+    if hasattr(args, "storage") or hasattr(args, "tracking_uri"):
+        from cnnlab.tracking.stores import Stores
+
+        # The command's stores, resolved once (options, else variables, else mlruns/ here).
+        args.stores = Stores.resolve(getattr(args, "storage", None),
+                                     getattr(args, "tracking_uri", None))
     try:
         return args.func(args)
     except EvaluationRefusedError as err:
@@ -1110,13 +1125,11 @@ def main(argv: list[str] | None = None) -> int:
 def _store_fault(err: BaseException, args: argparse.Namespace) -> str | None:
     """The sentence for an error that a local store's file system or SQLite raised while the
     command ran (``cnnlab.tracking.preflight.store_fault``), else None."""
-    if not hasattr(args, "storage") and not hasattr(args, "tracking_uri"):
+    if not hasattr(args, "stores"):
         return None
     from cnnlab.tracking.preflight import store_fault
-    from cnnlab.tracking.stores import Stores
 
-    return store_fault(err, Stores.resolve(getattr(args, "storage", None),
-                                           getattr(args, "tracking_uri", None)))
+    return store_fault(err, args.stores)
 
 
 def _replace_what_the_console_cannot_encode() -> None:

@@ -82,6 +82,13 @@ class Stores:
         self.storage = f"sqlite:///{root / 'optuna.db'}"
         self.tracking = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
 
+    @property
+    def resolved(self) -> object:
+        """These stores as cnnlab's ``Stores``, for its Python functions."""
+        from cnnlab.tracking.stores import Stores as CnnlabStores
+
+        return CnnlabStores(self.storage, self.tracking)
+
     def run(self, *extra: str) -> int:
         return cli.main(["study", "run", str(self.file), "--storage", self.storage,
                          "--tracking-uri", self.tracking, *extra])

@@ -7,6 +7,7 @@ import placed in a function to hide a cycle is found as well.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,4 +174,30 @@ def test_the_study_loop_uses_no_private_optuna_attribute_nor_optuna_s_messages()
                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                         node.value.startswith(("Cannot tell a ", "Should not reach")):
                     found.append(f"{path.name}:{node.lineno} {node.value!r}")
+    assert not found, found
+
+
+MLFLOW_WRITE = re.compile(r"^(log_|set_|create_|delete_|restore_|update_|rename_|transition_|"
+                          r"copy_|start_run$|end_run$|register_model$|autolog$)")
+"""How the names of MLflow's writing functions and client methods begin."""
+
+
+def test_only_the_tracking_layer_writes_to_mlflow():
+    """Every MLflow write (a run, a metric, a tag, an artifact, a registered model, the store's
+    address) is made in ``cnnlab/tracking/``: no other module calls a function of ``mlflow`` or
+    a method of ``MlflowClient`` that writes. Issue 32: they were spread over study/, tracking/
+    and results/."""
+    import mlflow
+
+    writes = {name for name in {*dir(mlflow), *dir(mlflow.MlflowClient)}
+              if MLFLOW_WRITE.match(name)}
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "tracking" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in writes:
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} "
+                             f"{ast.unparse(node.func)}")
     assert not found, found

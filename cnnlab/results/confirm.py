@@ -183,8 +183,7 @@ def confirm_study(
     seeds: int = 3,
     baseline: bool = False,
     baseline_training: str = "study",
-    storage: str | None = None,
-    tracking_uri: str | None = None,
+    stores: Stores | None = None,
     data_dir: str | None = None,
     data: Any = None,
     config: Any = None,
@@ -193,32 +192,26 @@ def confirm_study(
     """Re-train the study's top ``top`` trials (or its ``front``, or the ``top`` of its front),
     and with ``baseline`` the notebook's CNN (trained with the study's training settings, or
     with ``baseline_training="notebook"`` as the notebook trains it), with ``seeds`` seeds each;
-    rank them; record it all. Seeds already done
+    rank them; record it all, in ``stores`` (default: ``Stores.resolve()``). Seeds already done
     (an interrupted confirmation, or an earlier one with fewer seeds) are not trained again."""
-    from cnnlab.tracking.stores import (
-        cnnlab_command,
-        load_existing_study,
-        password_note,
-        resolve_storage,
-        resolve_tracking_uri,
-    )
+    from cnnlab.tracking.stores import load_existing_study
+
+    stores = stores or Stores.resolve()
 
     if not 2 <= seeds <= MAX_SEEDS:
         raise ConfigError(f"--seeds must be from 2 to {MAX_SEEDS} (an interval needs two), "
                           f"not {seeds}.")
     if not front and (top is None or top < 1):
         raise ConfigError(f"--top must be at least 1, not {top}.")
-    study = load_existing_study(study_name, storage)
+    study = load_existing_study(study_name, stores.storage)
     # The study's own configuration (from the process that runs it), else its identity.
     config = config if config is not None else study_config(study)
     if config.design is not None:
-        report = cnnlab_command("report", study_name, storage=storage, tracking_uri=tracking_uri)
-        note = password_note((resolve_storage(storage), "CNNLAB_STORAGE"),
-                             (resolve_tracking_uri(tracking_uri), "MLFLOW_TRACKING_URI"))
+        report, note = stores.command("report", study_name), stores.password_note()
         raise ConfigError(f"study '{study_name}' is a designed experiment: every setting is "
                           f"trained over {words.count(config.design.seeds, 'seed')} already; "
                           f"its answer is `{report}`{note}.")
-    uri = _check_confirmable(study, tracking_uri)
+    uri = _check_confirmable(study, stores.tracking_uri)
     chosen = candidates(study, config, top=top, front=front)
     specs = {str(t.number): trial_spec(config, t) for t in chosen}
     if baseline:
@@ -256,7 +249,7 @@ def confirm_study(
     return Confirmation(ranking, base, record)
 
 
-def _check_confirmable(study: Any, tracking_uri: str | None) -> str:
+def _check_confirmable(study: Any, tracking_uri: str) -> str:
     """Refuse a study that was evaluated or has no study run to nest the runs under; returns
     the tracking store's URI."""
     import logging
@@ -355,9 +348,7 @@ def confirm_if_asked(config: Any, study: Any, stores: Stores, *, data: Any = Non
         return
     confirm_study(config.name, top=asked.top, front=asked.front, seeds=asked.seeds,
                   baseline=asked.baseline, baseline_training=asked.baseline_training,
-                  storage=stores.storage,
-                  tracking_uri=stores.tracking_uri,
-                  data=data, data_dir=data_dir, config=config, out=out)
+                  stores=stores, data=data, data_dir=data_dir, config=config, out=out)
 
 
 def _train_one(spec: Any, key: str, index: int, count: int, data: Any, config: Any,

@@ -62,15 +62,21 @@ from cnnlab.names import (
 )
 from cnnlab.search import trials as T
 from cnnlab.tracking import runs as tracking
-from cnnlab.tracking.evaluations import evaluation_records, registered_model_name
+from cnnlab.tracking.evaluations import (
+    create_claim,
+    evaluation_records,
+    mark_evaluated,
+    record_evaluation,
+    register_version,
+    registered_model_name,
+)
 from cnnlab.tracking.stores import (
+    Stores,
     cnnlab_command,
     load_existing_study,
     mlflow_command,
     password_note,
     redact,
-    resolve_storage,
-    resolve_tracking_uri,
 )
 from cnnlab.train.data import (
     KERAS_SOURCE,
@@ -197,9 +203,10 @@ def _accuracy_objective(study: Any) -> tuple[int, bool]:
     return index, study.directions[index].name == "MAXIMIZE"
 
 
-def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
-         within: float | None = None, tracking_uri: str | None = None) -> Choice:
-    """Choose the trial and check its runs and model; writes nothing."""
+def plan(study: Any, uri: str, *, trial: int | None = None, max_params: int | None = None,
+         within: float | None = None) -> Choice:
+    """Choose the trial and check its runs and model in the tracking store ``uri`` (as
+    resolved: ``Stores``); writes nothing."""
     import mlflow
 
     study_name = study.study_name
@@ -209,9 +216,9 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
         raise ConfigError(f"trial {chosen.number} of study {study_name!r} has no MLflow run "
                           "(it was not run by cnnlab); there is no model to evaluate.")
     client = mlflow.tracking.MlflowClient()
-    tracking.check_experiment_active(client.get_experiment_by_name(study_name), tracking_uri)
+    tracking.check_experiment_active(client.get_experiment_by_name(study_name), uri)
     parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
-    store = redact(resolve_tracking_uri(tracking_uri))
+    store = redact(uri)
     for what, rid in (("the MLflow run of trial " + str(chosen.number), run_id),
                       (f"the MLflow run of study {study_name!r}", parent_run_id)):
         if rid is None:
@@ -234,7 +241,6 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
                               "study was tracked in another store: then point --tracking-uri "
                               "at it), and its model is gone with it.") from None
         if run.info.lifecycle_stage != "active":
-            uri = resolve_tracking_uri(tracking_uri)
             restore = mlflow_command(f"runs restore --run-id {rid}", uri)
             raise ConfigError(f"{what} ({rid}) was deleted in MLflow; restore it (MLflow UI, "
                               f"or `{restore}`) before evaluating, so that the result can be "
@@ -267,15 +273,14 @@ def plan(study: Any, *, trial: int | None = None, max_params: int | None = None,
 
 
 def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
-                       tracking_uri: str | None, out: Callable[[str], None],
+                       uri: str, out: Callable[[str], None],
                        within: float | None = None) -> Choice:
     """``plan``; when the trial was chosen by rule and its model is missing from MLflow (a run
     interrupted while its model was logged, recorded by a cnnlab older than the rule that a
     trial's run is closed before Optuna is told), the next trial by the same rule that has its
     model, with a note."""
     try:
-        return plan(study, trial=trial, max_params=max_params, within=within,
-                    tracking_uri=tracking_uri)
+        return plan(study, uri, trial=trial, max_params=max_params, within=within)
     except ConfigError as err:
         if trial is not None or "is not in the tracking store" not in str(err) or \
                 len(study.directions) > 1 or within is not None:
@@ -289,7 +294,7 @@ def _plan_with_a_model(study: Any, trial: int | None, max_params: int | None,
                       maximize=T.maximizes(study))
     for candidate in ranked[1:]:
         try:
-            choice = plan(study, trial=candidate.number, tracking_uri=tracking_uri)
+            choice = plan(study, uri, trial=candidate.number)
         except ConfigError:
             continue
         out(f"note: {missing[:-1] if missing.endswith('.') else missing}; evaluating trial "
@@ -335,25 +340,13 @@ def _claimed(study_name: str, held: dict, again: str = "") -> EvaluationRefusedE
 def claim(choice: Choice, study: Any, complete: bool = False, again: str = "") -> Any:
     """Create the study's registered model as the claim, or refuse; returns the claim.
     ``again``: how to complete a crashed evaluation, said when refusing (see ``_claimed``)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
     name = registered_model_name(choice.study)
     uid = study.user_attrs.get(UID_ATTR, "")
     record = {"trial": choice.trial, "run_id": choice.run_id, "model_uri": choice.model_uri,
               "claimed_at": _now(), "host": socket.gethostname(), "pid": os.getpid()}
-    try:
-        client.create_registered_model(
-            name, tags={STUDY_TAG: choice.study, STUDY_UID_TAG: uid,
-                        CLAIM_TAG: json.dumps(record)},
-            description=f"The model of study '{choice.study}' chosen on validation and "
-                        "evaluated once on the MNIST test set by `cnnlab evaluate`.")
+    tags = create_claim(name, study_name=choice.study, uid=uid, record=record)
+    if tags is None:
         return record
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    tags = client.get_registered_model(name).tags
     if tags.get(STUDY_TAG) != choice.study or tags.get(STUDY_UID_TAG, uid) != uid:
         raise EvaluationRefusedError(
             f"the registered model '{name}' belongs to another study (named "
@@ -406,19 +399,16 @@ def evaluate_study(
     max_params: int | None = None,
     within: float | None = None,
     complete: bool = False,
-    storage: str | None = None,
-    tracking_uri: str | None = None,
+    stores: Stores | None = None,
     data_dir: str | None = None,
     out: Callable[[str], None] = print,
 ) -> Evaluation:
-    """Evaluate the study's chosen model on the test set, once; see the module's docstring."""
-    study = load_existing_study(study_name, storage)
-    tracking.use_tracking_store(tracking_uri, create=False)
-    command = cnnlab_command("evaluate", study_name, "--complete", storage=storage,
-                             tracking_uri=tracking_uri)
-    again = f"`{command}`" + password_note(
-        (resolve_storage(storage), "CNNLAB_STORAGE"),
-        (resolve_tracking_uri(tracking_uri), "MLFLOW_TRACKING_URI"))
+    """Evaluate the study's chosen model on the test set, once, recorded in ``stores``
+    (default: ``Stores.resolve()``); see the module's docstring."""
+    stores = stores or Stores.resolve()
+    study = load_existing_study(study_name, stores.storage)
+    uri = tracking.use_tracking_store(stores.tracking_uri, create=False)
+    again = f"`{stores.command('evaluate', study_name, '--complete')}`{stores.password_note()}"
     held = _refuse_if_evaluated(study, complete, again)
     if complete and held is not None:
         # --complete finishes the claimed evaluation, whose trial is the claim's.
@@ -429,7 +419,7 @@ def evaluate_study(
                 f"{held['trial']}; a crashed evaluation can be completed on the same model "
                 "only (drop --trial, --max-params and --within).")
         trial = held["trial"]
-    choice = _plan_with_a_model(study, trial, max_params, tracking_uri, out, within)
+    choice = _plan_with_a_model(study, trial, max_params, uri, out, within)
     confirmed = confirmed_means(study)
     if trial is None and choice.trial in confirmed:
         record = study.user_attrs.get(CONFIRMED_ATTR, {})
@@ -473,18 +463,10 @@ def _evaluate(choice: Choice, test: Any) -> Evaluation:
 
 def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
     """The result on the trial's run, the study's run, the registry and the Optuna study."""
-    from mlflow.tracking import MlflowClient
-
     from cnnlab.tracking.plots import confusion_matrix_figure
 
-    client = MlflowClient()
     name = evaluation.registered_model
-    versions = [v for v in client.search_model_versions(f"name = '{name}'")
-                if v.run_id == choice.run_id]
-    if versions:  # A crashed evaluation may have registered it already.
-        version = str(versions[0].version)
-    else:
-        version = _new_version(client, name, choice)
+    version = register_version(name, run_id=choice.run_id, model_uri=choice.model_uri)
     evaluation = dataclasses.replace(evaluation, version=version)
     result = asdict(evaluation)
     metrics = {"test_loss": evaluation.test_loss, "test_accuracy": evaluation.test_accuracy}
@@ -498,49 +480,20 @@ def _record(choice: Choice, evaluation: Evaluation, study: Any) -> Evaluation:
             TEST_SHA256_TAG: evaluation.test_sha256}
     fig = confusion_matrix_figure(np.array(evaluation.confusion_matrix),
                                   f"{choice.study}, trial {choice.trial}: test set")
-    for run_id in filter(None, (choice.run_id, choice.parent_run_id)):
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, value)
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-        client.log_dict(run_id, result, "evaluation/result.json")
-        client.log_figure(run_id, fig, "evaluation/confusion_matrix.png")
-    client.set_model_version_tag(name, version, TEST_LOSS_TAG, f"{evaluation.test_loss:.6f}")
-    client.set_model_version_tag(name, version, TEST_ACCURACY_TAG,
-                                 f"{evaluation.test_accuracy:.6f}")
-    client.set_model_version_tag(name, version, MODEL_TRIAL_TAG, str(choice.trial))
-    client.set_model_version_tag(name, version, TEST_SHA256_TAG, evaluation.test_sha256)
-    client.set_registered_model_alias(name, ALIAS, version)
+    record_evaluation(name, version, list(filter(None, (choice.run_id, choice.parent_run_id))),
+                      metrics=metrics, tags=tags, result=result, figure=fig,
+                      version_tags={TEST_LOSS_TAG: f"{evaluation.test_loss:.6f}",
+                                    TEST_ACCURACY_TAG: f"{evaluation.test_accuracy:.6f}",
+                                    MODEL_TRIAL_TAG: str(choice.trial),
+                                    TEST_SHA256_TAG: evaluation.test_sha256},
+                      alias=ALIAS)
     summary = {k: result[k] for k in ("trial", "run_id", "model_uri", "test_loss",
                                       "test_accuracy", "evaluated_at", "version",
                                       "test_source", "test_sha256")}
     study.set_user_attr(EVALUATION_ATTR, summary)
     # Last: the result on the registered model is what marks the evaluation as done.
-    client.set_registered_model_tag(name, RESULT_TAG, json.dumps(summary))
+    mark_evaluated(name, summary)
     return evaluation
-
-
-def _new_version(client: Any, name: str, choice: Choice) -> str:
-    """A new version of the registered model ``name`` (made by ``claim``) from the chosen
-    trial's model; its number. What ``mlflow.register_model`` records (the version's source and
-    run, and the version on the logged model's ``mlflow.modelVersions`` tag), without the line
-    it prints when the registered model exists, as ours always does by then ("Registered model
-    ... already exists. Creating a new version of this model...")."""
-    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
-    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
-
-    source, model_id = choice.model_uri, None
-    if source.startswith("models:/"):  # MLflow 3: the run's logged model.
-        model_id = source.removeprefix("models:/")
-    elif RunsArtifactRepository.is_runs_uri(source):  # A model logged as the run's artifacts.
-        source = RunsArtifactRepository.get_underlying_uri(source)
-    created = client.create_model_version(name, source, run_id=choice.run_id, model_id=model_id)
-    if model_id is not None:
-        linked = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
-        versions = [*json.loads(linked or "[]"), {"name": created.name,
-                                                   "version": created.version}]
-        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
-    return str(created.version)
 
 
 def _now() -> str:

@@ -568,9 +568,9 @@ def write_report(study_name: str, out: Path, *, storage: str | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     if log_to is not None:
-        from mlflow.tracking import MlflowClient
+        from cnnlab.tracking.runs import log_text
 
-        MlflowClient().log_text(log_to, page, REPORT_ARTIFACT)
+        log_text(log_to, page, REPORT_ARTIFACT)
     return tables
 
 

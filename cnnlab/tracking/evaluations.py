@@ -81,3 +81,83 @@ def evaluation_records(study: Any) -> list[tuple[str, dict]]:
                 "test_accuracy": metrics["test_accuracy"],
                 "test_loss": metrics.get("test_loss", float("nan"))}))
     return found
+
+
+def create_claim(name: str, *, study_name: str, uid: str, record: dict[str, Any]) -> dict | None:
+    """Create the study's registered model ``name`` with the claim ``record`` on it (the claim of
+    ``cnnlab.results.evaluate``): None if it was created, else the tags of the model of that name
+    that exists already. Creation is atomic in the tracking store: of two claims made at once,
+    exactly one creates the model."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        client.create_registered_model(
+            name, tags={STUDY_TAG: study_name, STUDY_UID_TAG: uid, CLAIM_TAG: json.dumps(record)},
+            description=f"The model of study '{study_name}' chosen on validation and "
+                        "evaluated once on the MNIST test set by `cnnlab evaluate`.")
+        return None
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    return dict(client.get_registered_model(name).tags)
+
+
+def register_version(name: str, *, run_id: str, model_uri: str) -> str:
+    """The number of the version of registered model ``name`` made from run ``run_id``'s model
+    (a crashed evaluation may have registered it already), else of a new one: what
+    ``mlflow.register_model`` records (the version's source and run, and the version on the
+    logged model's ``mlflow.modelVersions`` tag), without the line it prints when the registered
+    model exists, as the claim's always does ("Registered model ... already exists. Creating a
+    new version of this model...")."""
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    client = MlflowClient()
+    versions = [v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == run_id]
+    if versions:
+        return str(versions[0].version)
+    source, model_id = model_uri, None
+    if source.startswith("models:/"):  # MLflow 3: the run's logged model.
+        model_id = source.removeprefix("models:/")
+    elif RunsArtifactRepository.is_runs_uri(source):  # A model logged as the run's artifacts.
+        source = RunsArtifactRepository.get_underlying_uri(source)
+    created = client.create_model_version(name, source, run_id=run_id, model_id=model_id)
+    if model_id is not None:
+        linked = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+        versions = [*json.loads(linked or "[]"), {"name": created.name,
+                                                   "version": created.version}]
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
+    return str(created.version)
+
+
+def record_evaluation(name: str, version: str, run_ids: list[str], *, metrics: dict[str, float],
+                      tags: dict[str, str], result: dict[str, Any], figure: Any,
+                      version_tags: dict[str, str], alias: str) -> None:
+    """The test result on each of ``run_ids`` (``metrics``, ``tags``, ``evaluation/result.json``
+    and the confusion matrix ``figure`` as ``evaluation/confusion_matrix.png``), and on version
+    ``version`` of registered model ``name`` (``version_tags``, and ``alias`` pointing at it).
+    The result on the registered model itself, which marks the evaluation done, is
+    ``mark_evaluated``'s, written last."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for run_id in run_ids:
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        client.log_dict(run_id, result, "evaluation/result.json")
+        client.log_figure(run_id, figure, "evaluation/confusion_matrix.png")
+    for key, value in version_tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, alias, version)
+
+
+def mark_evaluated(name: str, summary: dict[str, Any]) -> None:
+    """The evaluation's ``summary`` on registered model ``name``: what says it is done."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().set_registered_model_tag(name, RESULT_TAG, json.dumps(summary))

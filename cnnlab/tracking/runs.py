@@ -521,6 +521,12 @@ def command_line() -> str:
     return redact(" ".join(argv))
 
 
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    """``text`` as the artifact ``artifact_file`` of run ``run_id``, in the tracking store that
+    MLflow points at (``use_tracking_store``)."""
+    MlflowClient().log_text(run_id, text, artifact_file)
+
+
 def check_reachable(uri: str | None = None) -> None:
     """Fail fast, in one sentence, if the tracking store cannot be reached (before anything is
     written anywhere). A local SQLite store is always reachable; a server gets 10 seconds."""

@@ -43,6 +43,18 @@ class Stores:
         else the local ones under ``mlruns/``."""
         return cls(resolve_storage(storage), resolve_tracking_uri(tracking_uri))
 
+    def command(self, command: str, name: str | None = None, *options: str,
+                which: tuple[str, ...] = ("storage", "tracking")) -> str:
+        """A cnnlab command line on these stores (``cnnlab_command``, ``which`` of them)."""
+        return cnnlab_command(command, name, *options, storage=self.storage,
+                              tracking_uri=self.tracking_uri, stores=which)
+
+    def password_note(self, which: tuple[str, ...] = ("storage", "tracking")) -> str:
+        """``password_note`` for advice that names ``which`` of these stores."""
+        return password_note(*[pair for key, pair in (
+            ("storage", (self.storage, STORAGE_ENV)),
+            ("tracking", (self.tracking_uri, "MLFLOW_TRACKING_URI"))) if key in which])
+
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """The tracking store to use: ``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else local;

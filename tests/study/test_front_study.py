@@ -100,8 +100,8 @@ def test_confirm_retrains_with_the_same_seeds_as_nested_runs(tmp_path: Path,
     stores = Stores(tmp_path, text)
     assert stores.run() == 0
     out: list[str] = []
-    result = confirm_study("tiny", top=2, seeds=2, baseline=True, storage=stores.storage,
-                           tracking_uri=stores.tracking, out=out.append)
+    result = confirm_study("tiny", top=2, seeds=2, baseline=True,
+                           stores=stores.resolved, out=out.append)
     study = stores.study("tiny")
     record = study.user_attrs["cnnlab_confirmed"]
     seeds = confirm_seeds(5, 2)
@@ -139,8 +139,7 @@ def test_confirm_retrains_with_the_same_seeds_as_nested_runs(tmp_path: Path,
     # cnnlab evaluate chooses from the confirmed ranking.
     assert choose_trial(study).number == result.ranking.best.key
     # More seeds later: only the new ones are trained, the first ones are kept.
-    confirm_study("tiny", top=2, seeds=3, storage=stores.storage,
-                  tracking_uri=stores.tracking, out=out.append)
+    confirm_study("tiny", top=2, seeds=3, stores=stores.resolved, out=out.append)
     again = client.search_runs([experiment.experiment_id],
                                filter_string="tags.`cnnlab.kind` = 'confirm'")
     assert len(again) == 6 + 2
