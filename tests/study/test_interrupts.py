@@ -7,6 +7,7 @@ running the same command again finishes the study."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from cnnlab.search import trials as T
 from cnnlab.train.faults import POINTS
-from tests.studies import TINY, Stores
+from tests.studies import TINY, Stores, run_as_pasted
 
 STUDY = TINY.replace("train_size = 512", "train_size = 256")  # Three trials to count.
 COUNTED_AT = ("refresh",)
@@ -70,14 +71,20 @@ def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str
     (after SIGKILL, once the next run has reconciled them), and a last run finishes the study."""
     total = 3 if point in COUNTED_AT else 1  # Each interrupt here counts one, the last run one.
     stores = Stores(tmp_path, STUDY.replace("n_trials = 3", f"n_trials = {total}"))
+    again = []
     for sig in ("INT", "TERM", "KILL") if point == TERM_AT else ("INT", "KILL"):
         interrupted = _run(stores, f"{point}:{sig}")
         assert interrupted.returncode == CODES[sig], (sig, interrupted.stderr)
         if sig != "KILL":
             _assert_one_line(interrupted)
             _assert_agree(stores)
-    resumed = _run(stores, None)
+            again += re.findall(r"; go on with `([^`]+)` \(nothing finished is trained again\)\.$",
+                                interrupted.stderr.strip())
+    assert len(again) == (3 if point == TERM_AT else 1) - 1, again
+    # The command the interrupt printed, as pasted in a plain shell in another folder.
+    resumed = run_as_pasted(again[0], tmp_path / "elsewhere", timeout=600)
     assert resumed.returncode == 0, resumed.stderr
+    assert not (tmp_path / "elsewhere" / "mlruns").exists()  # The study's own stores, named.
     _assert_agree(stores)
     assert sum(T.counts(t) for t in stores.study("tiny").trials) == total
 
