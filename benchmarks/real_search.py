@@ -137,13 +137,14 @@ def timeline(trials: list, budget: float) -> list[tuple[float, object]]:
     return out
 
 
-def run(root: Path, seeds: list[int], budget: float) -> None:
+def run(root: Path, seeds: list[int], budget: float,
+        strategies: tuple[str, ...] = STRATEGIES) -> None:
     """Run (or continue) every search with time left, seed by seed, strategy by strategy."""
     root.mkdir(parents=True, exist_ok=True)
     storage, tracking = stores(root)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     for seed in seeds:
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             if done_marker(root, strategy, seed).exists():
                 continue
             trials = trials_of(root, strategy, seed)
@@ -229,12 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, required=True,
                         help="folder of the searches' stores (outside the work tree)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES),
+                        help="the strategies to run (default: all), each seed in this order")
     parser.add_argument("--budget", type=float, default=480.0,
                         help="seconds of trials per search (default 480)")
     parser.add_argument("--targets", type=float, nargs="+", default=list(TARGETS))
     args = parser.parse_args(argv)
     if args.action == "run":
-        run(args.root, args.seeds, args.budget)
+        run(args.root, args.seeds, args.budget, tuple(args.strategies))
     table(args.root, args.seeds, args.budget, tuple(args.targets))
     return 0
 
