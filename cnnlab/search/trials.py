@@ -68,6 +68,23 @@ def counted(study: Any) -> int:
     return sum(counts(t) for t in study.get_trials(deepcopy=False))
 
 
+def not_counted(study: Any) -> str:
+    """The study's ended trials that do not count toward its total, by why, in a clause for a
+    line (``" (3 more not counted: 2 infeasible, 1 interrupted)"``); "" when there are none.
+    Running and waiting trials are left out."""
+    why: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name in ("RUNNING", "WAITING") or counts(trial):
+            continue
+        kind = outcome(trial)
+        kind = "interrupted" if kind == "trained" else kind  # Failed with no reason of its own.
+        why[kind] = why.get(kind, 0) + 1
+    if not why:
+        return ""
+    return (f" ({sum(why.values())} more not counted: "
+            + ", ".join(f"{n} {kind}" for kind, n in why.items()) + ")")
+
+
 def score(trial: Any) -> float | None:
     """The trial's first objective (its validation metric): the value Optuna was told, or for
     a pruned trial the last one it reported or recorded in its curve."""

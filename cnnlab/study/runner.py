@@ -104,6 +104,7 @@ def run_study(config: StudyConfig, stores: Stores | None = None, *,
     out(f"study '{config.name}' in {shown_uri(stores.storage)}: {done} trial(s) so far"
         + (f", total {total}" if total is not None else "")
         + (f", time budget {config.timeout:g} s" if config.timeout is not None else "")
+        + T.not_counted(study)
         + "; " + (feasible.describe() if config.design is None else
                   f"a design of {count(len(config.design.settings()), 'setting')} x "
                   f"{count(config.design.seeds, 'seed')}"))
