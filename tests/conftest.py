@@ -77,6 +77,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)  # Stable: the collection's order among equals.
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """With ``--cpu-report FILE``: a line per test appended to FILE (tab-separated: the test,
+    its wall seconds, the CPU seconds of the test's process and of the processes it started
+    and waited for), from ``getrusage``; each xdist worker appends its own tests."""
+    report = item.config.getoption("--cpu-report")
+    if report is None:
+        yield
+        return
+    import resource
+    import time
+
+    def cpu(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    wall, own, children = time.monotonic(), cpu(resource.RUSAGE_SELF), \
+        cpu(resource.RUSAGE_CHILDREN)
+    yield
+    line = (f"{item.nodeid}\t{time.monotonic() - wall:.2f}\t"
+            f"{cpu(resource.RUSAGE_SELF) - own:.2f}\t"
+            f"{cpu(resource.RUSAGE_CHILDREN) - children:.2f}\n")
+    with open(report, "a") as out:
+        out.write(line)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu-report", metavar="FILE",
+                     help="append each test's wall and CPU seconds (its own and its child "
+                          "processes') to FILE, a tab-separated line per test")
     parser.addoption("--fuzz-examples", type=int, default=20,
                      help="examples per property in tests/test_fuzz.py (default 20; CI's)")
