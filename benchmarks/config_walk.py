@@ -141,14 +141,10 @@ def main() -> None:
     sources = {"cnnlab": os.path.dirname(here)}
     with tempfile.TemporaryDirectory() as tmp:
         if args.before:
-            # From the repository's root: in a subfolder, git archive takes that folder only.
-            archive = subprocess.run(["git", "-C", os.path.dirname(here), "archive", args.before],
-                                     check=True,
-                                     capture_output=True)
-            os.mkdir(os.path.join(tmp, "src"))
-            subprocess.run(["tar", "x", "-C", os.path.join(tmp, "src")], input=archive.stdout,
-                           check=True)
-            sources[f"cnnlab@{args.before}"] = os.path.join(tmp, "src")
+            import revision
+
+            sources[f"cnnlab@{args.before}"] = revision.extract(args.before,
+                                                                os.path.join(tmp, "src"))
         for label, source in sources.items():
             work = tempfile.mkdtemp(dir=tmp)
             result = subprocess.run([sys.executable, __file__, "--child", work, source],

@@ -77,12 +77,9 @@ def main() -> None:
     sources = {"cnnlab": os.path.dirname(here)}
     with tempfile.TemporaryDirectory() as tmp:
         if args.before:
-            # From the repository's root: in a subfolder, git archive takes that folder only.
-            archive = subprocess.run(["git", "-C", os.path.dirname(here), "archive", args.before],
-                                     check=True,
-                                     capture_output=True)
-            subprocess.run(["tar", "x", "-C", tmp], input=archive.stdout, check=True)
-            sources[f"cnnlab@{args.before}"] = tmp
+            import revision
+
+            sources[f"cnnlab@{args.before}"] = revision.extract(args.before, tmp)
         print(f"per trial of {args.trials} (the first left out): reads / writes")
         for label, source in sources.items():
             env = {**os.environ, "PYTHONPATH": source}

@@ -182,14 +182,9 @@ def main() -> None:
     sources: dict[str, str] = {}
     tmp = tempfile.TemporaryDirectory()
     if args.before:
-        # The revision's files only (git archive): no worktree is added to the repository.
-        worktree = os.path.join(tmp.name, "before")
-        os.makedirs(worktree)
-        # From the repository's root: in a subfolder, git archive takes that folder only.
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        archive = subprocess.run(["git", "-C", root, "archive", args.before], check=True,
-                                 capture_output=True)
-        subprocess.run(["tar", "x", "-C", worktree], input=archive.stdout, check=True)
+        import revision  # Beside this script.
+
+        worktree = revision.extract(args.before, os.path.join(tmp.name, "before"))
         label = f"cnnlab@{args.before}"
         loops.insert(loops.index("cnnlab") + 1 if "cnnlab" in loops else len(loops), label)
         sources[label] = worktree
