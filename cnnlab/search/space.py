@@ -562,9 +562,31 @@ class Feasibility:
                 "max_params)")
 
 
+_FEASIBILITY: dict[tuple[str, int | None, int, int], Feasibility] = {}
+"""``feasibility``'s estimates so far in this process, by a file's space (its ``repr``, which
+shows every field), ``max_params``, draws and seed."""
+
+
 def feasibility(space: SearchSpace, max_params: int | None, draws: int = FEASIBILITY_DRAWS,
                 seed: int = 0) -> Feasibility:
-    """Estimate the trainable fraction of ``space`` with cnnlab's shape arithmetic alone."""
+    """Estimate the trainable fraction of ``space`` with cnnlab's shape arithmetic alone.
+
+    The estimate depends on nothing else, so a file's space (a ``SearchSpace``) is drawn once
+    per process for the same arguments (``study check`` then ``study run`` in one script, the
+    test suite's many studies of one space: 2,000 draws cost about 0.4 CPU-s); a script's
+    space, whose suggest calls run the user's code, is drawn every time."""
+    key = (repr(space), max_params, draws, seed) if type(space) is SearchSpace else None
+    if key in _FEASIBILITY:
+        return _FEASIBILITY[key]
+    found = _feasibility(space, max_params, draws, seed)
+    if key is not None:
+        if len(_FEASIBILITY) >= 64:
+            _FEASIBILITY.clear()
+        _FEASIBILITY[key] = found
+    return found
+
+
+def _feasibility(space: Any, max_params: int | None, draws: int, seed: int) -> Feasibility:
     suggester = RandomSuggester(seed)
     unbuildable = over = 0
     for _ in range(draws):

@@ -276,7 +276,7 @@ def optimize(study: Any, storage: Any, objective: Objective, callbacks: list[Any
             if exhausted:
                 break
     finally:
-        gc.unfreeze()  # The objective froze the heap after its first trial's collection.
+        gc.unfreeze()  # The objective froze the heap as its first trial began.
         getattr(storage, "remove_session", lambda: None)()  # As study.optimize ends.
     if exhausted and budget.stopped is None and not budget.reached:
         budget.stopped = (

@@ -4,6 +4,7 @@ layer), fixed and not Optuna parameters; `conv.FIELD` overrides every layer, `co
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
 from pathlib import Path
@@ -220,6 +221,23 @@ def test_feasibility_and_the_build_check_see_the_base_values() -> None:
     with pytest.raises(ConfigError, match="search.conv5 is beyond the largest number of conv "
                                           r"layers \(4\) that the base network has"):
         _study(STRIDES_PADDING, "conv5.filters = [8]\n")
+
+
+def test_feasibility_is_drawn_once_per_space_and_arguments() -> None:
+    """A file's space is estimated once per process for the same arguments; a space that
+    differs in any field (its base network too), or other arguments, is drawn anew."""
+    space = _study(STRIDES_PADDING.replace("max_params = 400000\n", "")).space
+    first = feasibility(space, None, draws=300, seed=3)
+    assert feasibility(space, None, draws=300, seed=3) is first
+    same = _study(STRIDES_PADDING.replace("max_params = 400000\n", "")).space
+    assert same is not space and feasibility(same, None, draws=300, seed=3) is first
+    other_base = dataclasses.replace(space, base=dataclasses.replace(
+        space.base, dense=(space.base.dense[0] * 2,)))
+    for again in (feasibility(space, 100_000, draws=300, seed=3),
+                  feasibility(space, None, draws=300, seed=4),
+                  feasibility(other_base, None, draws=300, seed=3)):
+        assert again is not first
+    assert feasibility(space, 100_000, draws=300, seed=3).over_budget > 0  # Not first's.
 
 
 @pytest.mark.slow

@@ -87,11 +87,10 @@ def test_killed_mid_trial_then_resumed(tmp_path: Path) -> None:
     killed = _freeze_in_trial(stores, proc, first=1)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    # The same command again: the killed trial is failed at once (its process is gone), its
-    # MLflow run is ended as KILLED, and the study goes on to its 3 counted trials.
-    again = subprocess.run(_command(stores), cwd=tmp_path, capture_output=True, text=True,
-                           timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert again.returncode == 0, again.stderr
+    # The same command again (here, in this process): the killed trial is failed at once (its
+    # process is gone), its MLflow run is ended as KILLED, and the study goes on to its 3
+    # counted trials.
+    assert stores.run() == 0
     study = stores.study("tiny")
     states = [t.state.name for t in study.trials]
     assert states == ["FAIL" if n == killed else "COMPLETE" for n in range(4)]
@@ -342,10 +341,8 @@ def test_a_worker_killed_by_a_signal_makes_the_command_fail(tmp_path: Path) -> N
     _, err = parent.communicate(timeout=300)
     assert parent.returncode == 128 + signal.SIGKILL, err
     assert f"(pid {victim}) was killed by SIGKILL" in err
-    # The same command again finishes the study.
-    again = subprocess.run(_command(stores), cwd=tmp_path, capture_output=True, text=True,
-                           timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert again.returncode == 0, again.stderr
+    # The same command again (here, in this process) finishes the study.
+    assert stores.run() == 0
     from cnnlab.search import trials as T
 
     assert sum(T.counts(t) for t in stores.study("tiny").trials) == 4
@@ -385,9 +382,7 @@ def test_a_live_trial_of_another_program_is_never_failed(tmp_path: Path) -> None
             break
         except sqlite3.OperationalError:
             os.kill(proc.pid, signal.SIGCONT)
-    beside = subprocess.run(_command(stores), cwd=tmp_path, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert beside.returncode == 0, beside.stderr
+    assert stores.run() == 0  # Beside it: here, in this process.
     assert stores.study("tiny").trials[number].state.name == "RUNNING"
     os.kill(proc.pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=300)
@@ -473,7 +468,7 @@ def _frozen_unlocked(stores: Stores, proc: subprocess.Popen, first: int = 0) -> 
 
 @pytest.mark.slow
 def test_a_stopped_process_keeps_its_trial_past_the_grace_period(
-        tmp_path: Path, started: list[subprocess.Popen]) -> None:
+        tmp_path: Path, started: list[subprocess.Popen], monkeypatch, capsys) -> None:
     """A study process stopped (SIGSTOP, as Ctrl-Z or a suspended laptop) inside a trial for
     longer than the heartbeat's grace period, while `cnnlab study run` runs on the same study
     (which finds it finished and trains nothing): the trial stays RUNNING in both stores, and
@@ -484,11 +479,10 @@ def test_a_stopped_process_keeps_its_trial_past_the_grace_period(
     number = _frozen_unlocked(stores, proc, first=1)
     while not _stale(stores.storage, "tiny", number):
         time.sleep(0.2)
-    beside = subprocess.run(_command(stores, "--n-trials", "1"), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **HEARTBEAT})
-    assert beside.returncode == 0, beside.stderr
-    assert "is finished" in beside.stdout
+    for name, value in HEARTBEAT.items():  # The command beside it, here in this process.
+        monkeypatch.setenv(name, value)
+    assert stores.run("--n-trials", "1") == 0
+    assert "is finished" in capsys.readouterr().out
     assert stores.study("tiny").trials[number].state.name == "RUNNING"
     assert stores.runs("tiny")[1][number].info.status == "RUNNING"
     os.kill(proc.pid, signal.SIGCONT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab import cli
 from cnnlab.search import trials as T
 from cnnlab.train.faults import POINTS
 from tests.studies import TINY, Stores, run_as_pasted
@@ -60,15 +62,19 @@ def _assert_agree(stores: Stores) -> None:
 
 
 TERM_AT = "epoch"
-"""The one point where SIGTERM is sent too (its path after the handler is SIGINT's)."""
+"""The one point where SIGTERM is sent too (its path after the handler is SIGINT's), and where
+the printed command is run as pasted in a shell; elsewhere its arguments run in the test's
+process (how the command is made does not depend on the point)."""
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS)
-def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str) -> None:
+def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """At ``point``: SIGINT, then (running the command again) SIGTERM at one point, then
     SIGKILL, each the first time the process reaches the point; after each the stores agree
-    (after SIGKILL, once the next run has reconciled them), and a last run finishes the study."""
+    (after SIGKILL, once the next run has reconciled them), and a last run, the command the
+    interrupt printed, finishes the study from another folder."""
     total = 3 if point in COUNTED_AT else 1  # Each interrupt here counts one, the last run one.
     stores = Stores(tmp_path, STUDY.replace("n_trials = 3", f"n_trials = {total}"))
     again = []
@@ -81,9 +87,18 @@ def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str
             again += re.findall(r"; go on with `([^`]+)` \(nothing finished is trained again\)\.$",
                                 interrupted.stderr.strip())
     assert len(again) == (2 if point == TERM_AT else 1), again  # One per SIGINT, SIGTERM.
-    # The command the interrupt printed, as pasted in a plain shell in another folder.
-    resumed = run_as_pasted(again[0], tmp_path / "elsewhere", timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
+    elsewhere = tmp_path / "elsewhere"
+    if point == TERM_AT:  # The command as pasted in a plain shell in another folder.
+        resumed = run_as_pasted(again[0], elsewhere, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr
+    else:  # Its arguments, in this process (a new one would import TensorFlow again).
+        program, *argv = shlex.split(again[0])
+        assert Path(program).name == "cnnlab", program
+        for name in [k for k in os.environ if k.startswith("MLFLOW_") or k == "CNNLAB_STORAGE"]:
+            monkeypatch.delenv(name)
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        assert cli.main(argv) == 0
     assert not (tmp_path / "elsewhere" / "mlruns").exists()  # The study's own stores, named.
     _assert_agree(stores)
     assert sum(T.counts(t) for t in stores.study("tiny").trials) == total
