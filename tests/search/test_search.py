@@ -3,9 +3,6 @@ judged is not trained again, and the guarantees are read back from the stores.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -54,27 +51,8 @@ def test_a_resumed_study_draws_new_architectures_as_a_fresh_one_would(
     assert len(set(seeds)) == 4
 
 
-def test_two_workers_draw_what_one_process_draws(tmp_path: Path, monkeypatch) -> None:
-    """`--workers 2` on a random sampler: each trial number's draw is the one a single process
-    makes, so the workers never draw the same sequence side by side."""
-    text = TINY.replace("n_trials = 3", "n_trials = 4").replace("epochs = 2", "epochs = 1")
-    single = Stores(tmp_path / "single", text) if (tmp_path / "single").mkdir() is None else None
-    pair = Stores(tmp_path / "pair", text) if (tmp_path / "pair").mkdir() is None else None
-    # The single process is this one (no start-up of its own); the workers are processes.
-    monkeypatch.chdir(single.root)
-    assert single.run() == 0
-    result = subprocess.run(
-        [sys.executable, "-m", "cnnlab.cli", "study", "run", str(pair.file), "--storage",
-         pair.storage, "--tracking-uri", pair.tracking, "--workers", "2"], cwd=pair.root,
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert result.returncode == 0, result.stderr
-    trials = pair.study("tiny").trials
-    assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in trials}) == 2
-    keys = [t.user_attrs[CONFIG_KEY_ATTR] for t in trials]
-    assert len(set(keys)) == len(keys) == 4
-    assert {t.number: t.params for t in trials} == \
-        {t.number: t.params for t in single.study("tiny").trials}
+# `--workers 2` draws what one process draws: tests/study/test_faults.py,
+# test_workers_share_one_study_on_the_local_default (one run of two workers checks both).
 
 
 @pytest.mark.parametrize("pruned", [False, True], ids=["complete", "pruned"])

@@ -204,24 +204,37 @@ def test_command_tag_hides_passwords(monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_workers_share_one_study_on_the_local_default(tmp_path: Path) -> None:
+def test_workers_share_one_study_on_the_local_default(tmp_path: Path, monkeypatch) -> None:
     """`--workers 2` on the default local stores: exactly the total, no lost or duplicate
-    trials, one study run, and no 'database is locked'."""
-    stores = Stores(tmp_path, TINY.replace("n_trials = 3", "n_trials = 4"))
+    trials, one study run, and no 'database is locked'; on a random sampler each trial
+    number's draw is the one a single process makes, so the workers never draw the same
+    sequence side by side."""
+    text = TINY.replace("n_trials = 3", "n_trials = 4").replace("epochs = 2", "epochs = 1")
+    (tmp_path / "single").mkdir()
+    (tmp_path / "pair").mkdir()
+    single = Stores(tmp_path / "single", text)
+    # The single process is this one (no start-up of its own); the workers are processes.
+    monkeypatch.chdir(single.root)
+    assert single.run() == 0
+    stores = Stores(tmp_path / "pair", text)
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "CNNLAB_STORAGE")}  # The defaults, really.
     result = subprocess.run([sys.executable, "-m", "cnnlab.cli", "study", "run",
-                             str(stores.file), "--workers", "2"], cwd=tmp_path,
+                             str(stores.file), "--workers", "2"], cwd=stores.root,
                             capture_output=True, text=True, timeout=600,
                             env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr
     assert "locked" not in result.stderr + result.stdout
-    stores.storage = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
-    stores.tracking = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    stores.storage = f"sqlite:///{stores.root / 'mlruns' / 'optuna.db'}"
+    stores.tracking = f"sqlite:///{stores.root / 'mlruns' / 'mlflow.db'}"
     study = stores.study("tiny")
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
     assert {t.state.name for t in study.trials} == {"COMPLETE"}
     assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in study.trials}) == 2
+    keys = [t.user_attrs["cnnlab_config_key"] for t in study.trials]
+    assert len(set(keys)) == len(keys) == 4
+    assert {t.number: t.params for t in study.trials} == \
+        {t.number: t.params for t in single.study("tiny").trials}
     parent, children = stores.runs("tiny")  # Asserts a single study run.
     assert sorted(children) == [0, 1, 2, 3]
     assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == {parent.info.run_id}
