@@ -547,6 +547,7 @@ class StudySummary:
         self.parent_run_id = parent_run_id
         self.config = config
         self._plots_due = False  # Whether trials ended since the study's plots were drawn.
+        self._best_written: tuple[int, float] | None = None  # The best trial this process wrote.
 
     def __call__(self, study: Any, trial: Any) -> None:
         faults.reach("refresh", trial.number)
@@ -576,6 +577,9 @@ class StudySummary:
         if best is not None:
             metrics["best_value"] = best.values[0]
             metrics["best_n_params"] = best.user_attrs.get(N_PARAMS_ATTR, float("nan"))
+        # The best trial's tags and summary, when it changed since this process wrote them
+        # (most trials do not change it: a read of its run and three writes saved each).
+        if best is not None and (best.number, best.values[0]) != self._best_written:
             (run_id,) = self._live_run_ids([best]) or (None,)
             summary = {
                 "number": best.number, "value": best.values[0], "metric": self.config.metric,
@@ -591,6 +595,7 @@ class StudySummary:
                 with contextlib.suppress(mlflow.exceptions.MlflowException):
                     self.client.delete_tag(self.parent_run_id, BEST_RUN_ID_TAG)
             self.client.log_dict(self.parent_run_id, summary, "best_trial.json")
+            self._best_written = (best.number, best.values[0])
         metrics["front_size"] = len(self._tag_front(study))
         step = max((t.number for t in trials), default=0)
         stamp = int(time.time() * 1000)
