@@ -46,21 +46,26 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 HEAVIEST_FIRST = (
     "tests/study/test_faults.py",
     "tests/study/test_interrupts.py",
+    "tests/study/test_study.py",
     "tests/tracking/test_store_faults.py",
-    "tests/study/test_tracking_server.py",
-    "tests/test_anytime.py",
-    "tests/search/test_search.py",
-    "tests/study/test_front_study.py",
     "tests/study/test_script_study.py",
+    "tests/study/test_tracking_server.py",
     "tests/results/test_evaluate.py",
-    "tests/study/test_postgres.py",
+    "tests/study/test_front_study.py",
+    "tests/search/test_search.py",
+    "tests/results/test_compare_ui.py",
     "tests/test_console.py",
+    "tests/study/test_rungs.py",
+    "tests/test_anytime.py",
+    "tests/study/test_edited.py",
+    "tests/study/test_postgres.py",
 )
-"""The test files that took longest (``--durations``, docs/development.md), longest first."""
+"""The test files that took longest (their tests' wall seconds summed, ``--cpu-report``, at
+issue 32's third stop; docs/development.md), longest first."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Test files in the order that keeps two processes busy to the end (pytest-xdist hands
+    """Test files in the order that keeps the processes busy to the end (pytest-xdist hands
     out one file at a time, in this order, with ``--no-loadscope-reorder``): the longest
     known first, then the other files by how many slow tests they hold, files of quick tests
     last, to fill in beside the long ones. Within a file the order is kept."""

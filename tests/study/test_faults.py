@@ -333,7 +333,7 @@ def test_sigterm_to_the_workers_parent_ends_every_worker(tmp_path: Path) -> None
         os.kill(pid, signal.SIGCONT)
     _, err = parent.communicate(timeout=120)
     assert parent.returncode == 143, err
-    assert err.count("terminated: the current trial and the study's run were closed") == 2
+    assert err.count("terminated: the current trial and the study's run were closed") == 2, err
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

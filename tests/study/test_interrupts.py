@@ -126,3 +126,41 @@ def test_sigterm_takes_the_path_of_ctrl_c():
     assert isinstance(raised.value, Terminated)
     assert exit_code(raised.value) == 143 and exit_code(KeyboardInterrupt()) == 130
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_interrupt_waits_until_the_store_has_committed(tmp_path: Path) -> None:
+    """SIGTERM sent while MLflow's SQL store writes a tag (from inside SQLAlchemy, as the
+    statement runs) is raised once the write has returned: the tag is committed and no lock is
+    left behind, so another connection writes at once. Raised in the store's code, it could
+    leave the transaction open with SQLite's write lock (``cnnlab.study.signals``)."""
+    import sqlite3
+    import time
+
+    import sqlalchemy
+    from mlflow.tracking import MlflowClient
+
+    from cnnlab.study.signals import Terminated, signals_as_interrupts
+
+    path = tmp_path / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{path}")
+    run = client.create_run(client.create_experiment("e")).info.run_id
+    sent = []
+
+    def send(conn, cursor, statement, *args) -> None:
+        if "tags" in statement and statement.lstrip().upper().startswith(("INSERT", "UPDATE")) \
+                and not sent:
+            sent.append(statement)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "after_cursor_execute", send)
+    try:
+        with signals_as_interrupts(), pytest.raises(Terminated):
+            client.set_tag(run, "k", "v")
+            assert sent, "the tag's write was never seen"
+            time.sleep(5)  # The interrupt is raised here, out of the store's code.
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "after_cursor_execute", send)
+    assert MlflowClient(f"sqlite:///{path}").get_run(run).data.tags["k"] == "v"
+    with sqlite3.connect(path, timeout=0) as db:  # No lock left: a write at once.
+        db.execute("BEGIN IMMEDIATE")
+        db.rollback()
