@@ -21,12 +21,12 @@ STORE_CODE = ("/sqlalchemy/", "/optuna/storages/_rdb/", "/mlflow/store/db/",
 """Code an interrupt is not raised in: SQLAlchemy's, and the session scopes of Optuna's RDB
 storage and MLflow's SQL stores (not MLflow's REST client: Ctrl-C while it waits for a tracking
 server that is gone ends the command at once). An exception raised there between a write and
-its commit can
-leave the transaction open, and with it SQLite's write lock, held by a session that the
-exception's traceback keeps alive while the command closes its runs: every write of that
-process and of the other workers then waits MLflow's 20 s and fails ("database is locked";
-seen in ``test_sigterm_to_the_workers_parent_ends_every_worker``, both workers' closing writes
-failed). The signal is sent again ``AGAIN_S`` later, until the program is out of that code."""
+its commit can leave the transaction open, and with it SQLite's write lock, held by a session
+that the exception's traceback keeps alive while the command closes its runs: every write of
+that process and of the other workers then waits MLflow's 20 s and fails ("database is
+locked"; seen in ``test_sigterm_to_the_workers_parent_ends_every_worker``, where neither
+worker's closing writes went through). The signal is sent again ``AGAIN_S`` later, until the
+program is out of that code."""
 AGAIN_S = 0.05
 
 
