@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cnnlab import cli
 
@@ -124,11 +126,15 @@ PLAIN_PATH = "/usr/bin:/bin"
 """A plain shell's PATH: no virtual environment activated (README runs ``.venv/bin/cnnlab``)."""
 
 
+def _names_a_store(variable: str) -> bool:
+    """Whether an environment variable names a store (MLflow's, or cnnlab's Optuna storage)."""
+    return variable.startswith("MLFLOW_") or variable == "CNNLAB_STORAGE"
+
+
 def pasted_env() -> dict[str, str]:
     """The environment of a command pasted in a plain shell: ``PLAIN_PATH``, and no store
     named by a variable (the command must name its own)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("MLFLOW_") and k != "CNNLAB_STORAGE"} | {"PATH": PLAIN_PATH}
+    return {k: v for k, v in os.environ.items() if not _names_a_store(k)} | {"PATH": PLAIN_PATH}
 
 
 def run_as_pasted(command: str, folder: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -137,6 +143,19 @@ def run_as_pasted(command: str, folder: Path, timeout: float = 300) -> subproces
     folder.mkdir(parents=True, exist_ok=True)
     return subprocess.run(["sh", "-c", command], cwd=folder, env=pasted_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_pasted_here(command: str, folder: Path, monkeypatch: Any) -> int:
+    """``command`` (a printed ``cnnlab ...`` line) through ``cli.main`` in this process, in
+    ``folder`` and with no store named by a variable, as ``run_as_pasted`` runs it in a shell
+    but without a new process's start-up (importing TensorFlow again); returns its exit code."""
+    program, *argv = shlex.split(command)
+    assert Path(program).name == "cnnlab", program
+    for name in [k for k in os.environ if _names_a_store(k)]:
+        monkeypatch.delenv(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(folder)
+    return cli.main(argv)
 
 
 def _free_port() -> int:

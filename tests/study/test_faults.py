@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from cnnlab import cli
+from cnnlab.names import CONFIG_KEY_ATTR
 from cnnlab.train.data import NUM_CLASSES, MnistSplits, Split, load_mnist
 from tests.studies import TINY, Stores
 
@@ -231,7 +232,7 @@ def test_workers_share_one_study_on_the_local_default(tmp_path: Path, monkeypatc
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
     assert {t.state.name for t in study.trials} == {"COMPLETE"}
     assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in study.trials}) == 2
-    keys = [t.user_attrs["cnnlab_config_key"] for t in study.trials]
+    keys = [t.user_attrs[CONFIG_KEY_ATTR] for t in study.trials]
     assert len(set(keys)) == len(keys) == 4
     assert {t.number: t.params for t in study.trials} == \
         {t.number: t.params for t in single.study("tiny").trials}

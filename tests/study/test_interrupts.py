@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab import cli
 from cnnlab.search import trials as T
 from cnnlab.train.faults import POINTS
-from tests.studies import TINY, Stores, run_as_pasted
+from tests.studies import TINY, Stores, run_as_pasted, run_pasted_here
 
 STUDY = TINY.replace("train_size = 512", "train_size = 256")  # Three trials to count.
 COUNTED_AT = ("refresh",)
@@ -92,13 +90,7 @@ def test_the_stores_agree_after_an_interrupt_anywhere(tmp_path: Path, point: str
         resumed = run_as_pasted(again[0], elsewhere, timeout=600)
         assert resumed.returncode == 0, resumed.stderr
     else:  # Its arguments, in this process (a new one would import TensorFlow again).
-        program, *argv = shlex.split(again[0])
-        assert Path(program).name == "cnnlab", program
-        for name in [k for k in os.environ if k.startswith("MLFLOW_") or k == "CNNLAB_STORAGE"]:
-            monkeypatch.delenv(name)
-        elsewhere.mkdir()
-        monkeypatch.chdir(elsewhere)
-        assert cli.main(argv) == 0
+        assert run_pasted_here(again[0], elsewhere, monkeypatch) == 0
     assert not (tmp_path / "elsewhere" / "mlruns").exists()  # The study's own stores, named.
     _assert_agree(stores)
     assert sum(T.counts(t) for t in stores.study("tiny").trials) == total
