@@ -19,9 +19,23 @@ from tests.studies import TINY, Stores
 # Runs a study: every test that uses it is marked slow.
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    """The study, run in this process; ``frozen``: how many objects the garbage collector had
+    frozen as each trial's ``clear_session`` began."""
+    import gc
+
+    import keras
+
     stores = Stores(tmp_path_factory.mktemp("tiny"), TINY)
+    clear_session = keras.backend.clear_session
+    stores.frozen = []
+
+    def counted(*args, **kwargs):
+        stores.frozen.append(gc.get_freeze_count())
+        return clear_session(*args, **kwargs)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(stores.root)
+        mp.setattr(keras.backend, "clear_session", counted)
         assert stores.run() == 0
     return stores
 
@@ -95,8 +109,12 @@ def test_trial_runs_carry_what_a_single_run_carries(tiny: Stores) -> None:
 def test_the_study_leaves_the_garbage_collector_as_it_found_it(tiny: Stores) -> None:
     import gc
 
-    # The objective freezes the heap after its first trial (cnnlab.study.objective); the
-    # runner thaws it.
+    # The objective freezes the heap before its first trial's clear_session, and what the
+    # first trial left alive after the second's (cnnlab.study.objective). Only gc.freeze
+    # adds to the frozen objects (they leave as they are freed): none between the first
+    # two trials' starts, more by the third's. The runner thaws it all.
+    first, second, third = tiny.frozen
+    assert first > 0 and second <= first and third > second
     assert gc.get_freeze_count() == 0
 
 
