@@ -26,7 +26,7 @@ from cnnlab.spec.defaults import LOSS
 from cnnlab.spec.shapes import LayerTable
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking import ui
-from cnnlab.tracking.plots import curve_figures
+from cnnlab.tracking.plots import CURVE_SAVE_KWARGS, curve_figures
 from cnnlab.tracking.stores import (
     experiment_folder,
     local_artifact_path,
@@ -224,16 +224,29 @@ GONE = {
 """How a run can be gone from the tracking store, in words (``find_runs``)."""
 
 
-def find_runs(client: Any, run_ids: Any, found: dict[str, Any] | None = None
-              ) -> tuple[dict[str, Any], dict[str, str]]:
+def find_runs(client: Any, run_ids: Any, found: dict[str, Any] | None = None, *,
+              experiment_id: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The runs of ``run_ids`` that are in the tracking store and live (active, in an active
     experiment), by id, and how each other one went (a key of ``GONE``): deleted, in a deleted
     experiment, or removed (not in the store at all: ``mlflow gc`` removed it for good, with
     its experiment or alone, or it was recorded in another store). ``found``: runs read
-    already (a search of the study's experiment), by id; only the others are asked for, one by
-    one (a copied trial's run lives in another study's experiment). Trials whose runs are gone
-    are run-less: nothing is written to those runs, and nothing is read from them."""
-    found = found or {}
+    already (a search of the study's experiment), by id; ``experiment_id``: where most of the
+    others are, looked up there in one search (``attributes.run_id IN (...)``, deleted runs
+    included) instead of one read each (about 5 ms a run on a SQLite store, 2 in the search);
+    the rest are asked for one by one (a copied trial's run lives in another study's
+    experiment). Trials whose runs are gone are run-less: nothing is written to those runs,
+    and nothing is read from them."""
+    found = dict(found or {})
+    if experiment_id is not None:
+        from mlflow.entities import ViewType
+
+        wanted = [r for r in dict.fromkeys(run_ids) if r and r not in found]
+        for start in range(0, len(wanted), 100):  # 100 ids a search: a short filter.
+            chunk = wanted[start:start + 100]  # Run ids are hexadecimal: no quoting.
+            listed = ", ".join(f"'{run_id}'" for run_id in chunk)
+            found.update((run.info.run_id, run) for run in client.search_runs(
+                [experiment_id], f"attributes.run_id IN ({listed})",
+                run_view_type=ViewType.ALL, max_results=len(chunk)))
     live: dict[str, Any] = {}
     gone: dict[str, str] = {}
     experiments: dict[str, str] = {}
@@ -403,16 +416,15 @@ def log_run_inputs(spec: TrialSpec, data: MnistSplits,
         table = arch.layer_table()
     except Exception:
         log_batch(params=params)
-        mlflow.log_dict(spec.to_dict(), "trial_spec.json")
-        mlflow.log_dict(arch.to_dict(), "architecture.json")
+        log_files({"trial_spec.json": _json(spec.to_dict()),
+                   "architecture.json": _json(arch.to_dict())})
         return
     params.update(architecture_params(arch, table))
     params["loss"] = LOSS
     params.update(data_params(data))
     log_batch(params=params, metrics={"n_params": table.total_params, "macs": table.total_macs})
-    mlflow.log_dict(spec.to_dict(), "trial_spec.json")
-    mlflow.log_dict(arch.to_dict(), "architecture.json")
-    mlflow.log_text(table.format() + "\n", "layers.txt")
+    log_files({"trial_spec.json": _json(spec.to_dict()),
+               "architecture.json": _json(arch.to_dict()), "layers.txt": table.format() + "\n"})
     mlflow.log_table(
         {
             "layer": [r.name for r in table.rows],
@@ -428,6 +440,23 @@ def log_run_inputs(spec: TrialSpec, data: MnistSplits,
         dataset = mlflow.data.from_numpy(split.x, targets=split.y, source=source,
                                          name=f"mnist-{context}", digest=split.sha256[:16])
         _log_input(dataset, context)
+
+
+def log_files(files: dict[str, str]) -> None:
+    """Text files (by artifact path, at the run's root) on the active run in one copy into its
+    artifact store, as ``mlflow.log_text`` would write each: one artifact write instead of one
+    a file (each looks the run up and copies through a temporary folder of its own)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name, text in files.items():
+            Path(folder, name).write_text(text, encoding="utf-8")
+        mlflow.log_artifacts(folder)
+
+
+def _json(data: Any) -> str:
+    """``data`` as ``mlflow.log_dict`` writes a ``.json`` file."""
+    return json.dumps(data, indent=2, default=str)
 
 
 def log_batch(params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
@@ -511,7 +540,7 @@ def model_signature(model: Any, sample_x: Any) -> Any:
 
 def log_curve_plots(history: dict[str, list[float]]) -> None:
     for path, fig in curve_figures(history).items():
-        mlflow.log_figure(fig, path)
+        mlflow.log_figure(fig, path, save_kwargs=CURVE_SAVE_KWARGS)
 
 
 def command_line() -> str:

@@ -260,7 +260,8 @@ class StudyTracker:
         self.client = MlflowClient(self.uri)
         self.experiment_id = tracking.get_or_create_experiment(self.config.name, self.uri)
         self.parent_run_id = self._parent_run()
-        self.summary = StudySummary(self.client, self.parent_run_id, self.config)
+        self.summary = StudySummary(self.client, self.parent_run_id, self.config,
+                                    self.experiment_id)
         runs = {r.info.run_id: r for r in self._trial_runs()}
         self.close_orphan_runs(self.study, runs)
         self._say_gone(runs)
@@ -542,10 +543,12 @@ class StudySummary:
     study's plots are drawn when the study's process ends (``flush``): drawing them takes about
     a second, more than a short trial trains."""
 
-    def __init__(self, client: Any, parent_run_id: str, config: StudyConfig) -> None:
+    def __init__(self, client: Any, parent_run_id: str, config: StudyConfig,
+                 experiment_id: str | None = None) -> None:
         self.client = client
         self.parent_run_id = parent_run_id
         self.config = config
+        self.experiment_id = experiment_id  # The study's: where its trials' runs are.
         self._plots_due = False  # Whether trials ended since the study's plots were drawn.
         self._best_written: tuple[int, float] | None = None  # The best trial this process wrote.
 
@@ -634,7 +637,7 @@ class StudySummary:
         (``tracking.find_runs``), in the trials' order; a trial whose run is gone (deleted, or
         removed for good) has none."""
         ids = [t.user_attrs.get(RUN_ID_ATTR) for t in trials]
-        live, _ = tracking.find_runs(self.client, ids)
+        live, _ = tracking.find_runs(self.client, ids, experiment_id=self.experiment_id)
         return [run_id for run_id in ids if run_id in live]
 
     def plots(self, study: Any) -> None:

@@ -41,7 +41,7 @@ def test_the_front_and_the_best_leave_trials_whose_runs_are_gone_untagged(
     first, second = (client.create_run(experiment).info.run_id for _ in range(2))
     study = optuna.create_study(study_name="tiny", storage=stores.storage,
                                 direction="maximize")
-    summary = StudySummary(client, parent, config)
+    summary = StudySummary(client, parent, config, experiment)
 
     def trial(value: float, n_params: int, run_id: str) -> None:
         study.add_trial(optuna.trial.create_trial(value=value, user_attrs={
