@@ -53,8 +53,15 @@ def _run_here(stores: Stores, fault: str, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(faults, "_fired", False)
     monkeypatch.chdir(stores.root)
     capfd.readouterr()
-    code = cli.main(["study", "run", str(stores.file), "--storage", stores.storage,
-                     "--tracking-uri", stores.tracking])
+    # Python's own SIGINT handler, as ``_run`` gives the new process (``preexec_fn``): where
+    # the tests were started as a shell's background job, SIGINT is ignored, and the command
+    # keeps ignoring it as it should.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = cli.main(["study", "run", str(stores.file), "--storage", stores.storage,
+                         "--tracking-uri", stores.tracking])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     out, err = capfd.readouterr()
     monkeypatch.delenv("CNNLAB_FAULT")
     return subprocess.CompletedProcess([], code, out, err)
