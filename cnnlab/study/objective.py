@@ -127,8 +127,7 @@ class Objective:
         self.config = config
         self.data = data
         self.hooks = hooks or NoHooks()
-        self._freezes = 0  # gc.freeze calls: before the first trial, after the second's clear.
-        self._trained = False  # Whether this process has trained a trial yet.
+        self._trained = 0  # Trials this process has started training (gc.freeze at 0 and 1).
 
     def __call__(self, trial: Any) -> float | tuple[float, float]:
         from optuna.exceptions import UpdateFinishedTrialError
@@ -222,7 +221,7 @@ class Objective:
             earlier = _claim(trial, key)
             if earlier is not None:
                 return _reuse(trial, earlier)
-        if self._freezes == 0:
+        if self._trained == 0:
             # What is alive now (TensorFlow, MLflow, Optuna, the data: most of the heap) lives
             # to the study's end: out of the garbage collector's sight from here on, so that the
             # collection of every trial's clear_session, the first one's too, scans only what
@@ -230,19 +229,17 @@ class Objective:
             # of a long-lived one's, a test runner's, several times that). The runner's
             # optimize unfreezes.
             gc.freeze()
-            self._freezes = 1
         # Each trial starts from a clean Keras state, so that memory does not grow trial
         # after trial, with its own explicit seed.
         keras.backend.clear_session(free_memory=True)
-        if self._freezes == 1 and self._trained:
+        if self._trained == 1:
             # The first trial made what also lives to the study's end (the modules and caches
             # of saving, plotting and logging a model, TensorFlow's function machinery); its
             # own garbage was just collected: frozen too, or every later trial's collection
             # scans it again: 0.11 CPU-s a clear_session against 0.05, in a study of 12 tiny
             # trials (trial_overhead.py's).
             gc.freeze()
-            self._freezes = 2
-        self._trained = True
+        self._trained += 1
         trial.set_user_attr(SEED_ATTR, spec.training.seed)
         if self.config.allow_repeats:  # Else _claim wrote it.
             trial.set_user_attr(OUTCOME_ATTR, "trained")
