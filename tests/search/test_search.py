@@ -51,8 +51,9 @@ def test_a_resumed_study_draws_new_architectures_as_a_fresh_one_would(
     assert len(set(seeds)) == 4
 
 
-# `--workers 2` draws what one process draws: tests/study/test_faults.py,
-# test_workers_share_one_study_on_the_local_default (one run of two workers checks both).
+# `--workers 2` draws what one process draws: tests/study/test_rungs.py,
+# test_a_study_with_rungs_runs_with_two_workers_on_the_local_default (one run of two workers
+# checks both).
 
 
 @pytest.mark.parametrize("pruned", [False, True], ids=["complete", "pruned"])

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from cnnlab import cli
-from cnnlab.names import CONFIG_KEY_ATTR
 from cnnlab.train.data import NUM_CLASSES, MnistSplits, Split, load_mnist
 from tests.studies import TINY, Stores
 
@@ -83,18 +82,18 @@ def _freeze_in_trial(stores: Stores, proc: subprocess.Popen, first: int = 0) -> 
 
 @pytest.mark.slow
 def test_killed_mid_trial_then_resumed(tmp_path: Path) -> None:
-    stores = Stores(tmp_path, SLOW)
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 2"))
     proc = _start(stores)
     killed = _freeze_in_trial(stores, proc, first=1)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     # The same command again (here, in this process): the killed trial is failed at once (its
-    # process is gone), its MLflow run is ended as KILLED, and the study goes on to its 3
+    # process is gone), its MLflow run is ended as KILLED, and the study goes on to its 2
     # counted trials.
     assert stores.run() == 0
     study = stores.study("tiny")
     states = [t.state.name for t in study.trials]
-    assert states == ["FAIL" if n == killed else "COMPLETE" for n in range(4)]
+    assert states == ["FAIL" if n == killed else "COMPLETE" for n in range(3)]
     assert "fail_reason" not in study.trials[killed].user_attrs
     parent, children = stores.runs("tiny")
     assert children[killed].info.status == "KILLED"
@@ -102,7 +101,7 @@ def test_killed_mid_trial_then_resumed(tmp_path: Path) -> None:
     assert "killed or interrupted" in children[killed].data.tags["cnnlab.reason"]
     assert [m.step for m in stores.client.get_metric_history(
         children[killed].info.run_id, "val_accuracy")] != []  # Its partial curve is kept.
-    for number in set(range(4)) - {killed}:
+    for number in set(range(3)) - {killed}:
         assert children[number].info.status == "FINISHED"
         assert children[number].data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert parent.info.status == "FINISHED"
@@ -202,49 +201,6 @@ def test_command_tag_hides_passwords(monkeypatch) -> None:
         "cnnlab study run f.toml --storage postgresql://me:***@db:5432/optuna "
         "--tracking-uri=http://me:***@tracker:5000 --storage=postgresql://me@db/optuna"
         "?password=***")
-
-
-@pytest.mark.slow
-def test_workers_share_one_study_on_the_local_default(tmp_path: Path, monkeypatch,
-                                                      capfd) -> None:
-    """`--workers 2` on the default local stores: exactly the total, no lost or duplicate
-    trials, one study run, and no 'database is locked'; on a random sampler each trial
-    number's draw is the one a single process makes, so the workers never draw the same
-    sequence side by side."""
-    text = TINY.replace("n_trials = 3", "n_trials = 4").replace("epochs = 2", "epochs = 1")
-    (tmp_path / "single").mkdir()
-    (tmp_path / "pair").mkdir()
-    single = Stores(tmp_path / "single", text)
-    # The single process is this one (no start-up of its own); the workers are processes.
-    monkeypatch.chdir(single.root)
-    assert single.run() == 0
-    stores = Stores(tmp_path / "pair", text)
-    for name in ("MLFLOW_TRACKING_URI", "CNNLAB_STORAGE"):  # The defaults, really.
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-    monkeypatch.chdir(stores.root)
-    # The parent in this process too (the workers, which share the stores, are processes):
-    # what they print reaches its file descriptors.
-    capfd.readouterr()
-    code = cli.main(["study", "run", str(stores.file), "--workers", "2"])
-    out, err = capfd.readouterr()
-    assert code == 0, err[-3000:]
-    assert "locked" not in err + out
-    stores.storage = f"sqlite:///{stores.root / 'mlruns' / 'optuna.db'}"
-    stores.tracking = f"sqlite:///{stores.root / 'mlruns' / 'mlflow.db'}"
-    study = stores.study("tiny")
-    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
-    assert {t.state.name for t in study.trials} == {"COMPLETE"}
-    assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in study.trials}) == 2
-    keys = [t.user_attrs[CONFIG_KEY_ATTR] for t in study.trials]
-    assert len(set(keys)) == len(keys) == 4
-    assert {t.number: t.params for t in study.trials} == \
-        {t.number: t.params for t in single.study("tiny").trials}
-    parent, children = stores.runs("tiny")  # Asserts a single study run.
-    assert sorted(children) == [0, 1, 2, 3]
-    assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == {parent.info.run_id}
-    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == \
-        {c.info.run_id for c in children.values()}
 
 
 @pytest.mark.slow  # Recompresses the 47 MB training images: about 15 s.
@@ -350,7 +306,7 @@ def test_sigterm_to_the_workers_parent_ends_every_worker(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_a_worker_killed_by_a_signal_makes_the_command_fail(tmp_path: Path) -> None:
-    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 4"))
+    stores = Stores(tmp_path, SLOW.replace("n_trials = 3", "n_trials = 2"))
     parent = _start_workers(stores)
     workers = _freeze_workers(stores, parent)
     victim, survivor = sorted(workers)
@@ -363,7 +319,7 @@ def test_a_worker_killed_by_a_signal_makes_the_command_fail(tmp_path: Path) -> N
     assert stores.run() == 0
     from cnnlab.search import trials as T
 
-    assert sum(T.counts(t) for t in stores.study("tiny").trials) == 4
+    assert sum(T.counts(t) for t in stores.study("tiny").trials) == 2
 
 
 DRIVER = """

@@ -1,6 +1,7 @@
 """A study with fidelity rungs (``[fidelity]``): each trial trains rung by rung and goes on only
 while it ranks well; what each trial reached is in both stores, in ``compare`` and the report,
-and the study resumes and runs with ``--workers 2``. Tiny: 256 training images, 1-2 epochs."""
+and the study resumes and runs with ``--workers 2`` on the local default stores. Tiny: 256
+training images, 1-2 epochs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.names import CURVE_ATTR, FIDELITY_ATTR, FIDELITY_TAG, REASON_TAG
+from cnnlab import cli
+from cnnlab.names import (
+    CONFIG_KEY_ATTR,
+    CURVE_ATTR,
+    FIDELITY_ATTR,
+    FIDELITY_TAG,
+    REASON_TAG,
+    RUN_ID_ATTR,
+    WORKER_ATTR,
+)
 from cnnlab.results import compare
 from cnnlab.spec.fidelity import promoted
 from tests.studies import TINY, Stores
@@ -79,13 +89,43 @@ def test_a_study_with_rungs_records_each_trials_fidelity_and_resumes(tmp_path: P
             f"these), {len(trained) - complete} stopped at rung 1.") in report
 
 
-def test_a_study_with_rungs_runs_with_two_workers(tmp_path: Path, monkeypatch, capfd) -> None:
-    """The parent (``--workers 2``) in this process: what it does is a study run's start and
-    end, tested elsewhere as a process; its two workers are processes."""
-    stores = Stores(tmp_path, RUNGS.replace("n_trials = 5", "n_trials = 4"))
+def test_a_study_with_rungs_runs_with_two_workers_on_the_local_default(
+        tmp_path: Path, monkeypatch, capfd) -> None:
+    """`--workers 2` on the default local stores, with rungs: exactly the total, no lost or
+    duplicate trials, one study run, no 'database is locked', each trial's fidelity in both
+    stores; on a random sampler each trial number's draw is the one a single process makes,
+    so the workers never draw the same sequence side by side. The single process and the
+    parent run in this process (what the parent does is a study run's start and end, tested
+    elsewhere as a process); the two workers, which share the stores, are processes."""
+    text = RUNGS.replace("n_trials = 5", "n_trials = 4")
+    (tmp_path / "single").mkdir()
+    (tmp_path / "pair").mkdir()
+    single = Stores(tmp_path / "single", text)
+    monkeypatch.chdir(single.root)
+    assert single.run() == 0
+    stores = Stores(tmp_path / "pair", text)
+    for name in ("MLFLOW_TRACKING_URI", "CNNLAB_STORAGE"):  # The defaults, really.
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-    monkeypatch.chdir(tmp_path)
-    assert stores.run("--workers", "2") == 0, capfd.readouterr().err[-3000:]
-    trained = _check_trials(stores, sequential=False)
-    assert len(trained) == 4
-    assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in trained}) == 2
+    monkeypatch.chdir(stores.root)
+    capfd.readouterr()
+    code = cli.main(["study", "run", str(stores.file), "--workers", "2"])
+    out, err = capfd.readouterr()
+    assert code == 0, err[-3000:]
+    assert "locked" not in err + out
+    stores.storage = f"sqlite:///{stores.root / 'mlruns' / 'optuna.db'}"
+    stores.tracking = f"sqlite:///{stores.root / 'mlruns' / 'mlflow.db'}"
+    study = stores.study("tiny")
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+    assert len({t.user_attrs[WORKER_ATTR]["pid"] for t in study.trials}) == 2
+    keys = [t.user_attrs[CONFIG_KEY_ATTR] for t in study.trials]
+    assert len(set(keys)) == len(keys) == 4
+    assert {t.number: t.params for t in study.trials} == \
+        {t.number: t.params for t in single.study("tiny").trials}
+    assert len(_check_trials(stores, sequential=False)) == 4
+    parent, children = stores.runs("tiny")  # Asserts a single study run.
+    assert sorted(children) == [0, 1, 2, 3]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children.values()} == {parent.info.run_id}
+    assert {t.user_attrs[RUN_ID_ATTR] for t in study.trials} == \
+        {c.info.run_id for c in children.values()}
