@@ -122,7 +122,7 @@ def test_python_script_with_two_workers_draws_what_one_process_draws(
     """``python tiny.py --workers 2``: the script loaded in each worker process; each trial
     number's draw is the one a single `cnnlab study run tiny.py` makes (run in this process:
     no start-up of its own)."""
-    text = TINY_SCRIPT.replace("n_trials=3", "n_trials=4").replace('"epochs": 2', '"epochs": 1')
+    text = TINY_SCRIPT.replace("n_trials=3", "n_trials=2").replace('"epochs": 2', '"epochs": 1')
     single = _stores(tmp_path / "single", text, "tiny.py")
     pair = _stores(tmp_path / "pair", text, "tiny.py")
     monkeypatch.chdir(single.root)
@@ -137,4 +137,4 @@ def test_python_script_with_two_workers_draws_what_one_process_draws(
     assert result.returncode == 0, result.stderr
     trials = pair.study("tiny").trials
     assert len({t.user_attrs["cnnlab_worker"]["pid"] for t in trials}) == 2
-    assert _trials(pair) == _trials(single) and len(trials) == 4
+    assert _trials(pair) == _trials(single) and len(trials) == 2
