@@ -28,6 +28,9 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"
 FRONT_ATTR = "cnnlab_front"
 """The numbers of the trials on the study's front of validation metric against size, as last
 tagged in MLflow (``cnnlab.front`` on their runs)."""
+WARM_START_ATTR = "cnnlab_warm_start"
+"""A study started warm (``warm_start`` in its file): the studies it took trials from, how many
+it copied from each and how many it left out, by reason (``cnnlab.study.warm``)."""
 CONFIRMED_ATTR = "cnnlab_confirmed"
 """Set by ``cnnlab confirm``: the seeds, each confirmed trial's scores over them, the ranking
 and the trials tied with the best (``cnnlab.results.confirm``)."""

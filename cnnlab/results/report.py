@@ -339,7 +339,9 @@ def search_report(frame: pd.DataFrame, title: str, facts: str, answer: Sequence[
         except Exception:  # A knob this study did not vary, or too few trials.
             continue
         if "median_params" in table:
-            table = table.astype({"median_params": "Int64"})
+            # A median of an even count may be a half: shown to the parameter.
+            table["median_params"] = pd.to_numeric(table["median_params"]).round().astype(
+                "Int64")
         effects += [f"<h3>{html.escape(knob)} (validation score after epoch "
                     f"{int(table['epoch'].iloc[0])}, every trial compared at it)</h3>",
                     table.to_html(float_format="{:.4f}".format)]

@@ -11,6 +11,9 @@ direction = "maximize"           # follows from the metric if left out
 objectives = ["val_accuracy", "n_params"]  # optional: the metric and a size to minimize
                                  # (n_params or macs): a two-objective study and its front
 max_params = 400000              # optional: bigger architectures are refused untrained
+max_macs = 5000000               # optional: so are costlier ones (multiply-adds per image)
+warm_start = ["an-earlier-study"]  # optional: start from the trials of earlier studies (same
+                                 # storage and data) that this space can draw (cnnlab.study.warm)
 allow_repeats = false            # optional: train a configuration again when it is redrawn
 
 [sampler]                        # tpe | random | bruteforce | nsgaii, with Optuna's options
@@ -138,6 +141,13 @@ class StudyConfig:
     size_objective: str | None = None
     """``n_params`` or ``macs`` when the study has a second objective, the size to minimize."""
     max_params: int | None = None
+    max_macs: int | None = None
+    """The cost budget: architectures of more multiply-adds per image are refused untrained
+    (an Optuna constraint, as ``max_params``), so that a search spends no hours on slow
+    corners."""
+    warm_start: tuple[str, ...] = ()
+    """Earlier studies (same storage, same data) whose trials this space can draw are copied
+    into the study when it is created (``cnnlab.study.warm``)."""
     allow_repeats: bool = False
     """Train a configuration that an earlier trial judged again, instead of reusing its result."""
     sampler: Component = Component("tpe")
@@ -210,13 +220,13 @@ class StudyConfig:
 
 
 _TOP = {"name", "description", "seed", "n_trials", "timeout", "metric", "direction",
-        "objectives", "max_params", "allow_repeats", "sampler", "pruner", "training", "search",
-        "confirm", "design", "enqueue", "fidelity"}
+        "objectives", "max_params", "max_macs", "warm_start", "allow_repeats", "sampler",
+        "pruner", "training", "search", "confirm", "design", "enqueue", "fidelity"}
 _SCRIPT = "script"
 """The key under which a study script's identity keeps what its search function does
 (``ScriptSpace.identity``), in place of a study file's ``search``; not a key of study files."""
 _NOT_WITH_DESIGN = ("search", "sampler", "pruner", "objectives", "allow_repeats", "confirm",
-                    "enqueue", "fidelity")
+                    "enqueue", "fidelity", "max_macs", "warm_start")
 """What a study file with ``[design]`` cannot also give: its trials are the design's grid,
 trained in full (no pruning), one objective, each setting over its own seeds."""
 _TRAINING = {"epochs", "batch_size", "optimizer", "learning_rate", "train_size", "val_size",
@@ -382,6 +392,12 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
                           f"{metric!r}; it should be {METRICS[metric]!r}.")
     size_objective = _objectives(data, metric, where)
     max_params = _integer(data, "max_params", where, None, minimum=1, maximum=HARD_MAX_PARAMS)
+    max_macs = _integer(data, "max_macs", where, None, minimum=1)
+    warm = data.get("warm_start", [])
+    if not isinstance(warm, list) or not all(isinstance(n, str) and n.strip() for n in warm):
+        raise ConfigError(f"{where}: 'warm_start' must be a list of study names, not {warm!r}.")
+    if len(set(warm)) != len(warm):
+        raise ConfigError(f"{where}: 'warm_start' names a study twice: {warm}.")
     allow_repeats = _typed(data, "allow_repeats", bool, where, False)
     sampler = Component("design") if design else _component(
         data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS, "samplers")
@@ -399,7 +415,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     config = StudyConfig(
         name=name, description=description, seed=seed, n_trials=n_trials, timeout=timeout,
         metric=metric, direction=direction, size_objective=size_objective,
-        max_params=max_params,
+        max_params=max_params, max_macs=max_macs, warm_start=tuple(warm),
         allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
         space=space, confirm=confirm, fidelity=fidelity, path=path, text=text, source=data,
@@ -662,12 +678,13 @@ def check_runnable(config: StudyConfig, notes: list[str] | None = None) -> Any:
     said = dry_run(config)
     if notes is not None:
         notes.extend(f"{config.path or config.name}: sampler: {text}" for text in said)
-    feasible = feasibility(config.space, config.max_params, seed=config.seed)
+    feasible = feasibility(config.space, config.max_params, seed=config.seed,
+                           max_macs=config.max_macs)
     if feasible.fraction < MIN_FEASIBLE:
         raise ConfigError(
             f"study '{config.name}': only {feasible.describe()}; allow larger networks "
-            f"(max_params) or narrow the search so that at least {MIN_FEASIBLE:.0%} can be "
-            "trained.")
+            f"(max_params, max_macs) or narrow the search so that at least {MIN_FEASIBLE:.0%} "
+            "can be trained.")
     return feasible
 
 

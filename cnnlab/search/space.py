@@ -167,6 +167,17 @@ MAX_LAYERS = {"n_conv": LIMITS["n_conv"][1], "n_dense": LIMITS["n_dense"][1]}
 MAX_UNITS = LIMITS["units"][1]
 
 
+CONV_USED_WITH = {"pool_size": ("pool", lambda pool: pool != "none"),
+                  "spatial_dropout": ("dropout", lambda rate: rate > 0)}
+"""Conv layer fields that only some layers use, with the field (drawn first) and the rule: a
+searched one is drawn only where it is used (a pool's size with a pool), else it keeps the
+spec's default; the space is conditional there, as Optuna's define-by-run spaces are."""
+DEPENDED_ON = ("schedule", "optimizer")
+"""The training fields that decide whether others are used (``TrainConfig.uses``): drawn first,
+so that a searched ``warmup`` is drawn only with the cosine schedule, a searched ``momentum``
+only with an optimizer that has one, and so on."""
+
+
 def fixed(param: Param) -> bool:
     """Whether ``param`` is one value (not sampled, not an Optuna parameter)."""
     if isinstance(param, Choices):
@@ -276,15 +287,27 @@ class SearchSpace:
         def pick(path: str) -> Any:
             return self.param(path).suggest(trial, param_name(path))
 
-        layers = [ConvLayer(**{f: pick(f"conv{i}.{f}") for f in CONV_FIELDS})
-                  for i in range(1, pick("n_conv") + 1)]
+        def layer(i: int) -> ConvLayer:
+            values: dict[str, Any] = {}
+            for f in CONV_FIELDS:
+                needs = CONV_USED_WITH.get(f)
+                path = f"conv{i}.{f}"
+                if needs is not None and not needs[1](values[needs[0]]) and \
+                        not fixed(self.param(path)):
+                    continue  # Unused by this layer: not drawn, the spec's default.
+                values[f] = pick(path)
+            return ConvLayer(**values)
+
+        layers = [layer(i) for i in range(1, pick("n_conv") + 1)]
         dense = tuple(pick(f"dense{i}.units") for i in range(1, pick("n_dense") + 1))
         arch = Architecture(conv=tuple(layers), dense=dense, input_shape=self.base.input_shape,
                             num_classes=self.base.num_classes,
                             **{f: pick(f) for f in ARCHITECTURE_FIELDS})
-        settings = {f: pick(f"training.{f}") for f in TRAINING_FIELDS
-                    if f"training.{f}" in self.params}
-        return TrialSpec(arch, dataclasses.replace(training or TrainConfig(), **settings))
+        config = training or TrainConfig()
+        for f in sorted(TRAINING_FIELDS, key=lambda f: f not in DEPENDED_ON):
+            if f"training.{f}" in self.params and config.uses(f):
+                config = dataclasses.replace(config, **{f: pick(f"training.{f}")})
+        return TrialSpec(arch, config)
 
     def architecture_rows(self) -> list[Resolved]:
         """Every architecture path up to the largest depths the space allows, resolved:
@@ -499,19 +522,24 @@ MIN_FEASIBLE = 0.01
 """A study whose space is less feasible than this is refused before any store is touched."""
 
 
-def constraints(arch: Architecture, max_params: int | None) -> dict[str, float]:
+def constraints(arch: Architecture, max_params: int | None,
+                max_macs: int | None = None) -> dict[str, float]:
     """Optuna constraint values for ``arch`` (feasible when every value is <= 0).
 
     ``buildable`` is 1 for an architecture whose feature maps would shrink below 1x1, and
     ``max_params`` the relative excess over the budget (``params / max_params - 1``), so that a
-    constrained sampler (TPE, NSGA-II) ranks a near miss above a far one."""
+    constrained sampler (TPE, NSGA-II) ranks a near miss above a far one; with ``max_macs``
+    (a study's cost budget, multiply-adds per image), ``max_macs`` likewise."""
+    extra = {} if max_macs is None else {"max_macs": 0.0}
     try:
-        total = arch.layer_table().total_params
+        table = arch.layer_table()
     except ArchitectureError:
-        return {"buildable": 1.0, "max_params": 0.0}
+        return {"buildable": 1.0, "max_params": 0.0, **extra}
     limit = HARD_MAX_PARAMS if max_params is None else min(max_params, HARD_MAX_PARAMS)
-    excess = total / limit - 1.0
-    return {"buildable": 0.0, "max_params": excess}
+    found = {"buildable": 0.0, "max_params": table.total_params / limit - 1.0}
+    if max_macs is not None:
+        found["max_macs"] = table.total_macs / max_macs - 1.0
+    return found
 
 
 class RandomSuggester:
@@ -547,6 +575,7 @@ class Feasibility:
     draws: int
     unbuildable: int
     over_budget: int
+    """Over ``max_params`` or over ``max_macs``."""
 
     @property
     def feasible(self) -> int:
@@ -559,26 +588,27 @@ class Feasibility:
     def describe(self) -> str:
         return (f"{self.fraction:.0%} of {self.draws:,} random architectures can be trained "
                 f"({self.unbuildable:,} cannot be built, {self.over_budget:,} are over "
-                "max_params)")
+                "the budget)")
 
 
-_FEASIBILITY: dict[tuple[str, int | None, int, int], Feasibility] = {}
+_FEASIBILITY: dict[tuple[str, int | None, int | None, int, int], Feasibility] = {}
 """``feasibility``'s estimates so far in this process, by a file's space (its ``repr``, which
-shows every field), ``max_params``, draws and seed."""
+shows every field), ``max_params``, ``max_macs``, draws and seed."""
 
 
 def feasibility(space: SearchSpace, max_params: int | None, draws: int = FEASIBILITY_DRAWS,
-                seed: int = 0) -> Feasibility:
+                seed: int = 0, max_macs: int | None = None) -> Feasibility:
     """Estimate the trainable fraction of ``space`` with cnnlab's shape arithmetic alone.
 
     The estimate depends on nothing else, so a file's space (a ``SearchSpace``) is drawn once
     per process for the same arguments (``study check`` then ``study run`` in one script, the
     test suite's many studies of one space: 2,000 draws cost about 0.4 CPU-s); a script's
     space, whose suggest calls run the user's code, is drawn every time."""
-    key = (repr(space), max_params, draws, seed) if type(space) is SearchSpace else None
+    key = (repr(space), max_params, max_macs, draws, seed) \
+        if type(space) is SearchSpace else None
     if key in _FEASIBILITY:
         return _FEASIBILITY[key]
-    found = _feasibility(space, max_params, draws, seed)
+    found = _feasibility(space, max_params, draws, seed, max_macs)
     if key is not None:
         if len(_FEASIBILITY) >= 64:
             _FEASIBILITY.clear()
@@ -586,13 +616,14 @@ def feasibility(space: SearchSpace, max_params: int | None, draws: int = FEASIBI
     return found
 
 
-def _feasibility(space: Any, max_params: int | None, draws: int, seed: int) -> Feasibility:
+def _feasibility(space: Any, max_params: int | None, draws: int, seed: int,
+                 max_macs: int | None = None) -> Feasibility:
     suggester = RandomSuggester(seed)
     unbuildable = over = 0
     for _ in range(draws):
-        values = constraints(space.suggest(suggester).architecture, max_params)
+        values = constraints(space.suggest(suggester).architecture, max_params, max_macs)
         if values["buildable"] > 0:
             unbuildable += 1
-        elif values["max_params"] > 0:
+        elif max(values["max_params"], values.get("max_macs", 0.0)) > 0:
             over += 1
     return Feasibility(draws, unbuildable, over)

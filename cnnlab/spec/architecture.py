@@ -43,7 +43,9 @@ class ShrinkError(ArchitectureError):
 @dataclass(frozen=True)
 class ConvLayer:
     """One Conv2D layer (ReLU): filters, square or rectangular kernel (1 for a 1x1
-    convolution), strides and padding; then, optionally, BatchNormalization (``batchnorm``), a
+    convolution), strides and padding, or with ``separable`` a SeparableConv2D of the same
+    (a depthwise kernel per input channel, then a 1x1 convolution to ``filters``); then,
+    optionally, BatchNormalization (``batchnorm``), a
     pool (``pool`` "max" or "avg", window ``pool_size`` = its strides, 'valid' padding) and
     dropout of rate ``dropout`` (``Dropout``, or ``SpatialDropout2D`` that drops whole feature
     maps with ``spatial_dropout``; a rate of 0 is no layer)."""
@@ -57,6 +59,7 @@ class ConvLayer:
     pool_size: int = 2
     dropout: float = 0.0
     spatial_dropout: bool = False
+    separable: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.filters, bool) or not isinstance(self.filters, int) or self.filters < 1:
@@ -88,13 +91,18 @@ class ConvLayer:
         if not isinstance(self.spatial_dropout, bool):
             raise ArchitectureError(
                 f"spatial_dropout must be true or false, not {self.spatial_dropout!r}.")
+        if not isinstance(self.separable, bool):
+            raise ArchitectureError(f"separable must be true or false, not {self.separable!r}.")
 
     def describe(self) -> str:
-        """Compact form used in run names and parameters, e.g. ``32k3s2valid``, then ``+bn`` with
-        batch normalisation, ``+max2``/``+avg3`` with a pool and ``+do0.1``/``+sdo0.1`` with
+        """Compact form used in run names and parameters, e.g. ``32k3s2valid``, then ``+sep`` for
+        a separable convolution, ``+bn`` with batch normalisation, ``+max2``/``+avg3`` with a
+        pool and ``+do0.1``/``+sdo0.1`` with
         (spatial) dropout: ``32k3s1same+bn+max2+sdo0.1``."""
         kernel, strides = _fmt_pair(self.kernel_size), _fmt_pair(self.strides)
         text = f"{self.filters}k{kernel}s{strides}{self.padding}"
+        if self.separable:
+            text += "+sep"
         if self.batchnorm:
             text += "+bn"
         if self.pool != "none":
@@ -184,10 +192,16 @@ class Architecture:
         for i, layer in enumerate(self.conv):
             out = shapes.conv2d_output_shape(shape, layer.filters, layer.kernel_size,
                                              layer.strides, layer.padding)
-            rows.append(shapes.LayerRow(
-                self.conv_name(i), "Conv2D", out,
-                shapes.conv2d_params(shape[2], layer.filters, layer.kernel_size),
-                shapes.conv2d_macs(out, shape[2], layer.kernel_size)))
+            if layer.separable:
+                rows.append(shapes.LayerRow(
+                    self.conv_name(i), "SeparableConv2D", out,
+                    shapes.separable_conv2d_params(shape[2], layer.filters, layer.kernel_size),
+                    shapes.separable_conv2d_macs(out, shape[2], layer.kernel_size)))
+            else:
+                rows.append(shapes.LayerRow(
+                    self.conv_name(i), "Conv2D", out,
+                    shapes.conv2d_params(shape[2], layer.filters, layer.kernel_size),
+                    shapes.conv2d_macs(out, shape[2], layer.kernel_size)))
             if min(out[:2]) < 1:
                 raise ShrinkError(
                     f"layer {self.conv_name(i)} ({layer.describe()}) would shrink its "
@@ -236,7 +250,8 @@ class Architecture:
 
     def describe(self) -> str:
         """Compact one-line form, e.g. ``32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128``;
-        conv layers may end in ``+bn`` and ``+max2``/``+avg3``, a GAP head adds ``gap`` after the
+        conv layers may end in ``+sep``, ``+bn`` and ``+max2``/``+avg3``, a GAP head adds
+        ``gap`` after the
         conv layers and dropout adds ``do0.25`` at the end:
         ``32k3s1same+bn+max2-64k3s1valid-gap-d64-do0.25``."""
         parts = [layer.describe() for layer in self.conv]
@@ -255,7 +270,8 @@ class Architecture:
         ``32-32-64-64 k3 s1-2-1-2 same-valid-same-valid d128``; ``8-16 k5 s2 same d64``
         is two 5x5 stride-2 'same' layers of 8 and 16 filters and a Dense layer of 64.
 
-        Options appear only when a layer has them: ``bn`` (batch normalisation on every conv
+        Options appear only when a layer has them: ``sep`` (separable convolutions, on every
+        layer, or ``sep@2,3`` on some), ``bn`` (batch normalisation on every conv
         layer) or ``bn@1,3`` (on conv1 and conv3), a pool likewise (``max2``, ``avg3@2``),
         conv-block dropout likewise (``do0.1``, ``sdo0.1@2,4``),
         ``gap`` for the GAP head, ``do0.25`` for dropout. No dense layer: no ``d`` part; no
@@ -268,6 +284,7 @@ class Architecture:
             parts.append("k" + _per_layer([_fmt_pair(layer.kernel_size) for layer in conv]))
             parts.append("s" + _per_layer([_fmt_pair(layer.strides) for layer in conv]))
             parts.append(_per_layer([layer.padding for layer in conv]))
+            parts += _where(["sep" if layer.separable else "" for layer in conv])
             parts += _where(["bn" if layer.batchnorm else "" for layer in conv])
             parts += _where(["" if layer.pool == "none" else f"{layer.pool}{layer.pool_size}"
                              for layer in conv])
@@ -384,7 +401,7 @@ class Architecture:
     @classmethod
     def from_name(cls, name: str) -> Architecture:
         """Read the one-line form that ``describe()`` writes (run names, the ``architecture``
-        parameter and column): conv layers ``FILTERSkKERNELsSTRIDESPADDING`` with ``+bn``,
+        parameter and column): conv layers ``FILTERSkKERNELsSTRIDESPADDING`` with ``+sep``, ``+bn``,
         ``+maxN``/``+avgN`` and ``+doRATE``/``+sdoRATE``, then ``gap``, then ``dUNITS`` per Dense
         layer, then ``doRATE``, joined by ``-``; ``d0`` is no layer at all.
         ``Architecture.from_name(a.describe()) == a`` for every architecture on MNIST's input
@@ -406,7 +423,8 @@ class Architecture:
             if rank < last or rank == last and kind in ("gap", "dropout") or kind is None:
                 raise ArchitectureError(
                     f"architecture name {name!r}: {part!r} is not a part a name has there; a "
-                    "name is conv layers such as 32k3s1same (with +bn, +max2, +avg3, +do0.1 or "
+                    "name is conv layers such as 32k3s1same (with +sep, +bn, +max2, +avg3, "
+                    "+do0.1 or "
                     "+sdo0.1), then "
                     "gap, then Dense layers such as d128, then dropout such as do0.25, joined "
                     "by '-', e.g. 32k3s1same-32k3s2valid-64k3s1same-64k3s2valid-d128.")
@@ -416,6 +434,7 @@ class Architecture:
                     layers.append(ConvLayer(
                         int(match["filters"]), _parse_pair(match["kernel"]),
                         _parse_pair(match["strides"]), match["padding"],
+                        separable=match["sep"] is not None,
                         batchnorm=match["bn"] is not None, pool=match["pool"] or "none",
                         pool_size=int(match["pool_size"]) if match["pool"] else 2,
                         dropout=float(match["dropout"]) if match["dropout"] else 0.0,
@@ -439,7 +458,8 @@ class Architecture:
                      head: str = "flatten", dropout: float = 0.0) -> Architecture:
         """Parse the command-line form: each conv layer
         ``FILTERS:KERNEL[:STRIDES[:PADDING[:OPTION...]]]`` (kernel and strides may be ``3x5``;
-        options, in any order and each at most once: ``bn`` for batch normalisation, ``maxN`` or
+        options, in any order and each at most once: ``sep`` for a separable convolution,
+        ``bn`` for batch normalisation, ``maxN`` or
         ``avgN`` for a pool of size N, ``doR`` or ``sdoR`` for dropout or spatial dropout of
         rate R, e.g. ``32:3:1:same:bn:max2:sdo0.1``), dense units as integers or
         comma lists; ``head`` and ``dropout`` go to the ``Architecture``."""
@@ -489,13 +509,13 @@ _CONV_BASE = ("filters", "kernel_size", "strides", "padding")
 """ConvLayer's fields that ``to_dict`` always writes; the others only when not at default."""
 
 _CONV_NAME = re.compile(r"(?P<filters>\d+)k(?P<kernel>\d+(?:x\d+)?)s(?P<strides>\d+(?:x\d+)?)"
-                        r"(?P<padding>same|valid)(?P<bn>\+bn)?(?:\+(?P<pool>max|avg)(?P<pool_size>\d+))?"
+                        r"(?P<padding>same|valid)(?P<sep>\+sep)?(?P<bn>\+bn)?(?:\+(?P<pool>max|avg)(?P<pool_size>\d+))?"
                         r"(?:\+(?P<sdo>s?)do(?P<dropout>\d*\.?\d+(?:e-?\d+)?))?")
 """A conv layer in ``Architecture.describe()``'s form: ``32k3s1same``,
-``16k3x5s2valid+bn+max2+sdo0.1``."""
+``16k3x5s2valid+sep+bn+max2+sdo0.1``."""
 
-_OPTION = re.compile(r"bn|(max|avg)(\d+)|(s?do)(\d*\.?\d+)")
-"""A conv layer's option on the command line: ``bn``, ``max2``, ``avg3``, ``do0.1``,
+_OPTION = re.compile(r"sep|bn|(max|avg)(\d+)|(s?do)(\d*\.?\d+)")
+"""A conv layer's option on the command line: ``sep``, ``bn``, ``max2``, ``avg3``, ``do0.1``,
 ``sdo0.1`` ..."""
 
 
@@ -506,15 +526,18 @@ def _parse_options(text: str, options: list[str]) -> dict[str, Any]:
         match = _OPTION.fullmatch(option)
         if match is None:
             raise ArchitectureError(
-                f"conv layer {text!r} has unknown option {option!r}; expected 'bn', 'maxN' or "
+                f"conv layer {text!r} has unknown option {option!r}; expected 'sep', 'bn', "
+                "'maxN' or "
                 "'avgN' (a pool of size N), 'doR' or 'sdoR' (dropout or spatial dropout of "
                 "rate R).")
-        key = ("batchnorm" if option == "bn" else "dropout" if match.group(3) else "pool")
+        key = ("separable" if option == "sep" else "batchnorm" if option == "bn" else
+               "dropout" if match.group(3) else "pool")
         if key in values:
-            what = {"batchnorm": "bn", "pool": "a pool", "dropout": "dropout"}[key]
+            what = {"separable": "sep", "batchnorm": "bn", "pool": "a pool",
+                    "dropout": "dropout"}[key]
             raise ArchitectureError(f"conv layer {text!r} gives {what} more than once.")
-        if key == "batchnorm":
-            values["batchnorm"] = True
+        if key in ("separable", "batchnorm"):
+            values[key] = True
         elif key == "dropout":
             values["dropout"] = float(match.group(4))
             values["spatial_dropout"] = match.group(3) == "sdo"
@@ -572,13 +595,19 @@ HARD_MAX_PARAMS = 100_000_000
 optimizer's copies): more than a 2-core CPU can train, and a typo away from exhausting memory."""
 
 
-def check_architecture(arch: Architecture, max_params: int | None) -> shapes.LayerTable:
-    """The layer table, or ``ArchitectureError`` if it cannot be built or is over budget."""
+def check_architecture(arch: Architecture, max_params: int | None,
+                       max_macs: int | None = None) -> shapes.LayerTable:
+    """The layer table, or ``ArchitectureError`` if it cannot be built or is over budget: more
+    than ``max_params`` parameters or ``max_macs`` multiply-adds per image."""
     table = arch.layer_table()
     if max_params is not None and table.total_params > max_params:
         raise ArchitectureError(
             f"{arch.describe()} has {table.total_params:,} parameters, over the study's "
             f"max_params of {max_params:,}.")
+    if max_macs is not None and table.total_macs > max_macs:
+        raise ArchitectureError(
+            f"{arch.describe()} has {table.total_macs:,} multiply-adds per image, over the "
+            f"study's max_macs of {max_macs:,}.")
     if table.total_params > HARD_MAX_PARAMS:
         raise ArchitectureError(
             f"{arch.describe()} has {table.total_params:,} parameters, over cnnlab's ceiling of "

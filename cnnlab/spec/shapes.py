@@ -1,16 +1,17 @@
-"""Output-shape, parameter-count and multiply-add arithmetic for Conv2D, BatchNormalization,
-MaxPooling2D/AveragePooling2D, Flatten/GlobalAveragePooling2D, Dropout and Dense, and the
-receptive field and effective stride of a stack of convolutions and pools.
+"""Output-shape, parameter-count and multiply-add arithmetic for Conv2D, SeparableConv2D,
+BatchNormalization, MaxPooling2D/AveragePooling2D, Flatten/GlobalAveragePooling2D, Dropout and
+Dense, and the receptive field and effective stride of a stack of convolutions and pools.
 
 This is the notebook's "work out the shapes and the parameters by hand" as code. It is pure
 Python: no NumPy, no TensorFlow, so it can judge an architecture (for example a trial's) before
 anything is built. The tests check every rule here against Keras's own answers.
 
-Multiply-adds (MACs) count the products of an input with a learned weight, those of Conv2D and
-Dense only. BatchNormalization counts 0: at inference it is an elementwise per-channel scale and
-shift (one multiply and one add per output value), like the ReLU that MAC counts leave out too,
-not a sum of products over a window. Pooling, global average pooling, Flatten and Dropout count
-0 as well (comparisons, sums, copies).
+Multiply-adds (MACs) count the products of an input with a learned weight, those of Conv2D,
+SeparableConv2D (its depthwise and its pointwise products) and Dense only. BatchNormalization
+counts 0: at inference it is an elementwise per-channel scale and shift (one multiply and one
+add per output value), like the ReLU that MAC counts leave out too, not a sum of products over a
+window. Pooling, global average pooling, Flatten and Dropout count 0 as well (comparisons, sums,
+copies).
 """
 
 from __future__ import annotations
@@ -96,6 +97,32 @@ def conv2d_macs(output_shape: tuple[int, int, int], in_channels: int,
     kh, kw = _pair(kernel_size, "kernel_size")
     out_h, out_w, out_c = output_shape
     return out_h * out_w * out_c * kh * kw * in_channels
+
+
+def separable_conv2d_params(in_channels: int, filters: int,
+                            kernel_size: int | tuple[int, int], depth_multiplier: int = 1) -> int:
+    """Weights plus biases of a SeparableConv2D: a depthwise ``kh x kw`` kernel per input channel
+    (``depth_multiplier`` of them), no bias, then a pointwise 1x1 convolution to ``filters``
+    with a bias: ``kh * kw * in_channels * m + in_channels * m * filters + filters``.
+
+    Keras 3's ``SeparableConv2D`` weights: ``depthwise_kernel`` (kh, kw, in, m),
+    ``pointwise_kernel`` (1, 1, in * m, filters), ``bias`` (filters,); Howard et al., "MobileNets"
+    (arXiv:1704.04861), section 3.1."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    depthwise = in_channels * depth_multiplier
+    return kh * kw * depthwise + depthwise * filters + filters
+
+
+def separable_conv2d_macs(output_shape: tuple[int, int, int], in_channels: int,
+                          kernel_size: int | tuple[int, int], depth_multiplier: int = 1) -> int:
+    """Multiply-adds of one SeparableConv2D forward pass for one image: the depthwise step
+    ``kh * kw * in * m`` per output position, then the pointwise step ``in * m * filters`` per
+    output position, both at the output's ``H_out x W_out`` (the stride is the depthwise
+    step's; MobileNets eq. 5, with D_F x D_F read as the output's size)."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    out_h, out_w, out_c = output_shape
+    depthwise = in_channels * depth_multiplier
+    return out_h * out_w * depthwise * (kh * kw + out_c)
 
 
 def pool2d_output_shape(input_shape: tuple[int, int, int],

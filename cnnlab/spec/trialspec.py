@@ -134,13 +134,21 @@ class TrainConfig:
         """The recipe settings given (not at their defaults) that this configuration does not
         use: ``decay_rate``/``decay_epochs`` without a step or exponential schedule, ``warmup``
         without cosine, ``momentum`` unless sgd or rmsprop, ``nesterov`` unless sgd."""
-        uses = {"decay_rate": self.schedule in ("step", "exponential"),
-                "decay_epochs": self.schedule in ("step", "exponential"),
-                "warmup": self.schedule == "cosine",
-                "momentum": self.optimizer.lower() in MOMENTUM_OPTIMIZERS,
-                "nesterov": self.optimizer.lower() == "sgd"}
-        return [name for name, used in uses.items()
-                if not used and getattr(self, name) != _DEFAULTS[name]]
+        return [name for name in USED_WITH
+                if not self.uses(name) and getattr(self, name) != _DEFAULTS[name]]
+
+    def uses(self, name: str) -> bool:
+        """Whether this configuration uses the setting ``name``: every setting but those of
+        ``USED_WITH``, which only some schedules or optimizers use."""
+        if name in ("decay_rate", "decay_epochs"):
+            return self.schedule in ("step", "exponential")
+        if name == "warmup":
+            return self.schedule == "cosine"
+        if name == "momentum":
+            return self.optimizer.lower() in MOMENTUM_OPTIMIZERS
+        if name == "nesterov":
+            return self.optimizer.lower() == "sgd"
+        return True
 
     @property
     def augmentation(self) -> bool:

@@ -162,7 +162,8 @@ class Objective:
         if self.config.design is not None:  # Each seed of a setting is trained.
             key = f"{key}-seed{spec.training.seed}"
         trial.set_user_attr(CONFIG_KEY_ATTR, key)
-        for name, value in constraints(spec.architecture, self.config.max_params).items():
+        for name, value in constraints(spec.architecture, self.config.max_params,
+                                       self.config.max_macs).items():
             trial.set_constraint(name, value)
         # The trial's records are complete before Optuna is told how it ended (the tell comes
         # when this returns or raises): the hooks' context records the end as it exits, so that
@@ -212,7 +213,7 @@ class Objective:
             table = arch.layer_table()
             trial.set_user_attr(N_PARAMS_ATTR, table.total_params)
             trial.set_user_attr(MACS_ATTR, table.total_macs)
-            check_architecture(arch, self.config.max_params)
+            check_architecture(arch, self.config.max_params, self.config.max_macs)
         except ArchitectureError as err:
             trial.set_user_attr(OUTCOME_ATTR, "infeasible")
             trial.set_user_attr(REASON_ATTR, str(err))

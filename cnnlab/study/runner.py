@@ -35,7 +35,7 @@ from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig, check_runnable
 from cnnlab.search.factory import make_pruner, make_sampler
 from cnnlab.spec.words import count
-from cnnlab.study import identity
+from cnnlab.study import identity, warm
 from cnnlab.study.loop import Budget, ProgressPrinter, untrained_limit
 from cnnlab.study.objective import KNOWN_FAILURES, Objective, current
 from cnnlab.tracking import liveness
@@ -169,6 +169,8 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
             create_store(sqlite_path(stores.storage), STORAGE)
         storage = storage or open_storage(stores.storage)
     source = identity.source_study(from_study, config, storage, stores.storage)
+    warm_sources = warm.check_sources(config, storage, stores.storage,
+                                      identity.data_identity(data))
     sampler = make_sampler(config, say=lambda text: out(f"note: {text}"))
     if finished:
         study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
@@ -187,6 +189,10 @@ def open_study(config: StudyConfig, stores: Stores, data: MnistSplits, *,
         with warnings.catch_warnings():  # Experimental in Optuna, and what dashboards read.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(config.objectives)
+    started = warm.warm_start(study, warm_sources, config) if not finished else None
+    if started is not None:
+        out(f"study '{config.name}' starts warm from {started.describe()} (copies: they teach "
+            "the sampler and do not count).")
     if source is not None:
         copied = identity.copy_trials(source, study)
         out(f"study '{config.name}' starts from {copied} finished trial(s) of study "

@@ -50,6 +50,7 @@ from cnnlab.names import (
     CONFIRM_TIED_TAG,
     CONFIRMED_BEST_TAG,
     CONFIRMED_TIED_TAG,
+    COPIED_FROM_ATTR,
     DESIGN_KNOB_ATTR,
     DESIGN_VALUE_ATTR,
     DUPLICATE_OF_ATTR,
@@ -78,6 +79,7 @@ from cnnlab.names import (
     STUDY_UID_TAG,
     TRIAL_NUMBER_TAG,
     UID_ATTR,
+    WARM_START_ATTR,
 )
 from cnnlab.search import trials as T
 from cnnlab.search.config import StudyConfig
@@ -200,16 +202,29 @@ class StudyTracker:
         params = {
             "study_name": c.name, "seed": c.seed, "metric": c.metric, "direction": c.direction,
             "sampler": c.sampler.name, "pruner": c.pruner.name, "max_params": c.max_params,
+            "max_macs": c.max_macs,
             "epochs": c.training.epochs, "batch_size": c.training.batch_size,
             "optimizer": c.training.optimizer, "train_size": len(self.data.train),
             "val_size": len(self.data.validation), **tracking.data_params(self.data),
         }
+        started = self.study.user_attrs.get(WARM_START_ATTR)
+        if started:
+            params["warm_start"] = ",".join(started["studies"])
+            params["warm_start_copied"] = sum(started["copied"].values())
+            params["warm_start_left_out"] = sum(sum(v.values())
+                                                for v in started["left_out"].values())
         params.update({f"sampler_{k}": v for k, v in c.sampler.options.items()})
         params.update({f"pruner_{k}": v for k, v in c.pruner.options.items()})
         for key, value in params.items():
             self.client.log_param(run_id, key, value)
         name = c.path.name if c.path is not None else "study.toml"
         self.client.log_text(run_id, c.text, f"config/{name}")
+        if started:
+            copies = [{"trial": t.number, **t.user_attrs[COPIED_FROM_ATTR],
+                       "run_id": t.user_attrs.get(RUN_ID_ATTR)}
+                      for t in self.study.get_trials(deepcopy=False)
+                      if COPIED_FROM_ATTR in t.user_attrs]
+            self.client.log_dict(run_id, {**started, "copies": copies}, "warm_start.json")
 
     def close_orphan_runs(self, study: Any, runs: dict[str, Any] | None = None) -> list[int]:
         """Make MLflow agree with Optuna on every trial that is not running (Optuna decides

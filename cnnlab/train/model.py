@@ -68,7 +68,7 @@ def build_model(arch: Architecture, *, seed: int | None = None,
                 optimizer: str = OPTIMIZER, learning_rate: float | None = None,
                 training: TrainConfig | None = None, steps_per_epoch: int | None = None,
                 total_steps: int | None = None) -> keras.Model:
-    """The Keras model of ``arch``: Conv2D (ReLU) layers, each maybe followed by
+    """The Keras model of ``arch``: Conv2D or SeparableConv2D (ReLU) layers, each maybe followed by
     BatchNormalization (momentum ``training.bn_momentum``, else Keras's 0.99),
     MaxPooling2D/AveragePooling2D and Dropout/SpatialDropout2D; Flatten or GlobalAveragePooling2D;
     Dense (ReLU) layers and the Dense softmax output, each after a Dropout if ``arch.dropout``.
@@ -96,9 +96,9 @@ def build_model(arch: Architecture, *, seed: int | None = None,
         for layer in augmentation_layers(training):
             x = layer(x)
     for i, conv in enumerate(arch.conv):
-        x = layers.Conv2D(filters=conv.filters, kernel_size=conv.kernel_size,
-                          strides=conv.strides, padding=conv.padding, activation="relu",
-                          name=arch.conv_name(i))(x)
+        kind = layers.SeparableConv2D if conv.separable else layers.Conv2D
+        x = kind(filters=conv.filters, kernel_size=conv.kernel_size, strides=conv.strides,
+                 padding=conv.padding, activation="relu", name=arch.conv_name(i))(x)
         if conv.batchnorm:
             momentum = training.bn_momentum if training is not None else BN_MOMENTUM
             x = layers.BatchNormalization(momentum=momentum, name=arch.batchnorm_name(i))(x)

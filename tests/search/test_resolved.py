@@ -141,7 +141,7 @@ def test_study_checks_rows_name_each_values_source() -> None:
         f"conv{i}.{f}" for i in range(1, 6) for f in ("filters", "kernel_size", "strides",
                                                       "padding", "batchnorm", "pool",
                                                       "pool_size", "dropout",
-                                                      "spatial_dropout")}
+                                                      "spatial_dropout", "separable")}
     assert not any(p.startswith("dense2") for p in rows)
     assert rows["conv2.filters"].searched and not rows["conv1.filters"].searched
 

@@ -188,3 +188,65 @@ def test_the_dataframe_carries_the_spec_with_its_types(tmp_path: Path, monkeypat
     assert str(frame["learning_rate"].dtype) == "float64"  # None: Keras's default rate.
     for column in ("receptive_field", "effective_stride", "final_feature_map"):
         assert trained[column].notna().all()
+
+
+CONDITIONAL = """
+n_conv = [1, 2]
+conv.pool = ["none", "max"]
+conv.pool_size = [2, 3]
+conv.dropout = [0.0, 0.1]
+conv.spatial_dropout = [false, true]
+training.schedule = ["constant", "step", "cosine"]
+training.warmup = [0.0, 0.2]
+training.decay_rate = [0.1, 0.5]
+training.optimizer = ["adam", "sgd"]
+training.momentum = [0.0, 0.9]
+"""
+
+
+def test_a_field_is_drawn_only_where_it_is_used() -> None:
+    """A pool's size only with a pool, spatial dropout only with dropout, warm-up only with
+    the cosine schedule, a decay rate only with a step schedule, momentum only with sgd: the
+    trial's parameters are exactly those that shape it, the unused ones at their defaults."""
+    space = parse_space(tomllib.loads(CONDITIONAL))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        spec = space.suggest(trial, TrainConfig())
+        study.tell(trial, 0.0)
+        params, t = trial.params, spec.training
+        for i, layer in enumerate(spec.architecture.conv, start=1):
+            assert (f"conv{i}_pool_size" in params) == (layer.pool != "none")
+            assert (f"conv{i}_spatial_dropout" in params) == (layer.dropout > 0)
+            if layer.pool == "none":
+                assert layer.pool_size == 2
+        assert ("warmup" in params) == (t.schedule == "cosine")
+        assert ("decay_rate" in params) == (t.schedule == "step")
+        assert ("momentum" in params) == (t.optimizer == "sgd")
+        assert t.ignored() == []
+        seen.add((t.schedule, t.optimizer, spec.architecture.conv[0].pool))
+    assert len(seen) == 12  # Every branch was drawn.
+
+
+def test_a_cost_budget_refuses_costlier_networks_untrained(tmp_path: Path, mnist_dir) -> None:
+    """``max_macs``: a network of more multiply-adds per image is an infeasible draw (never
+    built), with Optuna's constraint ``max_macs`` > 0 so that the sampler learns to avoid it;
+    those within it train."""
+    text = TINY.replace('n_trials = 3', 'n_trials = 3\nmax_macs = 150000').replace(
+        'filters = [4, 8]', 'filters = [4, 32]')
+    stores = Stores(tmp_path, text)
+    assert stores.run() == 0
+    study = stores.study("tiny")
+    over = [t for t in study.trials if t.user_attrs["macs"] > 150_000]
+    within = [t for t in study.trials if t.user_attrs["macs"] <= 150_000]
+    assert over and within
+    for trial in over:
+        assert trial.user_attrs["cnnlab_outcome"] == "infeasible"
+        assert "over the study's max_macs of 150,000" in trial.user_attrs["cnnlab_reason"]
+        assert trial.constraints["max_macs"] > 0
+    for trial in within:
+        assert trial.constraints["max_macs"] <= 0
+        assert trial.user_attrs["cnnlab_outcome"] in ("trained", "duplicate")
+    parent, _ = stores.runs("tiny")
+    assert parent.data.params["max_macs"] == "150000"

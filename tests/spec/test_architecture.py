@@ -147,7 +147,7 @@ def test_options_from_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("conv", "message"), [
-    (["32:3:1:same:foo"], r"unknown option 'foo'; expected 'bn', 'maxN' or 'avgN'"),
+    (["32:3:1:same:foo"], r"unknown option 'foo'; expected 'sep', 'bn', 'maxN' or 'avgN'"),
     (["32:3:1:same:max"], "unknown option 'max'"),
     (["32:3:1:bn"], "option 'bn' before STRIDES and PADDING"),
     (["32:3:max2"], "option 'max2' before STRIDES and PADDING"),
@@ -209,6 +209,8 @@ NAMED = [
     Architecture(conv=(), dense=(10,)),
     Architecture(conv=(), dense=()),
     Architecture(conv=(), dense=(), head="gap", dropout=0.5),
+    Architecture.from_strings(["8:3:1:same:sep:bn", "12:5:2:valid:bn:sep:max2:sdo0.05",
+                               "10:1:1:same"], [], head="gap"),
     Architecture.from_file(Path(__file__).resolve().parents[2] / "experiments" / "architectures"
                            / "small_cnn.toml"),
 ]
@@ -263,3 +265,23 @@ def test_shapes_takes_a_name_as_compare_shows_it(capsys) -> None:
     assert capsys.readouterr().out == by_name and by_name.startswith(f"architecture {name}\n")
     assert cli.main(["shapes", name, "--conv", "8:3"]) == 2
     assert "either as NAME or with --conv" in capsys.readouterr().err
+
+
+def test_a_separable_layer_is_named_everywhere_and_changes_no_plain_one() -> None:
+    arch = Architecture.from_strings(["8:3:1:same:sep:bn", "16:3:2:same:sep", "12:3"], [],
+                                     head="gap")
+    assert arch.conv[0] == ConvLayer(8, 3, 1, "same", batchnorm=True, separable=True)
+    assert arch.describe() == "8k3s1same+sep+bn-16k3s2same+sep-12k3s1valid-gap"
+    assert arch.short() == "8-16-12 k3 s1-2-1 same-same-valid sep@1,2 bn@1 gap"
+    assert arch.to_dict()["conv"][1] == {"filters": 16, "kernel_size": 3, "strides": 2,
+                                         "padding": "same", "separable": True}
+    assert "separable" not in arch.to_dict()["conv"][2]  # A plain layer's dict as before.
+    assert arch.to_params()["conv1_separable"] is True
+    assert arch.to_params()["conv3_separable"] is False
+    kinds = [r.kind for r in arch.layer_table().rows if r.name.startswith("conv")
+             and "_" not in r.name]
+    assert kinds == ["SeparableConv2D", "SeparableConv2D", "Conv2D"]
+    with pytest.raises(ArchitectureError, match="gives sep more than once"):
+        Architecture.from_strings(["8:3:1:same:sep:sep"])
+    with pytest.raises(ArchitectureError, match="separable must be true or false"):
+        ConvLayer(8, separable="yes")

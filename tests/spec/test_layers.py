@@ -47,6 +47,14 @@ VARIANTS = [
     Architecture(conv=(ConvLayer(6, (5, 3), (2, 1), "same", pool="max", pool_size=3),
                        ConvLayer(10, 3, (1, 2), "valid", batchnorm=True, pool="avg")),
                  dense=(24, 12), dropout=0.1),
+    # Separable convolutions (issue 33): strided, 'valid', rectangular, 1x1, after a plain one,
+    # with BN, pools and a GAP head.
+    Architecture(conv=(ConvLayer(8, 3, 1, "same", separable=True, batchnorm=True),
+                       ConvLayer(12, 5, 2, "valid", separable=True, pool="max"),
+                       ConvLayer(10, 1, separable=True)), dense=(), head="gap"),
+    Architecture(conv=(ConvLayer(6, 3, 2, "same"),
+                       ConvLayer(16, (3, 5), (2, 1), "same", separable=True, pool="avg",
+                                 dropout=0.1)), dense=(16,)),
 ]
 
 
@@ -189,3 +197,33 @@ def test_notebook_receptive_field_with_same_padding() -> None:
     top, left, *size = _trunk_gradient_support(arch, (7, 7))
     assert tuple(size) == (13, 13)
     assert _trunk_gradient_support(arch, (8, 7)) == (top + 4, left, 13, 13)
+
+
+def test_separable_macs_by_hand_and_by_tensorflow() -> None:
+    """A SeparableConv2D's multiply-adds are its depthwise products (kh*kw*C_in per output
+    position) plus its pointwise ones (C_in*F per output position), both at the output's size
+    (MobileNets eq. 5): checked by hand and against TensorFlow's own op statistics
+    (``tf.compat.v1.profiler``'s float operations, 2 per multiply-add)."""
+    import tensorflow as tf
+
+    arch = Architecture(conv=(ConvLayer(8, 3, 1, "same"),
+                              ConvLayer(16, 5, 2, "valid", separable=True)), dense=())
+    rows = {r.name: r for r in arch.layer_table().rows}
+    # conv2 on 28x28x8, 5x5 stride 2 'valid': 12x12x16; 5*5*8 + 8*16 products per position.
+    assert rows["conv2"].output_shape == (12, 12, 16)
+    assert rows["conv2"].params == 5 * 5 * 8 + 8 * 16 + 16
+    assert rows["conv2"].macs == 12 * 12 * (5 * 5 * 8 + 8 * 16)
+
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (1, 28, 28, 8))
+        tf.keras.layers.SeparableConv2D(16, 5, strides=2, padding="valid")(image)
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        options["output"] = "none"
+        found = tf.compat.v1.profiler.profile(graph, cmd="op", options=options)
+    flops, stack = {}, list(found.children)
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        flops[node.name] = node.float_ops
+    assert flops["DepthwiseConv2dNative"] + flops["Conv2D"] == 2 * rows["conv2"].macs
