@@ -206,6 +206,14 @@ def cmd_study_check(args: argparse.Namespace) -> int:
             " as the notebook trains it" if c.baseline and c.baseline_training == "notebook"
             else "")
         print(f"then confirm: {which} over {c.seeds} seeds{beside}")
+    if config.max_params is not None or config.max_macs is not None:
+        limits = [f"{config.max_params:,} parameters" if config.max_params else "",
+                  f"{config.max_macs:,} multiply-adds per image" if config.max_macs else ""]
+        print(f"budget: at most {' and '.join(x for x in limits if x)}; a larger draw is "
+              "infeasible (an Optuna constraint), never trained")
+    if config.warm_start:
+        print(f"warm start: from the trials of {', '.join(repr(n) for n in config.warm_start)} "
+              "that this space can draw, copied when the study is created")
     if config.enqueue:
         print(f"trained first (enqueued): {count(len(config.enqueue), 'configuration')}")
     design = config.design
@@ -286,12 +294,27 @@ def _print_resolved(config: Any) -> None:
     width = [max(len(line[i]) for line in lines) for i in (0, 1)]
     for label, value, source in lines:
         print(f"  {label:<{width[0]}}  {value:<{width[1]}}  {source}")
+    searched = {r.path.split(".", 1)[-1] for r in rows if not fixed(r.param)}
+    when = [f"{name} only {rule}" for name, rule in CONDITIONS.items() if name in searched]
+    if when:
+        print(textwrap.fill("conditional (drawn only where used, else the default): "
+                            + "; ".join(when), width=96, initial_indent="  ",
+                            subsequent_indent="    "))
     depth = len(config.space.base.conv)
     past = sorted({layer(r.path)[1] for r in rows if r.path.startswith("conv")
                    and layer(r.path)[1] > depth and r.source == "base"})
     if past:
         print(f"  conv{past[0]}{f'-{past[-1]}' if len(past) > 1 else ''} (past the base's "
               f"{depth} layers): as its last layer, with stride 1, 'same' padding, no pool")
+
+
+CONDITIONS = {"pool_size": "with a pool", "spatial_dropout": "with dropout",
+              "warmup": "with the cosine schedule",
+              "decay_rate": "with the step or exponential schedule",
+              "decay_epochs": "with the step or exponential schedule",
+              "momentum": "with sgd or rmsprop", "nesterov": "with sgd"}
+"""What ``study check`` says of the conditional fields a study searches
+(``cnnlab.search.space.CONV_USED_WITH``, ``TrainConfig.uses``)."""
 
 
 def _show(path: str, param: Any) -> str:

@@ -41,22 +41,28 @@ conv.padding = ["valid", "same"]
 conv.separable = [false, true]
 dense.units = [16, 32]
 """
-"""Another space: one more depth, 16 filters, separable convolutions; every configuration of
-``first`` is in it except those with a 2-layer network of 4 filters on layer 1 ... none: all of
-``first``'s values are offered (its fixed values are the same), so every trained trial maps."""
+"""Another space: one more depth, 16 filters, separable convolutions; every value ``first``
+drew is offered and every value it fixes is the same, so every trained trial of it maps."""
 
 
-@pytest.mark.usefixtures("mnist_dir")
-def test_a_warm_started_study_reads_back_the_earlier_trials(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Stores:
+    """The stores of a study 'first' of four trained trials, shared by this module's tests
+    (each starts a study of its own name from it, in the same stores)."""
+    stores = Stores(tmp_path_factory.mktemp("warm"), SOURCE, "first.toml")
+    assert stores.run() == 0
+    return stores
+
+
+def test_a_warm_started_study_reads_back_the_earlier_trials(first: Stores,
+                                                            tmp_path: Path) -> None:
     import optuna
 
-    first = Stores(tmp_path, SOURCE, "first.toml")
-    assert first.run() == 0
     source = first.study("first")
     trained = {t.number: t for t in source.trials if t.state.name == "COMPLETE"}
     assert trained
 
-    second = Stores(tmp_path, WIDER, "second.toml")
+    second = Stores(first.root, WIDER, "second.toml")
     assert second.run() == 0
     study = optuna.load_study(study_name="second", storage=second.storage)
     copies = [t for t in study.trials if t.user_attrs.get("cnnlab_outcome") == "copied"]
@@ -98,17 +104,15 @@ def test_a_warm_started_study_reads_back_the_earlier_trials(tmp_path: Path) -> N
         == len(copies)
 
 
-@pytest.mark.usefixtures("mnist_dir")
-def test_trials_the_new_space_cannot_draw_are_left_out_and_counted(tmp_path: Path) -> None:
+def test_trials_the_new_space_cannot_draw_are_left_out_and_counted(first: Stores) -> None:
     import optuna
 
-    first = Stores(tmp_path, SOURCE, "first.toml")
-    assert first.run() == 0
     trained = [t for t in first.study("first").trials if t.state.name == "COMPLETE"]
-    narrower = WIDER.replace("conv.filters = [4, 8, 16]", "conv.filters = [8, 16]")
-    second = Stores(tmp_path, narrower, "second.toml")
+    narrower = WIDER.replace('name = "second"', 'name = "narrower"').replace(
+        "conv.filters = [4, 8, 16]", "conv.filters = [8, 16]")
+    second = Stores(first.root, narrower, "narrower.toml")
     assert second.run() == 0
-    study = optuna.load_study(study_name="second", storage=second.storage)
+    study = optuna.load_study(study_name="narrower", storage=second.storage)
     record = study.user_attrs["cnnlab_warm_start"]
     fits = [t for t in trained
             if all(v == 8 for k, v in t.params.items() if k.endswith("_filters"))]
@@ -116,14 +120,12 @@ def test_trials_the_new_space_cannot_draw_are_left_out_and_counted(tmp_path: Pat
     assert record["left_out"]["first"].get("outside the space", 0) == len(trained) - len(fits)
 
 
-@pytest.mark.usefixtures("mnist_dir")
 def test_a_warm_start_from_a_study_that_is_not_there_writes_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        first: Stores, capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
 
-    first = Stores(tmp_path, SOURCE.replace("n_trials = 4", "n_trials = 1"), "first.toml")
-    assert first.run() == 0
-    second = Stores(tmp_path, WIDER.replace('["first"]', '["frist"]'), "second.toml")
-    assert second.run() != 0
+    text = WIDER.replace('name = "second"', 'name = "typo"').replace('["first"]', '["frist"]')
+    typo = Stores(first.root, text, "typo.toml")
+    assert typo.run() != 0
     assert "warm_start: no study named 'frist'" in capsys.readouterr().err
-    assert "second" not in optuna.study.get_all_study_names(storage=second.storage)
+    assert "typo" not in optuna.study.get_all_study_names(storage=typo.storage)
