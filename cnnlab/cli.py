@@ -202,6 +202,10 @@ def cmd_study_check(args: argparse.Namespace) -> int:
         c = config.confirm
         which = (f"the {c.top} most accurate of the front" if c.front and c.top
                  else "the front" if c.front else f"the top {c.top}")
+        if c.front and c.at_least is not None:
+            which += f" that scored at least {c.at_least:g}"
+        if c.front and c.smallest is not None:
+            which += f", the {c.smallest} smallest"
         beside = (" beside the notebook CNN" if c.baseline else "") + (
             " as the notebook trains it" if c.baseline and c.baseline_training == "notebook"
             else "")
@@ -493,8 +497,12 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from cnnlab.results.confirm import confirm_study
 
     _check_stores(args, write=True)
+    if (args.at_least is not None or args.smallest is not None) and not args.front:
+        raise ConfigError("--at-least and --smallest choose among the front's trials; give "
+                          "--front too.")
     confirm_study(args.study, top=None if args.front else args.top, front=args.front,
-                  seeds=args.seeds, baseline=args.baseline, stores=args.stores,
+                  at_least=args.at_least, smallest=args.smallest, seeds=args.seeds,
+                  baseline=args.baseline, stores=args.stores,
                   data_dir=args.data_dir,
                   out=lambda line: print(line, flush=True))
     _report_again(args)
@@ -995,6 +1003,11 @@ def _confirm_parser(sub: argparse._SubParsersAction) -> None:
                        help="confirm the K best trials (default 3)")
     which.add_argument("--front", action="store_true",
                        help="confirm the trials on the front of score against size")
+    confirm.add_argument("--at-least", type=float, metavar="SCORE",
+                         help="with --front: only its trials that scored at least SCORE")
+    confirm.add_argument("--smallest", type=_positive, metavar="K",
+                         help="with --front: only the K smallest of them (the candidates for "
+                              "the smallest network as good as SCORE)")
     confirm.add_argument("--seeds", type=_int_at_least(2, 100), default=3, metavar="S",
                          help="seeds per trial (default 3)")
     confirm.add_argument("--baseline", action="store_true",

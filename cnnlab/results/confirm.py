@@ -98,11 +98,19 @@ def trial_spec(config: Any, trial: Any) -> Any:
     return spec
 
 
-def candidates(study: Any, config: Any, *, top: int | None, front: bool) -> list[Any]:
+def candidates(study: Any, config: Any, *, top: int | None, front: bool,
+               at_least: float | None = None, smallest: int | None = None) -> list[Any]:
     """The trials to confirm: those on the front of score against size (with ``top``, the
-    ``top`` best of them by score), or the ``top`` by score; one trial per configuration."""
+    ``top`` best of them by score; with ``at_least``, those that scored at least that; with
+    ``smallest``, the ``smallest`` smallest of those: the candidates for "the smallest network
+    as good as X"), or the ``top`` by score; one trial per configuration."""
     if front:
         chosen = T.front(study, config.size_attr)
+        if at_least is not None:
+            chosen = [t for t in chosen if T.maximizes(study) and t.values[0] >= at_least
+                      or not T.maximizes(study) and t.values[0] <= at_least]
+        if smallest is not None:
+            chosen = sorted(chosen, key=lambda t: t.user_attrs[config.size_attr])[:smallest]
         if top is not None:
             best_first = T.ranked(chosen, maximize=T.maximizes(study))
             keep = {t.number for t in best_first[:top]}
@@ -180,6 +188,8 @@ def confirm_study(
     *,
     top: int | None = 3,
     front: bool = False,
+    at_least: float | None = None,
+    smallest: int | None = None,
     seeds: int = 3,
     baseline: bool = False,
     baseline_training: str = "study",
@@ -189,7 +199,8 @@ def confirm_study(
     config: Any = None,
     out: Callable[[str], None] = print,
 ) -> Confirmation:
-    """Re-train the study's top ``top`` trials (or its ``front``, or the ``top`` of its front),
+    """Re-train the study's top ``top`` trials (or its ``front``, or the ``top`` of its front,
+    or of its front's trials that scored ``at_least``, the ``smallest`` smallest),
     and with ``baseline`` the notebook's CNN (trained with the study's training settings, or
     with ``baseline_training="notebook"`` as the notebook trains it), with ``seeds`` seeds each;
     rank them; record it all, in ``stores`` (default: ``Stores.resolve()``). Seeds already done
@@ -212,7 +223,8 @@ def confirm_study(
                           f"trained over {words.count(config.design.seeds, 'seed')} already; "
                           f"its answer is `{report}`{note}.")
     uri = _check_confirmable(study, stores.tracking_uri)
-    chosen = candidates(study, config, top=top, front=front)
+    chosen = candidates(study, config, top=top, front=front, at_least=at_least,
+                        smallest=smallest)
     specs = {str(t.number): trial_spec(config, t) for t in chosen}
     if baseline:
         from cnnlab.spec.architecture import NOTEBOOK_CNN
@@ -227,6 +239,10 @@ def confirm_study(
     _check_data(study, data)
     record = _open_record(study, config, specs, chosen, seeds)
     rule = "front" if front else f"top {top}"
+    if front and at_least is not None:
+        rule += f" at least {at_least:g}"
+    if front and smallest is not None:
+        rule += f", the {smallest} smallest"
     out(f"confirming study '{study_name}' ({rule}{' and the notebook CNN' if baseline else ''}) "
         f"with {seeds} seeds: {', '.join(('#' + k) if k != BASELINE else k for k in specs)}")
     client = tracking.MlflowClient(uri)
@@ -338,15 +354,17 @@ def confirm_if_asked(config: Any, study: Any, stores: Stores, *, data: Any = Non
     if total is not None and T.counted(study) < total:
         return  # Not finished yet: the next run of the same command goes on, then confirms.
     try:
-        wanted = [str(t.number) for t in candidates(study, config, top=asked.top,
-                                                    front=asked.front)]
+        wanted = [str(t.number) for t in candidates(
+            study, config, top=asked.top, front=asked.front, at_least=asked.at_least,
+            smallest=asked.smallest)]
     except ConfigError:
         return  # No complete trial: nothing to confirm.
     wanted += [BASELINE] if asked.baseline else []
     entries = (load_record(study) or {}).get("entries", {})
     if all(len(entries.get(key, {}).get("values", [])) >= asked.seeds for key in wanted):
         return
-    confirm_study(config.name, top=asked.top, front=asked.front, seeds=asked.seeds,
+    confirm_study(config.name, top=asked.top, front=asked.front, at_least=asked.at_least,
+                  smallest=asked.smallest, seeds=asked.seeds,
                   baseline=asked.baseline, baseline_training=asked.baseline_training,
                   stores=stores, data=data, data_dir=data_dir, config=config, out=out)
 

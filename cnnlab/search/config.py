@@ -121,6 +121,11 @@ class ConfirmConfig:
     front: bool = False
     seeds: int = 3
     baseline: bool = False
+    at_least: float | None = None
+    """With ``front``: only the front's trials that scored at least this."""
+    smallest: int | None = None
+    """With ``front``: only the ``smallest`` smallest of them (the candidates for the smallest
+    network as good as a bar)."""
     baseline_training: str = "study"
     """How the baseline (the notebook's CNN) is trained: ``study``, with the study's
     ``[training]`` like the trials; ``notebook``, as the notebook trains it (rmsprop, batch 256,
@@ -729,20 +734,29 @@ def _confirm(data: Any, where: str) -> ConfirmConfig | None:
         return None
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a table.")
-    unknown = sorted(set(data) - {"top", "front", "seeds", "baseline", "baseline_training"})
+    unknown = sorted(set(data) - {"top", "front", "seeds", "baseline", "baseline_training",
+                                  "at_least", "smallest"})
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected some of top, front, "
-                          "seeds, baseline, baseline_training.")
+                          "at_least, smallest, seeds, baseline, baseline_training.")
     baseline_training = _typed(data, "baseline_training", str, where, "study")
     if baseline_training not in BASELINE_TRAININGS:
         raise ConfigError(f"{where}: 'baseline_training' must be one of "
                           f"{', '.join(BASELINE_TRAININGS)}, not {baseline_training!r}.")
     front = _typed(data, "front", bool, where, False)
+    at_least = data.get("at_least")
+    if at_least is not None and (isinstance(at_least, bool) or
+                                 not isinstance(at_least, (int, float))):
+        raise ConfigError(f"{where}: 'at_least' must be a number (a score), not {at_least!r}.")
+    smallest = _integer(data, "smallest", where, None, minimum=1, maximum=1000)
+    if (at_least is not None or smallest is not None) and not front:
+        raise ConfigError(f"{where}: 'at_least' and 'smallest' choose among the front's "
+                          "trials; give front = true too.")
     top = (None if front and "top" not in data
            else _integer(data, "top", where, 3, minimum=1, maximum=1000))
-    return ConfirmConfig(top=top,
-                         front=front, seeds=_integer(data, "seeds", where, 3, minimum=2,
-                                                     maximum=100),
+    return ConfirmConfig(top=top, at_least=None if at_least is None else float(at_least),
+                         smallest=smallest, front=front,
+                         seeds=_integer(data, "seeds", where, 3, minimum=2, maximum=100),
                          baseline=_typed(data, "baseline", bool, where, False),
                          baseline_training=baseline_training)
 

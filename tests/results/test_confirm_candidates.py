@@ -51,3 +51,19 @@ def test_the_baseline_is_trained_as_the_study_or_as_the_notebook_says() -> None:
     assert config.confirm.baseline_training == "notebook"
     with pytest.raises(ConfigError, match="'baseline_training' must be one of study, notebook"):
         _config({"top": 1, "baseline": True, "baseline_training": "recipe"})
+
+
+def test_the_smallest_of_the_front_at_least_as_good_as_a_bar() -> None:
+    """``at_least`` keeps the front's trials that scored at least the bar, ``smallest`` the K
+    smallest of them: the candidates for "the smallest network as good as the notebook's"."""
+    study = _study()
+    config = _config({"front": True, "at_least": 0.98, "smallest": 2})
+    assert (config.confirm.at_least, config.confirm.smallest) == (0.98, 2)
+    chosen = candidates(study, config, top=None, front=True, at_least=0.98, smallest=2)
+    assert [t.number for t in chosen] == [2, 3]       # 0.980 at 3,000 and 0.985 at 5,000
+    assert [t.number for t in candidates(study, config, top=None, front=True,
+                                         at_least=0.98)] == [2, 3, 5]
+    with pytest.raises(ConfigError, match="give front = true too"):
+        _config({"top": 1, "at_least": 0.98})
+    with pytest.raises(ConfigError, match="'at_least' must be a number"):
+        _config({"front": True, "at_least": "high"})

@@ -441,19 +441,28 @@ def test_every_experiment_file_runs_shrunk(path: Path, tmp_path: Path, monkeypat
     from cnnlab.study.runner import run_study
     from cnnlab.tracking.stores import Stores as StoreURLs
 
+    def shrunk(config):
+        return replace(config, train_size=256, val_size=128, n_trials=1, fidelity=None,
+                       training=replace(config.training, epochs=1))  # Rungs: test_rungs.py.
+
     config = load_study(path)
-    small = replace(config, train_size=256, val_size=128,
-                           training=replace(config.training, epochs=1))
     monkeypatch.chdir(tmp_path)
-    outcome = run_study(replace(small, n_trials=1),
-                        StoreURLs(f"sqlite:///{tmp_path / 'optuna.db'}",
-                               f"sqlite:///{tmp_path / 'mlflow.db'}"), out=lambda _: None)
+    urls = StoreURLs(f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # A study that starts warm from others (open_accurate.toml from open_front.toml): they run
+    # first, shrunk alike, in the same stores.
+    files = {load_study(p).name: p for p in EXPERIMENTS if "warm_start" not in p.read_text()}
+    for name in config.warm_start:
+        run_study(shrunk(load_study(files[name])), urls, out=lambda _: None)
+    outcome = run_study(shrunk(config), urls, out=lambda _: None)
     # One trained trial; draws over max_params (five_percent.toml's first) are trials that do
     # not count toward the budget.
     # Configurations enqueued beyond that one (the recipe files') wait for a larger total.
     trials = [t for t in outcome.study.trials if t.state.name != "WAITING"]
     trained = [t.number for t in trials if t.user_attrs.get(OUTCOME_ATTR) == "trained"]
     assert len(trained) == 1
+    copied = [t for t in trials if t.user_attrs.get(OUTCOME_ATTR) == "copied"]
+    assert len(copied) == len(config.warm_start)  # Each source's one trained trial.
+    trials = [t for t in trials if t not in copied]  # Their runs are in their own experiment.
     assert {t.user_attrs.get(OUTCOME_ATTR) for t in trials} <= {"trained", "infeasible"}
     assert outcome.study.study_name == config.name
     stores = Stores.__new__(Stores)
