@@ -63,7 +63,9 @@ def study_figures(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> di
 
 def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Figure:
     """Every trial's validation score against its size (log scale), the front of score
-    against size drawn through the trials on it, and the notebook's CNN marked at its size.
+    against size drawn through the trials on it, and the notebook's CNN marked at its size;
+    against parameters, the published small networks too (``cnnlab.spec.front.PUBLIC_ANCHORS``:
+    test accuracies, as references).
 
     Fixed margins instead of a layout engine, as the curves (``cnnlab.tracking.plots``): every
     study run's close draws it: drawn and saved in 0.15 CPU-s against 0.25 with matplotlib's
@@ -103,6 +105,13 @@ def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Fig
     ax.axvline(size, color="tab:green", linestyle="--", alpha=0.8,
                label=f"notebook CNN ({size:,} {noun})")
     _confirmed_points(ax, study, size_attr)
+    if size_attr == N_PARAMS_ATTR and metric == "val_accuracy":
+        from cnnlab.spec.front import PUBLIC_ANCHORS
+
+        ax.scatter([a.params for a in PUBLIC_ANCHORS],
+                   [a.test_accuracy for a in PUBLIC_ANCHORS], marker="*", s=70,
+                   color="tab:orange", alpha=0.8,
+                   label="public anchors (test accuracy, chosen on test; longer training)")
     ax.set_xscale("log")
     ax.set_xlabel(noun)
     ax.set_ylabel(metric + " (pruned: last epoch run)")

@@ -67,3 +67,21 @@ def test_the_smallest_of_the_front_at_least_as_good_as_a_bar() -> None:
         _config({"top": 1, "at_least": 0.98})
     with pytest.raises(ConfigError, match="'at_least' must be a number"):
         _config({"front": True, "at_least": "high"})
+
+
+def test_the_front_figure_shows_the_public_anchors_beside_the_front() -> None:
+    from cnnlab.spec.front import PUBLIC_ANCHORS
+    from cnnlab.tracking.study_plots import close, front_figure
+
+    fig = front_figure(_study(), "val_accuracy")
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert any(label.startswith("public anchors") for label in labels)
+    stars = [c for c in ax.collections if c.get_label().startswith("public anchors")][0]
+    assert [tuple(p) for p in stars.get_offsets()] == [
+        (a.params, a.test_accuracy) for a in PUBLIC_ANCHORS]
+    close(fig)
+    fig = front_figure(_study(), "val_loss")  # Anchors are accuracies: not on a loss plot.
+    assert not any(label.startswith("public") for label in
+                   fig.axes[0].get_legend_handles_labels()[1])
+    close(fig)
