@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ArchitectureError, ConfigError
 from cnnlab.names import (
     CONFIG_ATTR,
     CONFIG_KEY_ATTR,
@@ -58,7 +58,8 @@ LEFT_OUT = {
     "outside the space": "a value the new space does not offer",
     "trained otherwise": "a setting the new space fixes at another value (epochs included)",
     "over the budget": "over the new study's max_params or max_macs",
-    "no spec": "recorded before trials kept their whole configuration",
+    "no spec": "recorded before trials kept their whole configuration, or by a cnnlab whose "
+               "configuration this one cannot read",
 }
 """Why a source trial was not copied, by the key counted in ``WarmStart.left_out``."""
 
@@ -98,8 +99,9 @@ def check_sources(config: StudyConfig, storage: Any, url: str,
                   data_identity: dict[str, Any]) -> list[Any]:
     """The studies ``config.warm_start`` names, loaded from ``storage``, each checked: it exists,
     it is another study, it ran on the same data (the digests of the training and validation
-    splits) and scored its trials by the same metric. Raises ``ConfigError`` naming the study
-    and what differs; reads only."""
+    splits) and scored its trials by the same metric. An empty list for a study started warm
+    already (a resume needs no source). Raises ``ConfigError`` naming the study and what differs;
+    reads only."""
     import optuna
 
     if not config.warm_start:
@@ -107,6 +109,9 @@ def check_sources(config: StudyConfig, storage: Any, url: str,
     if not isinstance(config.space, SearchSpace):
         raise ConfigError(f"study '{config.name}': warm_start needs a [search] space.")
     names = optuna.study.get_all_study_names(storage=storage)
+    if config.name in names and WARM_START_ATTR in optuna.load_study(
+            study_name=config.name, storage=storage).user_attrs:
+        return []  # Started warm already: its sources are not needed (nor read) again.
     found = []
     for name in config.warm_start:
         where = f"study '{config.name}': warm_start"
@@ -169,7 +174,10 @@ def _copy(trial: Any, study_name: str, config: StudyConfig,
     stored = trial.user_attrs.get(SPEC_ATTR)
     if stored is None:
         return None, "no spec"
-    spec = TrialSpec.from_dict(stored)
+    try:
+        spec = TrialSpec.from_dict(stored)
+    except (ConfigError, ArchitectureError, TypeError):  # A spec this cnnlab cannot read.
+        return None, "no spec"
     fixed = optuna.trial.FixedTrial({k: v for k, v in spec.to_params().items()
                                      if k != "architecture"})
     try:
