@@ -231,8 +231,8 @@ def kt_child(root: Path, seed: int, budget: float) -> int:
     base = TrainConfig(epochs=EPOCHS, batch_size=128, optimizer="adam", weight_decay=0.0,
                        bn_momentum=0.9, seed=seed)
     data = load_mnist(os.environ.get("CNNLAB_MNIST_DIR"), train_size=TRAIN_SIZE)
-    x, y = data.train.x, data.train.y
-    x_val, y_val = data.validation.x, data.validation.y
+    x, y = data.train.x, data.train.y_onehot
+    x_val, y_val = data.validation.x, data.validation.y_onehot
     log = root / f"kt-hyperband-s{seed}.jsonl"
     spent = sum(json.loads(line)["seconds"] for line in log.read_text().splitlines()) \
         if log.exists() else 0.0
@@ -244,6 +244,8 @@ def kt_child(root: Path, seed: int, budget: float) -> int:
             self.hp = hp
 
         def suggest_categorical(self, name, choices):
+            if set(choices) == {False, True}:  # hp.Choice gives bools back as 0 and 1.
+                return self.hp.Boolean(name)
             return self.hp.Choice(name, list(choices))
 
         def suggest_int(self, name, low, high, *, step=1, log=False):
