@@ -398,11 +398,6 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     size_objective = _objectives(data, metric, where)
     max_params = _integer(data, "max_params", where, None, minimum=1, maximum=HARD_MAX_PARAMS)
     max_macs = _integer(data, "max_macs", where, None, minimum=1)
-    warm = data.get("warm_start", [])
-    if not isinstance(warm, list) or not all(isinstance(n, str) and n.strip() for n in warm):
-        raise ConfigError(f"{where}: 'warm_start' must be a list of study names, not {warm!r}.")
-    if len(set(warm)) != len(warm):
-        raise ConfigError(f"{where}: 'warm_start' names a study twice: {warm}.")
     allow_repeats = _typed(data, "allow_repeats", bool, where, False)
     sampler = Component("design") if design else _component(
         data.get("sampler", {"name": "tpe"}), f"{where}: sampler", SAMPLERS, "samplers")
@@ -420,7 +415,7 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     config = StudyConfig(
         name=name, description=description, seed=seed, n_trials=n_trials, timeout=timeout,
         metric=metric, direction=direction, size_objective=size_objective,
-        max_params=max_params, max_macs=max_macs, warm_start=tuple(warm),
+        max_params=max_params, max_macs=max_macs, warm_start=_warm_start(data, where),
         allow_repeats=allow_repeats, sampler=sampler,
         pruner=pruner, training=training, train_size=train_size, val_size=val_size,
         space=space, confirm=confirm, fidelity=fidelity, path=path, text=text, source=data,
@@ -429,6 +424,16 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
         _refuse_unused_training(training, data.get("training", {}), space, where)
         _check_builds(config, where)
     return config
+
+
+def _warm_start(data: dict[str, Any], where: str) -> tuple[str, ...]:
+    """``warm_start``: the names of the studies to start from (``cnnlab.study.warm``)."""
+    warm = data.get("warm_start", [])
+    if not isinstance(warm, list) or not all(isinstance(n, str) and n.strip() for n in warm):
+        raise ConfigError(f"{where}: 'warm_start' must be a list of study names, not {warm!r}.")
+    if len(set(warm)) != len(warm):
+        raise ConfigError(f"{where}: 'warm_start' names a study twice: {warm}.")
+    return tuple(warm)
 
 
 def _enqueue(data: Any, space: Any, training: TrainConfig,

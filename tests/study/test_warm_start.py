@@ -129,3 +129,17 @@ def test_a_warm_start_from_a_study_that_is_not_there_writes_nothing(
     assert typo.run() != 0
     assert "warm_start: no study named 'frist'" in capsys.readouterr().err
     assert "typo" not in optuna.study.get_all_study_names(storage=typo.storage)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (["first", "first"], "'warm_start' names a study twice"),
+    ("first", "'warm_start' must be a list of study names, not 'first'"),
+    ([""], "'warm_start' must be a list of study names"),
+])
+def test_a_bad_warm_start_is_one_sentence_naming_the_key(value: object, message: str) -> None:
+    from cnnlab.errors import ConfigError
+    from cnnlab.search.config import parse_study
+
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_study({"name": "x", "n_trials": 1, "warm_start": value}, where="x.toml")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("x.toml: ")
