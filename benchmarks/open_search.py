@@ -66,7 +66,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_search import _median_range, timeline  # noqa: E402
+from real_search import _median_range, done_marker, stores, timeline  # noqa: E402
 
 STRATEGIES = ("shipped", "cold", "tpe", "random", "kt-hyperband")
 EPOCHS = 3
@@ -163,14 +163,6 @@ def study_file(strategy: str, seed: int, timeout: float) -> str:
                        warm=warm, sampler=sampler, fidelity=fidelity, epochs=EPOCHS,
                        train_size=TRAIN_SIZE,
                        space=SOURCE_SPACE if strategy == "source" else SPACE)
-
-
-def stores(root: Path) -> tuple[str, str]:
-    return (f"sqlite:///{root / 'optuna.db'}", f"sqlite:///{root / 'mlflow.db'}")
-
-
-def done_marker(root: Path, strategy: str, seed: int) -> Path:
-    return root / f"{strategy}-s{seed}.done"
 
 
 # -- what a search did, as (clock, value, full fidelity) points ------------------------------

@@ -426,6 +426,20 @@ def parse_study(data: dict[str, Any], *, where: str = "study", text: str = "",
     return config
 
 
+def outside_the_space(trial: Any) -> str | None:
+    """The first parameter of an Optuna ``FixedTrial`` drawn from a space whose given value its
+    distribution does not hold (a float out of range, an integer off its step), or None: a
+    ``FixedTrial`` hands back what it is given without judging it."""
+    for name, distribution in trial.distributions.items():
+        try:
+            inside = distribution._contains(distribution.to_internal_repr(trial.params[name]))
+        except (ValueError, TypeError):
+            inside = False
+        if not inside:
+            return name
+    return None
+
+
 def _warm_start(data: dict[str, Any], where: str) -> tuple[str, ...]:
     """``warm_start``: the names of the studies to start from (``cnnlab.study.warm``)."""
     warm = data.get("warm_start", [])
@@ -469,15 +483,10 @@ def _enqueue(data: Any, space: Any, training: TrainConfig,
             culprit = f"'{named[0]}' = {params[named[0]]!r}" if named else "a value"
             reason = str(err).rstrip(".")
             raise ConfigError(f"{at}: {culprit} is not in the space ({reason}).") from None
-        for name, distribution in trial.distributions.items():
-            value = params[name]
-            try:
-                inside = distribution._contains(distribution.to_internal_repr(value))
-            except (ValueError, TypeError):
-                inside = False
-            if not inside:
-                raise ConfigError(f"{at}: '{name}' = {value!r} is not in the space "
-                                  f"({_choices(distribution)}).")
+        name = outside_the_space(trial)
+        if name is not None:
+            raise ConfigError(f"{at}: '{name}' = {params[name]!r} is not in the space "
+                              f"({_choices(trial.distributions[name])}).")
         extra = sorted(set(params) - set(trial.params))
         if extra:
             raise ConfigError(f"{at}: '{extra[0]}' is not a parameter the space draws for this "

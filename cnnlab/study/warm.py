@@ -47,7 +47,7 @@ from cnnlab.names import (
     WARM_START_ATTR,
 )
 from cnnlab.search import trials as T
-from cnnlab.search.config import StudyConfig
+from cnnlab.search.config import StudyConfig, outside_the_space
 from cnnlab.search.space import SearchSpace, constraints
 from cnnlab.spec.trialspec import TrialSpec
 from cnnlab.tracking.stores import redact
@@ -186,13 +186,8 @@ def _copy(trial: Any, study_name: str, config: StudyConfig,
             drawn = config.space.suggest(fixed, config.training)
     except (ValueError, ConfigError, KeyError):
         return None, "outside the space"
-    for name, distribution in fixed.distributions.items():
-        try:
-            inside = distribution._contains(distribution.to_internal_repr(fixed.params[name]))
-        except (ValueError, TypeError):
-            inside = False
-        if not inside:
-            return None, "outside the space"
+    if outside_the_space(fixed) is not None:
+        return None, "outside the space"
     if drawn.key() != spec.key():
         return None, "trained otherwise"
     limits = constraints(drawn.architecture, config.max_params, config.max_macs)
