@@ -18,7 +18,7 @@ from cnnlab.spec import defaults
 from cnnlab.spec.architecture import NOTEBOOK_CNN, Architecture, ShrinkError
 from cnnlab.spec.schedules import SCHEDULES
 from cnnlab.spec.shapes import format_failed_rows
-from cnnlab.spec.trialspec import OPTIMIZERS, RECIPE_FIELDS, USED_WITH
+from cnnlab.spec.trialspec import BASELINE_TRAININGS, OPTIMIZERS, RECIPE_FIELDS, USED_WITH
 from cnnlab.spec.words import count
 from cnnlab.study.signals import Terminated, exit_code, signals_as_interrupts
 from cnnlab.train.data import DATA_DIR_ENV
@@ -500,9 +500,13 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     if (args.at_least is not None or args.smallest is not None) and not args.front:
         raise ConfigError("--at-least and --smallest choose among the front's trials; give "
                           "--front too.")
+    if args.baseline_training != "study" and not args.baseline:
+        raise ConfigError("--baseline-training says how the notebook's CNN is trained; give "
+                          "--baseline too.")
     confirm_study(args.study, top=None if args.front else args.top, front=args.front,
                   at_least=args.at_least, smallest=args.smallest, seeds=args.seeds,
-                  baseline=args.baseline, stores=args.stores,
+                  baseline=args.baseline, baseline_training=args.baseline_training,
+                  stores=args.stores,
                   data_dir=args.data_dir,
                   out=lambda line: print(line, flush=True))
     _report_again(args)
@@ -1011,7 +1015,11 @@ def _confirm_parser(sub: argparse._SubParsersAction) -> None:
     confirm.add_argument("--seeds", type=_int_at_least(2, 100), default=3, metavar="S",
                          help="seeds per trial (default 3)")
     confirm.add_argument("--baseline", action="store_true",
-                         help="also train the notebook's CNN the same way over the same seeds")
+                         help="also train the notebook's CNN over the same seeds")
+    confirm.add_argument("--baseline-training", choices=BASELINE_TRAININGS, default="study",
+                         help="with --baseline: train it with the study's training settings "
+                              "(study, the default) or as the notebook trains it (notebook: "
+                              "rmsprop, batch 256, 10 epochs), like [confirm] baseline_training")
     _add_storage_arg(confirm)
     _add_tracking_arg(confirm)
     _add_data_dir_arg(confirm)

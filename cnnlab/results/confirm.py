@@ -306,6 +306,11 @@ def _open_record(study: Any, config: Any, specs: dict[str, Any], chosen: list[An
         trial = by_number.get(key)
         table = None if trial else spec.architecture.layer_table()  # The baseline's.
         entry = dict(entries.get(key, {"values": [], "seeds": [], "run_ids": []}))
+        if not trial:  # The baseline: its seeds count only if trained the same way.
+            training = spec.training.to_dict()
+            if entry.get("training", training) != training:
+                entry = {"values": [], "seeds": [], "run_ids": []}
+            entry["training"] = training
         entry.update({
             "architecture": spec.architecture.describe(),
             "n_params": trial.user_attrs.get(N_PARAMS_ATTR) if trial else table.total_params,

@@ -80,7 +80,7 @@ from cnnlab.search.space import SearchSpace, parse_space
 from cnnlab.spec import defaults
 from cnnlab.spec.architecture import HARD_MAX_PARAMS
 from cnnlab.spec.fidelity import Fidelity, Rung
-from cnnlab.spec.trialspec import RECIPE_FIELDS, USED_WITH, TrainConfig
+from cnnlab.spec.trialspec import BASELINE_TRAININGS, RECIPE_FIELDS, USED_WITH, TrainConfig
 from cnnlab.spec.words import count
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
@@ -109,8 +109,6 @@ class Component:
     say), said once by ``study check`` and at the start of ``study run``; the per-trial samplers
     and the pruner are then made without repeating it."""
 
-
-BASELINE_TRAININGS = ("study", "notebook")
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,10 @@ RECIPE_FIELDS = ("schedule", "decay_rate", "decay_epochs", "warmup", "weight_dec
 defaults."""
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
+BASELINE_TRAININGS = ("study", "notebook")
+"""How a confirmation trains the notebook's CNN beside a study's networks: with the study's
+``[training]`` (``study``) or as the notebook does (``notebook``: ``TrainConfig()``)."""
+
 
 ARCHITECTURE_FIELDS = tuple(f.name for f in fields(Architecture)
                             if f.name not in ("conv", "dense", "input_shape", "num_classes"))
