@@ -228,7 +228,7 @@ class Objective:
             # collection of every trial's clear_session, the first one's too, scans only what
             # trials make (a full collection of a fresh process's heap costs about 0.3 CPU-s,
             # of a long-lived one's, a test runner's, several times that). The runner's
-            # optimize unfreezes.
+            # optimize unfreezes (unless its caller had frozen objects of its own).
             gc.freeze()
         # Each trial starts from a clean Keras state, so that memory does not grow trial
         # after trial, with its own explicit seed.

@@ -250,6 +250,9 @@ def optimize(study: Any, storage: Any, objective: Objective, callbacks: list[Any
     started = time.monotonic()
     exhausted = False
     study_id = storage.get_study_id_from_name(study.study_name)
+    # The objective freezes the heap (gc.freeze) as its first trials begin; unfrozen at the end
+    # unless the caller had frozen objects of its own, which gc.unfreeze would thaw with ours.
+    thaw = gc.get_freeze_count() == 0
     try:
         while not budget.done and (budget.to_train is None or budget.to_train > 0):
             if config.timeout is not None and time.monotonic() - started >= config.timeout:
@@ -282,7 +285,8 @@ def optimize(study: Any, storage: Any, objective: Objective, callbacks: list[Any
             if exhausted:
                 break
     finally:
-        gc.unfreeze()  # The objective froze the heap as its first trial began.
+        if thaw:
+            gc.unfreeze()
         getattr(storage, "remove_session", lambda: None)()  # As study.optimize ends.
     if exhausted and budget.stopped is None and not budget.reached:
         budget.stopped = (
