@@ -4,6 +4,9 @@ A study process (and its workers' parent, and ``cnnlab ui``) closes what it has 
 way whichever of the two signals ends it: the handler raises ``Terminated``, a
 ``KeyboardInterrupt``, where the program is, and everything after that is the path of Ctrl-C.
 Where the program is inside a store's code, the handler waits until it is out (``STORE_CODE``).
+Where Python cannot raise it (the handler ran inside a ``__del__`` or a weakref callback, run by
+the garbage collector: Python prints "Exception ignored in ..." and goes on), the signal is sent
+again, so that it is raised where the program is next (``_unraisable``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -43,27 +47,54 @@ def in_store_code(frame: Any) -> bool:
     return False
 
 
+def _send_again(signum: int) -> None:
+    """The signal to this process again in ``AGAIN_S``, from another thread."""
+    again = threading.Timer(AGAIN_S, os.kill, (os.getpid(), signum))
+    again.daemon = True
+    again.start()
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     if in_store_code(frame):  # Again in a moment, once the store's code has returned.
-        again = threading.Timer(AGAIN_S, os.kill, (os.getpid(), signum))
-        again.daemon = True
-        again.start()
+        _send_again(signum)
         return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    interrupt = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    interrupt.signum = signum  # type: ignore[attr-defined]  # For _unraisable.
+    raise interrupt
+
+
+def _unraisable(previous: Any) -> Any:
+    """A ``sys.unraisablehook`` that sends the signal again when the interrupt that
+    ``_interrupt`` raised for it could not be raised (it was raised inside a ``__del__`` or a
+    weakref callback: seen as a SIGTERM to a study that went on training, its ``Terminated``
+    printed as "Exception ignored in: <function WeakKeyDictionary.__init__.<locals>.remove>"),
+    and hands anything else to ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        signum = getattr(unraisable.exc_value, "signum", None)
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and signum is not None:
+            _send_again(signum)  # Not from here: the handler would run in this hook too.
+            return
+        previous(unraisable)
+
+    return hook
 
 
 @contextlib.contextmanager
 def signals_as_interrupts() -> Iterator[None]:
     """Within the block SIGTERM raises ``Terminated`` and SIGINT ``KeyboardInterrupt`` (where
     Python's own handler had it: a process that ignores SIGINT, as a shell's background job
-    does, goes on ignoring it), never inside a store's code (``STORE_CODE``); the previous
-    handlers are put back after."""
+    does, goes on ignoring it), never inside a store's code (``STORE_CODE``), and again where
+    the program goes on when it landed where Python cannot raise it (``_unraisable``, as
+    ``sys.unraisablehook``); the previous handlers and hook are put back after."""
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

@@ -154,6 +154,39 @@ def test_sigterm_takes_the_path_of_ctrl_c():
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+@pytest.mark.parametrize("where", ["__del__", "weakref callback"])
+def test_a_signal_that_lands_where_python_cannot_raise_is_raised_next(where: str) -> None:
+    """SIGTERM handled inside a ``__del__`` or a weakref callback (as the garbage collector runs
+    them, anywhere in a trial): Python cannot raise the interrupt there ("Exception ignored
+    in ..."); it is raised where the program goes on, and the hook is put back after. Seen: a
+    study sent SIGTERM went on to its next trial, the interrupt lost in a
+    ``WeakKeyDictionary``'s callback."""
+    import time
+    import weakref
+
+    from cnnlab.study.signals import Terminated, signals_as_interrupts
+
+    class Thing:
+        def __del__(self) -> None:
+            if where == "__del__":
+                _signal_in_here()
+
+    def _signal_in_here(*_: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 0.2)  # The handler runs in here, at the next bytecode.
+
+    hook = sys.unraisablehook
+    went_on = []
+    with pytest.raises(Terminated), signals_as_interrupts():
+        thing = Thing()
+        watch = weakref.ref(thing, _signal_in_here if where != "__del__" else None)
+        del thing  # Its __del__ or its weakref's callback runs now.
+        went_on.append(watch)
+        time.sleep(5)  # Raised here.
+    assert went_on, "raised in the callback, not after it"
+    assert sys.unraisablehook is hook
+
+
 def test_an_interrupt_waits_until_the_store_has_committed(tmp_path: Path) -> None:
     """SIGTERM sent while MLflow's SQL store writes a tag (from inside SQLAlchemy, as the
     statement runs) is raised once the write has returned: the tag is committed and no lock is
