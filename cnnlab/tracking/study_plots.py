@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnnlab.names import MACS_ATTR, N_PARAMS_ATTR  # noqa: E402
+from cnnlab.spec.words import count  # noqa: E402
 
 
 def study_figures(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> dict[str, Any]:
@@ -82,11 +83,13 @@ def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Fig
     ax = fig.add_subplot()
     styles = {TrialState.COMPLETE: ("o", "complete", 0.55), TrialState.PRUNED: ("x", "pruned",
                                                                                 0.55)}
+    scores: list[float] = []
     for state, (marker, label, alpha) in styles.items():
         points = [(t.user_attrs[size_attr], _score(t)) for t in study.get_trials(
             deepcopy=False, states=(state,))
             if size_attr in t.user_attrs and outcome(t) in ("trained", "copied")]
         points = [(n, v) for n, v in points if v is not None]
+        scores += [v for _, v in points]
         if points:
             ax.scatter(*zip(*points, strict=True), marker=marker, label=label, alpha=alpha,
                        color="tab:blue" if state == TrialState.COMPLETE else "tab:gray")
@@ -114,11 +117,30 @@ def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Fig
                    label="public anchors (test accuracy, chosen on test; longer training)")
     ax.set_xscale("log")
     ax.set_xlabel(noun)
-    ax.set_ylabel(metric + " (pruned: last epoch run)")
+    ax.set_ylabel(metric + " (pruned: last epoch run)" + _zoom(ax, metric, scores))
     ax.set_title(f"{study.study_name}: {metric} against {noun}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
+
+
+FRONT_ZOOM = 0.05
+"""An accuracy front is drawn from this far below the best score up: the differences that
+matter between small networks are tenths of a point, and a search's worst draws (a tenth of
+the images right) would squeeze them into one line."""
+
+
+def _zoom(ax: Any, metric: str, scores: list[float]) -> str:
+    """Limit an accuracy axis to ``FRONT_ZOOM`` below the best of ``scores``; the words that
+    say how many trials that leaves out (empty if none)."""
+    if not metric.endswith("accuracy") or not scores:
+        return ""
+    bottom = max(scores) - FRONT_ZOOM
+    below = sum(v < bottom for v in scores)
+    if not below:
+        return ""
+    ax.set_ylim(bottom=bottom, top=min(1.0, max(scores) + 0.1 * FRONT_ZOOM))
+    return f"; {count(below, 'trial')} below {bottom:.3f} not shown"
 
 
 def _confirmed_points(ax: Any, study: Any, size_attr: str) -> None:

@@ -85,3 +85,22 @@ def test_the_front_figure_shows_the_public_anchors_beside_the_front() -> None:
     assert not any(label.startswith("public") for label in
                    fig.axes[0].get_legend_handles_labels()[1])
     close(fig)
+
+
+def test_an_accuracy_front_is_drawn_near_its_best_and_says_what_it_leaves_out() -> None:
+    """A search's worst draws (0.11: a network that learned nothing) would squeeze the tenths
+    of a point between small networks into one line: the axis starts 0.05 below the best."""
+    from cnnlab.tracking.study_plots import FRONT_ZOOM, close, front_figure
+
+    study = _study()
+    study.add_trial(optuna.trial.create_trial(
+        values=[0.11, 500], user_attrs={"cnnlab_outcome": "trained", "n_params": 500}))
+    fig = front_figure(study, "val_accuracy")
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == pytest.approx(0.990 - FRONT_ZOOM)
+    assert ax.get_ylabel().endswith("; 1 trial below 0.940 not shown")
+    close(fig)
+    fig = front_figure(_study(), "val_accuracy")  # Nothing that far below: the whole range.
+    assert "not shown" not in fig.axes[0].get_ylabel()
+    assert fig.axes[0].get_ylim()[0] < 0.965
+    close(fig)
