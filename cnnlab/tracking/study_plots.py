@@ -117,7 +117,10 @@ def front_figure(study: Any, metric: str, size_attr: str = N_PARAMS_ATTR) -> Fig
                    label="public anchors (test accuracy, chosen on test; longer training)")
     ax.set_xscale("log")
     ax.set_xlabel(noun)
-    ax.set_ylabel(metric + " (pruned: last epoch run)" + _zoom(ax, metric, scores))
+    ax.set_ylabel(metric + " (pruned: last epoch run)")
+    note = _zoom(ax, metric, scores)
+    if note:
+        ax.text(0.01, 0.98, note, transform=ax.transAxes, va="top", fontsize=8, alpha=0.8)
     ax.set_title(f"{study.study_name}: {metric} against {noun}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -140,7 +143,7 @@ def _zoom(ax: Any, metric: str, scores: list[float]) -> str:
     if not below:
         return ""
     ax.set_ylim(bottom=bottom, top=min(1.0, max(scores) + 0.1 * FRONT_ZOOM))
-    return f"; {count(below, 'trial')} below {bottom:.3f} not shown"
+    return f"{count(below, 'trial')} below {bottom:.3f} not shown"
 
 
 def _confirmed_points(ax: Any, study: Any, size_attr: str) -> None:
