@@ -142,7 +142,8 @@ def _zoom(ax: Any, metric: str, scores: list[float]) -> str:
     below = sum(v < bottom for v in scores)
     if not below:
         return ""
-    ax.set_ylim(bottom=bottom, top=min(1.0, max(scores) + 0.1 * FRONT_ZOOM))
+    # Up to the highest point drawn (a trial, an anchor, a confirmed interval), with a margin.
+    ax.set_ylim(bottom=bottom, top=ax.dataLim.y1 + 0.1 * FRONT_ZOOM)
     return f"{count(below, 'trial')} below {bottom:.3f} not shown"
 
 

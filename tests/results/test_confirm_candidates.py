@@ -98,6 +98,9 @@ def test_an_accuracy_front_is_drawn_near_its_best_and_says_what_it_leaves_out() 
     fig = front_figure(study, "val_accuracy")
     ax = fig.axes[0]
     assert ax.get_ylim()[0] == pytest.approx(0.990 - FRONT_ZOOM)
+    from cnnlab.spec.front import PUBLIC_ANCHORS  # Above the best trial: still in view.
+
+    assert ax.get_ylim()[1] > max(a.test_accuracy for a in PUBLIC_ANCHORS) > 0.990
     assert [t.get_text() for t in ax.texts if "shown" in t.get_text()] == [
         "1 trial below 0.940 not shown"]
     close(fig)
