@@ -44,6 +44,10 @@ padding = ["valid", "same"]
 dense_units = [16, 32]
 """
 
+TINY_ONE = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1").replace(
+    "train_size = 512", "train_size = 256")
+"""``TINY`` at its smallest: one trial of one epoch on 256 images."""
+
 TINY_SCRIPT = '''"""TINY as a study script: the same settings and parameters, in the same order."""
 import sys
 

@@ -10,10 +10,9 @@ import pytest
 
 from cnnlab import cli
 from cnnlab.names import CONFIRMED_ATTR
-from tests.studies import TINY, Stores
+from tests.studies import TINY_ONE, Stores
 
-STUDY = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1").replace(
-    "train_size = 512", "train_size = 256")
+STUDY = TINY_ONE
 
 
 def _confirm(stores: Stores, *extra: str) -> int:

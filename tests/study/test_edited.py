@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from cnnlab import cli
-from tests.studies import TINY, Stores, run_as_pasted
+from tests.studies import TINY_ONE, Stores, run_as_pasted
 
 pytestmark = pytest.mark.slow  # Every test here runs a study.
 
-ONE = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1").replace(
-    "train_size = 512", "train_size = 256")
+ONE = TINY_ONE
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ from mlflow.tracking import MlflowClient
 from cnnlab import cli
 from cnnlab.cli import build_parser
 from cnnlab.tracking.evaluations import registered_model_name
-from tests.studies import TINY, Stores
+from tests.studies import TINY_ONE, Stores
 
 pytestmark = pytest.mark.slow  # Trains: two `cnnlab train` runs, a study, a confirmation.
 
-ONE = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1").replace(
-    "train_size = 512", "train_size = 256")
+ONE = TINY_ONE
 TRAIN = ["train", "--epochs", "1", "--train-size", "64", "--val-size", "32", "--conv", "2:3:2",
          "--dense", "4"]
 

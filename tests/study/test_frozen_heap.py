@@ -6,10 +6,9 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from tests.studies import TINY, Stores
+from tests.studies import TINY_ONE, Stores
 
-STUDY = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1").replace(
-    "train_size = 512", "train_size = 256")
+STUDY = TINY_ONE
 
 
 def test_a_study_run_leaves_the_callers_heap_as_it_found_it(tmp_path: Path) -> None:

@@ -22,12 +22,11 @@ import pytest
 
 from cnnlab import cli
 from cnnlab.cli import build_parser
-from tests.studies import TINY, _free_port, pasted_env, run_as_pasted
+from tests.studies import TINY_ONE, _free_port, pasted_env, run_as_pasted
 
 pytestmark = pytest.mark.slow  # Every test here runs a study.
 
-ONE = TINY.replace("n_trials = 3", "n_trials = 1").replace("epochs = 2", "epochs = 1").replace(
-    "train_size = 512", "train_size = 256")
+ONE = TINY_ONE
 
 
 def _study_run(folder: Path, *argv: str) -> str:
