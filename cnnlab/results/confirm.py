@@ -144,14 +144,12 @@ def load_record(study: Any) -> dict[str, Any] | None:
     return study.user_attrs.get(CONFIRMED_ATTR)
 
 
-def ranking_of(record: dict[str, Any], *, maximize: bool = True,
-               keys: list[str] | None = None) -> Ranking | None:
-    """The ranking of the record's confirmed trials (all of them, or ``keys``) that have at
-    least two seeds; None if there are none."""
+def ranking_of(record: dict[str, Any], *, maximize: bool = True) -> Ranking | None:
+    """The ranking of the record's confirmed trials that have at least two seeds; None if
+    there are none."""
     entries = record.get("entries", {})
     summaries = [summarize(int(key), entry["values"]) for key, entry in entries.items()
-                 if key != BASELINE and len(entry["values"]) >= 2
-                 and (keys is None or key in keys)]
+                 if key != BASELINE and len(entry["values"]) >= 2]
     return rank(summaries, maximize=maximize) if summaries else None
 
 
@@ -249,8 +247,10 @@ def confirm_study(
     _train_seeds(study, config, specs, record, record["seeds"][:seeds], data, client,
                  tracking.get_or_create_experiment(study_name, uri), out)
     maximize = T.maximizes(study)
-    ranking = ranking_of(record, maximize=maximize, keys=[k for k in specs if k != BASELINE])
-    assert ranking is not None  # Every entry has at least two seeds now.
+    # Every confirmed entry of the study, this call's and earlier ones' (they share the seeds):
+    # the ranking that compare, report and evaluate read, and the one printed and tagged.
+    ranking = ranking_of(record, maximize=maximize)
+    assert ranking is not None  # Every entry of this call has at least two seeds now.
     entries = record["entries"]
     base = summarize(BASELINE, entries[BASELINE]["values"]) if BASELINE in specs else None
     record.update({
@@ -261,7 +261,7 @@ def confirm_study(
     study.set_user_attr(CONFIRMED_ATTR, record)
     record_confirmation(client, study.user_attrs[PARENT_RUN_ATTR], study, ranking, record, base,
                         config)
-    _print(ranking, base, record, config, out, maximize=maximize)
+    _print(ranking, base, record, config, out, maximize=maximize, now=set(specs))
     return Confirmation(ranking, base, record)
 
 
@@ -414,15 +414,18 @@ def _check_data(study: Any, data: Any) -> None:
 
 
 def _print(ranking: Ranking, base: Summary | None, record: dict[str, Any], config: Any,
-           out: Callable[[str], None], *, maximize: bool) -> None:
+           out: Callable[[str], None], *, maximize: bool, now: set[str]) -> None:
     entries = record["entries"]
+    earlier = [s.key for s in ranking.entries if str(s.key) not in now]
     out(f"confirmed ranking by mean {config.metric} over the new seeds (95% interval; the "
-        "trials' first runs left out):")
+        "trials' first runs left out" + ("; * confirmed by an earlier command" if earlier
+                                         else "") + "):")
     for position, summary in enumerate(ranking.entries, start=1):
         entry = entries[str(summary.key)]
         tie = "  tied with the best" if position > 1 and \
             summary.key in ranking.tied_with_best else ""
-        out(f"  {position:>2}. trial {summary.key:<4} {summary.describe():<28} "
+        mark = "*" if summary.key in earlier else " "
+        out(f"  {position:>2}. trial {summary.key:<4}{mark}{summary.describe():<28} "
             f"{entry.get('n_params') or 0:>10,} params  {entry.get('architecture')}{tie}")
     if base is not None:
         out(f"      notebook CNN {base.describe():<28} "
