@@ -153,15 +153,15 @@ RUNGS = ('[fidelity]\nrungs = [{ epochs = 1 }, { epochs = 2 }, { epochs = 3 }]\n
 NO_PRUNER = '[pruner]\nname = "none"'
 
 
-def study_file(strategy: str, seed: int, timeout: float) -> str:
+def study_file(strategy: str, seed: int, timeout: float, train_size: int = TRAIN_SIZE) -> str:
     """The study file of one cnnlab search (``source``, ``shipped``, ``cold``, ``tpe``,
-    ``random``)."""
+    ``random``) on the first ``train_size`` training images."""
     sampler = 'name = "random"' if strategy == "random" else TPE
     fidelity = RUNGS if strategy in ("shipped", "cold") else NO_PRUNER
     warm = f'warm_start = ["open-search-source-s{seed}"]\n' if strategy == "shipped" else ""
     return BASE.format(strategy=strategy, seed=seed, timeout=max(round(timeout), 1),
                        warm=warm, sampler=sampler, fidelity=fidelity, epochs=EPOCHS,
-                       train_size=TRAIN_SIZE,
+                       train_size=train_size,
                        space=SOURCE_SPACE if strategy == "source" else SPACE)
 
 
@@ -206,7 +206,7 @@ def kt_points(root: Path, seed: int, budget: float) -> list[tuple]:
 
 # -- KerasTuner's Hyperband, in a child process ----------------------------------------------
 
-def kt_child(root: Path, seed: int, budget: float) -> int:
+def kt_child(root: Path, seed: int, budget: float, train_size: int = TRAIN_SIZE) -> int:
     """KerasTuner's Hyperband over ``SPACE`` until its clock (the sum of its trials' durations,
     those of earlier runs of this child included) reaches ``budget``."""
     import tomllib
@@ -222,7 +222,7 @@ def kt_child(root: Path, seed: int, budget: float) -> int:
     space = parse_space(tomllib.loads(SPACE))
     base = TrainConfig(epochs=EPOCHS, batch_size=128, optimizer="adam", weight_decay=0.0,
                        bn_momentum=0.9, seed=seed)
-    data = load_mnist(os.environ.get("CNNLAB_MNIST_DIR"), train_size=TRAIN_SIZE)
+    data = load_mnist(os.environ.get("CNNLAB_MNIST_DIR"), train_size=train_size)
     x, y = data.train.x, data.train.y_onehot
     x_val, y_val = data.validation.x, data.validation.y_onehot
     log = root / f"kt-hyperband-s{seed}.jsonl"
@@ -301,7 +301,8 @@ def kt_child(root: Path, seed: int, budget: float) -> int:
 
 # -- the harness -----------------------------------------------------------------------------
 
-def run(root: Path, seeds: list[int], budget: float, strategies: tuple[str, ...]) -> None:
+def run(root: Path, seeds: list[int], budget: float, strategies: tuple[str, ...],
+        train_size: int = TRAIN_SIZE) -> None:
     """Run (or continue) every search with time left, seed by seed: the seed's source first,
     then the strategies in order."""
     root.mkdir(parents=True, exist_ok=True)
@@ -316,12 +317,13 @@ def run(root: Path, seeds: list[int], budget: float, strategies: tuple[str, ...]
                 points = kt_points(root, seed, 1e12)
                 left = limit - (points[-1][0] if points else 0.0)
                 command = [sys.executable, __file__, "kt-child", "--root", str(root),
-                           "--seeds", str(seed), "--budget", str(limit)]
+                           "--seeds", str(seed), "--budget", str(limit),
+                           "--train-size", str(train_size)]
             else:
                 points = cnnlab_points(root, strategy, seed, 1e12)
                 left = limit - (points[-1][0] if points else 0.0)
                 path = root / f"{strategy}-s{seed}.toml"
-                path.write_text(study_file(strategy, seed, left))
+                path.write_text(study_file(strategy, seed, left, train_size))
                 command = [sys.executable, "-m", "cnnlab.cli", "study", "run", str(path),
                            "--storage", storage, "--tracking-uri", tracking]
             print(f"{time.strftime('%H:%M:%S')} {strategy} seed {seed}: {left:.0f} s left "
@@ -405,11 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=BUDGET,
                         help=f"seconds of trials per search (default {BUDGET:g})")
     parser.add_argument("--targets", type=float, nargs="+", default=list(TARGETS))
+    parser.add_argument("--train-size", type=int, default=TRAIN_SIZE,
+                        help=f"training images, the first of the 50,000 (default {TRAIN_SIZE:,};"
+                             " the tests' tiny runs take fewer)")
     args = parser.parse_args(argv)
     if args.action == "kt-child":
-        return kt_child(args.root, args.seeds[0], args.budget)
+        return kt_child(args.root, args.seeds[0], args.budget, args.train_size)
     if args.action == "run":
-        run(args.root, args.seeds, args.budget, tuple(args.strategies))
+        run(args.root, args.seeds, args.budget, tuple(args.strategies), args.train_size)
     table(args.root, args.seeds, args.budget, tuple(args.targets))
     return 0
 
