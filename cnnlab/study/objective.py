@@ -129,6 +129,17 @@ class Objective:
         self.hooks = hooks or NoHooks()
         self._trained = 0  # Trials this process has started training (gc.freeze at 0 and 1).
 
+    @staticmethod
+    def load_frameworks() -> None:
+        """Import Keras and TensorFlow (seconds, once per process) and the modules that train
+        with them, before the first trial is asked for: so that its duration, and a time
+        budget, count its own work, not the process's start (the study loop calls it)."""
+        from cnnlab.train.quiet import import_keras
+
+        import_keras()
+        import cnnlab.train.callbacks  # noqa: F401
+        import cnnlab.train.fit  # noqa: F401
+
     def __call__(self, trial: Any) -> float | tuple[float, float]:
         from optuna.exceptions import UpdateFinishedTrialError
 

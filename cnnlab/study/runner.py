@@ -246,6 +246,8 @@ def optimize(study: Any, storage: Any, objective: Objective, callbacks: list[Any
     def drawn() -> int:  # Enqueued trials wait in the study before they are drawn.
         return sum(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
 
+    if not budget.done:
+        objective.load_frameworks()
     before = drawn()
     started = time.monotonic()
     exhausted = False
