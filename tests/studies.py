@@ -78,6 +78,21 @@ if __name__ == "__main__":
 """``TINY`` written as a study script (``cnnlab.search.script``): its twin."""
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(path: str, name: str) -> Any:
+    """The repository's script at ``path`` (``benchmarks/anytime.py``) imported as the module
+    ``name``, registered in ``sys.modules`` (its dataclasses look their module up there)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 class Stores:
     """A temp folder with a study file, an Optuna SQLite storage and an MLflow SQLite store."""
 

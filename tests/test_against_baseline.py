@@ -3,23 +3,19 @@ another study's notebook-CNN baseline, read back from a real Optuna store."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import optuna
 import pytest
 
 from cnnlab.names import CONFIRMED_ATTR
+from tests.studies import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "against_baseline.py"
 SEEDS = [11, 22, 33]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("against_baseline", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/against_baseline.py", "against_baseline")
 
 
 def _entry(values, seeds=SEEDS, n_params=1000, architecture="8k3s1same-gap"):

@@ -6,22 +6,18 @@ checked is read back from the records and from the tools' own stores; no timing,
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.studies import load_script
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "anytime.py"
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("anytime_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # Its dataclasses look their module up.
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/anytime.py", "anytime_benchmark")
 
 
 @pytest.mark.slow  # It runs the benchmark's four tools.

@@ -7,22 +7,15 @@ sampler and rungs; no timing, no accuracy, no trial count that the budget decide
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "open_search.py"
+from tests.studies import load_script
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("open_search_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/open_search.py", "open_search_benchmark")
 
 
 @pytest.mark.slow  # Six searches and KerasTuner, each in its own process.

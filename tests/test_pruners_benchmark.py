@@ -3,19 +3,11 @@ budget and the counts (no training)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "pruners.py"
+from tests.studies import load_script
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("pruners_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/pruners.py", "pruners_benchmark")
 
 
 def test_the_replay_counts_time_stops_and_the_target():

@@ -227,14 +227,9 @@ def test_a_real_keras_fit_is_ended_by_the_callbacks_but_never_after_its_last_epo
 
 
 def _benchmark():
-    import importlib.util
-    from pathlib import Path
+    from tests.studies import load_script
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "dominance_pruner.py"
-    spec = importlib.util.spec_from_file_location("dominance_pruner", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/dominance_pruner.py", "dominance_pruner")
 
 
 def test_the_benchmark_replays_a_study(tmp_path, capsys):
