@@ -98,6 +98,16 @@ def trial_spec(config: Any, trial: Any) -> Any:
     return spec
 
 
+def baseline_spec(config: Any, training: str) -> Any:
+    """The notebook's CNN as the baseline of a confirmation: trained as the notebook trains it
+    (``training="notebook"``: rmsprop, batch 256, 10 epochs) or with the study's ``[training]``
+    (``"study"``)."""
+    from cnnlab.spec.architecture import NOTEBOOK_CNN
+    from cnnlab.spec.trialspec import TrainConfig, TrialSpec
+
+    return TrialSpec(NOTEBOOK_CNN, TrainConfig() if training == "notebook" else config.training)
+
+
 def candidates(study: Any, config: Any, *, top: int | None, front: bool,
                at_least: float | None = None, smallest: int | None = None) -> list[Any]:
     """The trials to confirm: those on the front of score against size (with ``top``, the
@@ -225,11 +235,7 @@ def confirm_study(
                         smallest=smallest)
     specs = {str(t.number): trial_spec(config, t) for t in chosen}
     if baseline:
-        from cnnlab.spec.architecture import NOTEBOOK_CNN
-        from cnnlab.spec.trialspec import TrainConfig, TrialSpec
-
-        training = TrainConfig() if baseline_training == "notebook" else config.training
-        specs[BASELINE] = TrialSpec(NOTEBOOK_CNN, training)
+        specs[BASELINE] = baseline_spec(config, baseline_training)
     if data is None:
         from cnnlab.train.data import load_mnist
 
